@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Everything symrnn needs on a fresh Debian machine: TeX for the PDF, the package
+# itself (editable), and with --test the test dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tex="texlive-latex-base texlive-latex-recommended texlive-pictures latexmk"
+extra=""
+[ "${1:-}" = "--test" ] && extra="[test]" && tex="$tex poppler-utils"
+if command -v apt-get >/dev/null; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    missing=$(for p in $tex; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+    if [ -n "$missing" ]; then
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    fi
+else
+    echo "install.sh: no apt-get; install TeX Live (pdflatex, latexmk, TikZ) yourself" >&2
+fi
+python3 -m pip install -q -e ".$extra"

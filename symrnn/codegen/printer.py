@@ -1,0 +1,143 @@
+"""NumPy code for matrix expressions in row layout.
+
+A per-step column vector v^(t) of size r is stored as an array (..., r): one
+row per time step and batch member, so that one printed expression serves a
+single step (B, r) and all steps at once (T, B, r). Products are folded left to
+right by the kind of each factor:
+
+    F  a fixed matrix (a parameter)          C  a per-step column (r x 1)
+    R  a per-step row (1 x c)                S  a per-step 1 x 1 scalar
+    O  a per-step outer product C R, only summed over steps and batch
+"""
+from sympy import OneMatrix
+from sympy.printing.numpy import NumPyPrinter
+
+from ..model.nodes import StepVar
+
+
+class RowNumPyPrinter(NumPyPrinter):
+    """Prints in row layout; ``names(leaf)`` gives the code of each variable."""
+
+    def __init__(self, names, params, settings=None):
+        super().__init__(settings or {})
+        self.names = names
+        self.params = set(params)
+
+    # -- kinds ---------------------------------------------------------
+    def _per_step(self, expr):
+        return any(a.name not in self.params for a in expr.atoms(StepVar))
+
+    def kind(self, expr):
+        if not self._per_step(expr):
+            return "F"
+        rows, cols = expr.shape
+        if (rows, cols) == (1, 1):
+            return "S"
+        if cols == 1:
+            return "C"
+        if rows == 1:
+            return "R"
+        return "O"
+
+    def _fixed_T(self, expr):
+        return self._print(expr.arg) if expr.is_Transpose else f"{self._print(expr)}.T"
+
+    # -- leaves --------------------------------------------------------
+    def _print_StepVar(self, expr):
+        return self.names(expr)
+
+    _print_Adjoint = _print_StepVar
+    _print_MatrixSymbol = _print_StepVar
+
+    def _print_OneMatrix(self, expr):
+        return "1.0"
+
+    def _print_ZeroMatrix(self, expr):
+        return "0.0"
+
+    def _print_Identity(self, expr):
+        if expr.shape != (1, 1):
+            raise NotImplementedError(f"identity matrix {expr} in row layout")
+        return "1.0"
+
+    # -- operations ----------------------------------------------------
+    def _print_MatAdd(self, expr):
+        return " + ".join(f"({self._print(a)})" for a in expr.args)
+
+    def _print_HadamardProduct(self, expr):
+        return "*".join(f"({self._print(a)})" for a in expr.args)
+
+    def _print_HadamardPower(self, expr):
+        return f"({self._print(expr.base)})**{self._print(expr.exp)}"
+
+    def _print_Transpose(self, expr):
+        if self.kind(expr) == "F":
+            return self._fixed_T(expr.arg)
+        return self._print(expr.arg)  # a row and a column have the same storage
+
+    def _print_MatMul(self, expr):
+        coeff, factors = expr.as_coeff_matrices()
+        kind, code = self._factor(factors[0])
+        for f in factors[1:]:
+            kind, code = self._product(kind, code, *self._factor(f))
+        if kind == "O":
+            code = f"_flat({code[0] or '1.0'}).T @ _flat({code[1] or '1.0'})"
+        return code if coeff == 1 else f"({self._print(coeff)})*({code})"
+
+    def _factor(self, f):
+        if isinstance(f, OneMatrix) or f.is_Transpose and isinstance(f.arg, OneMatrix):
+            return ("R" if f.shape[0] == 1 else "C"), None  # None: a vector of ones
+        kind = self.kind(f)
+        if kind == "F":
+            return "F", (self._print(f), self._fixed_T(f))
+        return kind, self._print(f)
+
+    def _product(self, k1, c1, k2, c2):
+        def times(a, b):
+            return a if b is None else b if a is None else f"({a})*({b})"
+
+        def dot(a, b):  # a row times a column: one number per step
+            return f"({times(a, b) or '1.0'}).sum(-1, keepdims=True)"
+
+        rule = k1 + k2
+        if rule == "FF":
+            return "F", (f"({c1[0]}) @ ({c2[0]})", f"({c2[1]}) @ ({c1[1]})")
+        if rule == "FC":
+            return "C", f"({c2}) @ ({c1[1]})"
+        if rule == "RF":
+            return "R", f"({c1}) @ ({c2[0]})"
+        if rule == "RC":
+            return "S", dot(c1, c2)
+        if rule in ("CS", "SR", "SS"):
+            return rule.replace("S", "", 1) or "S", times(c1, c2)
+        if rule == "CR":
+            return "O", (c1, c2)
+        if rule == "OC":
+            return "C", times(c1[0], dot(c1[1], c2))
+        raise NotImplementedError(f"product of a {k1} and a {k2} factor in row layout")
+
+    # -- element-wise functions -----------------------------------------
+    def _print_Tanh(self, expr):
+        return f"numpy.tanh({self._print(expr.arg)})"
+
+    def _print_Sigmoid(self, expr):
+        return f"_sigmoid({self._print(expr.arg)})"
+
+    def _print_ReLU(self, expr):
+        return f"numpy.maximum({self._print(expr.arg)}, 0.0)"
+
+    def _print_Step(self, expr):
+        return f"_step({self._print(expr.arg)})"
+
+    def _print_Softmax(self, expr):
+        return f"_softmax({self._print(expr.arg)})"
+
+    def _print_LogSoftmax(self, expr):
+        return f"_log_softmax({self._print(expr.arg)})"
+
+    def _print_SumOverTime(self, expr):
+        # the names of a stacked context cover all steps: summing the batch
+        # and the steps is the same flattening
+        if self.kind(expr.term) == "C":
+            return f"_flat({self._print(expr.term)}).sum(0)"
+        return self._print(expr.term)

@@ -1,0 +1,1 @@
+from .unroll import T, UnrolledGraph, step_equations, t

@@ -1,0 +1,3 @@
+from .cell import Cell
+from .nodes import log_softmax, prev, relu, sigmoid, softmax, tanh
+from .presets import ACTIVATIONS, OUTPUTS, ElmanRNN

@@ -1,0 +1,128 @@
+"""SymPy node types for one step of a recurrent network.
+
+Every node is a ``MatrixExpr`` so that SymPy's ``MatMul``, ``MatAdd``,
+``HadamardProduct`` and ``Transpose`` combine them and check their shapes.
+"""
+from sympy import Basic, Integer, sympify
+from sympy.core.symbol import Str
+from sympy.matrices.expressions.matexpr import MatrixExpr
+
+
+def _str(name):
+    return name if isinstance(name, Str) else Str(name)
+
+
+class StepVar(MatrixExpr):
+    """The value of a quantity at one time step, e.g. h^(t-1) or a copy W^(t).
+
+    The time is a SymPy expression, so ``subs(t, t + 1)`` shifts a whole
+    equation by one step and ``subs(t, 3)`` picks a concrete step.
+    """
+
+    def __new__(cls, name, time, rows, cols):
+        return super().__new__(cls, _str(name), sympify(time), sympify(rows), sympify(cols))
+
+    name = property(lambda self: self.args[0].name)
+    time = property(lambda self: self.args[1])
+    shape = property(lambda self: (self.args[2], self.args[3]))
+
+    def at(self, time):
+        return StepVar(self.args[0], time, *self.shape)
+
+
+class Prev(MatrixExpr):
+    """h^(t-1) written inside the equations of one step: the state carried in."""
+
+    def __new__(cls, state):
+        return super().__new__(cls, state)
+
+    state = property(lambda self: self.args[0])
+    shape = property(lambda self: self.args[0].shape)
+
+
+class Adjoint(MatrixExpr):
+    """The total derivative dL/dv of the loss with respect to the node v."""
+
+    def __new__(cls, var):
+        return super().__new__(cls, var)
+
+    var = property(lambda self: self.args[0])
+    shape = property(lambda self: self.args[0].shape)
+
+
+class Elementwise(MatrixExpr):
+    """A function applied to every entry of its argument."""
+
+    def __new__(cls, arg):
+        return super().__new__(cls, sympify(arg))
+
+    arg = property(lambda self: self.args[0])
+    shape = property(lambda self: self.args[0].shape)
+
+
+class Tanh(Elementwise):
+    pass
+
+
+class Sigmoid(Elementwise):
+    pass
+
+
+class ReLU(Elementwise):
+    pass
+
+
+class Step(Elementwise):
+    """The derivative of ReLU: 1 where the argument is positive, else 0."""
+
+
+class Softmax(Elementwise):
+    """softmax over the entries of a column vector (not entry-wise, same shape)."""
+
+
+class LogSoftmax(Elementwise):
+    """log(softmax(o)), kept as one node so that it is evaluated stably."""
+
+
+class SumOverTime(MatrixExpr):
+    """sum_{t=lo}^{hi} term(t), for a symbolic or a concrete upper limit."""
+
+    def __new__(cls, term, t, lo, hi):
+        return super().__new__(cls, term, t, sympify(lo), sympify(hi))
+
+    term = property(lambda self: self.args[0])
+    index = property(lambda self: self.args[1])
+    limits = property(lambda self: (self.args[2], self.args[3]))
+    shape = property(lambda self: self.args[0].shape)
+
+    def expand_terms(self):
+        """The terms of the sum, for concrete limits."""
+        lo, hi = self.limits
+        return [self.term.subs(self.index, Integer(k)) for k in range(int(lo), int(hi) + 1)]
+
+
+def tanh(x):
+    return Tanh(x)
+
+
+def sigmoid(x):
+    return Sigmoid(x)
+
+
+def relu(x):
+    return ReLU(x)
+
+
+def softmax(x):
+    return Softmax(x)
+
+
+def log_softmax(x):
+    return LogSoftmax(x)
+
+
+def prev(state):
+    return Prev(state)
+
+
+__all__ = [n for n in dir() if not n.startswith("_") and n not in {"Basic", "Integer", "sympify", "Str", "MatrixExpr"}]
