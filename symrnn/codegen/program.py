@@ -49,6 +49,7 @@ class Program:
         self.temps = 0
         self.printer = RowNumPyPrinter(self._name, self.params)
         self.mode = "stacked"
+        self.shifted = set()  # forward values that the backward pass reads at step t+1
         self.equations = [(lhs, shared(cell, rhs)) for lhs, rhs in derivation.step]
 
     # -- names of variables in the three contexts ---------------------------
@@ -132,20 +133,26 @@ class Program:
                 loop.append(f"{lhs.name}_all[_t] = {self.code(body, 'loop')}")
             elif lhs.name in after:
                 end.append(f"{lhs.name} = {self.code(rhs, 'stacked')}")
+                if lhs.name in self.shifted:
+                    raise NotImplementedError(f"{lhs.name} is read at step t+1 but is not "
+                                              "computed in the recurrence")
             else:
                 before.append(f"{lhs.name} = {self.code(rhs, 'stacked')}")
         lines = before[:]
         for name in [lhs.name for lhs, _ in eqs if lhs.name in core]:
             rows = self.code(next(l for l, _ in eqs if l.name == name).shape[0], "stacked")
-            lines.append(f"{name}_all = numpy.empty((T_ + 1, B_, {rows}), dtype=_dtype)")
+            if name in self.shifted:  # read at t+1 by the backward pass: a zero step T+1
+                lines.append(f"{name}_all = numpy.zeros((T_ + 2, B_, {rows}), dtype=_dtype)")
+            else:
+                lines.append(f"{name}_all = numpy.empty((T_ + 1, B_, {rows}), dtype=_dtype)")
             if name in self.states:
                 lines.append(f"{name}_all[0] = {name}0")
         lines.append("for _t in range(1, T_ + 1):")
         lines += ["    " + l for l in loop]
         for name in sorted(core):
-            lines.append(f"{name} = {name}_all[1:]")
+            lines.append(f"{name} = {name}_all[1:T_ + 1]")
             if name in self.states:
-                lines.append(f"{name}_prev = {name}_all[:-1]")
+                lines.append(f"{name}_prev = {name}_all[0:T_]")
         return lines + end
 
     # -- the backward pass ----------------------------------------------------
@@ -201,6 +208,8 @@ class Program:
         leaves = set()
         for e in list(self.d.adjoints.values()) + list(grad_exprs.values()):
             leaves |= {v.name for v in e.atoms(StepVar)}
+            self.shifted |= {v.name for v in e.atoms(StepVar) if v.time.has(t) and v.time != t
+                             and v.name not in self.params}
         full = self.forward_lines(self._needed(leaves | {loss})) + [f"loss = {loss}.sum()"]
         backward = self.backward_lines()
         grads = [f"grad_{k} = {self.code(e, 'stacked')}" for k, e in grad_exprs.items()]

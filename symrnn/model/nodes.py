@@ -3,7 +3,7 @@
 Every node is a ``MatrixExpr`` so that SymPy's ``MatMul``, ``MatAdd``,
 ``HadamardProduct`` and ``Transpose`` combine them and check their shapes.
 """
-from sympy import Basic, Integer, sympify
+from sympy import Basic, Integer, MatAdd, ZeroMatrix, sympify
 from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
@@ -95,10 +95,14 @@ class SumOverTime(MatrixExpr):
     limits = property(lambda self: (self.args[2], self.args[3]))
     shape = property(lambda self: self.args[0].shape)
 
-    def expand_terms(self):
-        """The terms of the sum, for concrete limits."""
+    def doit(self, **hints):
+        """The sum written out when both limits are numbers."""
         lo, hi = self.limits
-        return [self.term.subs(self.index, Integer(k)) for k in range(int(lo), int(hi) + 1)]
+        term = self.term.doit(**hints) if hints.get("deep", True) else self.term
+        if not (lo.is_Integer and hi.is_Integer):
+            return SumOverTime(term, self.index, lo, hi)
+        terms = [term.subs(self.index, Integer(k)) for k in range(int(lo), int(hi) + 1)]
+        return MatAdd(*terms).doit() if terms else ZeroMatrix(*self.shape)
 
 
 def tanh(x):
@@ -125,4 +129,4 @@ def prev(state):
     return Prev(state)
 
 
-__all__ = [n for n in dir() if not n.startswith("_") and n not in {"Basic", "Integer", "sympify", "Str", "MatrixExpr"}]
+__all__ = [n for n in dir() if not n.startswith("_") and n not in {"Basic", "Integer", "MatAdd", "ZeroMatrix", "sympify", "Str", "MatrixExpr"}]

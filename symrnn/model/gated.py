@@ -1,0 +1,64 @@
+"""Gated cells in the notation of Goodfellow et al., section 10.10."""
+from sympy import HadamardProduct as hadamard, MatrixSymbol, OneMatrix, symbols
+
+from .cell import Cell
+from .nodes import log_softmax, prev, sigmoid, softmax, tanh
+
+
+def _sizes():
+    return symbols("D N M", integer=True, positive=True)
+
+
+def _affine(D, N, suffix, h_in, x):
+    """W_k h + U_k x + b_k, with its three parameters."""
+    W = MatrixSymbol(f"W{suffix}", D, D)
+    U = MatrixSymbol(f"U{suffix}", D, N)
+    b = MatrixSymbol(f"b{suffix}", D, 1)
+    return [W, U, b], W * h_in + U * x + b
+
+
+def _softmax_head(h, D, M):
+    V = MatrixSymbol("V", M, D)
+    o, yhat, y = MatrixSymbol("o", M, 1), MatrixSymbol("yhat", M, 1), MatrixSymbol("y", M, 1)
+    return V, y, [(o, V * h), (yhat, softmax(o))], -y.T * log_softmax(o)
+
+
+class LSTM(Cell):
+    """Long short-term memory with forget, input and output gates."""
+
+    def __init__(self):
+        D, N, M = _sizes()
+        x = MatrixSymbol("x", N, 1)
+        h, s = MatrixSymbol("h", D, 1), MatrixSymbol("s", D, 1)
+        f, g, q, a = (MatrixSymbol(n, D, 1) for n in ("f", "g", "q", "a"))
+        params, equations = [], []
+        for gate, suffix, act in ((f, "_f", sigmoid), (g, "_g", sigmoid), (q, "_q", sigmoid),
+                                  (a, "", tanh)):
+            p, pre = _affine(D, N, suffix, prev(h), x)
+            params += p
+            equations.append((gate, act(pre)))
+        V, y, head, loss = _softmax_head(h, D, M)
+        equations += [(s, hadamard(f, prev(s)) + hadamard(g, a)),
+                      (h, hadamard(tanh(s), q))] + head
+        super().__init__("LSTM", params=params + [V], inputs=[x], targets=[y], states=[h, s],
+                         equations=equations, loss=loss, notation={"yhat": r"\hat{y}"},
+                         targets_are_distributions=True)
+
+
+class GRU(Cell):
+    """Gated recurrent unit with update and reset gates."""
+
+    def __init__(self):
+        D, N, M = _sizes()
+        x, h = MatrixSymbol("x", N, 1), MatrixSymbol("h", D, 1)
+        u, r, a = (MatrixSymbol(n, D, 1) for n in ("u", "r", "a"))
+        pu, pre_u = _affine(D, N, "_u", prev(h), x)
+        pr, pre_r = _affine(D, N, "_r", prev(h), x)
+        pa, pre_a = _affine(D, N, "", hadamard(r, prev(h)), x)
+        V, y, head, loss = _softmax_head(h, D, M)
+        equations = [(u, sigmoid(pre_u)), (r, sigmoid(pre_r)), (a, tanh(pre_a)),
+                     (h, hadamard(u, prev(h))
+                      + hadamard((OneMatrix(D, 1) - u), a))] + head
+        super().__init__("GRU", params=pu + pr + pa + [V], inputs=[x], targets=[y], states=[h],
+                         equations=equations, loss=loss, notation={"yhat": r"\hat{y}"},
+                         targets_are_distributions=True)
