@@ -6,7 +6,7 @@ including every sub-expression of a loop body that does not depend on the
 loop's own variables, is computed for all steps at once, and each sum over t
 is one matrix product of stacked rows (see ``printer.py``).
 """
-from sympy import HadamardProduct, MatAdd
+from sympy import Basic, HadamardProduct, MatAdd
 
 from ..graph.unroll import shared, t
 from ..model.nodes import Adjoint, StepVar
@@ -22,8 +22,14 @@ def _time(leaf):
 
 
 def _leaves(expr):
-    return expr.atoms(Adjoint) | {v for v in expr.atoms(StepVar)
-                                  if not any(v in a.atoms(StepVar) for a in expr.atoms(Adjoint))}
+    """The adjoints and forward values ``expr`` reads (not the variables inside an adjoint)."""
+    if isinstance(expr, (Adjoint, StepVar)):
+        return {expr}
+    return set().union(*[_leaves(a) for a in expr.args if isinstance(a, Basic)])
+
+
+def _forward_values(expr):
+    return {v for v in _leaves(expr) if isinstance(v, StepVar)}
 
 
 def _closure(start, edges):
@@ -50,6 +56,7 @@ class Program:
         self.printer = RowNumPyPrinter(self._name, self.params)
         self.mode = "stacked"
         self.shifted = set()  # forward values that the backward pass reads at step t+1
+        self.local = set()    # loop variables that nothing outside the loop body reads
         self.equations = [(lhs, shared(cell, rhs)) for lhs, rhs in derivation.step]
 
     # -- names of variables in the three contexts ---------------------------
@@ -58,6 +65,8 @@ class Program:
             return leaf.name
         base, time = _base(leaf), _time(leaf)
         padded = base in self.padded
+        if self.mode == "loop" and base in self.local:
+            return f"{base}_t"  # lives only in the loop body, at the current step
         if self.mode == "loop":
             k = int(time - t)
             index = k if padded else k - 1
@@ -122,37 +131,44 @@ class Program:
         uses = {lhs.name: {v.name for v in rhs.atoms(StepVar)} for lhs, rhs in self.equations}
         return _closure(roots, uses)
 
-    def forward_lines(self, needed):
+    def forward_lines(self, needed, read_after):
+        """The forward pass; ``read_after``: names the backward pass reads."""
         eqs = [(lhs, rhs) for lhs, rhs in self.equations if lhs.name in needed]
         core, after = self._forward_parts(eqs)
-        self.padded |= core
+        read_after = set(read_after) | {v.name for lhs, rhs in eqs if lhs.name in after
+                                        for v in rhs.atoms(StepVar)}
+        self.local = core - set(self.states) - read_after
+        self.padded |= core - self.local
         before, loop, end = [], [], []
         for lhs, rhs in eqs:
             if lhs.name in core:
-                body = self._hoist(rhs, lambda l: _base(l) in core, before)
-                loop.append(f"{lhs.name}_all[_t] = {self.code(body, 'loop')}")
+                body = self.code(self._hoist(rhs, lambda l: _base(l) in core, before), "loop")
+                target = f"{lhs.name}_t" if lhs.name in self.local else f"{lhs.name}_all[_t]"
+                loop.append(f"{target} = {body}")
             elif lhs.name in after:
-                end.append(f"{lhs.name} = {self.code(rhs, 'stacked')}")
                 if lhs.name in self.shifted:
                     raise NotImplementedError(f"{lhs.name} is read at step t+1 but is not "
                                               "computed in the recurrence")
+                end.append(f"{lhs.name} = {self.code(rhs, 'stacked')}")
             else:
                 before.append(f"{lhs.name} = {self.code(rhs, 'stacked')}")
         lines = before[:]
-        for name in [lhs.name for lhs, _ in eqs if lhs.name in core]:
-            rows = self.code(next(l for l, _ in eqs if l.name == name).shape[0], "stacked")
-            if name in self.shifted:  # read at t+1 by the backward pass: a zero step T+1
-                lines.append(f"{name}_all = numpy.zeros((T_ + 2, B_, {rows}), dtype=_dtype)")
+        stored = [lhs for lhs, _ in eqs if lhs.name in core - self.local]
+        for lhs in stored:
+            rows = self.code(lhs.shape[0], "stacked")
+            if lhs.name in self.shifted:  # read at t+1 by the backward pass: a zero step T+1
+                lines.append(f"{lhs.name}_all = numpy.zeros((T_ + 2, B_, {rows}), dtype=_dtype)")
             else:
-                lines.append(f"{name}_all = numpy.empty((T_ + 1, B_, {rows}), dtype=_dtype)")
-            if name in self.states:
-                lines.append(f"{name}_all[0] = {name}0")
+                lines.append(f"{lhs.name}_all = numpy.empty((T_ + 1, B_, {rows}), dtype=_dtype)")
+            if lhs.name in self.states:
+                lines.append(f"{lhs.name}_all[0] = {lhs.name}0")
         lines.append("for _t in range(1, T_ + 1):")
         lines += ["    " + l for l in loop]
-        for name in sorted(core):
-            lines.append(f"{name} = {name}_all[1:T_ + 1]")
-            if name in self.states:
-                lines.append(f"{name}_prev = {name}_all[0:T_]")
+        for lhs in stored:
+            lines.append(f"{lhs.name} = {lhs.name}_all[1:T_ + 1]")
+            if lhs.name in self.states:
+                lines.append(f"{lhs.name}_prev = {lhs.name}_all[0:T_]")
+        self.local = set()
         return lines + end
 
     # -- the backward pass ----------------------------------------------------
@@ -162,12 +178,15 @@ class Program:
         refers = {base[a]: {_base(l) for l in e.atoms(Adjoint)} for a, e in defs.items()}
         future = {_base(l) for e in defs.values() for l in e.atoms(Adjoint) if l.var.time != t}
         core = {b for b in refers if _closure([b], refers) & future}
-        self.padded |= core | future
+        read_after = {_base(l) for e in self.d.gradients.values() for l in e.atoms(Adjoint)}
+        self.local = core - future - read_after
+        self.padded |= (core | future) - self.local
         before, loop = [], []
         for a, e in defs.items():
             if base[a] in core:
-                body = self._hoist(e, lambda l: _base(l) in core, before)
-                loop.append(f"{base[a]}_all[_t] = {self.code(body, 'loop')}")
+                body = self.code(self._hoist(e, lambda l: _base(l) in core, before), "loop")
+                target = f"{base[a]}_t" if base[a] in self.local else f"{base[a]}_all[_t]"
+                loop.append(f"{target} = {body}")
             elif base[a] in self.padded:  # used at t+1: stored with a zero step T+1
                 before += [f"{base[a]} = {self.code(e, 'stacked')}",
                            f"{base[a]}_all = numpy.zeros((T_ + 2,) + {base[a]}.shape[1:], dtype=_dtype)",
@@ -175,13 +194,14 @@ class Program:
             else:
                 before.append(f"{base[a]} = {self.code(e, 'stacked')}")
         lines = before[:]
-        for a in defs:
-            if base[a] in core:
-                rows = self.code(a.shape[0], "stacked")
-                lines.append(f"{base[a]}_all = numpy.zeros((T_ + 2, B_, {rows}), dtype=_dtype)")
+        stored = [a for a in defs if base[a] in core - self.local]
+        for a in stored:
+            rows = self.code(a.shape[0], "stacked")
+            lines.append(f"{base[a]}_all = numpy.zeros((T_ + 2, B_, {rows}), dtype=_dtype)")
         lines.append("for _t in range(T_, 0, -1):")
         lines += ["    " + l for l in loop]
-        lines += [f"{base[a]} = {base[a]}_all[1:T_ + 1]" for a in defs if base[a] in core]
+        lines += [f"{base[a]} = {base[a]}_all[1:T_ + 1]" for a in stored]
+        self.local = set()
         return lines
 
     # -- whole functions --------------------------------------------------------
@@ -203,14 +223,15 @@ class Program:
         args, head = self._signature()
         loss = self.cell.loss_var.name
         grad_exprs = self.d.gradients
-        forward = self.forward_lines(self._needed([loss])) + [f"loss = {loss}.sum()"]
+        forward = self.forward_lines(self._needed([loss]), ()) + [f"loss = {loss}.sum()"]
         self.padded = set(self.states)
         leaves = set()
         for e in list(self.d.adjoints.values()) + list(grad_exprs.values()):
-            leaves |= {v.name for v in e.atoms(StepVar)}
-            self.shifted |= {v.name for v in e.atoms(StepVar) if v.time.has(t) and v.time != t
+            values = _forward_values(e)
+            leaves |= {v.name for v in values}
+            self.shifted |= {v.name for v in values if (v.time - t).is_positive
                              and v.name not in self.params}
-        full = self.forward_lines(self._needed(leaves | {loss})) + [f"loss = {loss}.sum()"]
+        full = self.forward_lines(self._needed(leaves | {loss}), leaves) + [f"loss = {loss}.sum()"]
         backward = self.backward_lines()
         grads = [f"grad_{k} = {self.code(e, 'stacked')}" for k, e in grad_exprs.items()]
         returns = ", ".join(f"grad_{k}" for k in grad_exprs)
