@@ -1,3 +1,5 @@
+"""``python -m symrnn``: the command line of symrnn/cli.py."""
 from .cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    raise SystemExit(main())

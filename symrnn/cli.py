@@ -1,19 +1,390 @@
-"""Command line: ``symrnn sheet``, ``symrnn derive``, ``symrnn check``, ``symrnn codegen``."""
+"""symrnn: derive, check and compile the BPTT gradients of recurrent networks.
+
+Commands:
+  derive   print the forward equations, the adjoint recurrences and the
+           closed-form gradients
+  check    compare the generated gradients with finite differences and with an
+           independent NumPy BPTT, and print a table of relative errors
+  codegen  write a standalone NumPy module (no symrnn or SymPy import) with the
+           forward pass and the gradients
+  sheet    write the solution sheet (LaTeX, and the PDF with --pdf)
+
+Exit codes: 0 success, 1 a failed check or an I/O failure, 2 bad arguments.
+"""
 import argparse
+import os
 import sys
+
+CELLS = ("elman", "lstm", "gru")
+ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")  # as symrnn.model.presets
+OUTPUTS = ("softmax_ce", "mse", "upstream")
+ELMAN_ONLY = ("activation", "output", "bias")
+
+
+class UsageError(Exception):
+    """Bad arguments: exit code 2."""
+
+    def __init__(self, message, prog=None):
+        super().__init__(message)
+        self.prog = prog
+
+
+class Failure(Exception):
+    """A failed check or an I/O failure: exit code 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message instead of the usage block."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see '{self.prog} --help')", self.prog)
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _model_options(parser):
+    group = parser.add_argument_group("model options")
+    group.add_argument("--cell", choices=CELLS, default="elman",
+                       help="the recurrent cell (default: elman)")
+    group.add_argument("--activation", choices=ACTIVATIONS, default=None,
+                       help="hidden activation of the Elman RNN (default: tanh)")
+    group.add_argument("--output", choices=OUTPUTS, default=None,
+                       help="output and loss of the Elman RNN (default: softmax_ce); "
+                            "upstream: y is the gradient dL/do^(t) passed back by "
+                            "another network")
+    group.add_argument("--bias", action="store_true", default=None,
+                       help="add the biases b and c to the Elman RNN")
+
+
+def build_parser():
+    parser = _Parser(prog="symrnn", description=__doc__.split("\n\n")[0],
+                     epilog="Run 'symrnn COMMAND --help' for the options of a command.\n"
+                            "Exit codes: 0 success, 1 a failed check or an I/O failure, "
+                            "2 bad arguments.",
+                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    derive = sub.add_parser("derive", allow_abbrev=False,
+                            help="print the closed-form gradients",
+                            description="Print the forward equations of one step, the "
+                                        "adjoint recurrences of BPTT and the closed-form "
+                                        "gradients, as derived by the engine.")
+    derive.add_argument("--format", choices=("text", "latex"), default="text",
+                        help="plain text (default) or LaTeX")
+    _model_options(derive)
+
+    check = sub.add_parser("check", allow_abbrev=False,
+                           help="check the gradients numerically",
+                           description="Check the generated gradients on a random problem "
+                                       "against central finite differences of the "
+                                       "generated loss and against an independent, "
+                                       "hand-written NumPy BPTT; print the relative "
+                                       "errors. Exit code 1 when a check fails.")
+    check.add_argument("--T", type=_positive, default=5, metavar="T",
+                       help="sequence length (default: 5)")
+    check.add_argument("--hidden", type=_positive, default=4, metavar="D",
+                       help="hidden size D (default: 4)")
+    check.add_argument("--inputs", type=_positive, default=3, metavar="N",
+                       help="input size N (default: 3)")
+    check.add_argument("--outputs", type=_positive, default=3, metavar="M",
+                       help="output size M (default: 3)")
+    check.add_argument("--batch", type=_positive, default=None, metavar="B",
+                       help="check a batch of B sequences (x of shape (T, N, B)); "
+                            "default: one unbatched sequence")
+    check.add_argument("--seed", type=_seed, default=0, metavar="S",
+                       help="random seed of the problem (default: 0)")
+    _model_options(check)
+
+    codegen = sub.add_parser("codegen", allow_abbrev=False,
+                             help="write a standalone NumPy module",
+                             description="Write a Python module that needs only NumPy, "
+                                         "with loss_and_gradients(params, x, y, h0=None) "
+                                         "and loss(params, x, y, h0=None).")
+    codegen.add_argument("-o", "--out", metavar="FILE", default="-",
+                         help="where to write the module (default: standard output)")
+    _model_options(codegen)
+
+    sheet = sub.add_parser("sheet", allow_abbrev=False,
+                           help="write the solution sheet",
+                           description="Write the solution sheet as LaTeX and, with --pdf, "
+                                       "compile it to PDF.")
+    sheet.add_argument("--out", metavar="DIR", default="output",
+                       help="output directory (default: output)")
+    sheet.add_argument("--pdf", action="store_true", default=None,
+                       help="compile the PDF (needs TeX; fails if it is missing)")
+    _model_options(sheet)
+    return parser
+
+
+def make_cell(args):
+    """The cell that the model options describe."""
+    import symrnn
+
+    if args.cell != "elman":
+        for option in ELMAN_ONLY:
+            if getattr(args, option) is not None:
+                raise UsageError(f"argument --{option}: applies to --cell elman only, "
+                                 f"not to --cell {args.cell}")
+        return symrnn.LSTM() if args.cell == "lstm" else symrnn.GRU()
+    try:
+        return symrnn.ElmanRNN(activation=args.activation or "tanh",
+                               output=args.output or "softmax_ce", bias=bool(args.bias))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+# -- the derivation as plain text ----------------------------------------------------
+
+def _text_printer():
+    from sympy import HadamardProduct, MatAdd, MatMul, OneMatrix
+    from sympy.printing.str import StrPrinter
+
+    from .model.nodes import Elementwise
+
+    class TextPrinter(StrPrinter):
+        """h^(t-1), dL/dh^(t), W^T v, a .* b, sum_{t=1}^{T} ... in plain ASCII."""
+
+        def _wrap(self, expr):
+            text = self._print(expr)
+            compound = isinstance(expr, (MatAdd, HadamardProduct)) or (
+                isinstance(expr, MatMul) and expr.as_coeff_matrices()[0] != 1)
+            return f"({text})" if compound else text
+
+        def _print_StepVar(self, expr):
+            return f"{expr.name}^({str(expr.time).replace(' ', '')})"
+
+        def _print_Adjoint(self, expr):
+            return f"dL/d{self._print(expr.var)}"
+
+        def _print_MatrixSymbol(self, expr):
+            return expr.name
+
+        def _print_SumOverTime(self, expr):
+            lo, hi = expr.limits
+            return f"sum_{{{expr.index}={lo}}}^{{{hi}}} {self._print(expr.term)}"
+
+        def _print_Elementwise(self, expr):
+            name = {"ReLU": "relu", "LogSoftmax": "log_softmax"}.get(
+                type(expr).__name__, type(expr).__name__.lower())
+            return f"{name}({self._print(expr.arg)})"
+
+        def _print(self, expr, **kwargs):
+            if isinstance(expr, Elementwise):
+                return self._print_Elementwise(expr)
+            return super()._print(expr, **kwargs)
+
+        def _print_OneMatrix(self, expr):
+            return "1^T" if expr.shape[0] == 1 and expr.shape[1] != 1 else "1"
+
+        def _print_ZeroMatrix(self, expr):
+            return "0"
+
+        def _print_Identity(self, expr):
+            return "1" if expr.shape == (1, 1) else "I"
+
+        def _print_Transpose(self, expr):
+            if isinstance(expr.arg, OneMatrix):
+                return "1^T"
+            return f"{self._wrap(expr.arg)}^T"
+
+        def _print_MatMul(self, expr):
+            coeff, factors = expr.as_coeff_matrices()
+            body = " ".join(self._wrap(f) for f in factors)
+            if coeff == 1:
+                return body
+            if coeff == -1:
+                return f"-{body}"
+            return f"{self._print(coeff)} {body}"
+
+        def _print_HadamardProduct(self, expr):
+            # a product in a factor gets parentheses: (W^T v) .* r, not W^T v .* r
+            return " .* ".join(f"({self._print(a)})" if isinstance(a, MatMul)
+                               else self._wrap(a) for a in expr.args)
+
+        def _print_HadamardPower(self, expr):
+            return f"{self._wrap(expr.base)}.^{self._print(expr.exp)}"
+
+        def _print_MatAdd(self, expr):
+            terms = [self._print(a) for a in expr.args]
+            terms = [t for t in terms if not t.startswith("-")] + \
+                    [t for t in terms if t.startswith("-")]  # 1 - h.^2, not -h.^2 + 1
+            text = terms[0]
+            for t in terms[1:]:
+                text += f" - {t[1:]}" if t.startswith("-") else f" + {t}"
+            return text
+
+    return TextPrinter()
+
+
+def _sections(derivation):
+    """(title, [(lhs, rhs), ...]) of what ``derive`` prints, as expressions."""
+    from .graph.unroll import shared
+    from .model.nodes import Adjoint, StepVar
+
+    cell = derivation.cell
+    states = {f"{s.name}0": s for s in cell.states}
+    gradients = []
+    for name, g in derivation.gradients.items():
+        if name in states:
+            target = StepVar(states[name].name, 0, *states[name].shape)
+        else:
+            target = cell.param(name)
+        gradients.append((Adjoint(target), g))
+    initial = ", ".join(f"{s.name}^(0)" for s in cell.states)
+    return [
+        (f"Forward, for t = 1, ..., T ({initial} given)",
+         [(lhs, shared(cell, rhs)) for lhs, rhs in derivation.step]),
+        ("Backward, for t = T, ..., 1 (a term at step T+1 is zero)",
+         list(derivation.adjoints.items())),
+        ("so at t = T", list(derivation.terminal.items())),
+        ("Gradients", gradients),
+    ]
+
+
+def derivation_latex(derivation):
+    """The same as ``derivation_text``, as LaTeX ``align*`` blocks (amsmath, bm)."""
+    # the LaTeX printer of the solution sheet
+    from .render.latex_printer import latex
+
+    cell = derivation.cell
+    lines = [f"% {cell.name}: BPTT derived by symrnn; needs \\usepackage{{amsmath,bm}}"]
+    for k, (title, equations) in enumerate(_sections(derivation)):
+        rows = [f"  {latex(lhs, cell)} &= {latex(rhs, cell)}" for lhs, rhs in equations]
+        if k == 0:
+            rows.append(r"  L &= \sum_{t=1}^{T} L^{(t)}")
+        lines += [f"% {title}", r"\begin{align*}", " \\\\\n".join(rows), r"\end{align*}"]
+    return "\n".join(lines)
+
+
+def derivation_text(derivation):
+    """The forward equations, the adjoint recurrences and the gradients, as text."""
+    cell, p = derivation.cell, _text_printer()
+    lines = [cell.name]
+    for k, (title, equations) in enumerate(_sections(derivation)):
+        lines += ["", f"{title}:"]
+        lines += [f"  {p.doprint(lhs)} = {p.doprint(rhs)}" for lhs, rhs in equations]
+        if k == 0:
+            lines.append("  L = sum_{t=1}^{T} L^(t)")
+    lines += ["", "A B is the matrix product, A^T the transpose, a .* b and a.^2 act "
+              "entry by entry, 1 is a vector of ones."]
+    return "\n".join(lines)
+
+
+# -- commands ----------------------------------------------------------------------
+
+def run_derive(args, cell):
+    from .derivation import derive
+
+    derivation = derive(cell)
+    print(derivation_latex(derivation) if args.format == "latex"
+          else derivation_text(derivation))
+    return 0
+
+
+def run_check(args, cell):
+    from .check import check
+
+    report = check(cell, T=args.T, hidden=args.hidden, inputs=args.inputs,
+                   outputs=args.outputs, batch=args.batch, seed=args.seed)
+    print(report.table())
+    return 0 if report.passed else 1
+
+
+def run_codegen(args, cell):
+    from .codegen.lambdify import module_source
+    from .derivation import derive
+
+    source = module_source(derive(cell))
+    if args.out == "-":
+        sys.stdout.write(source)
+        return 0
+    try:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(source)
+    except OSError as e:
+        raise Failure(f"cannot write {args.out}: {e.strerror or e}") from None
+    print(args.out)
+    return 0
+
+
+def run_sheet(args, cell):
+    try:
+        from .render.sheet import write_sheet
+    except ImportError as e:
+        raise Failure(f"the solution sheet is not available: {e}") from None
+    try:
+        paths = write_sheet(args.out, cell=cell, pdf=args.pdf)
+    except OSError as e:
+        where = e.filename or args.out
+        raise Failure(f"cannot write {where}: {e.strerror or e}") from None
+    except ValueError as e:  # a cell the sheet does not cover
+        raise UsageError(" ".join(str(e).split())) from None
+    except RuntimeError as e:  # SheetError: LaTeX failed; or --pdf without TeX
+        message = " ".join(str(e).split()) or type(e).__name__
+        raise Failure(message) from None
+    for path in paths:
+        print(path)
+    return 0
+
+
+COMMANDS = {"derive": run_derive, "check": run_check, "codegen": run_codegen,
+            "sheet": run_sheet}
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="symrnn", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sheet = sub.add_parser("sheet", help="write the solution sheet (LaTeX, and PDF when TeX is installed)")
-    sheet.add_argument("--out", default="output")
-    args = parser.parse_args(argv)
-    if args.command == "sheet":
-        from .render.sheet import write_sheet
-        for path in write_sheet(args.out):
-            print(path)
-    return 0
+    """Run the command line; returns the exit code (never raises, prints no traceback)."""
+    parser = build_parser()
+    prog = "symrnn"
+    try:
+        args = parser.parse_args(argv)
+        prog = f"symrnn {args.command}"
+        cell = make_cell(args)
+        return COMMANDS[args.command](args, cell)
+    except SystemExit as e:  # --help
+        return e.code if isinstance(e.code, int) else 0
+    except UsageError as e:
+        _say(f"{e.prog or prog}: error: {e}")
+        return 2
+    except Failure as e:
+        _say(f"{prog}: error: {e}")
+        return 1
+    except KeyboardInterrupt:
+        _say(f"{prog}: interrupted")
+        return 130
+    except BrokenPipeError:
+        # the reader went away (symrnn codegen | head): stay quiet
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except Exception as e:  # a bug: one line, unless SYMRNN_DEBUG asks for the traceback
+        if os.environ.get("SYMRNN_DEBUG"):
+            raise
+        _say(f"{prog}: internal error: {type(e).__name__}: {' '.join(str(e).split())} "
+             "(set SYMRNN_DEBUG=1 for the traceback)")
+        return 1
+
+
+def _say(message):
+    print(message, file=sys.stderr)
 
 
 if __name__ == "__main__":

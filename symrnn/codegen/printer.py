@@ -106,6 +106,15 @@ class RowNumPyPrinter(NumPyPrinter):
             return "C", f"({c2}) @ ({c1[1]})"
         if rule == "RF":
             return "R", f"({c1}) @ ({c2[0]})"
+        # a 1x1 factor scales the other one: stored rows broadcast against it
+        if rule == "FS":  # a fixed column times a per-step 1x1: a per-step column
+            return "C", f"({c2})*({c1[1]})"
+        if rule == "SF":  # a per-step 1x1 times a fixed row: a per-step row
+            return "R", f"({c1})*({c2[0]})"
+        if rule == "CF":  # a per-step column times a fixed 1x1
+            return "C", f"({c1})*({c2[0]})"
+        if rule == "FR":  # a fixed 1x1 times a per-step row
+            return "R", f"({c1[0]})*({c2})"
         if rule == "RC":
             return "S", dot(c1, c2)
         if rule in ("CS", "SR", "SS"):
@@ -138,6 +147,9 @@ class RowNumPyPrinter(NumPyPrinter):
     def _print_SumOverTime(self, expr):
         # the names of a stacked context cover all steps: summing the batch
         # and the steps is the same flattening
-        if self.kind(expr.term) == "C":
+        kind = self.kind(expr.term)
+        if kind in ("C", "S"):
             return f"_flat({self._print(expr.term)}).sum(0)"
+        if kind == "R":  # the gradient of a row parameter w[1, c]: stored (1, c)
+            return f"_flat({self._print(expr.term)}).sum(0, keepdims=True)"
         return self._print(expr.term)

@@ -2,8 +2,19 @@
 
 This module imports nothing from symrnn or SymPy: ``symrnn codegen`` copies
 its source into the standalone module it writes.
+
+The checks run on every call, so the common case (float64 arrays whose shapes
+fit) costs a handful of cheap operations: one reduction per array for the
+finiteness test, shape tuples compared in Python, views instead of copies where
+the layout allows. Everything that explains what is wrong is computed only once
+something is wrong. Every ValueError message starts with the argument's name.
 """
+import math
+
 import numpy
+
+_F64 = numpy.dtype(numpy.float64)
+_vdot = numpy.vdot
 
 
 def _flat(a):
@@ -28,115 +39,257 @@ def _log_softmax(x):
     return s - numpy.log(numpy.exp(s).sum(-1, keepdims=True))
 
 
-def _array(name, value):
+# -- checks ---------------------------------------------------------------------
+
+def _convert(name, value):
+    """``value`` as a new float64 array, or a ValueError naming ``name``."""
     try:
-        a = numpy.asarray(value, dtype=numpy.float64)
+        a = numpy.asarray(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: not an array of numbers") from None
-    # the sum is a cheap test; only when it is not finite look at every entry
-    if not numpy.isfinite(a.sum()) and not numpy.isfinite(a).all():
-        raise ValueError(f"{name}: contains NaN or Inf")
-    return a
+        a = None  # ragged nested lists
+    if a is None or a.dtype.kind not in "biuf":
+        kind = None if a is None else a.dtype.kind
+        what = ("None" if value is None else "text" if kind in ("S", "U")
+                else f"{a.dtype} values" if kind in ("c", "m", "M")
+                else f"a {type(value).__name__}")
+        raise ValueError(f"{name}: expected an array of real numbers, got {what}")
+    return a.astype(_F64, copy=False)
 
 
-def _fit(name, shape, dims, sizes):
-    """Check ``shape`` against the size names ``dims``, learning unknown sizes."""
+def _not_finite(name, a):
+    """Raise if ``a`` has a NaN or an infinity (the quick test also fails on overflow)."""
+    bad = ~numpy.isfinite(a)
+    if bad.any():
+        where = tuple(int(i) for i in numpy.argwhere(bad)[0])
+        value = a[where]
+        what = "NaN" if value != value else "Inf" if value > 0 else "-Inf"
+        raise ValueError(f"{name}: contains {what} at index "
+                         f"{where}; every entry must be finite")
+
+
+def _array(name, value):
+    """``value`` as a float64 array with finite entries (no copy when it is one)."""
+    if type(value) is not numpy.ndarray or value.dtype is not _F64:
+        value = _convert(name, value)
+    # one cheap reduction: sum of squares is finite unless an entry is NaN or Inf
+    # (or beyond 1e154, which only sends a finite array to the exact test)
+    if not math.isfinite(_vdot(value, value)):
+        _not_finite(name, value)
+    return value
+
+
+def _fit(name, shape, dims, sizes, origin):
+    """Check ``shape`` against the size names ``dims``; learn the sizes seen first.
+
+    ``sizes`` maps a size name to its value, ``origin`` to the argument it came
+    from (None for a number such as "1" in the model's shapes).
+    """
     if len(shape) != len(dims):
         raise ValueError(f"{name}: expected {len(dims)} dimension(s) ({', '.join(dims)}), "
                          f"got shape {shape}")
     for n, d in zip(shape, dims):
-        if sizes.setdefault(d, n) != n:
-            raise ValueError(f"{name}: shape {shape} does not fit ({', '.join(dims)}) "
-                             f"with {d} = {sizes[d]}")
-        if n == 0:
-            raise ValueError(f"{name}: size {d} must be at least 1")
+        known = sizes.get(d)
+        if known is None:
+            if n == 0:
+                raise ValueError(f"{name}: shape {shape} has {d} = 0; {d} must be at least 1")
+            sizes[d] = n
+            origin[d] = name
+        elif known != n:
+            why = (f"the model fixes this size to {d}" if origin[d] is None
+                   else f"{d} cannot be both {known} and {n}" if origin[d] == name
+                   else f"{d} = {n} here but {d} = {known} from {origin[d]}")
+            raise ValueError(f"{name}: shape {shape} does not fit ({', '.join(dims)}): {why}")
 
 
-def _sequence(name, value, dim, sizes, labels=False):
-    """(T, n) or (T, n, B) -> rows (T, B, n); integer labels (T,) or (T, B) -> one-hot."""
-    if labels and numpy.asarray(value).dtype.kind in "iu":
-        k = numpy.asarray(value)
-        if k.ndim not in (1, 2) or k.shape[0] == 0:
-            raise ValueError(f"{name}: integer labels must have shape (T,) or (T, B), "
-                             f"got {k.shape}")
-        if k.min() < 0 or k.max() >= sizes[dim]:
-            raise ValueError(f"{name}: labels must lie in 0..{sizes[dim] - 1}")
-        rows = numpy.eye(sizes[dim])[k]
-        return rows[:, None, :] if k.ndim == 1 else rows
-    a = _array(name, value)
-    if a.ndim not in (2, 3):
-        raise ValueError(f"{name}: expected shape (T, {dim}) or (T, {dim}, B), got {a.shape}")
-    if a.shape[0] == 0:
-        raise ValueError(f"{name}: needs at least one time step (T = 0)")
-    _fit(name, a.shape[1:2], (dim,), sizes)
-    return a[:, None, :] if a.ndim == 2 else numpy.ascontiguousarray(a.transpose(0, 2, 1))
+def _bad_params(params, names):
+    """The ValueError for a ``params`` argument that is not a dict with ``names``."""
+    expected = "expected a dict with the keys " + ", ".join(map(repr, names))
+    if not hasattr(params, "keys"):
+        raise ValueError(f"params: {expected}, got a {type(params).__name__}")
+    missing = [p for p in names if p not in params]
+    if missing:
+        raise ValueError(f"params: missing {missing[0]!r}; {expected}")
+    extra = sorted(map(repr, set(params) - set(names)))
+    raise ValueError(f"params: {'unexpected key ' + extra[0] if extra else 'not usable'}; "
+                     f"{expected}")
 
 
-def make_function(kernel, spec):
-    """The user-facing function ``f(params, x, y, h0=None, ...)`` around ``kernel``."""
-    param_names = [p for p, _ in spec["params"]]
-    state_names = [s + "0" for s, _ in spec["states"]]
-    (x_name, x_dim), (y_name, y_dim) = spec["input"], spec["target"]
+def _expected(dims, sizes):
+    """``(T, M, B) = (5, 3, 2)`` with the sizes known so far."""
+    known = [str(sizes.get(d, d)) for d in dims]
+    return f"({', '.join(dims)}) = ({', '.join(known)})"
 
-    def f(params, x, y, **initial):
-        unknown = sorted(set(initial) - set(state_names))
+
+def _one_hot(k, m, dim, eye):
+    """Integer class labels of shape (T,) or (T, B) as one-hot rows (T, B, m)."""
+    table = eye.get(m)
+    if table is None:
+        table = eye[m] = numpy.eye(m)
+    try:
+        if k.min() < 0:
+            raise IndexError
+        rows = table.take(k, 0)  # raises for a label >= m
+    except IndexError:
+        where = tuple(int(i) for i in numpy.argwhere((k < 0) | (k >= m))[0])
+        raise ValueError(f"y: label {k[where]} at index {where} is not a class in "
+                         f"0..{m - 1} ({dim} = {m})") from None
+    return rows[:, None, :] if k.ndim == 1 else rows
+
+
+def _rows(a, batched):
+    """(T, n) -> (T, 1, n) and (T, n, B) -> (T, B, n): one row per step and sequence."""
+    return numpy.ascontiguousarray(a.transpose(0, 2, 1)) if batched else a[:, None, :]
+
+
+def _preparer(spec):
+    """``prepare(params, x, y, starts, initial) -> (kernel arguments, layouts)``.
+
+    ``layouts`` says, per initial state, how its gradient (B, D) from the kernel
+    gets the shape of the argument: 0 as (D,), 1 summed to (D,), 2 as (D, B).
+    """
+    names = [p for p, _ in spec["params"]]
+    param_labels = [f"params[{p!r}]" for p in names]
+    param_dims = [tuple(dims) for _, dims in spec["params"]]
+    state_keys = [s + "0" for s, _ in spec["states"]]
+    state_dims = [dim for _, dim in spec["states"]]
+    no_states = [None] * len(state_keys)
+    x_dim, y_dim = spec["input"][1], spec["target"][1]
+    labels = spec["labels"]
+    all_dims = [d for dims in param_dims for d in dims] + [x_dim, y_dim] + state_dims
+    fixed = {d: int(d) for d in all_dims if d.isdigit()}  # sizes written as numbers
+    eye = {}       # one-hot tables by number of classes
+    cache = [None]  # (shapes, sizes) of the last call whose shapes fit
+
+    def initial_states(starts, initial):
+        if len(starts) > len(state_keys):
+            raise TypeError(f"takes at most {3 + len(state_keys)} positional arguments "
+                            f"(params, x, y, {', '.join(state_keys)})")
+        for key, value in zip(state_keys, starts):
+            if key in initial:
+                raise TypeError(f"got multiple values for argument {key!r}")
+            initial[key] = value
+        unknown = sorted(set(initial) - set(state_keys))
         if unknown:
-            raise TypeError(f"unexpected keyword argument {unknown[0]!r}; initial states: "
-                            + ", ".join(state_names))
-        if not hasattr(params, "keys"):
-            raise ValueError("params: must be a dict of arrays keyed by "
-                             + ", ".join(param_names))
-        missing = [p for p in param_names if p not in params]
-        extra = sorted(set(params) - set(param_names))
-        if missing or extra:
-            what = f"missing {missing[0]!r}" if missing else f"unexpected key {extra[0]!r}"
-            raise ValueError(f"params: {what}; expected keys " + ", ".join(param_names))
-        sizes = {}
-        arrays = []
-        for p, dims in spec["params"]:
-            a = _array(f"params[{p!r}]", params[p])
-            _fit(f"params[{p!r}]", a.shape, dims, sizes)
-            arrays.append(a)
-        xs = _sequence(x_name, x, x_dim, sizes)
-        ys = _sequence(y_name, y, y_dim, sizes, labels=spec["labels"])
-        if ys.shape[:2] != xs.shape[:2]:
-            raise ValueError(f"{y_name}: has {ys.shape[0]} steps and batch {ys.shape[1]}, "
-                             f"but {x_name} has {xs.shape[0]} steps and batch {xs.shape[1]}")
-        batched = numpy.ndim(x) == 3
-        starts = []
-        for (s, dim), name in zip(spec["states"], state_names):
-            value = initial.get(name)
-            if value is None:
-                starts.append(numpy.zeros((xs.shape[1], sizes[dim])))
-                continue
-            a = _array(name, value)
-            if a.ndim == 1:
-                _fit(name, a.shape, (dim,), sizes)
-                starts.append(numpy.broadcast_to(a, (xs.shape[1], a.shape[0])))
-            else:
-                _fit(name, a.shape, (dim, "B"), dict(sizes, B=xs.shape[1]))
-                starts.append(a.T)
-        return kernel(arrays, xs, ys, starts, batched, initial)
+            raise TypeError(f"unexpected keyword argument {unknown[0]!r}; the initial "
+                            "states are " + ", ".join(state_keys))
+        return initial
 
-    return f
+    def sizes_of(arrays, xa, ya, is_labels, states):
+        """The sizes (D, N, M, T, B) that the shapes define, or a ValueError."""
+        sizes, origin = dict(fixed), dict.fromkeys(fixed)
+        for label, dims, a in zip(param_labels, param_dims, arrays):
+            _fit(label, a.shape, dims, sizes, origin)
+        batched = xa.ndim == 3
+        if not batched:
+            if xa.ndim != 2:
+                raise ValueError(f"x: expected shape (T, {x_dim}) or (T, {x_dim}, B), "
+                                 f"got {xa.shape}")
+            sizes["B"], origin["B"] = 1, "x"
+        _fit("x", xa.shape, ("T", x_dim, "B") if batched else ("T", x_dim), sizes, origin)
+        y_dims = ("T", y_dim, "B") if batched else ("T", y_dim)
+        if is_labels:
+            _fit("y", ya.shape, y_dims[::2], sizes, origin)
+        else:
+            if ya.ndim != len(y_dims):
+                hint = (" (class labels must be integers)"
+                        if labels and ya.ndim == xa.ndim - 1 else "")
+                raise ValueError(f"y: expected shape {_expected(y_dims, sizes)} to go with "
+                                 f"x of shape {xa.shape}, got {ya.shape}{hint}")
+            _fit("y", ya.shape, y_dims, sizes, origin)
+        for key, dim, a in zip(state_keys, state_dims, states):
+            if a is not None:
+                if a.ndim not in (1, 2):
+                    raise ValueError(f"{key}: expected shape ({dim},) or ({dim}, B), "
+                                     f"got {a.shape}")
+                _fit(key, a.shape, (dim, "B")[:a.ndim], sizes, origin)
+            elif dim not in sizes:
+                raise ValueError(f"{key}: needed, since no other argument gives the size {dim}")
+        return sizes
+
+    def prepare(params, x, y, starts, initial):
+        if starts or initial:
+            initial = initial_states(starts, initial)
+        try:
+            values = [params[p] for p in names]
+        except Exception:
+            _bad_params(params, names)
+        if len(params) != len(names):
+            _bad_params(params, names)
+        arrays = [_array(label, value) for label, value in zip(param_labels, values)]
+        xa = _array("x", x)
+        ya = None
+        if labels and (type(y) is not numpy.ndarray or y.dtype is not _F64):
+            k = _integers(y)
+            if k is not None and k.ndim == xa.ndim - 1:  # labels: one axis fewer than x
+                ya = k
+        is_labels = ya is not None
+        if not is_labels:
+            ya = _array("y", y)
+        given = [initial.get(key) for key in state_keys] if initial else no_states
+        states = [None if v is None else _array(key, v) for key, v in zip(state_keys, given)]
+
+        # the shapes of the last call that fit need no second look
+        shapes = [a.shape for a in arrays]
+        shapes += xa.shape, ya.shape, is_labels, *[a is not None and a.shape for a in states]
+        hit = cache[0]
+        if hit is not None and hit[0] == shapes:
+            sizes = hit[1]
+        else:
+            sizes = sizes_of(arrays, xa, ya, is_labels, states)
+            cache[0] = (shapes, sizes)
+
+        batched = xa.ndim == 3
+        ys = _one_hot(ya, sizes[y_dim], y_dim, eye) if is_labels else _rows(ya, batched)
+        batch = sizes["B"]
+        layouts = []
+        for dim, a in zip(state_dims, states):
+            if a is None:
+                arrays.append(numpy.zeros((batch, sizes[dim])))
+                layouts.append(2 if batched else 0)
+            elif a.ndim == 1:
+                arrays.append(a[None])  # one row, the same for every sequence
+                layouts.append(1 if batch > 1 else 0)
+            else:
+                arrays.append(a.T)
+                layouts.append(2)
+        arrays[len(names):len(names)] = _rows(xa, batched), ys
+        return arrays, layouts
+
+    return prepare
+
+
+def _integers(y):
+    """``y`` as an integer array, or None when it is not one."""
+    try:
+        k = numpy.asarray(y)
+    except (TypeError, ValueError):
+        return None
+    return k if k.dtype.kind in "iu" else None
 
 
 def gradient_function(kernel, spec):
-    def run(arrays, xs, ys, starts, batched, initial):
-        loss, grads = kernel(*arrays, xs, ys, *starts)
-        out = dict(zip(spec["params_and_states"], grads))
-        for (s, _), name in zip(spec["states"], (s + "0" for s, _ in spec["states"])):
-            given = initial.get(name)
-            g = out[name]
-            if given is not None and numpy.ndim(given) == 1:
-                out[name] = g.sum(0)
-            else:
-                out[name] = g.T if batched else g[0]
+    """``f(params, x, y, h0=None) -> (loss, {name: gradient})`` around ``kernel``."""
+    prepare = _preparer(spec)
+    names = spec["params_and_states"]
+    state_names = names[len(spec["params"]):]
+
+    def loss_and_gradients(params, x, y, *starts, **initial):
+        args, layouts = prepare(params, x, y, starts, initial)
+        loss, grads = kernel(*args)
+        out = dict(zip(names, grads))
+        for key, layout in zip(state_names, layouts):
+            g = out[key]
+            out[key] = g[0] if layout == 0 else g.sum(0) if layout == 1 else g.T
         return float(loss), out
-    return make_function(run, spec)
+
+    return loss_and_gradients
 
 
 def forward_function(kernel, spec):
-    def run(arrays, xs, ys, starts, batched, initial):
-        return float(kernel(*arrays, xs, ys, *starts))
-    return make_function(run, spec)
+    """``f(params, x, y, h0=None) -> loss`` around ``kernel``."""
+    prepare = _preparer(spec)
+
+    def loss(params, x, y, *starts, **initial):
+        return float(kernel(*prepare(params, x, y, starts, initial)[0]))
+
+    return loss

@@ -15,7 +15,7 @@ from sympy import Integer, srepr
 
 from ..codegen import runtime
 from ..codegen.printer import RowNumPyPrinter
-from ..graph.unroll import T as T_symbol, UnrolledGraph, t
+from ..graph.unroll import T as T_symbol, UnrolledGraph, shared, t
 from ..model.nodes import Adjoint, Elementwise, StepVar
 from .reverse import backprop, seed
 
@@ -81,6 +81,7 @@ class _ExactPrinter(RowNumPyPrinter):
 class _Evaluator:
     def __init__(self, cell, sizes, rng):
         symbols = cell.params + cell.inputs + cell.targets + cell.variables
+        self.cell = cell
         shapes = {s.name: tuple(int(d.subs(sizes)) for d in s.shape) for s in symbols}
         self.params = {p.name for p in cell.params}
         self.values = _Values(shapes, rng)
@@ -93,7 +94,8 @@ class _Evaluator:
 
     def _name(self, leaf):
         if isinstance(leaf, Elementwise):
-            key = ("fn", srepr(leaf))
+            # tanh(W^(k) h^(k-1)) of the unrolled side is tanh(W h^(k-1)) of the closed form
+            key = ("fn", srepr(shared(self.cell, leaf)))
             self.values.shapes.setdefault(key[1], (self.size(leaf.shape[0]), 1))
             return f"_v[{key!r}]"
         if isinstance(leaf, Adjoint):

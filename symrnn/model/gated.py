@@ -1,4 +1,11 @@
-"""Gated cells in the notation of Goodfellow et al., section 10.10."""
+"""Gated cells in the notation of Goodfellow et al., section 10.10.
+
+sigma is the logistic sigmoid, (.) the element-wise product, and every
+pre-activation is W_k h^(t-1) + U_k x^(t) + b_k. Both cells end with
+o^(t) = V h^(t), yhat^(t) = softmax(o^(t)) and the cross-entropy
+L^(t) = -y^(t)T log softmax(o^(t)). tests/test_gated.py writes both cells as
+text for ``symrnn.parse_cell`` and checks that the text gives these equations.
+"""
 from sympy import HadamardProduct as hadamard, MatrixSymbol, OneMatrix, symbols
 
 from .cell import Cell
@@ -24,7 +31,18 @@ def _softmax_head(h, D, M):
 
 
 class LSTM(Cell):
-    """Long short-term memory with forget, input and output gates."""
+    """Long short-term memory with forget, input and output gates.
+
+        f = sigma(W_f h^(t-1) + U_f x + b_f)    forget gate
+        g = sigma(W_g h^(t-1) + U_g x + b_g)    input gate
+        q = sigma(W_q h^(t-1) + U_q x + b_q)    output gate
+        a = tanh(W h^(t-1) + U x + b)           candidate
+        s = f (.) s^(t-1) + g (.) a             state (the cell)
+        h = tanh(s) (.) q
+
+    Parameters W_f U_f b_f W_g U_g b_g W_q U_q b_q W U b V; states h, s
+    (initial states h0, s0).
+    """
 
     def __init__(self):
         D, N, M = _sizes()
@@ -46,7 +64,15 @@ class LSTM(Cell):
 
 
 class GRU(Cell):
-    """Gated recurrent unit with update and reset gates."""
+    """Gated recurrent unit with update and reset gates.
+
+        u = sigma(W_u h^(t-1) + U_u x + b_u)          update gate
+        r = sigma(W_r h^(t-1) + U_r x + b_r)          reset gate
+        a = tanh(W (r (.) h^(t-1)) + U x + b)        candidate
+        h = u (.) h^(t-1) + (1 - u) (.) a
+
+    Parameters W_u U_u b_u W_r U_r b_r W U b V; state h (initial state h0).
+    """
 
     def __init__(self):
         D, N, M = _sizes()
@@ -57,8 +83,7 @@ class GRU(Cell):
         pa, pre_a = _affine(D, N, "", hadamard(r, prev(h)), x)
         V, y, head, loss = _softmax_head(h, D, M)
         equations = [(u, sigmoid(pre_u)), (r, sigmoid(pre_r)), (a, tanh(pre_a)),
-                     (h, hadamard(u, prev(h))
-                      + hadamard((OneMatrix(D, 1) - u), a))] + head
+                     (h, hadamard(u, prev(h)) + hadamard(OneMatrix(D, 1) - u, a))] + head
         super().__init__("GRU", params=pu + pr + pa + [V], inputs=[x], targets=[y], states=[h],
                          equations=equations, loss=loss, notation={"yhat": r"\hat{y}"},
                          targets_are_distributions=True)

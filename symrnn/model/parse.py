@@ -1,0 +1,437 @@
+"""A cell from a few lines of text: the friendly front door to ``Cell``.
+
+    params: W[D,D] U[D,N] b[D] V[M,D]
+    input:  x[N]
+    target: y[M]
+    state:  h[D]
+    z = W @ prev(h) + U @ x + b
+    h = tanh(z)
+    o = V @ h
+    yhat = softmax(o)
+    loss = -y.T @ log_softmax(o)
+
+Declarations (any order, a keyword may repeat; names separated by spaces or
+commas; ``[rows, cols]`` or ``[rows]`` for a column; a size is a name such as
+``D`` or a positive integer):
+
+    params: ...    (also ``param:``, ``parameters:``) shared across steps
+    input:  ...    (also ``inputs:``)   the per-step input x^(t)
+    target: ...    (also ``targets:``)  the per-step target y^(t)
+    state:  ...    (also ``states:``)   carried to the next step
+
+Equations ``name = expression``, one a line, computed in order; the line
+``loss = ...`` is the 1x1 loss of one step. In an expression:
+
+    A @ B          matrix product
+    a * b          element-wise (Hadamard) product; a 1x1 value times a vector
+                   scales it; a number times anything is a coefficient
+    a + b, a - b   sums of equal shapes; a number c is c times a matrix of ones,
+                   so ``1 - u`` is the vector of ones minus u
+    a / 2, a ** 2  division by a number, element-wise integer power
+    a.T            transpose
+    prev(h)        h^(t-1) for a state h; ``h`` alone is h^(t), once computed
+    tanh sigmoid relu softmax log_softmax   (of a column vector)
+
+``#`` starts a comment. Sizes of variables come from their expressions; a
+state's declared size must match its equation. Reserved names: ``loss``, ``L``,
+``T``, ``t``, the functions, and the names the generated code derives from the
+cell's (``h0``, ``h_prev``, ``h_all``, ``d_z``, ``grad_W``, ...).
+
+The text is never evaluated as Python: it is parsed with :mod:`ast` and only
+the constructs above are turned into SymPy expressions. Every error is a
+``CellSyntaxError`` (a ``ValueError``) naming the line and the token.
+"""
+import ast
+import keyword
+import re
+from fractions import Fraction
+
+from sympy import HadamardPower, HadamardProduct, Integer, MatrixSymbol, OneMatrix, Rational, Symbol
+from sympy.matrices.expressions.matexpr import MatrixExpr
+
+from .cell import Cell
+from .nodes import LogSoftmax, Prev, log_softmax, relu, sigmoid, softmax, tanh
+
+FUNCTIONS = {"tanh": tanh, "sigmoid": sigmoid, "relu": relu, "softmax": softmax,
+             "log_softmax": log_softmax}
+SECTIONS = {"param": "params", "params": "params", "parameters": "params",
+            "input": "inputs", "inputs": "inputs", "target": "targets", "targets": "targets",
+            "state": "states", "states": "states"}
+LOSS = "loss"
+# names the engine or the generated code uses for itself
+RESERVED = {LOSS, "L", "T", "t", "prev", "numpy", "range", "T_", "B_"} | set(FUNCTIONS)
+
+
+def _generated_names(names, states):
+    """The names the generated NumPy code derives from the cell's names: a
+    variable called like one of them would silently overwrite it."""
+    out = {}
+    for m in list(names) + ["L"]:
+        for g in (f"{m}_all", f"{m}_prev", f"{m}_t", f"d_{m}", f"d_{m}_all", f"d_{m}_prev",
+                  f"d_{m}_t", f"grad_{m}"):
+            out.setdefault(g, m)
+    for s in states:
+        out.setdefault(f"{s}0", s)
+        out.setdefault(f"grad_{s}0", s)
+    return out
+
+
+_HEADER = re.compile(r"\s*([A-Za-z_]\w*)\s*:(.*)$")
+_DECLARATION = re.compile(r"\s*(?:,\s*)?([A-Za-z_]\w*)\s*(?:\[([^\]]*)\])?\s*")
+_NUMBER = re.compile(r"[0-9]+$")
+
+
+def _strip_comment(line):
+    return line.split("#", 1)[0].rstrip()
+
+
+class CellSyntaxError(ValueError):
+    """The text of a cell is not valid: the message names the line and the token."""
+
+
+def _fail(lineno, message):
+    raise CellSyntaxError(f"line {lineno}: {message}")
+
+
+def _is_matrix(value):
+    return isinstance(value, MatrixExpr)
+
+
+def _shape(value):
+    return "(" + ", ".join(map(str, value.shape)) + ")"
+
+
+class _Parser:
+    def __init__(self, sizes):
+        self.sizes = dict(sizes or {})
+        self.declared = {"params": [], "inputs": [], "targets": [], "states": []}
+        self.where = {}        # name -> (line, "parameter" / "input" / ... / "variable")
+        self.known = {}        # name -> MatrixSymbol usable in expressions now
+        self.states = {}       # name -> declared MatrixSymbol
+        self.equations = []    # (lhs, rhs, line)
+        self.loss = None
+
+    # -- declarations ----------------------------------------------------------
+    def size(self, lineno, token):
+        token = token.strip()
+        if token in self.sizes:
+            return self.sizes[token]
+        if _NUMBER.match(token):
+            if int(token) < 1:
+                _fail(lineno, f"size {token!r} must be at least 1")
+            return Integer(int(token))
+        if not token.isidentifier() or keyword.iskeyword(token):
+            _fail(lineno, f"{token!r} is not a size (a name such as D or a positive integer)")
+        if token in ("T", "t"):
+            _fail(lineno, f"size {token!r}: T and t are the sequence length and the step; "
+                          "choose another name")
+        symbol = Symbol(token, integer=True, positive=True)
+        self.sizes[token] = symbol
+        return symbol
+
+    def declare(self, lineno, section, text):
+        kind = {"params": "parameter", "inputs": "input", "targets": "target",
+                "states": "state"}[section]
+        pos, found = 0, False
+        text = text.rstrip()
+        while pos < len(text):
+            m = _DECLARATION.match(text, pos)
+            if not m or m.end() == pos:
+                bad = text[pos:].strip().split()[0]
+                _fail(lineno, f"unexpected {bad!r} in the {section} declaration; "
+                              "write name[rows, cols] or name[rows]")
+            pos, found = m.end(), True
+            name, dims = m.group(1), m.group(2)
+            self.check_name(lineno, name)
+            if dims is None:
+                _fail(lineno, f"{kind} {name!r} needs a shape, e.g. {name}[D] or {name}[D, N]")
+            parts = dims.split(",")
+            if len(parts) not in (1, 2) or not all(p.strip() for p in parts):
+                _fail(lineno, f"{name}[{dims}]: a shape is [rows] or [rows, cols]")
+            shape = [self.size(lineno, p) for p in parts] + ([Integer(1)] if len(parts) == 1 else [])
+            if section != "params" and shape[1] != 1:
+                _fail(lineno, f"{kind} {name!r} must be a column vector, e.g. {name}[{parts[0].strip()}]")
+            if name in self.where:
+                _fail(lineno, f"{name!r} is declared twice (first on line {self.where[name][0]})")
+            self.where[name] = (lineno, kind)
+            symbol = MatrixSymbol(name, *shape)
+            self.declared[section].append(symbol)
+            if section == "states":
+                self.states[name] = symbol
+            else:
+                self.known[name] = symbol
+        if not found:
+            _fail(lineno, f"'{section}:' declares nothing")
+
+    def check_name(self, lineno, name):
+        if name.startswith("_") or keyword.iskeyword(name):
+            _fail(lineno, f"{name!r} is not a usable name (an identifier not starting with '_')")
+        if name in RESERVED:
+            _fail(lineno, f"{name!r} is reserved; choose another name")
+
+    # -- equations -----------------------------------------------------------------
+    def equation(self, lineno, line):
+        try:
+            tree = ast.parse(line.strip(), mode="exec")
+        except SyntaxError as e:
+            col = (e.offset or 1) - 1
+            near = line.strip()[max(col - 1, 0):][:12] or line.strip()
+            _fail(lineno, f"invalid syntax near {near!r}")
+        except (RecursionError, MemoryError):
+            _fail(lineno, "expression nested too deeply")
+        source = line.strip()
+        if (len(tree.body) != 1 or not isinstance(tree.body[0], ast.Assign)
+                or len(tree.body[0].targets) != 1):
+            _fail(lineno, f"expected an equation 'name = expression' or a declaration, got {source!r}")
+        node = tree.body[0]
+        target = node.targets[0]
+        if not isinstance(target, ast.Name):
+            _fail(lineno, f"the left-hand side {ast.get_source_segment(source, target)!r} "
+                          "must be a single name")
+        name = target.id
+        self.lineno, self.source = lineno, source
+        try:
+            rhs = self.expr(node.value)
+        except RecursionError:
+            _fail(lineno, "expression nested too deeply")
+        if not _is_matrix(rhs):
+            _fail(lineno, f"the right-hand side of {name} is a number, not a vector")
+        if name == LOSS:
+            if self.loss is not None:
+                _fail(lineno, f"the loss is defined twice (first on line {self.loss[1]})")
+            if rhs.shape != (1, 1):
+                _fail(lineno, f"the loss must be 1x1, its right-hand side has shape {_shape(rhs)}")
+            self.loss = (rhs, lineno)
+            return
+        if name in self.where:
+            first, kind = self.where[name]
+            if kind == "state":
+                if name in self.known:
+                    _fail(lineno, f"state {name!r} is computed twice (first on line "
+                                  f"{self._defined[name]})")
+                lhs = self.states[name]
+                if rhs.shape != lhs.shape:
+                    _fail(lineno, f"state {name!r} is declared {_shape(lhs)} on line {first} but "
+                                  f"its right-hand side has shape {_shape(rhs)}")
+            elif kind == "variable":
+                _fail(lineno, f"{name!r} is computed twice (first on line {first}); "
+                              "use a new name")
+            else:
+                _fail(lineno, f"cannot assign to the {kind} {name!r} (declared on line {first})")
+        else:
+            self.check_name(lineno, name)
+            if rhs.shape[1] != 1:
+                _fail(lineno, f"{name!r} must be a column vector, its right-hand side has shape "
+                              f"{_shape(rhs)}")
+            lhs = MatrixSymbol(name, *rhs.shape)
+            self.where[name] = (lineno, "variable")
+        self._defined[name] = lineno
+        self.known[name] = lhs
+        self.equations.append((lhs, rhs, lineno))
+
+    # -- expressions -------------------------------------------------------------------
+    def fail(self, node, message):
+        _fail(self.lineno, message.format(token=repr(ast.get_source_segment(self.source, node))))
+
+    def expr(self, node):
+        method = getattr(self, "_" + type(node).__name__, None)
+        if method is None:
+            self.fail(node, "{token} is not allowed in an equation (use names, numbers, "
+                            "+ - * / ** @, .T, prev(...) and " + ", ".join(FUNCTIONS) + ")")
+        return method(node)
+
+    def _Name(self, node):
+        name = node.id
+        if name in self.known:
+            return self.known[name]
+        if name in FUNCTIONS or name == "prev":
+            self.fail(node, "{token} is a function: write " + name + "(...)")
+        if name in self.states:
+            self.fail(node, "state {token} is used before its equation; write prev(" + name
+                            + ") for its value at the previous step")
+        if name == LOSS:
+            self.fail(node, "{token} is the loss of the step and cannot be used in an equation")
+        if name in self.where:
+            self.fail(node, "{token} is used before it is defined")
+        self.fail(node, "unknown name {token}; declare it or compute it on an earlier line")
+
+    def _Constant(self, node):
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(node, "{token} is not allowed: only numbers and names")
+        if value != value or value in (float("inf"), float("-inf")):
+            self.fail(node, "{token} is not a finite number")
+        # exact: 0.1 is 1/10, so that verify() stays in rational arithmetic
+        return Rational(Fraction(str(value))) if isinstance(value, float) else Integer(value)
+
+    def _UnaryOp(self, node):
+        value = self.expr(node.operand)
+        if isinstance(node.op, ast.USub):
+            return -value
+        if isinstance(node.op, ast.UAdd):
+            return value
+        self.fail(node, "{token}: only unary + and - are allowed")
+
+    def _Attribute(self, node):
+        if node.attr != "T":
+            self.fail(node, "{token}: the only attribute is .T (transpose)")
+        value = self.expr(node.value)
+        if not _is_matrix(value):
+            self.fail(node, "{token}: a number has no transpose")
+        return value.T
+
+    def _Call(self, node):
+        func = node.func
+        if not isinstance(func, ast.Name) or (func.id not in FUNCTIONS and func.id != "prev"):
+            self.fail(func, "{token} is not a function here; the functions are prev, "
+                            + ", ".join(FUNCTIONS))
+        if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
+            self.fail(node, "{token}: " + func.id + " takes exactly one argument")
+        arg = node.args[0]
+        if func.id == "prev":
+            if not isinstance(arg, ast.Name) or arg.id not in self.states:
+                self.fail(node, "{token}: prev takes a state, one of "
+                                + ", ".join(self.states) + " (declared in 'state:')")
+            return Prev(self.states[arg.id])
+        value = self.expr(arg)
+        if not _is_matrix(value) or value.shape[1] != 1:
+            what = f"not of shape {_shape(value)}" if _is_matrix(value) else "not a number"
+            self.fail(node, "{token}: the argument of " + func.id + " must be a column vector, "
+                            + what)
+        return FUNCTIONS[func.id](value)
+
+    def _BinOp(self, node):
+        a, b = self.expr(node.left), self.expr(node.right)
+        op = type(node.op)
+        ma, mb = _is_matrix(a), _is_matrix(b)
+        if op in (ast.Add, ast.Sub):
+            if ma and mb and a.shape != b.shape:
+                self.fail(node, f"{{token}}: shapes {_shape(a)} and {_shape(b)} cannot be added")
+            if ma and not mb:    # a number c stands for c times a matrix of ones
+                b = OneMatrix(*a.shape) if b == 1 else b * OneMatrix(*a.shape)
+            elif mb and not ma:
+                a = OneMatrix(*b.shape) if a == 1 else a * OneMatrix(*b.shape)
+            return a + b if op is ast.Add else a - b
+        if op is ast.MatMult:
+            if not (ma and mb):
+                self.fail(node, "{token}: @ multiplies two matrices; use * for a number")
+            if a.shape[1] != b.shape[0]:
+                self.fail(node, f"{{token}}: shapes {_shape(a)} @ {_shape(b)} do not fit")
+            return a * b
+        if op is ast.Mult:
+            if not (ma and mb):
+                return a * b  # a coefficient
+            if a.shape == b.shape:
+                args = [x for v in (a, b)
+                        for x in (v.args if isinstance(v, HadamardProduct) else (v,))]
+                return HadamardProduct(*args)
+            if a.shape == (1, 1) and b.shape[1] == 1 or b.shape == (1, 1) and a.shape[1] == 1:
+                return b * a if a.shape == (1, 1) else a * b   # a column scaled by a 1x1 value
+            if a.shape == (1, 1) and b.shape[0] == 1 or b.shape == (1, 1) and a.shape[0] == 1:
+                return a * b if a.shape == (1, 1) else b * a   # a row scaled by a 1x1 value
+            self.fail(node, f"{{token}}: shapes {_shape(a)} * {_shape(b)} differ; * is the "
+                            "element-wise product, @ the matrix product")
+        if op is ast.Div:
+            if mb:
+                self.fail(node, "{token}: only division by a number is allowed")
+            if b == 0:
+                self.fail(node, "{token}: division by zero")
+            return a / b
+        if op is ast.Pow:
+            if mb or not (b.is_Integer and b >= 1):
+                self.fail(node, "{token}: the exponent must be a positive integer")
+            if not ma:
+                return a ** b
+            return a if b == 1 else HadamardPower(a, b)
+        self.fail(node, "{token}: the operators are + - * / ** @")
+
+    # -- the whole text ----------------------------------------------------------------
+    def parse(self, text):
+        self._defined = {}
+        lines = [(i, _strip_comment(raw)) for i, raw in enumerate(text.splitlines(), start=1)]
+        equations = []
+        for lineno, line in lines:
+            if not line.strip():
+                continue
+            m = _HEADER.match(line)
+            if m and "=" not in line:
+                key = m.group(1)
+                if key.lower() not in SECTIONS:
+                    _fail(lineno, f"unknown section {key!r}: the sections are params, input, "
+                                  "target, state")
+                self.declare(lineno, SECTIONS[key.lower()], m.group(2))
+            else:
+                equations.append((lineno, line))
+        for section, example in (("params", "params: W[D, D] U[D, N]"), ("inputs", "input: x[N]"),
+                                 ("targets", "target: y[M]"), ("states", "state: h[D]")):
+            if not self.declared[section]:
+                raise CellSyntaxError(f"no {section[:-1]} declared: add a line such as "
+                                      f"'{example}'")
+        for lineno, line in equations:
+            self.equation(lineno, line)
+        missing = [n for n in self.states if n not in self._defined]
+        if missing:
+            raise CellSyntaxError(f"state {missing[0]!r} (line {self.where[missing[0]][0]}) has "
+                                  f"no equation: add '{missing[0]} = ...'")
+        if self.loss is None:
+            raise CellSyntaxError("no loss: add a line 'loss = ...' (a 1x1 expression)")
+        generated = _generated_names(self.where, self.states)
+        for name, (lineno, kind) in self.where.items():
+            if name in generated:
+                _fail(lineno, f"the name {name!r} is taken by the generated code for "
+                              f"{generated[name]!r}; choose another name")
+            if name in self.sizes:
+                _fail(lineno, f"{name!r} is both a size and a {kind}; choose another name")
+
+
+def _size_value(key, value):
+    if not isinstance(key, str) or not key.isidentifier() or key in ("T", "t"):
+        raise ValueError(f"sizes: {key!r} is not a usable size name")
+    if isinstance(value, Symbol):
+        return value
+    if isinstance(value, (int, Integer)) and not isinstance(value, bool) and value >= 1:
+        return Integer(value)
+    raise ValueError(f"sizes[{key!r}]: expected a positive integer or a SymPy Symbol, "
+                     f"got {value!r}")
+
+
+def _notation(names):
+    """yhat is typeset \\hat{y}."""
+    out = {}
+    for n in names:
+        if n.endswith("hat") and len(n) > 3:
+            out[n] = rf"\hat{{{n[:-3]}}}"
+    return out
+
+
+def parse_cell(text, *, name="cell", sizes=None, notation=None, targets_are_distributions=None):
+    """The ``Cell`` written in ``text`` (see this module's docstring for the syntax).
+
+    name      the cell's name (for the sheet and the generated code)
+    sizes     optional ``{"D": symbol_or_int, ...}``: what a size name in brackets
+              stands for; by default a positive integer ``Symbol`` of that name,
+              the same as in the presets
+    notation  how to typeset names, e.g. ``{"m": r"\\mu"}``; ``yhat`` is ``\\hat{y}``
+    targets_are_distributions
+              accept integer labels for the target; by default when the loss
+              contains ``log_softmax`` (a cross-entropy)
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"text: expected the equations as a string, got {type(text).__name__}")
+    if sizes is not None and not hasattr(sizes, "items"):
+        raise ValueError("sizes: expected a dict such as {'D': 3} or {'D': Symbol('D')}")
+    p = _Parser({k: _size_value(k, v) for k, v in (sizes or {}).items()})
+    p.parse(text)
+    loss, _ = p.loss
+    if targets_are_distributions is None:
+        targets_are_distributions = bool(loss.atoms(LogSoftmax))
+    names = [s.name for s in p.declared["params"]] + [lhs.name for lhs, _, _ in p.equations]
+    return Cell(name, params=p.declared["params"], inputs=p.declared["inputs"],
+                targets=p.declared["targets"],
+                states=[p.states[n] for n in p.states],
+                equations=[(lhs, rhs) for lhs, rhs, _ in p.equations], loss=loss,
+                notation={**_notation(names), **(notation or {})},
+                targets_are_distributions=targets_are_distributions)
+
+
+__all__ = ["CellSyntaxError", "parse_cell"]

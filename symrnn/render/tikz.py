@@ -1,0 +1,154 @@
+"""The unrolled graph of a cell as TikZ data: nodes placed by step and depth, the
+parameter copies written on the edges that they multiply.
+
+``unrolled_figure`` returns plain data (positions, labels printed by the
+sheet's printer, edge labels); the template ``derivation.tex.j2`` draws it.
+"""
+from types import SimpleNamespace
+
+from sympy import MatAdd
+
+from ..graph.unroll import UnrolledGraph, t
+from ..model.nodes import Elementwise, StepVar
+
+__all__ = ["unrolled_figure"]
+
+COLUMN = 3.3   # cm between steps
+ROW = 1.45     # cm between levels
+SIDE = 1.2     # cm between nodes on the same level of one step
+
+
+def _node_id(var):
+    return f"{var.name}{int(var.time)}"
+
+
+def _terms(rhs):
+    """The terms of a right-hand side, inside an entry-wise function: W h + U x + b."""
+    while isinstance(rhs, Elementwise):
+        rhs = rhs.arg
+    return rhs.args if isinstance(rhs, MatAdd) else (rhs,)
+
+
+def _levels(cell):
+    """Depth of each variable within one step: inputs at 0, each equation one above
+    the deepest of its inputs; a state carried in from the step before does not count
+    (its edge goes back one column). Targets sit on the level of their consumer."""
+    params = {p.name for p in cell.params}
+    inputs = {x.name for x in cell.inputs}
+    targets = {y.name for y in cell.targets}
+    level = {x: 0 for x in inputs}
+    for lhs, rhs in cell.equations:
+        deps = [s.name for s in rhs.atoms(type(lhs)) if s.name not in params | targets]
+        level[lhs.name] = 1 + max([level[n] for n in deps if n in level], default=0)
+    for y in targets:
+        users = [lhs.name for lhs, rhs in cell.equations
+                 if y in {s.name for s in rhs.atoms(type(lhs))}]
+        level[y] = max(level[u] for u in users) if users else 0
+    return level
+
+
+def _near(a, b, p, radius=0.55):
+    """Does the segment a-b pass within ``radius`` cm of the point p (not at its ends)?"""
+    (ax, ay), (bx, by), (px, py) = a, b, p
+    dx, dy = bx - ax, by - ay
+    length2 = dx * dx + dy * dy
+    if length2 == 0:
+        return False
+    u = ((px - ax) * dx + (py - ay) * dy) / length2
+    if not 0.05 < u < 0.95:
+        return False
+    cx, cy = ax + u * dx, ay + u * dy
+    return (px - cx) ** 2 + (py - cy) ** 2 < radius ** 2
+
+
+def unrolled_figure(cell, T=3, ts=None):
+    """Nodes and labelled edges of the first ``T`` steps, for the TikZ template."""
+    graph = UnrolledGraph(cell, T)
+    params = {p.name for p in cell.params}
+    kinds = {**{x.name: "input" for x in cell.inputs}, **{y.name: "target" for y in cell.targets},
+             **{s.name: "state" for s in cell.states}, cell.loss_var.name: "loss"}
+    level = _levels(cell)
+    order = [x.name for x in cell.inputs] + [lhs.name for lhs, _ in cell.equations] \
+        + [y.name for y in cell.targets]
+    label = (lambda e: ts(e, inline=True)) if ts is not None else str
+
+    nodes, edges, seen, omitted = [], [], set(), []
+    # a level with many nodes (the gates of an LSTM) gets more room
+    crowd = max(sum(1 for n in order if level[n] == lv) for lv in set(level.values()))
+    side = SIDE if crowd <= 3 else 1.4
+    # more than two biases (a gated cell): named in the caption instead of drawn
+    biases = {p.name for lhs, rhs in cell.equations for term in _terms(rhs)
+              for p in term.atoms(type(lhs)) if p.name in params
+              and not any(a.name not in params for a in term.atoms(type(lhs)))}
+    crowded = crowd > 3 or len(biases) > 2
+    column_width = max(COLUMN, crowd * side + 1.0)
+
+    def add(var, column):
+        key = _node_id(var)
+        if key in seen:
+            return key
+        seen.add(key)
+        same = sorted((n for n in order if level[n] == level[var.name]), key=order.index)
+        offset = (same.index(var.name) - (len(same) - 1) / 2) * side if var.name in same else 0
+        nodes.append(SimpleNamespace(id=key, x=round(column * column_width + offset, 3),
+                                     y=round(level[var.name] * ROW, 3), label=label(var),
+                                     kind=kinds.get(var.name, "value")))
+        return key
+
+    for s in graph.initial_states:
+        add(s, 0)
+    for k, step in enumerate(graph.steps, start=1):
+        for name in order:
+            var = next((v for eq in step for v in [eq[0]] + sorted(eq[1].atoms(StepVar), key=str)
+                        if v.name == name and v.time == k), None)
+            if var is not None and name not in params:
+                add(var, k)
+        for lhs, rhs in step:
+            for term in _terms(rhs):
+                atoms = sorted(term.atoms(StepVar), key=str)
+                copies = [v for v in atoms if v.name in params]
+                sources = [v for v in atoms if v.name not in params]
+                for src in sources:
+                    edges.append(SimpleNamespace(
+                        source=add(src, int(src.time)), target=_node_id(lhs),
+                        label=" ".join(label(c) for c in copies) or None,
+                        recurrent=int(src.time) != k))
+                if not sources and crowded:  # no room: the biases are only named
+                    omitted.extend(c.name for c in copies if c.name not in omitted)
+                elif not sources:  # a bias: its copy is a node of its own
+                    for c in copies:
+                        key = f"{c.name}{k}"
+                        if key not in seen:
+                            seen.add(key)
+                            target = next(n for n in nodes if n.id == _node_id(lhs))
+                            nodes.append(SimpleNamespace(
+                                id=key, x=round(target.x + 1.2 * side, 3),
+                                y=round(target.y - 0.55 * ROW, 3),
+                                label=label(c), kind="param"))
+                        edges.append(SimpleNamespace(source=key, target=_node_id(lhs),
+                                                     label=None, recurrent=False))
+    # merge parallel edges (the same source in two terms)
+    merged = {}
+    for e in edges:
+        key = (e.source, e.target)
+        if key in merged and e.label:
+            old = merged[key]
+            old.label = f"{old.label}, {e.label}" if old.label else e.label
+        else:
+            merged.setdefault(key, e)
+    # labels of edges fanning out of one node sit nearer their targets
+    fan = {}
+    for e in merged.values():
+        if e.label:
+            fan[e.source] = fan.get(e.source, 0) + 1
+    for e in merged.values():
+        e.pos = 0.75 if fan.get(e.source, 0) > 2 else 0.5
+    # an edge that would pass through another node is drawn as an arc
+    where = {n.id: (n.x, n.y) for n in nodes}
+    for e in merged.values():  # (only within a step: a long edge across steps stays straight)
+        e.bend = not e.recurrent and any(
+            _near(where[e.source], where[e.target], xy)
+            for key, xy in where.items() if key not in (e.source, e.target))
+    return SimpleNamespace(T=T, nodes=nodes, edges=list(merged.values()),
+                           omitted=[label(StepVar(n, t, *cell.param(n).shape)) for n in omitted],
+                           copies=sorted({e.label for e in merged.values() if e.label}))

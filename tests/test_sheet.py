@@ -1,0 +1,217 @@
+"""The solution sheet: content, the committed files, compiling, errors, the check table."""
+import re
+import time
+from pathlib import Path
+
+import numpy
+import pytest
+from sympy import HadamardProduct, MatrixSymbol, Rational, symbols
+
+import symrnn
+from symrnn import Cell, prev, sigmoid, tanh
+from symrnn.render import sheet as sheet_module
+from symrnn.render.numeric_check import check_gradients, elman_bptt, finite_differences
+from symrnn.render.sheet import (SheetError, first_error, render_derivation, render_sheet,
+                                 sheet_context, write_sheet)
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_tex = pytest.mark.skipif(sheet_module.tex_engine() is None, reason="no TeX engine")
+
+
+@pytest.fixture(scope="module")
+def tex():
+    return render_sheet()
+
+
+# ---- the committed output is the output of the code ----------------------------------
+def test_committed_tex_is_what_the_code_renders(tex):
+    committed = ROOT / "output" / "sheet08.tex"
+    assert committed.exists(), "run `symrnn sheet` and commit output/sheet08.tex"
+    assert committed.read_text() == tex, \
+        "output/sheet08.tex is stale: run `symrnn sheet` (or write_sheet()) and commit"
+
+
+def test_committed_pdf_is_there():
+    pdf = ROOT / "output" / "sheet08.pdf"
+    assert pdf.exists() and pdf.read_bytes()[:5] == b"%PDF-"
+
+
+# ---- what the sheet says ----------------------------------------------------------------
+def test_every_problem_is_answered(tex):
+    for heading in ("Problem 1", "Problem 2", "Problem 3", "Check against NumPy"):
+        assert heading in tex
+    # problem 1: the example and both alternatives, with references
+    for word in ("bank", "river", "conflation", "Multi-sense", "ELMo", "BERT",
+                 "Transformer", r"\bibitem{peters2018}", r"\bibitem{devlin2019}"):
+        assert word in tex, word
+    # problem 2: copies, the figure, the rules, the boxed results of the slide
+    assert r"\bm{W}^{(t)}" in tex and r"\bm{U}^{(t)}" in tex and r"\bm{V}^{(t)}" in tex
+    assert r"\begin{tikzpicture}" in tex and r"\bm{W}^{(3)}" in tex
+    assert r"\boxed{" in tex and r"\operatorname{diag}" in tex and r"\odot" in tex
+    assert r"\sum_{t=1}^{T}" in tex and r"\bm{\delta}^{(t)}" in tex
+    assert (r"\bm{W}^{\top} \operatorname{diag}(\mathbf{1} - \bm{h}^{(t + 1)} \odot "
+            r"\bm{h}^{(t + 1)}) \frac{\partial L}{\partial \bm{h}^{(t + 1)}} + \bm{V}^{\top} "
+            r"(\bm{\hat{y}}^{(t)} - \bm{y}^{(t)})") in tex
+    assert r"\frac{\partial L}{\partial \bm{W}} &= \sum_{t=1}^{T} \bm{\delta}^{(t)} " \
+           r"\bm{h}^{(t - 1)\top}" in tex
+    # problem 3: g^(t) in place of yhat - y
+    assert r"\bm{V}^{\top} \bm{g}^{(T)}" in tex
+
+
+def test_the_backward_pass_comes_in_the_order_of_the_exercise(tex):
+    marks = [r"Gradient with respect to $\bm{o}^{(t)}$",
+             r"Gradient with respect to $\bm{V}$",
+             r"Gradient with respect to $\bm{h}^{(t)}$",
+             r"Gradient with respect to $\bm{z}^{(t)}$",
+             r"The recurrence for",
+             r"Gradient with respect to $\bm{W}$",
+             r"Gradient with respect to $\bm{U}$",
+             r"Gradient with respect to the initial state"]
+    positions = [tex.index(m) for m in marks]
+    assert positions == sorted(positions)
+
+
+def test_problem_3_is_derived_from_the_upstream_model():
+    s = sheet_context()
+    assert s.problem3.changed == [r"\partial L / \partial \bm{o}^{(t)}"]
+    assert r"\partial L / \partial \bm{h}^{(t)}" in s.problem3.same
+    results = " ".join(e.rhs for e in s.p3.results)
+    assert r"\bm{g}^{(t)}" in results and r"\hat{y}" not in results
+
+
+@pytest.mark.parametrize("activation, present, absent", [
+    ("sigmoid", r"\sigma(", r"\tanh"),
+    ("relu", r"\operatorname{relu}'(", r"\tanh"),
+    ("tanh", r"\tanh(", r"\sigma("),
+])
+def test_the_sheet_follows_the_model(activation, present, absent):
+    text = render_sheet(symrnn.ElmanRNN(activation=activation))
+    assert present in text and absent not in text
+
+
+def test_no_equation_is_typed_into_the_templates():
+    for path in (ROOT / "templates").glob("*.j2"):
+        text = path.read_text()
+        for pattern in (r"\\frac", r"\\partial", r"\\sum", r"\\odot", r"\\operatorname",
+                        r"\\bm\b", r"\\top\b", r"\\tanh", r"\\sigma", r"\\delta", r"\^\{\("):
+            assert not re.search(pattern, text), f"{path.name} types {pattern}"
+
+
+# ---- the gradient check ------------------------------------------------------------------
+@pytest.mark.parametrize("model", [{}, {"activation": "sigmoid"}, {"activation": "relu"},
+                                   {"activation": "identity", "output": "mse", "bias": True},
+                                   {"output": "upstream", "bias": True}])
+def test_check_gradients(model):
+    rows = check_gradients(symrnn.ElmanRNN(**model))
+    names = [r.name for r in rows]
+    assert names == ["W", "U", "V"] + (["b", "c"] if model.get("bias") else []) + ["h0"]
+    for name, fd, independent in rows:
+        assert fd < 1e-6, (name, fd)
+        assert independent < 1e-12, (name, independent)
+
+
+def test_hand_written_bptt_against_finite_differences():
+    rng = numpy.random.default_rng(3)
+    params = {"W": rng.normal(size=(3, 3)) * 0.5, "U": rng.normal(size=(3, 2)),
+              "V": rng.normal(size=(2, 3)), "b": rng.normal(size=3), "c": rng.normal(size=2)}
+    x, y, h0 = rng.normal(size=(4, 2)), numpy.eye(2)[[0, 1, 1, 0]], rng.normal(size=3)
+    _, grads = elman_bptt(params, x, y, h0, activation="sigmoid")
+    numeric = finite_differences(
+        lambda a: elman_bptt({k: a[k] for k in params}, x, y, a["h0"], activation="sigmoid")[0],
+        {**{k: v.copy() for k, v in params.items()}, "h0": h0.copy()})
+    for k in numeric:
+        assert numpy.allclose(grads[k], numeric[k], atol=1e-7), k
+
+
+def two_state_cell():
+    """Not an Elman network: two states, a gate, a bias (like a small LSTM)."""
+    D, N, M = symbols("D N M", integer=True, positive=True)
+    W, U, A, V = (MatrixSymbol("W", D, D), MatrixSymbol("U", D, N), MatrixSymbol("A", D, D),
+                  MatrixSymbol("V", M, D))
+    b, x, y = MatrixSymbol("b", D, 1), MatrixSymbol("x", N, 1), MatrixSymbol("y", M, 1)
+    f, h, c, o = (MatrixSymbol("f", D, 1), MatrixSymbol("h", D, 1), MatrixSymbol("c", D, 1),
+                  MatrixSymbol("o", M, 1))
+    return Cell("two-state", params=[W, U, A, b, V], inputs=[x], targets=[y], states=[h, c],
+                equations=[(f, sigmoid(A * prev(h) + b)),
+                           (c, HadamardProduct(f, prev(c)) + U * x),
+                           (h, tanh(W * prev(h) + c)), (o, V * h)],
+                loss=Rational(1, 2) * (o - y).T * (o - y))
+
+
+def test_check_gradients_of_another_cell_has_no_independent_column():
+    rows = check_gradients(two_state_cell(), T=4)
+    assert [r.name for r in rows] == ["W", "U", "A", "b", "V", "h0", "c0"]
+    assert all(r.rel_err_fd < 1e-6 and r.rel_err_independent is None for r in rows)
+
+
+# ---- writing and compiling -----------------------------------------------------------------
+def test_tex_only(tmp_path):
+    written = write_sheet(tmp_path / "out", pdf=False)
+    assert written == [tmp_path / "out" / "sheet08.tex"]
+    assert written[0].read_text() == render_sheet()
+    assert not (tmp_path / "out" / "sheet08.pdf").exists()
+
+
+def test_without_tex(tmp_path, monkeypatch):
+    monkeypatch.setattr(sheet_module, "tex_engine", lambda: None)
+    notes = []
+    written = write_sheet(tmp_path, notify=notes.append)
+    assert written == [tmp_path / "sheet08.tex"]
+    assert len(notes) == 1 and "\n" not in notes[0] and "latexmk" in notes[0]
+    with pytest.raises(RuntimeError) as error:
+        write_sheet(tmp_path / "required", pdf=True)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "required").exists()
+
+
+BROKEN = "\\documentclass{article}\n\\begin{document}\nfine\n\\undefinedmacro\n\\end{document}\n"
+
+
+@needs_tex
+def test_a_failed_compile_names_the_line_and_leaves_no_file(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sheet08.tex").write_text("old tex")
+    (out / "sheet08.pdf").write_bytes(b"old pdf")
+    monkeypatch.setattr(sheet_module, "render_sheet", lambda cell=None: BROKEN)
+    with pytest.raises(SheetError) as error:
+        write_sheet(out, pdf=True)
+    message = str(error.value)
+    assert "line 4" in message and "Undefined control sequence" in message
+    assert "\n" not in message
+    assert sorted(p.name for p in out.iterdir()) == ["sheet08.pdf", "sheet08.tex"]
+    assert (out / "sheet08.tex").read_text() == "old tex"
+    assert (out / "sheet08.pdf").read_bytes() == b"old pdf"
+
+
+def test_first_error_of_a_log():
+    log = ("This is pdfTeX\n./sheet08.tex:12: Undefined control sequence.\n"
+           "l.12 \\foo\n")
+    assert first_error(log) == "line 12: Undefined control sequence."
+    plain = "! Missing $ inserted.\n<inserted text>\nl.7 x^2\n"
+    assert first_error(plain, ["a"] * 6 + ["x^2"]) == "line 7: Missing $ inserted.  [x^2]"
+    assert first_error("no errors here") is None
+
+
+@needs_tex
+def test_the_sheet_compiles_with_halt_on_error_in_under_ten_seconds(tmp_path):
+    assert "-halt-on-error" in sheet_module.tex_engine()
+    start = time.perf_counter()
+    written = write_sheet(tmp_path, pdf=True)
+    elapsed = time.perf_counter() - start
+    assert [p.name for p in written] == ["sheet08.tex", "sheet08.pdf"]
+    assert written[1].read_bytes()[:5] == b"%PDF-"
+    assert elapsed < 10, f"the sheet took {elapsed:.1f} s"
+
+
+@needs_tex
+def test_the_derivation_macros_render_any_cell(tmp_path):
+    body = render_derivation(symrnn.derive(two_state_cell()), figure_T=2)
+    assert r"\bm{c}^{(0)}" in body and r"\bm{A}^{(t)}" in body
+    doc = tmp_path / "appendix.tex"
+    doc.write_text("\\documentclass{article}\n\\usepackage[margin=2.2cm]{geometry}\n"
+                   "\\usepackage{amsmath,amssymb,mathtools,bm,xcolor,tikz}\n"
+                   "\\usetikzlibrary{arrows.meta}\n\\allowdisplaybreaks\n"
+                   "\\begin{document}\n" + body + "\\end{document}\n")
+    pdf = sheet_module.compile_tex(doc)
+    assert pdf.exists()
