@@ -86,7 +86,9 @@ def test_problem_3_is_derived_from_the_upstream_model():
 ])
 def test_the_sheet_follows_the_model(activation, present, absent):
     text = render_sheet(symrnn.ElmanRNN(activation=activation))
-    assert present in text and absent not in text
+    problems, appendix = text.split(r"\appendix")  # the appendix derives LSTM and GRU
+    assert present in problems and absent not in problems
+    assert r"\subsection*{LSTM}" in appendix and r"\subsection*{GRU}" in appendix
 
 
 def test_no_equation_is_typed_into_the_templates():

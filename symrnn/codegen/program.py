@@ -153,6 +153,12 @@ class Program:
             else:
                 before.append(f"{lhs.name} = {self.code(rhs, 'stacked')}")
         lines = before[:]
+        stacked = {s.name for s in self.cell.inputs + self.cell.targets} | {
+            lhs.name for lhs, _ in eqs if lhs.name not in core | after}
+        for name in sorted(self.shifted & stacked):  # read at t+1: a zero step T+1
+            lines += [f"{name}_all = numpy.zeros((T_ + 2,) + {name}.shape[1:], dtype=_dtype)",
+                      f"{name}_all[1:T_ + 1] = {name}"]
+            self.padded.add(name)
         stored = [lhs for lhs, _ in eqs if lhs.name in core - self.local]
         for lhs in stored:
             rows = self.code(lhs.shape[0], "stacked")

@@ -22,6 +22,7 @@ from sympy.matrices.expressions.diagonal import DiagMatrix
 from ..derivation import derive
 from ..graph.unroll import T, t as time
 from ..model.nodes import Adjoint, StepVar
+from ..model.gated import GRU, LSTM
 from ..model.presets import ElmanRNN
 from .narrative import Eq, Typesetter, derivation_context
 from .numeric_check import check_gradients
@@ -135,9 +136,16 @@ def _bound(ts, values):
 def sheet_context(cell=None):
     """Everything ``sheet08.tex.j2`` prints, for ``cell`` (default: the exercise's RNN)."""
     cell = cell if cell is not None else ElmanRNN()
+    if isinstance(cell, (LSTM, GRU)):
+        cell = ElmanRNN()  # the exercise's network; the gated cells are in the appendix
     if not isinstance(cell, ElmanRNN):
         raise ValueError("the sheet is about the Elman RNN of the exercise; "
                          "use render_derivation() for other cells")
+    appendix = [SimpleNamespace(name=gated.name, params=len(gated.params),
+                                states=len(gated.states),
+                                tex=render_derivation(derive(gated),
+                                                      label=f"fig:{gated.name.lower()}"))
+                for gated in (LSTM(), GRU())]
     # Problem 2: the model of the exercise (or the one asked for)
     d2 = derive(cell)
     p2 = derivation_context(d2)
@@ -199,7 +207,7 @@ def sheet_context(cell=None):
         output=cell.output, bias=cell.bias,
         is_exercise=(cell.activation, cell.output, cell.bias) == ("tanh", "softmax_ce", False),
         p2=p2, p3=p3, fig=fig, problem3=problem3, checks=checks, check=check,
-        remarks=remarks,
+        remarks=remarks, appendix=appendix,
         head=Eq(ts2(Adjoint(o), inline=True), ts2(head2, inline=True)),
         printed=_merge([ts.printed for ts in (ts2, fig_ts, ts3, ts_check)]))
 
