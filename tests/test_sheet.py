@@ -10,7 +10,8 @@ from sympy import HadamardProduct, MatrixSymbol, Rational, symbols
 import symrnn
 from symrnn import Cell, prev, sigmoid, tanh
 from symrnn.render import sheet as sheet_module
-from symrnn.render.numeric_check import check_gradients, elman_bptt, finite_differences
+from symrnn.check import elman_reference as elman_bptt, finite_differences
+from symrnn.render.numeric_check import check_gradients
 from symrnn.render.sheet import (SheetError, first_error, render_derivation, render_sheet,
                                  sheet_context, write_sheet)
 

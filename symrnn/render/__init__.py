@@ -9,13 +9,13 @@
 """
 from .latex_printer import BPTTLatexPrinter, Partial, latex, printer_for
 from .narrative import Typesetter, derivation_context
-from .numeric_check import check_gradients, elman_bptt, finite_differences, relative_error
+from .numeric_check import check_gradients, relative_error
 from .rewrite import as_diag, flatten_products, unit_sum_facts, unit_sum_targets
 from .sheet import SheetError, render_derivation, render_sheet, sheet_context, write_sheet
 from .tikz import unrolled_figure
 
 __all__ = ["BPTTLatexPrinter", "Partial", "SheetError", "Typesetter", "as_diag",
-           "check_gradients", "derivation_context", "elman_bptt", "finite_differences",
+           "check_gradients", "derivation_context",
            "flatten_products", "latex", "printer_for", "relative_error", "render_derivation",
            "render_sheet", "sheet_context", "unit_sum_facts", "unit_sum_targets",
            "unrolled_figure", "write_sheet"]

@@ -5,93 +5,19 @@ engine generated (``derivation.lambdify()``) at one random point and compares
 each with
 
 * central finite differences of the loss (any cell), and
-* ``elman_bptt`` below, a plain NumPy BPTT written by hand from the textbook
-  recursion for the Elman variants (activation, output head, biases). It
-  imports nothing from the engine; for other cells that column is ``None``.
+* the hand-written NumPy BPTT of ``symrnn.check`` (Elman variants, LSTM, GRU),
+  which imports nothing from the engine; for other cells that column is ``None``.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GradientCheck", "check_gradients", "elman_bptt", "finite_differences",
-           "relative_error"]
+from ..check import finite_differences, reference_for
+
+__all__ = ["GradientCheck", "check_gradients", "relative_error"]
 
 
-# ---- an independent BPTT for the Elman network, by hand --------------------
-def _activation(name):
-    if name == "tanh":
-        return np.tanh, lambda z, h: 1.0 - h * h
-    if name == "sigmoid":
-        return (lambda z: 1.0 / (1.0 + np.exp(-z))), (lambda z, h: h * (1.0 - h))
-    if name == "relu":
-        return (lambda z: np.where(z > 0, z, 0.0)), (lambda z, h: (z > 0).astype(float))
-    if name == "identity":
-        return (lambda z: z), (lambda z, h: np.ones_like(z))
-    raise ValueError(f"no hand-written activation {name!r}")
-
-
-def _head(name, o, y):
-    """(loss of one step, dL/do) for the output head ``name``."""
-    if name == "softmax_ce":
-        shifted = o - o.max()
-        log_p = shifted - np.log(np.exp(shifted).sum())
-        return -float(y @ log_p), np.exp(log_p) * y.sum() - y
-    if name == "mse":
-        r = o - y
-        return 0.5 * float(r @ r), r
-    if name == "upstream":  # o feeds another network that passes back y = dL/do
-        return float(y @ o), y.copy()
-    raise ValueError(f"no hand-written output {name!r}")
-
-
-def elman_bptt(params, x, y, h0, activation="tanh", output="softmax_ce"):
-    """Loss and gradients of the Elman network, one sequence (x: (T, N), y: (T, M))."""
-    W, U, V = params["W"], params["U"], params["V"]
-    b = params["b"] if "b" in params else np.zeros(len(W))
-    c = params["c"] if "c" in params else np.zeros(len(V))
-    f, df = _activation(activation)
-    hs, zs, dos, loss = [np.array(h0, dtype=float)], [], [], 0.0
-    for t in range(len(x)):                      # forward
-        zs.append(W @ hs[t] + U @ x[t] + b)
-        hs.append(f(zs[t]))
-        step_loss, do = _head(output, V @ hs[t + 1] + c, y[t])
-        loss += step_loss
-        dos.append(do)
-    grads = {k: np.zeros_like(v, dtype=float) for k, v in params.items()}
-    carry = np.zeros(len(W))                     # W^T delta^(t+1), zero after step T
-    for t in reversed(range(len(x))):            # backward
-        grads["V"] += np.outer(dos[t], hs[t + 1])
-        if "c" in grads:
-            grads["c"] += dos[t]
-        dh = V.T @ dos[t] + carry
-        delta = df(zs[t], hs[t + 1]) * dh
-        grads["W"] += np.outer(delta, hs[t])
-        grads["U"] += np.outer(delta, x[t])
-        if "b" in grads:
-            grads["b"] += delta
-        carry = W.T @ delta
-    grads["h0"] = carry
-    return loss, grads
-
-
-# ---- finite differences ------------------------------------------------------
-def finite_differences(loss, arrays, eps=1e-6):
-    """Central differences of ``loss(arrays)`` in every entry of every array."""
-    out = {}
-    for name, a in arrays.items():
-        g = np.zeros_like(a, dtype=float)
-        for i in np.ndindex(a.shape):
-            saved = a[i]
-            a[i] = saved + eps
-            plus = loss(arrays)
-            a[i] = saved - eps
-            minus = loss(arrays)
-            a[i] = saved
-            g[i] = (plus - minus) / (2 * eps)
-        out[name] = g
-    return out
-
-
+# ---- the metric of the table -------------------------------------------------
 def relative_error(a, b):
     """||a - b|| / max(||a||, ||b||) in the Frobenius norm (0 when both are 0)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
@@ -154,11 +80,8 @@ def check_gradients(cell_or_derivation, T=5, sizes=(3, 4, 2), seed=0, eps=1e-6):
 
     numeric = finite_differences(loss, {k: v.copy() for k, v in {**params, **initial}.items()},
                                  eps)
-    independent = None
-    if all(hasattr(cell, a) for a in ("activation", "output", "bias")) \
-            and [s.name for s in cell.states] == ["h"]:
-        _, independent = elman_bptt(params, x, y, initial["h0"],
-                                    activation=cell.activation, output=cell.output)
+    reference = reference_for(cell)
+    independent = reference(params, x, y, initial)[1] if reference is not None else None
     rows = []
     for name in list(params) + list(initial):
         g = np.asarray(grads[name], dtype=float).reshape(numeric[name].shape)
