@@ -110,7 +110,10 @@ def check(form, D, N, M, T_, seed, give_states=True):
     params = random_params(D, N, M, rng)
     x, y = rng.normal(size=(T_, N)), rng.normal(size=(T_, M))
     initial = {"h0": rng.normal(size=D), "m0": rng.normal(size=D)} if give_states else {}
+    arguments = [*params.values(), x, y, *initial.values()]
+    before = [a.copy() for a in arguments]
     loss, grads = gradient_function(form)(params, x, y, **initial)
+    assert all(np.array_equal(a, b) for a, b in zip(arguments, before))  # left as they were
     ref_loss, ref = two_timescale_bptt(params, x, y, **initial)
     assert set(grads) == set(ref) == set(KEYS) | {"h0", "m0"}
     assert abs(loss - ref_loss) <= 1e-10 * max(1.0, abs(ref_loss))
@@ -400,3 +403,42 @@ def test_documented_example_runs():
     assert set(namespace["grads"]) == {"W_f", "U_f", "b_f", "W", "U", "b", "V", "h0"}
     lstm = re.findall(r"```\n(params: W_f.*?)```", section, re.S)
     assert symrnn.parse_cell(lstm[0]).equations == symrnn.LSTM().equations
+
+
+def test_arguments_are_never_overwritten():
+    # after the loop nothing reads x again, so `o = x - V h` could start from
+    # x's array; the generated code must start from an array of its own instead
+    f = symrnn.derive(symrnn.parse_cell("""
+        params: W[D,D] V[D,D]
+        input:  x[D]
+        target: y[D]
+        state:  h[D]
+        h = tanh(W @ prev(h) + x)
+        o = x - V @ h
+        loss = (o - y).T @ (o - y) / 2
+        """)).lambdify()
+    rng = np.random.default_rng(5)
+    params = {"W": rng.normal(size=(3, 3)), "V": rng.normal(size=(3, 3))}
+    for x, y, h0 in [(rng.normal(size=(4, 3)), rng.normal(size=(4, 3)), rng.normal(size=3)),
+                     (rng.normal(size=(4, 3, 2)), rng.normal(size=(4, 3, 2)), None)]:
+        arguments = [*params.values(), x, y] + ([] if h0 is None else [h0])
+        before = [a.copy() for a in arguments]
+        loss, grads = f(params, x, y, h0=h0)
+        assert all(np.array_equal(a, b) for a, b in zip(arguments, before))
+        assert np.isfinite(loss) and loss == f(params, x, y, h0=h0)[0]
+
+
+@pytest.mark.parametrize("name", ["h_prev", "d_h", "z_r", "numpy", "D"])
+def test_cell_built_in_sympy_rejects_names_the_generated_code_uses(name):
+    # the text syntax refuses them with a line number; a Cell built in SymPy must too,
+    # or the generated code would silently overwrite its own variable
+    D, N = symbols("D N", integer=True, positive=True)
+    W, U = MatrixSymbol("W", D, D), MatrixSymbol("U", D, N)
+    x, y, h, z = (MatrixSymbol("x", N, 1), MatrixSymbol("y", D, 1), MatrixSymbol("h", D, 1),
+                  MatrixSymbol("z", D, 1))
+    taken = MatrixSymbol(name, D, 1)
+    with pytest.raises(ValueError, match=rf"^equations: the name '{name}' is taken"):
+        symrnn.Cell("c", params=[W, U], inputs=[x], targets=[y], states=[h],
+                    equations=[(z, W * symrnn.prev(h) + U * x), (taken, symrnn.tanh(z)),
+                               (h, taken)],
+                    loss=(h - y).T * (h - y))

@@ -8,11 +8,27 @@ right by the kind of each factor:
     F  a fixed matrix (a parameter)          C  a per-step column (r x 1)
     R  a per-step row (1 x c)                S  a per-step 1 x 1 scalar
     O  a per-step outer product C R, only summed over steps and batch
+
+Every array is two-dimensional: one step (B, r), or all steps stacked (T*B, r),
+so that a product with a parameter is a single matrix product either way.
 """
 from sympy import OneMatrix
 from sympy.printing.numpy import NumPyPrinter
 
-from ..model.nodes import StepVar
+from ..model.nodes import LogSoftmax, ReLU, Sigmoid, Softmax, Step, StepVar, Tanh
+
+# the NumPy function of each element-wise node; each accepts ``out=``
+FUNCTIONS = {Tanh: "numpy.tanh", Sigmoid: "_sigmoid", ReLU: "_relu", Step: "_step",
+             Softmax: "_softmax", LogSoftmax: "_log_softmax"}
+
+
+def split_sign(term):
+    """``(sign, core)`` with ``term = sign * core`` and sign +1 or -1."""
+    if term.is_MatMul:
+        coeff, factors = term.as_coeff_matrices()
+        if coeff == -1:
+            return -1, factors[0] if len(factors) == 1 else term.func(*factors)
+    return 1, term
 
 
 class RowNumPyPrinter(NumPyPrinter):
@@ -22,6 +38,12 @@ class RowNumPyPrinter(NumPyPrinter):
         super().__init__(settings or {})
         self.names = names
         self.params = set(params)
+        self.shared = {}  # expressions already computed once, by the name that holds them
+        self.constants = None  # in a loop body: {code: name} of transposes named before it
+
+    def _print(self, expr, **kwargs):
+        name = self.shared.get(expr)
+        return name if name is not None else super()._print(expr, **kwargs)
 
     # -- kinds ---------------------------------------------------------
     def _per_step(self, expr):
@@ -40,7 +62,12 @@ class RowNumPyPrinter(NumPyPrinter):
         return "O"
 
     def _fixed_T(self, expr):
-        return self._print(expr.arg) if expr.is_Transpose else f"{self._print(expr)}.T"
+        if expr.is_Transpose:
+            return self._print(expr.arg)
+        code = f"{self._print(expr)}.T"
+        if self.constants is not None and code[:-2].isidentifier():  # a parameter
+            return self.constants.setdefault(code, f"_{code[:-2]}_T")
+        return code
 
     # -- leaves --------------------------------------------------------
     def _print_StepVar(self, expr):
@@ -62,12 +89,16 @@ class RowNumPyPrinter(NumPyPrinter):
 
     # -- operations ----------------------------------------------------
     def _print_MatAdd(self, expr):
-        return " + ".join(f"({self._print(a)})" for a in expr.args)
+        terms = sorted(map(split_sign, expr.args), key=lambda st: -st[0])
+        code = "".join(f" {'+' if sign > 0 else '-'} ({self._print(a)})" for sign, a in terms)
+        return code[3:] if terms[0][0] > 0 else f"-{code[3:]}"
 
     def _print_HadamardProduct(self, expr):
         return "*".join(f"({self._print(a)})" for a in expr.args)
 
     def _print_HadamardPower(self, expr):
+        if expr.exp == 2:
+            return f"numpy.square({self._print(expr.base)})"
         return f"({self._print(expr.base)})**{self._print(expr.exp)}"
 
     def _print_Transpose(self, expr):
@@ -80,9 +111,13 @@ class RowNumPyPrinter(NumPyPrinter):
         kind, code = self._factor(factors[0])
         for f in factors[1:]:
             kind, code = self._product(kind, code, *self._factor(f))
-        if kind == "O":
-            code = f"_flat({code[0] or '1.0'}).T @ _flat({code[1] or '1.0'})"
-        return code if coeff == 1 else f"({self._print(coeff)})*({code})"
+        if kind == "O":  # summed over the rows: one matrix product
+            left = code[0] or "1.0"
+            left = left if left.isidentifier() else f"({left})"
+            code = f"_dot({left}.T, {code[1] or '1.0'})"
+        if coeff == 1:
+            return code
+        return f"-({code})" if coeff == -1 else f"({self._print(coeff)})*({code})"
 
     def _factor(self, f):
         if isinstance(f, OneMatrix) or f.is_Transpose and isinstance(f.arg, OneMatrix):
@@ -101,11 +136,11 @@ class RowNumPyPrinter(NumPyPrinter):
 
         rule = k1 + k2
         if rule == "FF":
-            return "F", (f"({c1[0]}) @ ({c2[0]})", f"({c2[1]}) @ ({c1[1]})")
+            return "F", (f"_dot({c1[0]}, {c2[0]})", f"_dot({c2[1]}, {c1[1]})")
         if rule == "FC":
-            return "C", f"({c2}) @ ({c1[1]})"
+            return "C", f"_dot({c2}, {c1[1]})"
         if rule == "RF":
-            return "R", f"({c1}) @ ({c2[0]})"
+            return "R", f"_dot({c1}, {c2[0]})"
         # a 1x1 factor scales the other one: stored rows broadcast against it
         if rule == "FS":  # a fixed column times a per-step 1x1: a per-step column
             return "C", f"({c2})*({c1[1]})"
@@ -126,30 +161,27 @@ class RowNumPyPrinter(NumPyPrinter):
         raise NotImplementedError(f"product of a {k1} and a {k2} factor in row layout")
 
     # -- element-wise functions -----------------------------------------
-    def _print_Tanh(self, expr):
-        return f"numpy.tanh({self._print(expr.arg)})"
-
-    def _print_Sigmoid(self, expr):
-        return f"_sigmoid({self._print(expr.arg)})"
-
-    def _print_ReLU(self, expr):
-        return f"numpy.maximum({self._print(expr.arg)}, 0.0)"
-
-    def _print_Step(self, expr):
-        return f"_step({self._print(expr.arg)})"
-
-    def _print_Softmax(self, expr):
-        return f"_softmax({self._print(expr.arg)})"
-
-    def _print_LogSoftmax(self, expr):
-        return f"_log_softmax({self._print(expr.arg)})"
+    def _print_Elementwise(self, expr):
+        return f"{FUNCTIONS[type(expr)]}({self._print(expr.arg)})"
 
     def _print_SumOverTime(self, expr):
-        # the names of a stacked context cover all steps: summing the batch
-        # and the steps is the same flattening
+        # stacked arrays hold every step and sequence as rows: summing over
+        # the steps is summing the rows
         kind = self.kind(expr.term)
         if kind in ("C", "S"):
-            return f"_flat({self._print(expr.term)}).sum(0)"
+            return f"({self._print(expr.term)}).sum(0)"
         if kind == "R":  # the gradient of a row parameter w[1, c]: stored (1, c)
-            return f"_flat({self._print(expr.term)}).sum(0, keepdims=True)"
+            return f"({self._print(expr.term)}).sum(0, keepdims=True)"
         return self._print(expr.term)
+
+    def total(self, term):
+        """The sum over all steps and sequences of a per-step 1x1 ``term``, a number."""
+        coeff, factors = term.as_coeff_matrices() if term.is_MatMul else (1, [term])
+        kinds = [self.kind(f) for f in factors]
+        if kinds == ["R", "C"]:  # a row times a column at every step: one dot product
+            code = f"_vdot({self._print(factors[0])}, {self._print(factors[1])})"
+        else:
+            code, coeff = f"({self._print(term)}).sum()", 1
+        if coeff == 1:
+            return code
+        return f"-{code}" if coeff == -1 else f"({self._print(coeff)})*{code}"

@@ -14,29 +14,54 @@ import math
 import numpy
 
 _F64 = numpy.dtype(numpy.float64)
+_dot = numpy.dot
 _vdot = numpy.vdot
 
+
+# -- element-wise functions: each takes ``out=`` so that a chain of operations
+# can work in one buffer (see symrnn/codegen/inplace.py) ------------------------
 
 def _flat(a):
     return a.reshape(-1, a.shape[-1])
 
 
-def _sigmoid(x):
-    return 0.5 + 0.5 * numpy.tanh(0.5 * x)
+def _sigmoid(x, out=None):
+    r = numpy.multiply(x, 0.5, out=out)
+    numpy.tanh(r, out=r)
+    r *= 0.5
+    r += 0.5
+    return r
 
 
-def _step(x):
-    return (x > 0).astype(x.dtype)
+def _relu(x, out=None):
+    return numpy.maximum(x, 0.0, out=out)
 
 
-def _softmax(x):
-    e = numpy.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
+def _step(x, out=None):
+    return numpy.greater(x, 0.0, out=numpy.empty_like(x) if out is None else out)
 
 
-def _log_softmax(x):
-    s = x - x.max(-1, keepdims=True)
-    return s - numpy.log(numpy.exp(s).sum(-1, keepdims=True))
+def _softmax(x, out=None):
+    e = numpy.subtract(x, x.max(-1, keepdims=True), out=out)
+    numpy.exp(e, out=e)
+    e /= e.sum(-1, keepdims=True)
+    return e
+
+
+def _log_softmax(x, out=None):
+    s = numpy.subtract(x, x.max(-1, keepdims=True), out=out)
+    s -= numpy.log(numpy.exp(s).sum(-1, keepdims=True))
+    return s
+
+
+def _log_softmax_and_softmax(x, out=None):
+    """Both from one pass of ``exp``: the loss needs one, the gradient the other."""
+    s = numpy.subtract(x, x.max(-1, keepdims=True), out=out)
+    e = numpy.exp(s)
+    z = e.sum(-1, keepdims=True)
+    e /= z
+    s -= numpy.log(z)
+    return s, e
 
 
 # -- checks ---------------------------------------------------------------------

@@ -5,6 +5,26 @@ from sympy import MatrixSymbol, ZeroMatrix
 
 from .nodes import Prev
 
+# names the generated NumPy code uses for itself
+CODE_NAMES = {"loss", "numpy", "math", "range", "T_", "B_"}
+
+
+def generated_names(names, params, states):
+    """The names the generated NumPy code derives from the cell's names, each
+    mapped to the name it comes from: a variable called like one of them would
+    silently overwrite it."""
+    out = {}
+    for m in [n for n in names if n not in params] + ["L"]:  # the values of each step
+        for g in (f"{m}_all", f"{m}_prev", f"{m}_t", f"{m}_r", f"d_{m}", f"d_{m}_all",
+                  f"d_{m}_prev", f"d_{m}_t", f"d_{m}_r"):
+            out.setdefault(g, m)
+    for p in params:
+        out.setdefault(f"grad_{p}", p)
+    for s in states:
+        out.setdefault(f"{s}0", s)
+        out.setdefault(f"grad_{s}0", s)
+    return out
+
 
 class Cell:
     """The equations of one step of a recurrent network, as data.
@@ -60,6 +80,14 @@ class Cell:
             if not sym.name.isidentifier() or sym.name.startswith("_") or keyword.iskeyword(sym.name):
                 raise ValueError(f"equations: {sym.name!r} is not a usable name "
                                  "(a Python identifier not starting with '_')")
+        generated = generated_names(names, [p.name for p in self.params],
+                                    [s.name for s in self.states])
+        sizes = {str(s) for s in self.sizes}
+        for n in names:
+            if n in generated or n in CODE_NAMES or n in sizes:
+                why = (f"the generated code derives it from {generated[n]!r}" if n in generated
+                       else "it is a size" if n in sizes else "the generated code uses it")
+                raise ValueError(f"equations: the name {n!r} is taken ({why}); choose another name")
         for sym in self.inputs + self.targets + self.variables:
             if sym.shape[1] != 1:
                 raise ValueError(f"equations: {sym.name} must be a column vector, "

@@ -49,7 +49,7 @@ from fractions import Fraction
 from sympy import HadamardPower, HadamardProduct, Integer, MatrixSymbol, OneMatrix, Rational, Symbol
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from .cell import Cell
+from .cell import Cell, generated_names
 from .nodes import LogSoftmax, Prev, log_softmax, relu, sigmoid, softmax, tanh
 
 FUNCTIONS = {"tanh": tanh, "sigmoid": sigmoid, "relu": relu, "softmax": softmax,
@@ -60,20 +60,6 @@ SECTIONS = {"param": "params", "params": "params", "parameters": "params",
 LOSS = "loss"
 # names the engine or the generated code uses for itself
 RESERVED = {LOSS, "L", "T", "t", "prev", "numpy", "range", "T_", "B_"} | set(FUNCTIONS)
-
-
-def _generated_names(names, states):
-    """The names the generated NumPy code derives from the cell's names: a
-    variable called like one of them would silently overwrite it."""
-    out = {}
-    for m in list(names) + ["L"]:
-        for g in (f"{m}_all", f"{m}_prev", f"{m}_t", f"d_{m}", f"d_{m}_all", f"d_{m}_prev",
-                  f"d_{m}_t", f"grad_{m}"):
-            out.setdefault(g, m)
-    for s in states:
-        out.setdefault(f"{s}0", s)
-        out.setdefault(f"grad_{s}0", s)
-    return out
 
 
 _HEADER = re.compile(r"\s*([A-Za-z_]\w*)\s*:(.*)$")
@@ -375,7 +361,8 @@ class _Parser:
                                   f"no equation: add '{missing[0]} = ...'")
         if self.loss is None:
             raise CellSyntaxError("no loss: add a line 'loss = ...' (a 1x1 expression)")
-        generated = _generated_names(self.where, self.states)
+        params = [s.name for s in self.declared["params"]]
+        generated = generated_names(self.where, params, self.states)
         for name, (lineno, kind) in self.where.items():
             if name in generated:
                 _fail(lineno, f"the name {name!r} is taken by the generated code for "
