@@ -60,6 +60,8 @@ def parse_args(argv=None):
                    help="time only implementations whose name contains one of these words")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     p.add_argument("--no-jax", action="store_true", help="leave JAX out")
+    p.add_argument("--no-numba", action="store_true",
+                   help="leave out symrnn's Numba backend (timed when Numba is importable)")
     p.add_argument("--profile", action="store_true",
                    help="also print where time goes, statement by statement, in symrnn's "
                         "generated kernel, its wrapper and the stacked baseline")
@@ -645,23 +647,36 @@ def main(argv=None):
             notes.append("JAX not importable: left out")
             jax = None
 
+    derivation = symrnn.derive(symrnn.ElmanRNN())
+    f = derivation.lambdify()
+    compiled = None
+    if not args.no_numba:
+        try:
+            compiled = derivation.lambdify("numba")
+        except ImportError:
+            notes.append("Numba not importable: symrnn's numba backend left out")
+
     report = ["# symrnn gradient benchmark: Elman RNN (tanh, softmax cross-entropy), float64, "
               "one thread", ""]
     env = [f"Python {platform.python_version()}, NumPy {np.__version__}, symrnn "
            f"{getattr(symrnn, '__version__', '?')}"
            + (f", PyTorch {torch.__version__}" if torch else "")
-           + (f", JAX {jax.__version__}" if jax else ""),
+           + (f", JAX {jax.__version__}" if jax else "")
+           + (f", Numba {sys.modules['numba'].__version__}" if compiled else ""),
            f"CPU: {cpu_model()}",
            f"BLAS: {blas_description(np)}"] + notes
     report += [f"- {line}" for line in env]
     print("\n".join(report), flush=True)
 
-    f = symrnn.derive(symrnn.ElmanRNN()).lambdify()
     results, loads, faults = {}, {}, {}
     for size in args.sizes:
         D, N, M, T, B = size
         params, x, y, h0 = make_problem(np, *size)
         impls = symrnn_impls(np, f, params, x, y, h0)
+        if compiled is not None:
+            impls += [Impl("symrnn numba", lambda: compiled(params, x, y, h0=h0)),
+                      Impl("symrnn numba forward",
+                           lambda: (compiled.loss(params, x, y, h0=h0), None))]
         impls += [Impl("NumPy per-step", lambda: numpy_per_step(params, x, y, h0)),
                   Impl(BASELINE, lambda: numpy_stacked(params, x, y, h0))]
         if torch is not None:
@@ -731,8 +746,9 @@ def markdown_table(results, sizes, faults):
         for n in results[size]:
             if n not in names:
                 names.append(n)
-    order = ["symrnn", "symrnn kernel", BASELINE, "NumPy per-step", "PyTorch eager",
-             "JAX jit(grad(scan))", "symrnn forward", "symrnn forward kernel"]
+    order = ["symrnn", "symrnn kernel", "symrnn numba", BASELINE, "NumPy per-step",
+             "PyTorch eager", "JAX jit(grad(scan))", "symrnn forward", "symrnn forward kernel",
+             "symrnn numba forward"]
     names.sort(key=lambda n: order.index(n) if n in order else len(order))
     head = "| implementation | " + " | ".join(f"({', '.join(map(str, s))})" for s in sizes) + " |"
     rule = "|" + " --- |" * (len(sizes) + 1)
@@ -752,7 +768,9 @@ def markdown_table(results, sizes, faults):
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     for label, grad, fwd in [("symrnn gradient / forward", "symrnn", "symrnn forward"),
                              ("symrnn kernel gradient / forward", "symrnn kernel",
-                              "symrnn forward kernel")]:
+                              "symrnn forward kernel"),
+                             ("symrnn numba gradient / forward", "symrnn numba",
+                              "symrnn numba forward")]:
         cells = []
         for s in sizes:
             r = paired(results, s, grad, fwd, ratio)

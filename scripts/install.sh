@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything symrnn needs on a fresh Debian machine: TeX for the PDF, the package
-# itself (editable), and with --test the test dependencies.
+# itself (editable), and with --test the test dependencies (pytest, hypothesis,
+# and Numba for the tests of the compiled backend).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tex="texlive-latex-base texlive-latex-recommended texlive-pictures latexmk"

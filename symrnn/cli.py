@@ -121,6 +121,9 @@ def build_parser():
                                          "and loss(params, x, y, h0=None).")
     codegen.add_argument("-o", "--out", metavar="FILE", default="-",
                          help="where to write the module (default: standard output)")
+    codegen.add_argument("--backend", choices=("numpy", "numba"), default="numpy",
+                         help="numba: the kernels are compiled by Numba on their first "
+                              "call (the module then needs Numba too; default: numpy)")
     _model_options(codegen)
 
     sheet = sub.add_parser("sheet", allow_abbrev=False,
@@ -313,7 +316,10 @@ def run_codegen(args, cell):
     from .codegen.lambdify import module_source
     from .derivation import derive
 
-    source = module_source(derive(cell))
+    try:
+        source = module_source(derive(cell), args.backend)
+    except ImportError as e:  # Numba is not installed
+        raise Failure(str(e)) from None
     if args.out == "-":
         sys.stdout.write(source)
         return 0

@@ -4,7 +4,7 @@
 
     a = _dot(q, W)
     a += p
-    numpy.tanh(a, out=a)
+    numpy.tanh(a, a)
 
 allocates one, and none at all when ``a`` is a row of an array that already
 exists (a state at step t). The first operation of a chain allocates the buffer
@@ -14,6 +14,9 @@ per-step 1x1 value (stored (..., 1)) or a parameter broadcasts instead.
 
 A chain may also start from a value that is already in the buffer, or from an
 array that nothing reads afterwards (``ready``): then it takes that buffer over.
+
+The output array is passed positionally, ``numpy.tanh(a, a)``: Numba compiles
+the same statements and accepts no ``out=`` keyword for ufuncs.
 """
 from dataclasses import dataclass, field
 
@@ -30,7 +33,7 @@ class Buffer:
     """Where a chain leaves its value.
 
     target   the code of the buffer (a row ``h_r[_t]``) or of a new name
-    into     True: ``target`` exists and is written with ``out=``
+    into     True: ``target`` exists and is passed as the output array
     ready    values the chain may start from without computing them: with
              ``into``, ``target`` already holds them; without, their arrays
              are free to be taken over
@@ -60,7 +63,7 @@ def _assign(printer, buf, expr):
     if isinstance(expr, Elementwise):
         func = FUNCTIONS[type(expr)]
         if expr.arg in buf.ready or makes_array(printer, expr.arg):
-            return _assign(printer, buf, expr.arg) + [f"{func}({target}, out={target})"]
+            return _assign(printer, buf, expr.arg) + [f"{func}({target}, {target})"]
         return [_call(func, [code(expr.arg)], buf)]
     if isinstance(expr, HadamardPower) and expr.exp == 2:
         return [_call("numpy.square", [code(expr.base)], buf)]
@@ -69,7 +72,7 @@ def _assign(printer, buf, expr):
     if isinstance(expr, MatMul):
         sign, core = split_sign(expr)
         if sign < 0:
-            return _assign(printer, buf, core) + [f"numpy.negative({target}, out={target})"]
+            return _assign(printer, buf, core) + [f"numpy.negative({target}, {target})"]
         scaled = _scaled(printer, expr)
         if scaled:  # a column times a per-step number: computed as the column, then scaled
             column, number = scaled
@@ -77,7 +80,7 @@ def _assign(printer, buf, expr):
                 return _assign(printer, buf, column) + [f"{target} *= {code(number)}"]
             return [_call("numpy.multiply", [code(column), code(number)], buf)]
         if buf.into and code(expr).startswith("_dot("):  # a product with a parameter
-            return [f"{code(expr)[:-1]}, out={target})"]
+            return [f"{code(expr)[:-1]}, {target})"]
     return [_copy(buf, code(expr))]
 
 
@@ -144,8 +147,8 @@ def _fold(printer, buf, expr):
     if order[0] in chained:
         lines = _assign(printer, buf, head)
         if sign < 0:  # -head + rest: subtract the buffer from a term with a plus sign
-            lines.append(f"numpy.subtract({code(terms.pop(positive[0])[1])}, {target}, "
-                         f"out={target})" if positive else f"numpy.negative({target}, out={target})")
+            lines.append(f"numpy.subtract({code(terms.pop(positive[0])[1])}, {target}, {target})"
+                         if positive else f"numpy.negative({target}, {target})")
     elif sign > 0:  # a stored value: the first binary operation makes the buffer
         other_sign, other = terms.pop(0)
         op = func if other_sign > 0 else "numpy.subtract"
@@ -161,9 +164,9 @@ def _fold(printer, buf, expr):
 
 def _call(func, args, buf):
     if buf.into:
-        return f"{func}({', '.join(args)}, out={buf.target})"
+        return f"{func}({', '.join(args)}, {buf.target})"
     return f"{buf.target} = {func}({', '.join(args)})"
 
 
 def _copy(buf, code):
-    return f"{buf.target}[...] = {code}" if buf.into else f"{buf.target} = {code}"
+    return f"{buf.target}[:] = {code}" if buf.into else f"{buf.target} = {code}"

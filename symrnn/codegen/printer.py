@@ -17,7 +17,8 @@ from sympy.printing.numpy import NumPyPrinter
 
 from ..model.nodes import LogSoftmax, ReLU, Sigmoid, Softmax, Step, StepVar, Tanh
 
-# the NumPy function of each element-wise node; each accepts ``out=``
+# the NumPy function of each element-wise node; each takes an output array as
+# its optional second argument
 FUNCTIONS = {Tanh: "numpy.tanh", Sigmoid: "_sigmoid", ReLU: "_relu", Step: "_step",
              Softmax: "_softmax", LogSoftmax: "_log_softmax"}
 
@@ -132,7 +133,7 @@ class RowNumPyPrinter(NumPyPrinter):
             return a if b is None else b if a is None else f"({a})*({b})"
 
         def dot(a, b):  # a row times a column: one number per step
-            return f"({times(a, b) or '1.0'}).sum(-1, keepdims=True)"
+            return f"_rowsum({times(a, b) or '1.0'})"
 
         rule = k1 + k2
         if rule == "FF":
@@ -171,7 +172,7 @@ class RowNumPyPrinter(NumPyPrinter):
         if kind in ("C", "S"):
             return f"({self._print(expr.term)}).sum(0)"
         if kind == "R":  # the gradient of a row parameter w[1, c]: stored (1, c)
-            return f"({self._print(expr.term)}).sum(0, keepdims=True)"
+            return f"({self._print(expr.term)}).sum(0).reshape(1, -1)"
         return self._print(expr.term)
 
     def total(self, term):

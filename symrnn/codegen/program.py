@@ -95,8 +95,9 @@ def _closure(start, edges):
 class Program:
     """Builds the source of ``forward`` and ``gradients`` for one derivation."""
 
-    def __init__(self, derivation):
+    def __init__(self, derivation, row_lists=True):
         self.d = derivation
+        self.row_lists = row_lists  # loops read rows from Python lists (else from 3-D views)
         cell = self.cell = derivation.cell
         self.params = [p.name for p in cell.params]
         self.states = [s.name for s in cell.states]
@@ -176,7 +177,7 @@ class Program:
                 # the loss needs log-softmax(o): both from one exp
                 self.shared[LogSoftmax(e.arg)] = pair = f"_log{name}"
                 free = self._free(e, group)
-                out = ", out=" + self.code(e.arg, "stacked") if e.arg in free else ""
+                out = ", " + self.code(e.arg, "stacked") if e.arg in free else ""
                 lines.append(f"{pair}, {name} = _log_softmax_and_softmax("
                              f"{self.code(e.arg, 'stacked')}{out})")
                 self.owned |= {pair, name}
@@ -255,8 +256,9 @@ class Program:
             lines += code
         self.printer.constants = None
         self.rows -= set(filled)
-        rows = [f"{n}_r = list({n}_all)" if n in self.padded else
-                f"{n}_r = list({n}.reshape(T_, B_, -1))" for n in sorted(self.rows)]
+        wrap = "list({})" if self.row_lists else "{}"
+        rows = [f"{n}_r = " + wrap.format(f"{n}_all" if n in self.padded else
+                                          f"{n}.reshape(T_, B_, -1)") for n in sorted(self.rows)]
         rows += [f"{name} = {code}" for code, name in constants.items()]
         return rows + [header] + ["    " + l for l in lines], filled
 
@@ -264,14 +266,14 @@ class Program:
         """The array of a value computed step by step: steps 0..T, and a zero
         step T+1 when it is read at t+1."""
         if not shifted:
-            return [f"{name}_all = numpy.empty((T_ + 1, B_, {rows}), dtype=_dtype)"]
-        return [f"{name}_all = numpy.empty((T_ + 2, B_, {rows}), dtype=_dtype)",
+            return [f"{name}_all = numpy.empty((T_ + 1, B_, {rows}))"]
+        return [f"{name}_all = numpy.empty((T_ + 2, B_, {rows}))",
                 f"{name}_all[T_ + 1] = 0.0"]
 
     def _pad(self, name):
         """A stacked value that is read at step t+1: a copy with a zero step T+1."""
         self.padded.add(name)
-        return [f"{name}_all = numpy.zeros((T_ + 2, B_, {name}.shape[-1]), dtype=_dtype)",
+        return [f"{name}_all = numpy.zeros((T_ + 2, B_, {name}.shape[-1]))",
                 f"{name}_all[1:T_ + 1] = {name}.reshape(T_, B_, -1)"]
 
     # -- the forward pass ---------------------------------------------------
@@ -391,7 +393,7 @@ class Program:
                     axis = 2 if sym.name in per_step else axis
                     sizes.append((dim, f"{sym.name}.shape[{axis}]"))
         first = cell.inputs[0].name
-        lines = [f"T_, B_ = {first}.shape[0], {first}.shape[1]", f"_dtype = {first}.dtype"]
+        lines = [f"T_, B_ = {first}.shape[0], {first}.shape[1]"]
         lines += [f"{s} = {src}" for s, src in sizes]
         lines += [f"{n} = {n}.reshape(T_ * B_, -1)  # one row per step and sequence"
                   for n in per_step]

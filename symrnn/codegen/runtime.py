@@ -16,21 +16,25 @@ import numpy
 _F64 = numpy.dtype(numpy.float64)
 _dot = numpy.dot
 _vdot = numpy.vdot
+_sum_of_squares = numpy.vdot  # for the checks (the kernels' _vdot may be compiled)
 
 
-# -- element-wise functions: each takes ``out=`` so that a chain of operations
-# can work in one buffer (see symrnn/codegen/inplace.py) ------------------------
+# -- helpers of the kernels: every array is 2-D, one row per step and sequence.
+# An element-wise helper takes its output array as an optional second argument
+# (see inplace.py); runtime_numba.py has the compiled versions. ----------------
 
 def _flat(a):
     return a.reshape(-1, a.shape[-1])
 
 
 def _sigmoid(x, out=None):
-    r = numpy.multiply(x, 0.5, out=out)
-    numpy.tanh(r, out=r)
-    r *= 0.5
-    r += 0.5
-    return r
+    if out is None:
+        out = numpy.empty_like(x)
+    numpy.multiply(x, 0.5, out)
+    numpy.tanh(out, out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def _relu(x, out=None):
@@ -38,7 +42,13 @@ def _relu(x, out=None):
 
 
 def _step(x, out=None):
-    return numpy.greater(x, 0.0, out=numpy.empty_like(x) if out is None else out)
+    if out is None:
+        out = numpy.empty_like(x)
+    return numpy.greater(x, 0.0, out)
+
+
+def _rowsum(a):
+    return a.sum(-1, keepdims=True)
 
 
 def _softmax(x, out=None):
@@ -98,7 +108,7 @@ def _array(name, value):
         value = _convert(name, value)
     # one cheap reduction: sum of squares is finite unless an entry is NaN or Inf
     # (or beyond 1e154, which only sends a finite array to the exact test)
-    if not math.isfinite(_vdot(value, value)):
+    if not math.isfinite(_sum_of_squares(value, value)):
         _not_finite(name, value)
     return value
 

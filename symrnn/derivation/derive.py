@@ -32,9 +32,10 @@ class Derivation:
         from .verify import verify
         return verify(self, T)
 
-    def lambdify(self):
+    def lambdify(self, backend="numpy"):
+        """The generated NumPy function; see ``symrnn.codegen.lambdify``."""
         from ..codegen.lambdify import lambdify
-        return lambdify(self)
+        return lambdify(self, backend)
 
     def recurrence(self, state):
         """dL/ds^(t) in terms of dL/d(.)^(t+1) of the states only (intermediates inlined)."""

@@ -1,0 +1,142 @@
+"""The Numba backend: the same generated statements, compiled. Checked against the
+hand-written BPTTs of tests/reference*.py, against central differences of their
+forward passes, and against the NumPy backend. Each cell compiles once per test
+session (seconds each), so the cases are few but cover every kind of statement:
+softmax with labels and batches (Elman), gates, shifted reads and shared
+subexpressions (LSTM), a 1x1 state, a row parameter and MSE (two-timescale)."""
+import functools
+import importlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import symrnn
+from reference import elman_bptt, elman_bptt_batched, finite_differences, rel_err
+from reference_gated import lstm_bptt, lstm_forward, over_batch, two_timescale_bptt
+from test_custom_cell import TEXT as TWO_TIMESCALE, random_params as two_timescale_params
+
+# Numba is an optional extra of symrnn, but `scripts/install.sh --test` installs it:
+# these tests fail rather than skip without it
+
+
+@functools.lru_cache(maxsize=None)
+def compiled(name):
+    cell = {"elman": symrnn.ElmanRNN, "lstm": symrnn.LSTM,
+            "two-timescale": lambda: symrnn.parse_cell(TWO_TIMESCALE)}[name]()
+    return symrnn.derive(cell).lambdify("numba")
+
+
+def unchanged(call, *arguments):
+    before = [np.array(a, copy=True) for a in arguments]
+    result = call()
+    assert all(np.array_equal(a, b) for a, b in zip(arguments, before))
+    return result
+
+
+def test_elman_single_batched_and_labels():
+    f, numpy_f = compiled("elman"), symrnn.derive(symrnn.ElmanRNN()).lambdify()
+    rng = np.random.default_rng(0)
+    D, N, M, T = 4, 3, 5, 7
+    params = {"W": rng.normal(size=(D, D)) / 2, "U": rng.normal(size=(D, N)),
+              "V": rng.normal(size=(M, D))}
+    x, labels, h0 = rng.normal(size=(T, N)), rng.integers(0, M, T), rng.normal(size=D)
+    loss, grads = unchanged(lambda: f(params, x, labels, h0=h0), *params.values(), x, labels, h0)
+    ref_loss, ref = elman_bptt(params, x, np.eye(M)[labels], h0)
+    assert isinstance(loss, float) and abs(loss - ref_loss) < 1e-12 * max(1, abs(ref_loss))
+    assert max(rel_err(grads[k], ref[k]) for k in ref) < 1e-10
+    numeric = finite_differences(lambda a: f.loss({k: a[k] for k in params}, x, labels, h0=a["h0"]),
+                                 dict(params, h0=h0))
+    assert max(rel_err(grads[k], numeric[k]) for k in numeric) < 1e-6
+    same = numpy_f(params, x, labels, h0=h0)
+    assert max(rel_err(grads[k], same[1][k]) for k in grads) < 1e-12
+
+    B = 3
+    xb = rng.normal(size=(T, N, B))
+    yb = np.moveaxis(rng.dirichlet(np.ones(M), size=(T, B)), -1, 1)
+    h0b = rng.normal(size=(D, B))
+    loss, grads = unchanged(lambda: f(params, xb, yb, h0=h0b), xb, yb, h0b)
+    ref_loss, ref = elman_bptt_batched(params, xb, yb, h0b)
+    assert abs(loss - ref_loss) < 1e-12 * max(1, abs(ref_loss))
+    assert grads["h0"].shape == (D, B) and max(rel_err(grads[k], ref[k]) for k in ref) < 1e-10
+
+
+def test_elman_kernels_are_compiled():
+    f = compiled("elman")
+    rng = np.random.default_rng(1)
+    f({"W": np.eye(2), "U": np.ones((2, 2)), "V": np.ones((3, 2))}, rng.normal(size=(4, 2)),
+      [0, 1, 2, 0])
+    kernel = f.__globals__["gradients"]
+    assert kernel.compiled.signatures  # Numba's dispatcher, with a compiled signature
+    assert "_compile(globals())" in f.source and "list(" not in f.source.split("def forward")[1]
+
+
+def test_lstm_against_its_reference_and_finite_differences():
+    f = compiled("lstm")
+    rng = np.random.default_rng(2)
+    D, N, M, T = 3, 2, 4, 5
+    shapes = {"W": (D, D), "U": (D, N), "b": (D,), "V": (M, D)}
+    keys = ["W_f", "U_f", "b_f", "W_g", "U_g", "b_g", "W_q", "U_q", "b_q", "W", "U", "b", "V"]
+    params = {k: rng.normal(size=shapes[k[0]]) / 2 for k in keys}
+    x, y = rng.normal(size=(T, N)), rng.dirichlet(np.ones(M), T)
+    starts = {"h0": rng.normal(size=D), "s0": rng.normal(size=D)}
+    loss, grads = unchanged(lambda: f(params, x, y, **starts), *params.values(), x, y,
+                            *starts.values())
+    ref_loss, ref = lstm_bptt(params, x, y, **starts)
+    assert abs(loss - ref_loss) < 1e-12 * max(1, abs(ref_loss))
+    assert max(rel_err(grads[k], ref[k]) for k in ref) < 1e-10
+    numeric = finite_differences(
+        lambda a: lstm_forward({k: a[k] for k in keys}, x, y, a["h0"], a["s0"])[0],
+        dict(params, **starts))
+    assert max(rel_err(grads[k], numeric[k]) for k in numeric) < 1e-6
+
+    xb, yb = rng.normal(size=(T, N, 2)), np.moveaxis(rng.dirichlet(np.ones(M), (T, 2)), -1, 1)
+    loss, grads = f(params, xb, yb, h0=starts["h0"])
+    ref_loss, ref = over_batch(lstm_bptt, params, xb, yb, h0=starts["h0"], s0=None)
+    assert abs(loss - ref_loss) < 1e-12 * max(1, abs(ref_loss))
+    assert max(rel_err(grads[k], ref[k]) for k in ref) < 1e-10
+
+
+def test_cell_no_textbook_covers():
+    f = compiled("two-timescale")
+    rng = np.random.default_rng(3)
+    D, N, M, T = 3, 2, 2, 6
+    params = two_timescale_params(D, N, M, rng)
+    x, y = rng.normal(size=(T, N)), rng.normal(size=(T, M))
+    starts = {"h0": rng.normal(size=D), "m0": rng.normal(size=D)}
+    loss, grads = unchanged(lambda: f(params, x, y, **starts), *params.values(), x, y,
+                            *starts.values())
+    ref_loss, ref = two_timescale_bptt(params, x, y, **starts)
+    assert abs(loss - ref_loss) < 1e-12 * max(1, abs(ref_loss))
+    assert max(rel_err(grads[k], ref[k]) for k in ref) < 1e-10
+
+
+def test_backend_argument():
+    d = symrnn.derive(symrnn.ElmanRNN())
+    with pytest.raises(ValueError, match=r"^backend: expected one of 'numpy', 'numba', got 'jax'"):
+        d.lambdify("jax")
+
+
+def test_missing_numba_is_one_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "numba", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"symrnn\[numba\]"):
+        symrnn.derive(symrnn.ElmanRNN()).lambdify("numba")
+    from symrnn import cli
+    assert cli.main(["codegen", "--backend", "numba", "-o", "-"]) == 1
+
+
+def test_standalone_module_with_the_numba_backend(tmp_path):
+    out = tmp_path / "elman_numba.py"
+    run = subprocess.run([sys.executable, "-m", "symrnn", "codegen", "--backend", "numba",
+                          "-o", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    sys.path.insert(0, str(tmp_path))
+    try:
+        module = importlib.import_module("elman_numba")
+    finally:
+        sys.path.remove(str(tmp_path))
+    source = out.read_text()
+    assert "import symrnn" not in source and "import sympy" not in source
+    assert source == compiled("elman").source  # what lambdify("numba") runs
+    assert callable(module.loss_and_gradients) and callable(module.loss)
