@@ -69,7 +69,27 @@ def test_elman_kernels_are_compiled():
       [0, 1, 2, 0])
     kernel = f.__globals__["gradients"]
     assert kernel.compiled.signatures  # Numba's dispatcher, with a compiled signature
-    assert "_compile(globals())" in f.source and "list(" not in f.source.split("def forward")[1]
+    compiled_source = f.source.split("def _nb_forward")[1].split("SPEC =")[0]
+    assert "_nb_log_softmax_and_softmax(" in compiled_source and "list(" not in compiled_source
+    assert "_compile(globals())" in f.source
+
+
+@pytest.mark.parametrize("threshold", [0, 10**9], ids=["numpy kernel", "compiled kernel"])
+def test_both_kernels_of_the_numba_module(monkeypatch, threshold):
+    # steps with COMPILED_BELOW state entries or more run the NumPy kernel
+    f = compiled("elman")
+    monkeypatch.setitem(f.__globals__, "COMPILED_BELOW", threshold)
+    rng = np.random.default_rng(5)
+    D, N, M, T, B = 3, 2, 4, 5, 6
+    params = {"W": rng.normal(size=(D, D)) / 2, "U": rng.normal(size=(D, N)),
+              "V": rng.normal(size=(M, D))}
+    x, y = rng.normal(size=(T, N, B)), np.moveaxis(rng.dirichlet(np.ones(M), (T, B)), -1, 1)
+    h0 = rng.normal(size=(D, B))
+    loss, grads = f(params, x, y, h0=h0)
+    ref_loss, ref = elman_bptt_batched(params, x, y, h0)
+    assert abs(loss - ref_loss) < 1e-12 * max(1, abs(ref_loss))
+    assert max(rel_err(grads[k], ref[k]) for k in ref) < 1e-10
+    assert f.loss(params, x, y, h0=h0) == pytest.approx(ref_loss, rel=1e-12)
 
 
 def test_lstm_against_its_reference_and_finite_differences():

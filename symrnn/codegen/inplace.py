@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from sympy import HadamardPower, HadamardProduct, MatAdd, MatMul
 
 from ..model.nodes import Adjoint, Elementwise, StepVar
-from .printer import FUNCTIONS, split_sign
+from .printer import split_sign
 
 _UFUNC = {MatAdd: ("numpy.add", "+="), HadamardProduct: ("numpy.multiply", "*=")}
 
@@ -61,7 +61,7 @@ def _assign(printer, buf, expr):
     if expr in printer.shared or isinstance(expr, (StepVar, Adjoint)):
         return [_copy(buf, code(expr))]
     if isinstance(expr, Elementwise):
-        func = FUNCTIONS[type(expr)]
+        func = printer.function(type(expr))
         if expr.arg in buf.ready or makes_array(printer, expr.arg):
             return _assign(printer, buf, expr.arg) + [f"{func}({target}, {target})"]
         return [_call(func, [code(expr.arg)], buf)]
@@ -79,7 +79,7 @@ def _assign(printer, buf, expr):
             if column in buf.ready or makes_array(printer, column):
                 return _assign(printer, buf, column) + [f"{target} *= {code(number)}"]
             return [_call("numpy.multiply", [code(column), code(number)], buf)]
-        if buf.into and code(expr).startswith("_dot("):  # a product with a parameter
+        if buf.into and code(expr).startswith(printer.helper("dot") + "("):  # a product with a parameter
             return [f"{code(expr)[:-1]}, {target})"]
     return [_copy(buf, code(expr))]
 

@@ -55,8 +55,10 @@ def module_source(derivation, backend="numpy"):
     if numba:
         from . import runtime_numba
         parts.append(_body(runtime_numba))
-    parts += [Program(derivation, row_lists=not numba).source().strip(),
-              "SPEC = " + pprint.pformat(spec(cell), sort_dicts=False)]
+    parts.append(Program(derivation).source().strip())
+    if numba:  # the same statements again, for Numba: its helpers, 3-D views of the steps
+        parts.append(Program(derivation, row_lists=False, helpers="_nb_").source("_nb_").strip())
+    parts.append("SPEC = " + pprint.pformat(spec(cell), sort_dicts=False))
     if numba:
         parts.append("_compile(globals())")
     parts.append("loss_and_gradients = gradient_function(gradients, SPEC)\n"
@@ -68,9 +70,10 @@ def lambdify(derivation, backend="numpy"):
     """``f(params, x, y, h0=None) -> (loss, grads)``, generated from ``derivation``.
 
     ``f.loss`` computes the loss alone; ``f.source`` is the generated module.
-    ``backend="numba"`` compiles the kernels with Numba (an optional extra): the
-    first call compiles them, which takes seconds; later calls have no Python
-    overhead per step.
+    ``backend="numba"`` (an optional extra) compiles the kernels with Numba, on
+    their first call, which takes seconds; a call whose steps are narrow (fewer
+    than 1024 state entries per step) then runs without Python overhead per
+    step, a wider one runs the NumPy kernels (see runtime_numba.py).
     """
     source = module_source(derivation, backend)
     filename = f"<symrnn: {derivation.cell.name}{' (numba)' if backend == 'numba' else ''}>"

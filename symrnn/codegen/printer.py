@@ -17,10 +17,11 @@ from sympy.printing.numpy import NumPyPrinter
 
 from ..model.nodes import LogSoftmax, ReLU, Sigmoid, Softmax, Step, StepVar, Tanh
 
-# the NumPy function of each element-wise node; each takes an output array as
-# its optional second argument
-FUNCTIONS = {Tanh: "numpy.tanh", Sigmoid: "_sigmoid", ReLU: "_relu", Step: "_step",
-             Softmax: "_softmax", LogSoftmax: "_log_softmax"}
+# the function of each element-wise node: a NumPy ufunc, or a helper of the
+# runtime (runtime.py, runtime_numba.py); each takes an output array as its
+# optional second argument
+FUNCTIONS = {Tanh: "numpy.tanh", Sigmoid: "sigmoid", ReLU: "relu", Step: "step",
+             Softmax: "softmax", LogSoftmax: "log_softmax"}
 
 
 def split_sign(term):
@@ -35,12 +36,22 @@ def split_sign(term):
 class RowNumPyPrinter(NumPyPrinter):
     """Prints in row layout; ``names(leaf)`` gives the code of each variable."""
 
-    def __init__(self, names, params, settings=None):
+    def __init__(self, names, params, settings=None, helpers="_"):
         super().__init__(settings or {})
         self.names = names
         self.params = set(params)
+        self.helpers = helpers  # the runtime helpers' prefix: _sigmoid, or _nb_sigmoid
         self.shared = {}  # expressions already computed once, by the name that holds them
         self.constants = None  # in a loop body: {code: name} of transposes named before it
+
+    def helper(self, name):
+        """The name of a runtime helper (``dot``, ``rowsum``, ``sigmoid``, ...)."""
+        return f"{self.helpers}{name}"
+
+    def function(self, node_type):
+        """The function of an element-wise node type."""
+        name = FUNCTIONS[node_type]
+        return name if name.startswith("numpy.") else self.helper(name)
 
     def _print(self, expr, **kwargs):
         name = self.shared.get(expr)
@@ -115,7 +126,7 @@ class RowNumPyPrinter(NumPyPrinter):
         if kind == "O":  # summed over the rows: one matrix product
             left = code[0] or "1.0"
             left = left if left.isidentifier() else f"({left})"
-            code = f"_dot({left}.T, {code[1] or '1.0'})"
+            code = f"{self.helper('dot')}({left}.T, {code[1] or '1.0'})"
         if coeff == 1:
             return code
         return f"-({code})" if coeff == -1 else f"({self._print(coeff)})*({code})"
@@ -133,15 +144,15 @@ class RowNumPyPrinter(NumPyPrinter):
             return a if b is None else b if a is None else f"({a})*({b})"
 
         def dot(a, b):  # a row times a column: one number per step
-            return f"_rowsum({times(a, b) or '1.0'})"
+            return f"{self.helper('rowsum')}({times(a, b) or '1.0'})"
 
-        rule = k1 + k2
+        rule, mm = k1 + k2, self.helper("dot")
         if rule == "FF":
-            return "F", (f"_dot({c1[0]}, {c2[0]})", f"_dot({c2[1]}, {c1[1]})")
+            return "F", (f"{mm}({c1[0]}, {c2[0]})", f"{mm}({c2[1]}, {c1[1]})")
         if rule == "FC":
-            return "C", f"_dot({c2}, {c1[1]})"
+            return "C", f"{mm}({c2}, {c1[1]})"
         if rule == "RF":
-            return "R", f"_dot({c1}, {c2[0]})"
+            return "R", f"{mm}({c1}, {c2[0]})"
         # a 1x1 factor scales the other one: stored rows broadcast against it
         if rule == "FS":  # a fixed column times a per-step 1x1: a per-step column
             return "C", f"({c2})*({c1[1]})"
@@ -163,7 +174,7 @@ class RowNumPyPrinter(NumPyPrinter):
 
     # -- element-wise functions -----------------------------------------
     def _print_Elementwise(self, expr):
-        return f"{FUNCTIONS[type(expr)]}({self._print(expr.arg)})"
+        return f"{self.function(type(expr))}({self._print(expr.arg)})"
 
     def _print_SumOverTime(self, expr):
         # stacked arrays hold every step and sequence as rows: summing over
@@ -180,7 +191,7 @@ class RowNumPyPrinter(NumPyPrinter):
         coeff, factors = term.as_coeff_matrices() if term.is_MatMul else (1, [term])
         kinds = [self.kind(f) for f in factors]
         if kinds == ["R", "C"]:  # a row times a column at every step: one dot product
-            code = f"_vdot({self._print(factors[0])}, {self._print(factors[1])})"
+            code = f"{self.helper('vdot')}({self._print(factors[0])}, {self._print(factors[1])})"
         else:
             code, coeff = f"({self._print(term)}).sum()", 1
         if coeff == 1:

@@ -95,7 +95,7 @@ def _closure(start, edges):
 class Program:
     """Builds the source of ``forward`` and ``gradients`` for one derivation."""
 
-    def __init__(self, derivation, row_lists=True):
+    def __init__(self, derivation, row_lists=True, helpers="_"):
         self.d = derivation
         self.row_lists = row_lists  # loops read rows from Python lists (else from 3-D views)
         cell = self.cell = derivation.cell
@@ -103,7 +103,8 @@ class Program:
         self.states = [s.name for s in cell.states]
         self.padded = set(self.states)       # arrays indexed by step, 0 and T+1 allowed
         self.temps = 0
-        self.printer = RowNumPyPrinter(self._name, self.params)
+        self.printer = RowNumPyPrinter(self._name, self.params, helpers=helpers)
+        self.flat = self.printer.helper("flat")
         self.mode = "stacked"
         self.shifted = set()  # forward values that the backward pass reads at step t+1
         self.local = set()    # loop variables that nothing outside the loop body reads
@@ -134,7 +135,7 @@ class Program:
             if k != 0:
                 raise NotImplementedError(f"{leaf} is not stored step by step")
             return base
-        return {0: base, -1: f"{base}_prev"}.get(k, f"_flat({base}_all[{1 + k}:T_{1 + k:+d}])")
+        return {0: base, -1: f"{base}_prev"}.get(k, f"{self.flat}({base}_all[{1 + k}:T_{1 + k:+d}])")
 
     def code(self, expr, mode):
         self.mode = mode
@@ -168,7 +169,7 @@ class Program:
             self._done(e)
             if name in filled:
                 view = filled[name]
-                lines.append(f"{view} = _flat({view}_all[1:T_ + 1])")
+                lines.append(f"{view} = {self.flat}({view}_all[1:T_ + 1])")
                 lines += self.assign(view, e, "stacked", into=True)[0]
                 continue
             group = [x for _, x in assignments[i + 1:]]
@@ -178,7 +179,7 @@ class Program:
                 self.shared[LogSoftmax(e.arg)] = pair = f"_log{name}"
                 free = self._free(e, group)
                 out = ", " + self.code(e.arg, "stacked") if e.arg in free else ""
-                lines.append(f"{pair}, {name} = _log_softmax_and_softmax("
+                lines.append(f"{pair}, {name} = {self.printer.helper('log_softmax_and_softmax')}("
                              f"{self.code(e.arg, 'stacked')}{out})")
                 self.owned |= {pair, name}
                 continue
@@ -337,9 +338,9 @@ class Program:
         lines += self.stacked(hoisted, filled) + loop
         for lhs in stored:
             if lhs.name not in filled.values():  # else the view exists already
-                lines.append(f"{lhs.name} = _flat({lhs.name}_all[1:T_ + 1])")
+                lines.append(f"{lhs.name} = {self.flat}({lhs.name}_all[1:T_ + 1])")
             if lhs.name in self.states:
-                lines.append(f"{lhs.name}_prev = _flat({lhs.name}_all[0:T_])")
+                lines.append(f"{lhs.name}_prev = {self.flat}({lhs.name}_all[0:T_])")
         self.local = set()
         for lhs, rhs in eqs:
             if lhs.name in core:
@@ -373,7 +374,7 @@ class Program:
         for a in stored:
             lines += self._allocate(base[a], self.code(a.shape[0], "stacked"), True)
         lines += self.stacked(hoisted, filled) + loop
-        lines += [f"{base[a]} = _flat({base[a]}_all[1:T_ + 1])" for a in stored
+        lines += [f"{base[a]} = {self.flat}({base[a]}_all[1:T_ + 1])" for a in stored
                   if base[a] not in filled.values()]
         self.local = set()
         for a, e in defs.items():
@@ -415,7 +416,8 @@ class Program:
         self.padded, self.shared, self.owned = set(self.states), {}, set()
         self.pending = [rhs for lhs, rhs in self.equations if lhs.name in needed] + later
 
-    def source(self):
+    def source(self, prefix=""):
+        """``def {prefix}forward(...)`` and ``def {prefix}gradients(...)``."""
         args, head = self._signature()
         L = self.cell.loss_var.name
         L_rhs = dict((lhs.name, rhs) for lhs, rhs in self.equations)[L]
@@ -441,6 +443,8 @@ class Program:
         grads = self.stacked([(f"grad_{k}", e) for k, e in grad_exprs.items()])
         returns = ", ".join(f"grad_{k}" for k in grad_exprs)
         indent = lambda ls: "\n".join("    " + l for l in ls)
-        return (f"def forward({', '.join(args)}):\n{indent(head + forward)}\n    return loss\n\n\n"
-                f"def gradients({', '.join(args)}):\n{indent(head + full + backward + grads)}\n"
+        return (f"def {prefix}forward({', '.join(args)}):\n{indent(head + forward)}\n"
+                "    return loss\n\n\n"
+                f"def {prefix}gradients({', '.join(args)}):\n"
+                f"{indent(head + full + backward + grads)}\n"
                 f"    return loss, ({returns},)\n")

@@ -1,9 +1,12 @@
 """The kernels' helpers compiled by Numba, for ``lambdify(backend="numba")``.
 
-The generated module holds runtime.py's source, then this module's source
-(whose helpers replace the NumPy ones of the same names), then the kernels,
-and finally calls ``_compile(globals())``. Like runtime.py, this module imports
-nothing from symrnn, so that ``symrnn codegen --backend numba`` can copy it.
+A module generated for the Numba backend holds runtime.py's source, then this
+module's source, then the kernels twice: ``forward`` and ``gradients`` for
+NumPy, and the same statements as ``_nb_forward`` and ``_nb_gradients``, which
+call the ``_nb_`` helpers below and read each step's rows from 3-D views (Numba
+compiles no list of arrays). ``_compile(globals())`` at the end compiles the
+latter and puts a dispatcher in place of each pair. Like runtime.py, this
+module imports nothing from symrnn, so that ``symrnn codegen`` can copy it.
 
 Every array a kernel handles is 2-D (one row per step and sequence), and
 Numba accepts the output array of a ufunc only as a positional argument.
@@ -14,15 +17,25 @@ import numba
 import numpy
 
 _njit = numba.njit(nogil=True)
+_nb_dot = numpy.dot
+
+# Which kernel runs: the compiled one while a step holds fewer state entries
+# (sequences x state sizes) than this, NumPy's beyond. The compiled loops save
+# the interpreter's cost per step; NumPy's vectorised tanh and exp beat the
+# scalar ones Numba calls once a step is wide. Measured with
+# benchmarks/bench_gradients.py: compiled 0.84x vs NumPy 0.97x of the baseline
+# at D = 64, B = 4; even at D = 64, B = 8; NumPy ahead at D = 64, B = 16 and at
+# D = 256, B = 4.
+COMPILED_BELOW = 1024
 
 
 @_njit
-def _flat(a):
+def _nb_flat(a):
     return a.reshape(-1, a.shape[-1])
 
 
 @_njit
-def _sigmoid(x, out=None):
+def _nb_sigmoid(x, out=None):
     if out is None:
         out = numpy.empty_like(x)
     for i in range(x.shape[0]):
@@ -32,7 +45,7 @@ def _sigmoid(x, out=None):
 
 
 @_njit
-def _relu(x, out=None):
+def _nb_relu(x, out=None):
     if out is None:
         out = numpy.empty_like(x)
     for i in range(x.shape[0]):
@@ -42,7 +55,7 @@ def _relu(x, out=None):
 
 
 @_njit
-def _step(x, out=None):
+def _nb_step(x, out=None):
     if out is None:
         out = numpy.empty_like(x)
     for i in range(x.shape[0]):
@@ -52,7 +65,7 @@ def _step(x, out=None):
 
 
 @_njit
-def _rowsum(a):
+def _nb_rowsum(a):
     out = numpy.empty((a.shape[0], 1))
     for i in range(a.shape[0]):
         out[i, 0] = a[i].sum()
@@ -60,7 +73,7 @@ def _rowsum(a):
 
 
 @_njit
-def _vdot(a, b):
+def _nb_vdot(a, b):
     total = 0.0
     for i in range(a.shape[0]):
         for j in range(a.shape[1]):
@@ -69,7 +82,7 @@ def _vdot(a, b):
 
 
 @_njit
-def _shifted_exp(x, s, e):
+def _nb_shifted_exp(x, s, e):
     """Row by row: s = x - max(x), e = exp(s); returns the row sums of e.
     ``s`` may be ``x`` itself."""
     z = numpy.empty((x.shape[0], 1))
@@ -86,43 +99,50 @@ def _shifted_exp(x, s, e):
 
 
 @_njit
-def _softmax(x, out=None):
+def _nb_softmax(x, out=None):
     if out is None:
         out = numpy.empty_like(x)
-    z = _shifted_exp(x, out, out)
+    z = _nb_shifted_exp(x, out, out)
     out /= z
     return out
 
 
 @_njit
-def _log_softmax(x, out=None):
+def _nb_log_softmax(x, out=None):
     if out is None:
         out = numpy.empty_like(x)
-    z = _shifted_exp(x, out, numpy.empty_like(x))
+    z = _nb_shifted_exp(x, out, numpy.empty_like(x))
     out -= numpy.log(z)
     return out
 
 
 @_njit
-def _log_softmax_and_softmax(x, out=None):
+def _nb_log_softmax_and_softmax(x, out=None):
     if out is None:
         out = numpy.empty_like(x)
     e = numpy.empty_like(x)
-    z = _shifted_exp(x, out, e)
+    z = _nb_shifted_exp(x, out, e)
     e /= z
     out -= numpy.log(z)
     return out, e
 
 
 def _compile(namespace):
-    """Compile the kernels ``forward`` and ``gradients`` of ``namespace``; they
-    are called with C-contiguous arrays, so that each is compiled once."""
+    """In ``namespace``, ``forward`` and ``gradients`` become dispatchers: the
+    compiled kernel for narrow steps, the NumPy one for wide steps (see
+    COMPILED_BELOW). The compiled kernels get C-contiguous arrays, so that
+    each is compiled once, on its first call."""
+    spec = namespace["SPEC"]
+    x_at, states = len(spec["params"]), len(spec["states"])
     for name in ("forward", "gradients"):
-        compiled = _njit(namespace[name])
+        compiled, interpreted = _njit(namespace["_nb_" + name]), namespace[name]
 
-        def call(*arrays, _compiled=compiled):
+        def call(*arrays, _compiled=compiled, _interpreted=interpreted):
+            width = arrays[x_at].shape[1] * sum(a.shape[-1] for a in arrays[-states:])
+            if width >= COMPILED_BELOW:
+                return _interpreted(*arrays)
             return _compiled(*[numpy.ascontiguousarray(a) for a in arrays])
 
         call.__name__ = call.__qualname__ = name
-        call.compiled = compiled
+        call.compiled, call.interpreted = compiled, interpreted
         namespace[name] = call

@@ -4,6 +4,7 @@
 writes ``sheet08.tex`` (and ``sheet08.pdf`` when TeX is there) without ever
 leaving a half-written file in ``out_dir``.
 """
+import errno
 import importlib.resources
 import math
 import os
@@ -317,21 +318,24 @@ def write_sheet(out_dir="output", cell=None, pdf=None, notify=_note):
 
     pdf=None: compile when a TeX engine is installed (else one line on how to get it,
     through ``notify``); pdf=True: TeX is required (RuntimeError without it);
-    pdf=False: the .tex only. A failed compile raises SheetError and leaves
-    ``out_dir`` as it was. Returns the paths written.
+    pdf=False: the .tex only. A failed compile raises SheetError and writes no
+    file (``out_dir`` is created first, to fail early when it cannot be).
+    Returns the paths written.
     """
     engine = tex_engine() if pdf is not False else None
     if pdf is True and engine is None:
         raise RuntimeError(TEX_HINT)
-    text = render_sheet(cell)
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)  # fail before the seconds of TeX, not after
+    if not os.access(out, os.W_OK):
+        raise PermissionError(errno.EACCES, "Permission denied", str(out))
+    text = render_sheet(cell)
     with tempfile.TemporaryDirectory(prefix="symrnn-sheet-") as build:
         tex = Path(build) / f"{SHEET}.tex"
         tex.write_text(text)
         made = [tex]
         if engine is not None:
             made.append(compile_tex(tex, engine))
-        out.mkdir(parents=True, exist_ok=True)
         written = []
         for path in made:
             target = out / path.name
