@@ -149,10 +149,12 @@ class Program:
         self.printer.shared = self.shared if mode == "stacked" else {}
         return assign(self.printer, target, expr, into, ready)
 
-    def stacked(self, assignments, filled=None):
+    def stacked(self, assignments, filled=None, share=False):
         """Lines for ``[(name, expr)]`` over all steps at once; a value that
         several of them need is computed first, once. ``filled`` maps a name to
-        the stored value whose array (already allocated) is to hold it."""
+        the stored value whose array (already allocated) is to hold it; with
+        ``share``, later statements read the values by name (hoisted values,
+        which nothing overwrites)."""
         filled = filled or {}
         self.code(0, "stacked")
         def candidate(e):
@@ -186,7 +188,9 @@ class Program:
             free = self._free(e, group)
             code, _ = self.assign(name, e, "stacked", ready=free)
             lines += code
-            if makes_array(self.printer, e) or e in free:
+            if share:
+                self.shared.setdefault(e, name)
+            elif makes_array(self.printer, e) or e in free:
                 self.owned.add(name)
         return lines
 
@@ -335,7 +339,7 @@ class Program:
                                     lhs.name in self.shifted)
             if lhs.name in self.states:
                 lines.append(f"{lhs.name}_all[0] = {lhs.name}0")
-        lines += self.stacked(hoisted, filled) + loop
+        lines += self.stacked(hoisted, filled, share=True) + loop
         for lhs in stored:
             if lhs.name not in filled.values():  # else the view exists already
                 lines.append(f"{lhs.name} = {self.flat}({lhs.name}_all[1:T_ + 1])")
@@ -373,7 +377,7 @@ class Program:
             lines += self._pad(name)
         for a in stored:
             lines += self._allocate(base[a], self.code(a.shape[0], "stacked"), True)
-        lines += self.stacked(hoisted, filled) + loop
+        lines += self.stacked(hoisted, filled, share=True) + loop
         lines += [f"{base[a]} = {self.flat}({base[a]}_all[1:T_ + 1])" for a in stored
                   if base[a] not in filled.values()]
         self.local = set()
