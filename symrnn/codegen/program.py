@@ -238,16 +238,16 @@ class Program:
         return expr.func(*[self._hoist(a, is_loop_leaf, before) if getattr(a, "is_Matrix", False)
                            else a for a in args])
 
-    def _loop(self, header, body, stored):
+    def _loop(self, header, body, stored, hoisted):
         """The loop ``header`` over ``body`` ([(name, expr)]; the names in
         ``stored`` are rows of arrays, the others live in one step), preceded by
         the lists of per-step rows it reads and writes. Returns the lines and
-        ``{hoisted name: stored name}`` for the hoisted values that a stored
+        ``{hoisted name: stored name}`` for the ``hoisted`` values that a stored
         row starts from: they are to be computed straight into its array."""
         body = _inline_single_use(body, self.local)
         uses = Counter(_base(l) for _, e in body for l in _leaves(e))
         hoisted = {l for _, e in body for l in _leaves(e)
-                   if _base(l).startswith("_pre") and uses[_base(l)] == 1}
+                   if _base(l) in hoisted and uses[_base(l)] == 1}
         self.rows, filled, lines = set(), {}, []
         self.printer.constants = constants = {}
         for name, expr in body:
@@ -333,7 +333,8 @@ class Program:
         for name in sorted(self.shifted & stacked):  # read at t+1: a zero step T+1
             lines += self._pad(name)
         stored = [lhs for lhs, _ in eqs if lhs.name in core - self.local]
-        loop, filled = self._loop("for _t in range(1, T_ + 1):", loop, {l.name for l in stored})
+        loop, filled = self._loop("for _t in range(1, T_ + 1):", loop, {l.name for l in stored},
+                                  {n for n, _ in hoisted})
         for lhs in stored:
             lines += self._allocate(lhs.name, self.code(lhs.shape[0], "stacked"),
                                     lhs.name in self.shifted)
@@ -371,7 +372,8 @@ class Program:
                     self.padded.discard(base[a])
                     pads.append(base[a])
         stored = [a for a in defs if base[a] in core - self.local]
-        loop, filled = self._loop("for _t in range(T_, 0, -1):", loop, {base[a] for a in stored})
+        loop, filled = self._loop("for _t in range(T_, 0, -1):", loop, {base[a] for a in stored},
+                                  {n for n, _ in hoisted})
         lines = self.stacked(before)
         for name in pads:
             lines += self._pad(name)
