@@ -218,3 +218,29 @@ def test_the_derivation_macros_render_any_cell(tmp_path):
                    "\\begin{document}\n" + body + "\\end{document}\n")
     pdf = sheet_module.compile_tex(doc)
     assert pdf.exists()
+
+
+def test_an_installed_symrnn_carries_the_templates(tmp_path):
+    # templates/ sits at the top of the repository; a wheel (a non-editable
+    # install) must hold it as symrnn/templates, where template_dirs() looks.
+    # The wheel is built from a copy, so that the build leaves the checkout alone.
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    repo, source = Path(__file__).resolve().parents[1], tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in ("symrnn", "templates"):
+        shutil.copytree(repo / name, source / name, ignore=ignore)
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(repo / name, source / name)
+    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                          "--no-build-isolation", "-w", str(tmp_path), str(source)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    (wheel,) = tmp_path.glob("symrnn-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for template in (repo / "templates").glob("*.j2"):
+        assert f"symrnn/templates/{template.name}" in names
+    assert "symrnn/codegen/runtime_numba.py" in names
