@@ -233,7 +233,7 @@ def test_generated_loops_only_over_the_recurrences():
     # parameter gradients are sums over t, one matrix product each
     source = gradient_function("lstm").source
     loop = source[source.index("for _t in range(T_, 0, -1):"):source.index("grad_W_f")]
-    assert "d_s_r[_t] += (d_s_r[_t+1])*(f_r[_t+1])" in loop
+    assert "d_s_t += (d_s_r[_t+1])*(f_r[_t+1])" in loop  # dL/ds carried from t+1
     assert re.search(r"grad_W_f = _dot\(_cse\d+\.T, h_prev\)", source)
     assert "grad_" not in loop
     assert "numpy.outer" not in source and "import symrnn" not in source

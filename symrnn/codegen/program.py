@@ -109,6 +109,7 @@ class Program:
         self.shifted = set()  # forward values that the backward pass reads at step t+1
         self.local = set()    # loop variables that nothing outside the loop body reads
         self.rows = set()     # arrays a loop reads as a list of per-step rows
+        self.bound = set()    # stored values whose current row a loop body names x_t
         self.shared = {}      # stacked values computed once: expression -> name
         self.owned = set()    # arrays made by this function (so free to reuse when dead)
         self.pending = []     # expressions still to print in this function
@@ -120,8 +121,8 @@ class Program:
             return leaf.name
         base, time = _base(leaf), _time(leaf)
         padded = base in self.padded
-        if self.mode == "loop" and base in self.local:
-            return f"{base}_t"  # lives only in the loop body, at the current step
+        if self.mode == "loop" and (base in self.local or base in self.bound and time == t):
+            return f"{base}_t"  # lives only in the loop body, or a view of the current row
         if self.mode == "loop":
             self.rows.add(base)
             k = int(time - t)
@@ -248,18 +249,23 @@ class Program:
         uses = Counter(_base(l) for _, e in body for l in _leaves(e))
         hoisted = {l for _, e in body for l in _leaves(e)
                    if _base(l) in hoisted and uses[_base(l)] == 1}
-        self.rows, filled, lines = set(), {}, []
+        self.rows, self.bound, filled, lines = set(), set(), {}, []
         self.printer.constants = constants = {}
         for name, expr in body:
             if name in stored:
-                code, used = self.assign(f"{name}_r[_t]", expr, "loop", True, hoisted)
+                code, used = self.assign(f"{name}_t", expr, "loop", True, hoisted)
+                if len(code) > 1:  # several updates of the row: through a local view
+                    code.insert(0, f"{name}_t = {name}_r[_t]")
+                    self.bound.add(name)
+                else:
+                    code, used = self.assign(f"{name}_r[_t]", expr, "loop", True, hoisted)
                 self.rows.add(name)
                 if used is not None:
                     filled[_base(used)] = name
             else:
                 code, _ = self.assign(f"{name}_t", expr, "loop")
             lines += code
-        self.printer.constants = None
+        self.printer.constants, self.bound = None, set()
         self.rows -= set(filled)
         wrap = "list({})" if self.row_lists else "{}"
         rows = [f"{n}_r = " + wrap.format(f"{n}_all" if n in self.padded else
