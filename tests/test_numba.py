@@ -3,7 +3,7 @@ hand-written BPTTs of tests/reference*.py, against central differences of their
 forward passes, and against the NumPy backend. Each cell compiles once per test
 session (seconds each), so the cases are few but cover every kind of statement:
 softmax with labels and batches (Elman), gates, shifted reads and shared
-subexpressions (LSTM), a 1x1 state, a row parameter and MSE (two-timescale)."""
+subexpressions (LSTM), a 1x1 value, a row parameter and MSE (two-timescale)."""
 import functools
 import importlib
 import subprocess
