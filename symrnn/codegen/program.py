@@ -138,16 +138,19 @@ class Program:
             return base
         return {0: base, -1: f"{base}_prev"}.get(k, f"{self.flat}({base}_all[{1 + k}:T_{1 + k:+d}])")
 
-    def code(self, expr, mode):
+    def _use(self, mode):
+        """Print for a loop body ("loop") or for all steps at once ("stacked")."""
         self.mode = mode
         self.printer.shared = self.shared if mode == "stacked" else {}
+
+    def code(self, expr, mode):
+        self._use(mode)
         return self.printer.doprint(expr)
 
     def assign(self, target, expr, mode, into=False, ready=()):
         """Lines that compute ``expr`` into ``target`` (see ``inplace.py``), and
         the ready value they start from (None if none)."""
-        self.mode = mode
-        self.printer.shared = self.shared if mode == "stacked" else {}
+        self._use(mode)
         return assign(self.printer, target, expr, into, ready)
 
     def stacked(self, assignments, filled=None, share=False):
@@ -157,7 +160,7 @@ class Program:
         ``share``, later statements read the values by name (hoisted values,
         which nothing overwrites)."""
         filled = filled or {}
-        self.code(0, "stacked")
+        self._use("stacked")
         def candidate(e):
             return (not isinstance(e, (StepVar, Adjoint)) and e not in self.shared
                     and self.printer.kind(e) in ("C", "R") and not e.is_Transpose)
@@ -412,15 +415,13 @@ class Program:
                   for n in per_step]
         return args, lines
 
-    def _loss(self, stored):
-        """``loss = ...``: the sum of the per-step losses, computed directly
-        unless they are ``stored`` anyway."""
-        L = self.cell.loss_var.name
+    def _loss(self, rhs, stored):
+        """``loss = ...``: the sum of the per-step losses ``rhs``, computed
+        directly unless they are ``stored`` anyway."""
         if stored:
-            return [f"loss = {L}.sum()"]
-        rhs = dict((lhs.name, rhs) for lhs, rhs in self.equations)[L]
+            return [f"loss = {self.cell.loss_var.name}.sum()"]
         self._done(rhs)
-        self.code(0, "stacked")
+        self._use("stacked")
         return [f"loss = {self.printer.total(rhs)}"]
 
     def _start(self, needed, later):
@@ -438,7 +439,7 @@ class Program:
 
         needed = self._needed([L]) - ({L} if not L_read else set())
         self._start(needed, [L_rhs])
-        forward = self.forward_lines(needed, ()) + self._loss(L in needed)
+        forward = self.forward_lines(needed, ()) + self._loss(L_rhs, L in needed)
 
         grad_exprs = self.d.gradients
         backward_exprs = list(self.d.adjoints.values()) + list(grad_exprs.values())
@@ -450,7 +451,7 @@ class Program:
                              and v.name not in self.params}
         needed = self._needed(leaves | {L}) - ({L} if L not in leaves and not L_read else set())
         self._start(needed, [L_rhs] + backward_exprs)
-        full = self.forward_lines(needed, leaves) + self._loss(L in needed)
+        full = self.forward_lines(needed, leaves) + self._loss(L_rhs, L in needed)
         backward = self.backward_lines()
         grads = self.stacked([(f"grad_{k}", e) for k, e in grad_exprs.items()])
         returns = ", ".join(f"grad_{k}" for k in grad_exprs)

@@ -16,7 +16,6 @@ import numpy
 _F64 = numpy.dtype(numpy.float64)
 _dot = numpy.dot
 _vdot = numpy.vdot
-_sum_of_squares = numpy.vdot  # for the checks (the kernels' _vdot may be compiled)
 
 
 # -- helpers of the kernels: every array is 2-D, one row per step and sequence.
@@ -108,7 +107,7 @@ def _array(name, value):
         value = _convert(name, value)
     # one cheap reduction: sum of squares is finite unless an entry is NaN or Inf
     # (or beyond 1e154, which only sends a finite array to the exact test)
-    if not math.isfinite(_sum_of_squares(value, value)):
+    if not math.isfinite(_vdot(value, value)):
         _not_finite(name, value)
     return value
 

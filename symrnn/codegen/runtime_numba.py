@@ -34,34 +34,25 @@ def _nb_flat(a):
     return a.reshape(-1, a.shape[-1])
 
 
-@_njit
-def _nb_sigmoid(x, out=None):
-    if out is None:
-        out = numpy.empty_like(x)
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            out[i, j] = 0.5 + 0.5 * math.tanh(0.5 * x[i, j])
-    return out
+def _elementwise(scalar):
+    """``f(x, out=None)``: ``scalar`` applied to every entry of a 2-D array."""
+    scalar = _njit(scalar)
+
+    @_njit
+    def apply(x, out=None):
+        if out is None:
+            out = numpy.empty_like(x)
+        for i in range(x.shape[0]):
+            for j in range(x.shape[1]):
+                out[i, j] = scalar(x[i, j])
+        return out
+
+    return apply
 
 
-@_njit
-def _nb_relu(x, out=None):
-    if out is None:
-        out = numpy.empty_like(x)
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            out[i, j] = max(x[i, j], 0.0)
-    return out
-
-
-@_njit
-def _nb_step(x, out=None):
-    if out is None:
-        out = numpy.empty_like(x)
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            out[i, j] = 1.0 if x[i, j] > 0.0 else 0.0
-    return out
+_nb_sigmoid = _elementwise(lambda v: 0.5 + 0.5 * math.tanh(0.5 * v))
+_nb_relu = _elementwise(lambda v: max(v, 0.0))
+_nb_step = _elementwise(lambda v: 1.0 if v > 0.0 else 0.0)
 
 
 @_njit
