@@ -1,5 +1,6 @@
 import functools
 
+import numpy as np
 import pytest
 
 import symrnn
@@ -18,3 +19,12 @@ def gradient_function(**model):
 @pytest.fixture(scope="session")
 def seed_derivation():
     return derivation()
+
+
+def unchanged(call, *arguments):
+    """``call()``, asserting that it leaves every argument array (None skipped) as
+    it was: the generated code works in place, but only in arrays it made itself."""
+    before = [None if a is None else np.array(a, copy=True) for a in arguments]
+    result = call()
+    assert all(a is None or np.array_equal(a, b) for a, b in zip(arguments, before))
+    return result

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import symrnn
+from conftest import unchanged
 from reference import elman_bptt, elman_bptt_batched, finite_differences, rel_err
 from reference_gated import lstm_bptt, lstm_forward, over_batch, two_timescale_bptt
 from test_custom_cell import TEXT as TWO_TIMESCALE, random_params as two_timescale_params
@@ -26,13 +27,6 @@ def compiled(name):
     cell = {"elman": symrnn.ElmanRNN, "lstm": symrnn.LSTM,
             "two-timescale": lambda: symrnn.parse_cell(TWO_TIMESCALE)}[name]()
     return symrnn.derive(cell).lambdify("numba")
-
-
-def unchanged(call, *arguments):
-    before = [np.array(a, copy=True) for a in arguments]
-    result = call()
-    assert all(np.array_equal(a, b) for a, b in zip(arguments, before))
-    return result
 
 
 def test_elman_single_batched_and_labels():
