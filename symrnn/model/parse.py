@@ -49,7 +49,7 @@ from fractions import Fraction
 from sympy import HadamardPower, HadamardProduct, Integer, MatrixSymbol, OneMatrix, Rational, Symbol
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from .cell import Cell, generated_names
+from .cell import CODE_NAMES, Cell, generated_names
 from .nodes import LogSoftmax, Prev, log_softmax, relu, sigmoid, softmax, tanh
 
 FUNCTIONS = {"tanh": tanh, "sigmoid": sigmoid, "relu": relu, "softmax": softmax,
@@ -59,7 +59,7 @@ SECTIONS = {"param": "params", "params": "params", "parameters": "params",
             "state": "states", "states": "states"}
 LOSS = "loss"
 # names the engine or the generated code uses for itself
-RESERVED = {LOSS, "L", "T", "t", "prev", "numpy", "range", "T_", "B_"} | set(FUNCTIONS)
+RESERVED = CODE_NAMES | {LOSS, "L", "T", "t", "prev"} | set(FUNCTIONS)
 
 
 _HEADER = re.compile(r"\s*([A-Za-z_]\w*)\s*:(.*)$")
