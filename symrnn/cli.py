@@ -15,8 +15,10 @@ import argparse
 import os
 import sys
 
+from .ops import activations
+
 CELLS = ("elman", "lstm", "gru")
-ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")  # as symrnn.model.presets
+ACTIVATIONS = tuple(activations()) + ("identity",)  # as symrnn.model.presets
 OUTPUTS = ("softmax_ce", "mse", "upstream")
 ELMAN_ONLY = ("activation", "output", "bias")
 
@@ -186,9 +188,7 @@ def _text_printer():
             return f"sum_{{{expr.index}={lo}}}^{{{hi}}} {self._print(expr.term)}"
 
         def _print_Elementwise(self, expr):
-            name = {"ReLU": "relu", "LogSoftmax": "log_softmax"}.get(
-                type(expr).__name__, type(expr).__name__.lower())
-            return f"{name}({self._print(expr.arg)})"
+            return f"{expr.text}({self._print(expr.arg)})"
 
         def _print(self, expr, **kwargs):
             if isinstance(expr, Elementwise):

@@ -15,13 +15,14 @@ so that a product with a parameter is a single matrix product either way.
 from sympy import OneMatrix
 from sympy.printing.numpy import NumPyPrinter
 
-from ..model.nodes import LogSoftmax, ReLU, Sigmoid, Softmax, Step, StepVar, Tanh
+from ..model.nodes import StepVar
 
-# the function of each element-wise node: a NumPy ufunc, or a helper of the
-# runtime (runtime.py, runtime_numba.py); each takes an output array as its
-# optional second argument
-FUNCTIONS = {Tanh: "numpy.tanh", Sigmoid: "sigmoid", ReLU: "relu", Step: "step",
-             Softmax: "softmax", LogSoftmax: "log_softmax"}
+
+def kernel_name(op):
+    """The NumPy kernel of an operation: a ufunc's dotted name, or the name of the
+    function (``_sigmoid``) that the generated module copies from symrnn/ops.py."""
+    kernel = op.kernels["numpy"]
+    return kernel if isinstance(kernel, str) else kernel.__name__
 
 
 def split_sign(term):
@@ -50,8 +51,8 @@ class RowNumPyPrinter(NumPyPrinter):
 
     def function(self, node_type):
         """The function of an element-wise node type."""
-        name = FUNCTIONS[node_type]
-        return name if name.startswith("numpy.") else self.helper(name)
+        name = kernel_name(node_type)
+        return name if name.startswith("numpy.") else self.helper(name[1:])
 
     def _print(self, expr, **kwargs):
         name = self.shared.get(expr)

@@ -20,47 +20,15 @@ _vdot = numpy.vdot
 
 # -- helpers of the kernels: every array is 2-D, one row per step and sequence.
 # An element-wise helper takes its output array as an optional second argument
-# (see inplace.py); runtime_numba.py has the compiled versions. ----------------
+# (see inplace.py); runtime_numba.py has the compiled versions, and the kernels
+# of the operations come from symrnn/ops.py. -----------------------------------
 
 def _flat(a):
     return a.reshape(-1, a.shape[-1])
 
 
-def _sigmoid(x, out=None):
-    if out is None:
-        out = numpy.empty_like(x)
-    numpy.multiply(x, 0.5, out)
-    numpy.tanh(out, out)
-    out *= 0.5
-    out += 0.5
-    return out
-
-
-def _relu(x, out=None):
-    return numpy.maximum(x, 0.0, out=out)
-
-
-def _step(x, out=None):
-    if out is None:
-        out = numpy.empty_like(x)
-    return numpy.greater(x, 0.0, out)
-
-
 def _rowsum(a):
     return a.sum(-1, keepdims=True)
-
-
-def _softmax(x, out=None):
-    e = numpy.subtract(x, x.max(-1, keepdims=True), out=out)
-    numpy.exp(e, out=e)
-    e /= e.sum(-1, keepdims=True)
-    return e
-
-
-def _log_softmax(x, out=None):
-    s = numpy.subtract(x, x.max(-1, keepdims=True), out=out)
-    s -= numpy.log(numpy.exp(s).sum(-1, keepdims=True))
-    return s
 
 
 def _log_softmax_and_softmax(x, out=None):

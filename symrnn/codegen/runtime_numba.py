@@ -50,11 +50,6 @@ def _elementwise(scalar):
     return apply
 
 
-_nb_sigmoid = _elementwise(lambda v: 0.5 + 0.5 * math.tanh(0.5 * v))
-_nb_relu = _elementwise(lambda v: max(v, 0.0))
-_nb_step = _elementwise(lambda v: 1.0 if v > 0.0 else 0.0)
-
-
 @_njit
 def _nb_rowsum(a):
     out = numpy.empty((a.shape[0], 1))

@@ -3,19 +3,17 @@
 ``VJPS[Op](ans, args, i)`` returns the function ``g -> dL/d args[i]`` that maps
 the adjoint ``g`` of the node to the contribution of argument ``i``; ``ans`` is
 the node's value (its name, such as h^(t), when an equation names it), so that
-tanh' is written 1 - h*h as on paper.
+tanh' is written 1 - h*h as on paper. The structural operations of matrix
+algebra are here; every function of a vector brings its own rule
+(``symrnn/ops.py``).
 """
-from sympy import HadamardPower, HadamardProduct, MatAdd, MatMul, OneMatrix, Transpose
+from sympy import HadamardPower, HadamardProduct, MatAdd, MatMul, Transpose
 
-from ..model.nodes import LogSoftmax, ReLU, Sigmoid, Softmax, Step, Tanh
+from ..ops import OPERATIONS
 
 
 def _t(a):
     return a.T if getattr(a, "is_Matrix", False) else a
-
-
-def _ones(x):
-    return OneMatrix(*x.shape)
 
 
 def _matmul(ans, args, i):
@@ -29,6 +27,10 @@ def _hadamard(ans, args, i):
     return lambda g: HadamardProduct(*(args[:i] + args[i + 1:]), g)
 
 
+def _operation(op):
+    return lambda ans, args, i: lambda g: op.vjp(ans, args[0], g)
+
+
 VJPS = {
     MatAdd:          lambda ans, args, i: lambda g: g,
     MatMul:          _matmul,
@@ -36,11 +38,5 @@ VJPS = {
     HadamardProduct: _hadamard,
     HadamardPower:   lambda ans, args, i: lambda g: HadamardProduct(
         args[1] * HadamardPower(args[0], args[1] - 1), g),
-    Tanh:            lambda ans, args, i: lambda g: HadamardProduct(
-        _ones(ans) - HadamardProduct(ans, ans), g),
-    Sigmoid:         lambda ans, args, i: lambda g: HadamardProduct(
-        HadamardProduct(ans, _ones(ans) - ans), g),
-    ReLU:            lambda ans, args, i: lambda g: HadamardProduct(Step(args[0]), g),
-    Softmax:         lambda ans, args, i: lambda g: HadamardProduct(ans, g) - ans * (ans.T * g),
-    LogSoftmax:      lambda ans, args, i: lambda g: g - Softmax(args[0]) * (_ones(g).T * g),
+    **{op: _operation(op) for op in OPERATIONS.values()},
 }

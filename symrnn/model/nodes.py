@@ -7,6 +7,8 @@ from sympy import Basic, Integer, MatAdd, ZeroMatrix, sympify
 from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
+from ..ops import Elementwise, LogSoftmax, ReLU, Sigmoid, Softmax, Step, Tanh  # noqa: F401
+
 
 def _str(name):
     return name if isinstance(name, Str) else Str(name)
@@ -50,40 +52,6 @@ class Adjoint(MatrixExpr):
     shape = property(lambda self: self.args[0].shape)
 
 
-class Elementwise(MatrixExpr):
-    """A function applied to every entry of its argument."""
-
-    def __new__(cls, arg):
-        return super().__new__(cls, sympify(arg))
-
-    arg = property(lambda self: self.args[0])
-    shape = property(lambda self: self.args[0].shape)
-
-
-class Tanh(Elementwise):
-    pass
-
-
-class Sigmoid(Elementwise):
-    pass
-
-
-class ReLU(Elementwise):
-    pass
-
-
-class Step(Elementwise):
-    """The derivative of ReLU: 1 where the argument is positive, else 0."""
-
-
-class Softmax(Elementwise):
-    """softmax over the entries of a column vector (not entry-wise, same shape)."""
-
-
-class LogSoftmax(Elementwise):
-    """log(softmax(o)), kept as one node so that it is evaluated stably."""
-
-
 class SumOverTime(MatrixExpr):
     """sum_{t=lo}^{hi} term(t), for a symbolic or a concrete upper limit."""
 
@@ -105,24 +73,8 @@ class SumOverTime(MatrixExpr):
         return MatAdd(*terms).doit() if terms else ZeroMatrix(*self.shape)
 
 
-def tanh(x):
-    return Tanh(x)
-
-
-def sigmoid(x):
-    return Sigmoid(x)
-
-
-def relu(x):
-    return ReLU(x)
-
-
-def softmax(x):
-    return Softmax(x)
-
-
-def log_softmax(x):
-    return LogSoftmax(x)
+# the functions a cell applies are the operations' node classes themselves
+tanh, sigmoid, relu, softmax, log_softmax = Tanh, Sigmoid, ReLU, Softmax, LogSoftmax
 
 
 def prev(state):

@@ -50,10 +50,10 @@ from sympy import HadamardPower, HadamardProduct, Integer, MatrixSymbol, OneMatr
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .cell import CODE_NAMES, Cell, generated_names
-from .nodes import LogSoftmax, Prev, log_softmax, relu, sigmoid, softmax, tanh
+from ..ops import functions
+from .nodes import LogSoftmax, Prev
 
-FUNCTIONS = {"tanh": tanh, "sigmoid": sigmoid, "relu": relu, "softmax": softmax,
-             "log_softmax": log_softmax}
+FUNCTIONS = functions()  # the operations of symrnn/ops.py, by name
 SECTIONS = {"param": "params", "params": "params", "parameters": "params",
             "input": "inputs", "inputs": "inputs", "target": "targets", "targets": "targets",
             "state": "states", "states": "states"}

@@ -2,9 +2,10 @@
 from sympy import MatrixSymbol, Rational, symbols
 
 from .cell import Cell
-from .nodes import log_softmax, prev, relu, sigmoid, softmax, tanh
+from ..ops import activations
+from .nodes import log_softmax, prev, softmax
 
-ACTIVATIONS = {"tanh": tanh, "sigmoid": sigmoid, "relu": relu, "identity": lambda z: z}
+ACTIVATIONS = {**activations(), "identity": lambda z: z}
 
 
 def _softmax_ce(o, y):

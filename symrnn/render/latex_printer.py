@@ -12,7 +12,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 from sympy.printing.conventions import split_super_sub
 from sympy.printing.latex import LatexPrinter, translate
 
-from ..model.nodes import Adjoint, Prev, StepVar, SumOverTime
+from ..model.nodes import Adjoint, Elementwise, Prev, StepVar, SumOverTime
 
 __all__ = ["BPTTLatexPrinter", "Partial", "latex", "printer_for"]
 
@@ -160,9 +160,8 @@ class BPTTLatexPrinter(LatexPrinter):
     def _atomic(self, expr):
         """Printed without parentheses as a factor or under a superscript."""
         return isinstance(expr, (StepVar, Prev, MatrixSymbol, Adjoint, Partial, DiagMatrix,
-                                 OneMatrix)) or expr.__class__.__name__ in {
-            "Identity", "ZeroMatrix", "Tanh", "Sigmoid", "ReLU", "Step", "Softmax",
-            "LogSoftmax", "Transpose"}
+                                 OneMatrix, Elementwise)) or expr.__class__.__name__ in {
+            "Identity", "ZeroMatrix", "Transpose"}
 
     def _tall(self, expr):
         """Does ``expr`` print with a fraction or a big operator (then \\left( ... \\right))?"""
@@ -316,26 +315,8 @@ class BPTTLatexPrinter(LatexPrinter):
     def _print_DiagMatrix(self, expr):
         return r"\operatorname{diag}%s" % self._wrap(expr.args[0])
 
-    def _function(self, name, expr):
-        return r"%s%s" % (name, self._wrap(expr.arg))
-
-    def _print_Tanh(self, expr):
-        return self._function(r"\tanh", expr)
-
-    def _print_Sigmoid(self, expr):
-        return self._function(r"\sigma", expr)
-
-    def _print_ReLU(self, expr):
-        return self._function(r"\operatorname{relu}", expr)
-
-    def _print_Step(self, expr):
-        return self._function(r"\operatorname{relu}'", expr)
-
-    def _print_Softmax(self, expr):
-        return self._function(r"\operatorname{softmax}", expr)
-
-    def _print_LogSoftmax(self, expr):
-        return self._function(r"\log\operatorname{softmax}", expr)
+    def _print_Elementwise(self, expr):
+        return r"%s%s" % (expr.latex, self._wrap(expr.arg))
 
     def _print_SumOverTime(self, expr):
         lo, hi = expr.limits

@@ -16,6 +16,7 @@ from sympy.matrices.expressions.diagonal import DiagMatrix
 from sympy.matrices.expressions.transpose import Transpose
 
 from ..derivation.vjps import VJPS
+from ..ops import functions
 from ..graph.unroll import T, shared, t
 from ..model import nodes
 from ..model.nodes import Adjoint, StepVar, SumOverTime
@@ -230,7 +231,7 @@ def _rule_nodes(n, m):
         "HadamardProduct": (a, HadamardProduct(b, c), [b, c]),
         "HadamardPower": (a, HadamardPower(b, 2), [b]),
     }
-    for cls in (nodes.Tanh, nodes.Sigmoid, nodes.ReLU, nodes.Softmax, nodes.LogSoftmax):
+    for cls in functions().values():
         examples[cls.__name__] = (a, cls(b), [b])
     return examples
 

@@ -1,0 +1,226 @@
+"""Every operation a cell can apply to a vector, each defined once.
+
+Like a JAX primitive, an operation carries everything about itself:
+
+    name        what the text syntax, the CLI and plain text call it: ``tanh(z)``
+    definition  its meaning as SymPy scalars: what ``verify`` differentiates with
+                SymPy's own ``diff``, independently of ``vjp`` below
+    vjp         its adjoint rule, g -> dL/d(argument), in matrix expressions; ``ans``
+                is the node's value (h^(t) when an equation names it)
+    kernels     its implementations: ``numpy`` a function of a 2-D array (one row
+                per step and sequence) with an optional output array, copied into
+                the generated module, or the name of a NumPy ufunc; ``numba`` a
+                scalar function compiled into an element-wise loop, or a whole
+                function for operations on a row; a new backend adds its key here
+    latex, words  how the sheet writes it and names it in a sentence
+
+The node classes are SymPy ``MatrixExpr`` so that ``MatMul``, ``MatAdd`` and
+``HadamardProduct`` combine them and check their shapes. Adding an operation is
+one class here plus its test; the parser, the CLI, the rules table, the
+printers and the sheet find it in ``OPERATIONS``.
+"""
+import math
+
+import numpy
+import sympy
+from sympy import HadamardProduct, OneMatrix, sympify
+from sympy.matrices.expressions.matexpr import MatrixExpr
+
+OPERATIONS = {}  # name -> node class, in the order they are defined
+
+
+class Elementwise(MatrixExpr):
+    """A function applied to a column vector, with a result of the same shape."""
+
+    name = None          # the name in the text syntax; None: made only by rules
+    text = property(lambda self: self.name or type(self).__name__.lower())  # plain text
+    latex = None
+    words = ""
+    activation = False   # offered as an activation of the Elman network
+    kernels = {}
+
+    def __new__(cls, arg):
+        return super().__new__(cls, sympify(arg))
+
+    arg = property(lambda self: self.args[0])
+    shape = property(lambda self: self.args[0].shape)
+
+    @staticmethod
+    def scalar(u):
+        """The value at one entry, as a SymPy expression in the SymPy scalar ``u``."""
+        raise NotImplementedError
+
+    @classmethod
+    def definition(cls, column):
+        """The value on an explicit SymPy column (a list of scalars)."""
+        return [cls.scalar(u) for u in column]
+
+    @staticmethod
+    def vjp(ans, x, g):
+        """dL/dx for dL/d(op(x)) = g, where ans = op(x)."""
+        raise NotImplementedError
+
+
+def operation(cls):
+    """Register ``cls`` under its name (and its class name, for the rules)."""
+    OPERATIONS[cls.name or cls.__name__] = cls
+    return cls
+
+
+def _ones(x):
+    return OneMatrix(*x.shape)
+
+
+def _had(*factors):
+    return HadamardProduct(*factors)
+
+
+# -- kernels shared by the generated modules: NumPy (2-D rows, optional output
+# array passed positionally, as Numba requires) and scalar functions for Numba --
+
+def _sigmoid(x, out=None):
+    if out is None:
+        out = numpy.empty_like(x)
+    numpy.multiply(x, 0.5, out)
+    numpy.tanh(out, out)
+    out *= 0.5
+    out += 0.5
+    return out
+
+
+def _relu(x, out=None):
+    return numpy.maximum(x, 0.0, out=out)
+
+
+def _step(x, out=None):
+    if out is None:
+        out = numpy.empty_like(x)
+    return numpy.greater(x, 0.0, out)
+
+
+def _softmax(x, out=None):
+    e = numpy.subtract(x, x.max(-1, keepdims=True), out=out)
+    numpy.exp(e, out=e)
+    e /= e.sum(-1, keepdims=True)
+    return e
+
+
+def _log_softmax(x, out=None):
+    s = numpy.subtract(x, x.max(-1, keepdims=True), out=out)
+    s -= numpy.log(numpy.exp(s).sum(-1, keepdims=True))
+    return s
+
+
+def _nb_tanh_scalar(v):
+    return math.tanh(v)
+
+
+def _nb_sigmoid_scalar(v):
+    return 0.5 + 0.5 * math.tanh(0.5 * v)
+
+
+def _nb_relu_scalar(v):
+    return max(v, 0.0)
+
+
+def _nb_step_scalar(v):
+    return 1.0 if v > 0.0 else 0.0
+
+
+# -- the operations ----------------------------------------------------------------
+
+@operation
+class Tanh(Elementwise):
+    name, latex, words, activation = "tanh", r"\tanh", "the hyperbolic tangent", True
+    kernels = {"numpy": "numpy.tanh", "numba": _nb_tanh_scalar}
+    scalar = staticmethod(sympy.tanh)
+
+    @staticmethod
+    def vjp(ans, x, g):
+        return _had(_ones(ans) - _had(ans, ans), g)
+
+
+@operation
+class Sigmoid(Elementwise):
+    name, latex, words, activation = "sigmoid", r"\sigma", "the logistic sigmoid", True
+    kernels = {"numpy": _sigmoid, "numba": _nb_sigmoid_scalar}
+
+    @staticmethod
+    def scalar(u):
+        return 1 / (1 + sympy.exp(-u))
+
+    @staticmethod
+    def vjp(ans, x, g):
+        return _had(_had(ans, _ones(ans) - ans), g)
+
+
+@operation
+class Step(Elementwise):
+    """The derivative of ReLU: 1 where the argument is positive, else 0."""
+    latex, words = r"\operatorname{relu}'", "the unit step"
+    kernels = {"numpy": _step, "numba": _nb_step_scalar}
+
+    @staticmethod
+    def scalar(u):
+        return sympy.Heaviside(u)
+
+    @staticmethod
+    def vjp(ans, x, g):
+        return None  # piecewise constant: no contribution
+
+
+@operation
+class ReLU(Elementwise):
+    name, latex, words, activation = "relu", r"\operatorname{relu}", "the rectifier", True
+    kernels = {"numpy": _relu, "numba": _nb_relu_scalar}
+
+    @staticmethod
+    def scalar(u):
+        return sympy.Max(u, 0)
+
+    @staticmethod
+    def vjp(ans, x, g):
+        return _had(Step(x), g)
+
+
+@operation
+class Softmax(Elementwise):
+    """softmax over the entries of a column vector (not entry-wise, same shape)."""
+    name, latex, words = "softmax", r"\operatorname{softmax}", "the softmax"
+    kernels = {"numpy": _softmax, "numba": None}
+
+    @classmethod
+    def definition(cls, column):
+        exps = [sympy.exp(u) for u in column]
+        total = sympy.Add(*exps)
+        return [e / total for e in exps]
+
+    @staticmethod
+    def vjp(ans, x, g):
+        return _had(ans, g) - ans * (ans.T * g)
+
+
+@operation
+class LogSoftmax(Elementwise):
+    """log(softmax(o)), kept as one node so that it is evaluated stably."""
+    name, latex, words = "log_softmax", r"\log\operatorname{softmax}", "the log-softmax"
+    kernels = {"numpy": _log_softmax, "numba": None}
+
+    @classmethod
+    def definition(cls, column):
+        log_total = sympy.log(sympy.Add(*[sympy.exp(u) for u in column]))
+        return [u - log_total for u in column]
+
+    @staticmethod
+    def vjp(ans, x, g):
+        return g - Softmax(x) * (_ones(g).T * g)
+
+
+def functions():
+    """The operations a cell may call by name: ``{"tanh": Tanh, ...}``."""
+    return {name: op for name, op in OPERATIONS.items() if op.name == name}
+
+
+def activations():
+    """The operations offered as the Elman network's activation."""
+    return {name: op for name, op in functions().items() if op.activation}
