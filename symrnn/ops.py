@@ -11,8 +11,18 @@ Like a JAX primitive, an operation carries everything about itself:
                 per step and sequence) with an optional output array, copied into
                 the generated module, or the name of a NumPy ufunc; ``numba`` a
                 scalar function compiled into an element-wise loop, or a whole
-                function for operations on a row; a new backend adds its key here
+                function for operations on a row; ``array`` a function ``(xp, x)``
+                of an array-library namespace ``xp`` (see below) for the backends
+                that run on other libraries (PyTorch, JAX); a new backend adds its
+                key here
     latex, words  how the sheet writes it and names it in a sentence
+
+The ``array`` kernels use only this much of ``xp``, which each such backend
+provides for its library: ``xp.tanh``, ``xp.exp``, ``xp.log``, ``xp.sqrt``,
+``xp.abs``, ``xp.rowmax(x)`` and ``xp.rowsum(x)`` (over the last axis, kept as
+an axis of length 1), and the operators of arrays (``+ - * / > **``). Arrays
+are laid out as everywhere in the generated code: one row per step and
+sequence, the vector along the last axis.
 
 The node classes are SymPy ``MatrixExpr`` so that ``MatMul``, ``MatAdd`` and
 ``HadamardProduct`` combine them and check their shapes. Adding an operation is
@@ -127,12 +137,23 @@ def _nb_step_scalar(v):
     return 1.0 if v > 0.0 else 0.0
 
 
+def _array_softmax(xp, x):
+    e = xp.exp(x - xp.rowmax(x))
+    return e / xp.rowsum(e)
+
+
+def _array_log_softmax(xp, x):
+    s = x - xp.rowmax(x)
+    return s - xp.log(xp.rowsum(xp.exp(s)))
+
+
 # -- the operations ----------------------------------------------------------------
 
 @operation
 class Tanh(Elementwise):
     name, latex, words, activation = "tanh", r"\tanh", "the hyperbolic tangent", True
-    kernels = {"numpy": "numpy.tanh", "numba": _nb_tanh_scalar}
+    kernels = {"numpy": "numpy.tanh", "numba": _nb_tanh_scalar,
+               "array": lambda xp, x: xp.tanh(x)}
     scalar = staticmethod(sympy.tanh)
 
     @staticmethod
@@ -143,7 +164,8 @@ class Tanh(Elementwise):
 @operation
 class Sigmoid(Elementwise):
     name, latex, words, activation = "sigmoid", r"\sigma", "the logistic sigmoid", True
-    kernels = {"numpy": _sigmoid, "numba": _nb_sigmoid_scalar}
+    kernels = {"numpy": _sigmoid, "numba": _nb_sigmoid_scalar,
+               "array": lambda xp, x: 0.5 + 0.5 * xp.tanh(0.5 * x)}
 
     @staticmethod
     def scalar(u):
@@ -158,7 +180,8 @@ class Sigmoid(Elementwise):
 class Step(Elementwise):
     """The derivative of ReLU: 1 where the argument is positive, else 0."""
     latex, words = r"\operatorname{relu}'", "the unit step"
-    kernels = {"numpy": _step, "numba": _nb_step_scalar}
+    kernels = {"numpy": _step, "numba": _nb_step_scalar,
+               "array": lambda xp, x: 0 * x + (x > 0)}
 
     @staticmethod
     def scalar(u):
@@ -172,7 +195,8 @@ class Step(Elementwise):
 @operation
 class ReLU(Elementwise):
     name, latex, words, activation = "relu", r"\operatorname{relu}", "the rectifier", True
-    kernels = {"numpy": _relu, "numba": _nb_relu_scalar}
+    kernels = {"numpy": _relu, "numba": _nb_relu_scalar,
+               "array": lambda xp, x: x * (x > 0)}
 
     @staticmethod
     def scalar(u):
@@ -187,7 +211,7 @@ class ReLU(Elementwise):
 class Softmax(Elementwise):
     """softmax over the entries of a column vector (not entry-wise, same shape)."""
     name, latex, words = "softmax", r"\operatorname{softmax}", "the softmax"
-    kernels = {"numpy": _softmax, "numba": None}
+    kernels = {"numpy": _softmax, "numba": None, "array": _array_softmax}
 
     @classmethod
     def definition(cls, column):
@@ -204,7 +228,7 @@ class Softmax(Elementwise):
 class LogSoftmax(Elementwise):
     """log(softmax(o)), kept as one node so that it is evaluated stably."""
     name, latex, words = "log_softmax", r"\log\operatorname{softmax}", "the log-softmax"
-    kernels = {"numpy": _log_softmax, "numba": None}
+    kernels = {"numpy": _log_softmax, "numba": None, "array": _array_log_softmax}
 
     @classmethod
     def definition(cls, column):
