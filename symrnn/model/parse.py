@@ -30,7 +30,8 @@ Equations ``name = expression``, one a line, computed in order; the line
     a / 2, a ** 2  division by a number, element-wise integer power
     a.T            transpose
     prev(h)        h^(t-1) for a state h; ``h`` alone is h^(t), once computed
-    tanh sigmoid relu softmax log_softmax   (of a column vector)
+    tanh sigmoid relu softmax log_softmax exp log softplus abs sqrt
+                   (of a column vector; see symrnn/ops.py)
 
 ``#`` starts a comment. Sizes of variables come from their expressions; a
 state's declared size must match its equation. Reserved names: ``loss``, ``L``,
