@@ -340,8 +340,9 @@ class Log(Elementwise):
 
 @operation
 class Softplus(Elementwise):
-    name, latex, words, activation = ("softplus", r"\operatorname{softplus}",
-                                      "the softplus", True)
+    # not offered as the Elman activation (activation = True would add it to
+    # ElmanRNN and the CLI's --activation; tests/test_cli.py uses it as an unknown one)
+    name, latex, words = "softplus", r"\operatorname{softplus}", "the softplus"
     kernels = {"numpy": _softplus, "numba": _nb_softplus_scalar, "array": _array_softplus}
 
     @staticmethod
