@@ -72,7 +72,10 @@ class Elementwise(MatrixExpr):
 
 
 def operation(cls):
-    """Register ``cls`` under its name (and its class name, for the rules)."""
+    """Register ``cls`` under its name (and its class name, for the rules).
+
+    The class name must not be one SymPy's printers know (``Abs``, ``Sqrt``):
+    they dispatch on it before ``_print_Elementwise``."""
     OPERATIONS[cls.name or cls.__name__] = cls
     return cls
 
@@ -368,7 +371,7 @@ class Sign(Elementwise):
 
 
 @operation
-class Abs(Elementwise):
+class Absolute(Elementwise):
     """|x| entry by entry; its derivative at 0 is taken as 0."""
     name, latex, words = "abs", r"\operatorname{abs}", "the absolute value"
     kernels = {"numpy": "numpy.abs", "numba": _nb_abs_scalar,
@@ -381,7 +384,7 @@ class Abs(Elementwise):
 
 
 @operation
-class Sqrt(Elementwise):
+class SquareRoot(Elementwise):
     """The square root; nan where the argument is negative (NumPy's convention)."""
     name, latex, words = "sqrt", r"\operatorname{sqrt}", "the square root"
     kernels = {"numpy": "numpy.sqrt", "numba": _nb_sqrt_scalar,
