@@ -66,7 +66,7 @@ RESERVED = CODE_NAMES | {LOSS, "L", "T", "t", "prev"} | set(FUNCTIONS)
 
 
 # limits that keep every answer fast (each refusal is a CellSyntaxError)
-MAX_CHARACTERS = 100_000   # the whole text
+MAX_CHARACTERS = 20_000    # the whole text (the LSTM is 600); parsing the longest takes ~2 s
 MAX_EQUATIONS = 1_000      # lines with an equation
 MAX_NODES = 2_000          # names, numbers and operations on one line
 MAX_DEPTH = 60             # operations nested in one another on one line
@@ -253,7 +253,10 @@ class _Parser:
 
     # -- expressions -------------------------------------------------------------------
     def fail(self, node, message):
-        _fail(self.lineno, message.format(token=repr(ast.get_source_segment(self.source, node))))
+        token = ast.get_source_segment(self.source, node) or ""
+        if len(token) > 60:
+            token = token[:40] + " ... " + token[-15:]
+        _fail(self.lineno, message.format(token=repr(token)))
 
     def expr(self, node):
         method = getattr(self, "_" + type(node).__name__, None)
