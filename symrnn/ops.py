@@ -156,7 +156,7 @@ def _softplus(x, out=None):
     numpy.negative(tail, tail)
     numpy.exp(tail, tail)
     numpy.log1p(tail, tail)
-    out = numpy.maximum(x, 0.0, out)   # out may be x itself: tail is computed first
+    out = numpy.maximum(x, 0.0, out=out)   # out may be x itself: tail is computed first
     out += tail
     return out
 
