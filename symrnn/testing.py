@@ -181,6 +181,9 @@ def check_bptt(fn, cell, seed=0, *, trials=3, T=None, sizes=None, batch=None, la
     an initial state's key is checked when present.
     """
     cell, derived = _cell_and_derived(cell)
+    if labels and not cell.targets_are_distributions:
+        raise ValueError(f"labels: the targets of {cell.name} are not class distributions, "
+                         "so they cannot be integer labels")
     layout = Layout(batch=batch is not None, labels=bool(labels), starts=starts)
     for trial in range(trials):
         problem = make_problem(cell, (seed, trial), T=T, sizes=sizes, batch=batch,
