@@ -92,7 +92,7 @@ class _Template:
             outputs.append(e)
             outputs.extend(diff(e, s) for s in symbols)
         self.symbols = sorted(set().union(*[set(r) for r in self.reads]), key=str)
-        self.function = lambdify(self.symbols, outputs, modules=_MODULES)
+        self.function = lambdify(self.symbols, outputs, modules=_MODULES, dummify=False)
 
 
 class _ScalarRoute:
@@ -106,7 +106,7 @@ class _ScalarRoute:
         for v in cell.inputs + cell.targets:
             env[v] = self._matrix(v, lambda i, j, v=v: (v.name, 0, i))
         for s in cell.states:
-            env[Prev(s)] = self._matrix(s, lambda i, j, s=s: (s.name, -1, i), "prev ")
+            env[Prev(s)] = self._matrix(s, lambda i, j, s=s: (s.name, -1, i), "_prev_")
         self.templates = []
         for lhs, rhs in cell.equations:
             self.templates.append(_Template(lhs, rhs, env, self.size))
@@ -118,7 +118,7 @@ class _ScalarRoute:
         for i in range(rows):
             row = []
             for j in range(cols):
-                s = Symbol(f"{prefix}{sym.name}[{i},{j}]", real=True)
+                s = Symbol(f"{prefix}{sym.name}_{i}_{j}", real=True)
                 self.role[s] = role(i, j)
                 row.append(s)
             out.append(row)
@@ -263,7 +263,9 @@ def verify(derivation, T, seed=0, sizes=None, raises=True, points=2):
     cell = derivation.cell
     sizes = default_sizes(cell) if sizes is None else dict(sizes)
     with mpmath.workdps(DIGITS):
-        route = _ScalarRoute(cell, sizes)
+        routes = derivation.__dict__.setdefault("_scalar_routes", {})
+        key = tuple(sorted((str(k), v) for k, v in sizes.items()))
+        route = routes.get(key) or routes.setdefault(key, _ScalarRoute(cell, sizes))
         rng, report = random.Random(seed), None
         for _ in range(points):
             for attempt in range(8):
