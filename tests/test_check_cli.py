@@ -124,3 +124,17 @@ def test_against_a_users_function(tmp_path, capsys, monkeypatch):
         code, out, err = run(["check"] + argv, capsys)
         assert code == 2 and out == ""
         one_line(err, "--against", *words)
+
+
+def test_a_wrong_adjoint_rule_makes_the_command_fail(monkeypatch, capsys):
+    # mutation: tanh' = 1 + h*h in place of 1 - h*h
+    from sympy import HadamardProduct, OneMatrix
+
+    from symrnn.derivation.vjps import VJPS
+    from symrnn.ops import Tanh
+
+    monkeypatch.setitem(VJPS, Tanh, lambda ans, args, i: lambda g: HadamardProduct(
+        OneMatrix(*ans.shape) + HadamardProduct(ans, ans), g))
+    code, out, _ = run(["check", "--seed", "0"], capsys)
+    assert code == 1
+    assert out.rstrip().endswith("FAILED: W, U, h0")

@@ -35,13 +35,24 @@ class Layout:
             raise ValueError("starts: 'per-sequence' needs a batch")
 
     def describe(self, cell):
-        states = ", ".join(f"{s.name}0" for s in cell.states)
-        starts = {"none": f"{states} = None",
-                  "shared": f"{states} (D,)" + (" shared" if self.batch else ""),
-                  "per-sequence": f"{states} (D, B)"}[self.starts]
-        y = (("labels (T, B)" if self.batch else "labels (T,)") if self.labels
-             else "y (T, M, B)" if self.batch else "y (T, M)")
-        parts = ["batch" if self.batch else "one sequence", y, starts]
+        """E.g. "batch, labels (T, B), h0 (D,) shared, float32"."""
+        keys = [f"{s.name}0" for s in cell.states]
+        dims = [str(s.shape[0]) for s in cell.states]
+        if self.starts == "none":
+            starts = f"{', '.join(keys)} = None"
+        elif self.starts == "shared":
+            starts = (", ".join(f"{k} ({d},)" for k, d in zip(keys, dims))
+                      + (" shared" if self.batch else ""))
+        else:
+            starts = ", ".join(f"{k} ({d}, B)" for k, d in zip(keys, dims))
+        targets = []
+        for t in cell.targets:
+            if self.labels and cell.targets_are_distributions:
+                targets.append(f"{t.name} labels (T, B)" if self.batch else f"{t.name} labels (T,)")
+            else:
+                m = t.shape[0]
+                targets.append(f"{t.name} (T, {m}, B)" if self.batch else f"{t.name} (T, {m})")
+        parts = ["batch" if self.batch else "one sequence"] + targets + [starts]
         return ", ".join(parts + (["float32"] if self.float32 else []))
 
 
