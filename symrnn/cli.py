@@ -132,6 +132,9 @@ def build_parser():
                        help="batch size of the batched problems (default: random, 2 to 4)")
     check.add_argument("--seed", type=_seed, default=None, metavar="S",
                        help="random seed of the problems (default: a fresh one, printed)")
+    check.add_argument("--backend", choices=("numpy", "numba"), default="numpy",
+                       help="the generated code to check (numba: compiled on the first "
+                            "call, which takes seconds; default: numpy)")
     check.add_argument("--against", metavar="MODULE:FUNCTION", default=None,
                        help="check your function f(params, x, y, h0) -> (loss, grads) "
                             "against the derived gradients and finite differences "
@@ -412,7 +415,9 @@ def run_check(args, cell):
               "repeats this run)")
         return 0
     try:
-        function = derivation.lambdify()
+        function = derivation.lambdify(args.backend)
+    except ImportError as e:  # Numba is not installed
+        raise Failure(str(e)) from None
     except (ValueError, NotImplementedError) as e:
         raise UsageError(f"cell {cell.name!r}: {' '.join(str(e).split())}") from None
     try:

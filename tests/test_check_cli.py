@@ -138,3 +138,25 @@ def test_a_wrong_adjoint_rule_makes_the_command_fail(monkeypatch, capsys):
     code, out, _ = run(["check", "--seed", "0"], capsys)
     assert code == 1
     assert out.rstrip().endswith("FAILED: W, U, h0")
+
+
+def test_backend_is_passed_on_and_a_missing_numba_is_one_line(monkeypatch, capsys):
+    from symrnn.derivation import Derivation
+
+    real, asked = Derivation.lambdify, []
+
+    def record(self, backend="numpy"):
+        asked.append(backend)
+        return real(self)  # the NumPy code, so that the test needs no compilation
+
+    monkeypatch.setattr(Derivation, "lambdify", record)
+    assert run(["check", "--backend", "numba", "--T", "1", "--seed", "0"], capsys)[0] == 0
+    assert asked == ["numba"]
+
+    def no_numba(self, backend="numpy"):
+        raise ImportError("backend='numba' needs Numba: pip install 'symrnn[numba]'")
+
+    monkeypatch.setattr(Derivation, "lambdify", no_numba)
+    code, out, err = run(["check", "--backend", "numba"], capsys)
+    assert code == 1 and out == ""
+    one_line(err, "needs Numba")
