@@ -20,6 +20,7 @@ import numpy as np
 
 from .checking import (Layout, evaluate, finite_differences, make_problem, over_batch,
                        reference_for, relative_error, standard_layouts)
+from .checking.problems import valid_seed
 from .checking.references import elman_bptt, gru_bptt, lstm_bptt
 
 REFERENCE_TOLERANCE = 1e-9
@@ -141,6 +142,7 @@ def check(cell, T=None, hidden=None, inputs=None, outputs=None, batch=None, seed
     and ``batch`` pin those values; the others are drawn per problem from ``seed``.
     ``function`` is the lambdified ``f`` to check (default ``derive(cell).lambdify()``).
     """
+    valid_seed(seed)
     cell, function = _cell_and_function(cell, function)
     sizes = _sizes(cell, sizes, hidden, inputs, outputs)
     layouts = standard_layouts(cell) if layouts is None else layouts

@@ -15,6 +15,7 @@ import numpy as np
 
 from .checking import Layout, evaluate, make_problem, relative_error
 from .checking.metric import defect
+from .checking.problems import valid_seed
 
 __all__ = ["assert_gradients", "check_bptt", "problems"]
 
@@ -162,11 +163,14 @@ def check_bptt(fn, cell, seed=0, *, trials=3, T=None, sizes=None, batch=None, la
     the others are drawn from 1..6 and 1..7. ``grads`` needs every parameter's key;
     an initial state's key is checked when present.
     """
+    valid_seed(seed)
     cell, derived = _cell_and_derived(cell)
     if labels and not cell.targets_are_distributions:
         raise ValueError(f"labels: the targets of {cell.name} are not class distributions, "
                          "so they cannot be integer labels")
     layout = Layout(batch=batch is not None, labels=bool(labels), starts=starts)
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ValueError(f"trials: must be a positive integer, got {trials!r}")
     for trial in range(trials):
         problem = make_problem(cell, (seed, trial), T=T, sizes=sizes, batch=batch,
                                layout=layout)

@@ -78,6 +78,12 @@ def test_problems_have_the_layouts_they_say():
         make_problem(cell, 0, T=0)
     with pytest.raises(ValueError, match="per-sequence"):
         Layout(batch=False, starts="per-sequence")
+    with pytest.raises(ValueError, match="seed: expected an integer >= 0, got -1"):
+        check(cell, seed=-1)
+    with pytest.raises(ValueError, match="batch: must be a positive integer"):
+        check(cell, batch=0)
+    with pytest.raises(ValueError, match="hidden: the cell has no size D"):
+        check(symrnn.parse_cell(MGU.replace("D", "H")), hidden=3)
 
 
 @pytest.mark.parametrize("cell, forward", [

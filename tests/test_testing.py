@@ -146,3 +146,12 @@ def test_finite_differences_alone_catch_a_bug(monkeypatch):
     with pytest.raises(AssertionError, match=r"gradient 'U' is wrong: relative error \S+ "
                                              r"against finite differences of my_bptt_shift's"):
         check_bptt(bad, CELL)
+
+
+def test_bad_options_are_one_value_error():
+    with pytest.raises(ValueError, match="trials: must be a positive integer"):
+        check_bptt(my_bptt, CELL, trials=0)
+    with pytest.raises(ValueError, match="labels: the targets of .* are not class"):
+        check_bptt(my_bptt, symrnn.ElmanRNN(output="mse"), labels=True)
+    with pytest.raises(ValueError, match="'H' is not a size"):
+        check_bptt(my_bptt, CELL, sizes={"H": 2})

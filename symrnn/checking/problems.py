@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Layout", "Problem", "STARTS", "make_problem", "standard_layouts"]
+__all__ = ["Layout", "Problem", "STARTS", "make_problem", "standard_layouts", "valid_seed"]
 
 # how the initial states are passed: omitted (None, zeros), one (D,) vector (for a
 # batch: shared by every sequence), one column per sequence (D, B)
@@ -105,6 +105,15 @@ def _size(dim, sizes):
     return int(dim.subs(sizes)) if hasattr(dim, "subs") else int(dim)
 
 
+def valid_seed(seed):
+    """``seed`` (an integer >= 0, or a tuple of them), or a ValueError naming it."""
+    seeds = seed if isinstance(seed, tuple) else (seed,)
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0
+               for s in seeds):
+        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+    return seed
+
+
 def make_problem(cell, seed=0, *, T=None, sizes=None, batch=None, layout=None):
     """A random problem for ``cell``.
 
@@ -112,7 +121,7 @@ def make_problem(cell, seed=0, *, T=None, sizes=None, batch=None, layout=None):
     from 1..7, as is T from 1..6 and B from 2..4 unless given. ``layout`` defaults to
     a random one.
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(valid_seed(seed))
     sizes = dict(sizes or {})
     symbols = {str(s): s for s in cell.sizes}
     unknown = sorted(set(sizes) - set(symbols))
