@@ -72,7 +72,7 @@ def _size_assignment(text):
 
 def _model_options(parser, cell_file=False):
     group = parser.add_argument_group("model options")
-    group.add_argument("--cell", choices=CELLS, default=None,
+    group.add_argument("--cell", choices=CELLS, default="elman",
                        help="the recurrent cell (default: elman)")
     if cell_file:
         group.add_argument("--cell-file", metavar="FILE", default=None,
@@ -170,7 +170,8 @@ def _cell_from_file(args):
 
     import symrnn
 
-    given = [f"--{o}" for o in ("cell",) + ELMAN_ONLY if getattr(args, o) is not None]
+    given = ["--cell"] if args.cell != "elman" else []
+    given += [f"--{o}" for o in ELMAN_ONLY if getattr(args, o) is not None]
     if given:
         raise UsageError(f"argument --cell-file: cannot be combined with {given[0]}")
     path = args.cell_file
@@ -195,7 +196,7 @@ def make_cell(args):
 
     if getattr(args, "cell_file", None) is not None:
         return _cell_from_file(args)
-    if args.cell not in (None, "elman"):
+    if args.cell != "elman":
         for option in ELMAN_ONLY:
             if getattr(args, option) is not None:
                 raise UsageError(f"argument --{option}: applies to --cell elman only, "

@@ -89,8 +89,10 @@ class Problem:
                 for k in self.state_sizes}
 
     def describe(self, cell):
-        sizes = ", ".join([f"T = {self.T}"] + [f"{k} = {v}" for k, v in self.sizes.items()]
-                          + ([f"B = {self.batch}"] if self.batch is not None else []))
+        steps = "steps" if "T" in self.sizes else "T"  # a size of the cell may be named T or B
+        batch = "batch" if "B" in self.sizes else "B"
+        sizes = ", ".join([f"{steps} = {self.T}"] + [f"{k} = {v}" for k, v in self.sizes.items()]
+                          + ([f"{batch} = {self.batch}"] if self.batch is not None else []))
         return f"{sizes}; {self.layout.describe(cell)}"
 
 
