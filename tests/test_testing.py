@@ -155,3 +155,13 @@ def test_bad_options_are_one_value_error():
         check_bptt(my_bptt, symrnn.ElmanRNN(output="mse"), labels=True)
     with pytest.raises(ValueError, match="'H' is not a size"):
         check_bptt(my_bptt, CELL, sizes={"H": 2})
+
+
+def test_hypothesis_is_needed_only_for_the_strategy(monkeypatch):
+    import sys
+
+    for name in [m for m in sys.modules if m == "hypothesis" or m.startswith("hypothesis.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
+    check_bptt(my_bptt, CELL, trials=1)
+    with pytest.raises(ImportError, match="needs hypothesis: pip install hypothesis"):
+        problems(CELL)
