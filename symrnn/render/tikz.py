@@ -183,6 +183,16 @@ def unrolled_figure(cell, T=3, ts=None):
             _near(where[e.source], where[e.target], xy)
             for key, xy in where.items() if key not in (e.source, e.target))
 
+    # labels that would collide with each other or ride on an arc: no labels at all
+    # (the caption says the copies are not written)
+    labelled = [e for e in merged.values() if e.label]
+    clash = any(e.bend for e in labelled) or any(
+        abs(a.label_at[0] - b.label_at[0]) < 1.0 and abs(a.label_at[1] - b.label_at[1]) < 0.4
+        for i, a in enumerate(labelled) for b in labelled[i + 1:])
+    if clash:
+        crowded = True
+        for e in labelled:
+            e.label, e.params = None, []
     # the shared parameters, left of the first column, each on a dashed line that runs
     # through its copies (all at one height); biases and crowded cells: named only
     shared_nodes, not_drawn = [], []
