@@ -10,6 +10,7 @@ biases are walked the same way.
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+from sympy import Eq as Equality
 from sympy import (HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol,
                    OneMatrix, StrictLessThan, Symbol, ZeroMatrix)
 from sympy.matrices.expressions.diagonal import DiagMatrix
@@ -491,6 +492,17 @@ def _initial_step(ts, d, s):
                            final=_eq(ts, Adjoint(start), as_diag(gradient)))
 
 
+def _notation(ts):
+    """The symbols the rules' paragraph explains: 1, 1^T v, u (.) v = diag(u) v."""
+    n = Symbol("n", integer=True, positive=True)
+    u, v = MatrixSymbol("u", n, 1), MatrixSymbol("v", n, 1)
+    return SimpleNamespace(
+        one=ts(OneMatrix(n, 1), inline=True), v=ts(v, inline=True), u=ts(u, inline=True),
+        ones_sum=ts(MatMul(OneMatrix(1, n), v), inline=True),
+        hadamard=ts(HadamardProduct(u, v), inline=True),
+        diag=ts(MatMul(DiagMatrix(u), v), inline=True))
+
+
 def derivation_context(derivation, adjoint_names=None, ts=None, summary_tags=None):
     """Everything the ``derivation`` macros print about one derivation.
 
@@ -568,7 +580,9 @@ def derivation_context(derivation, adjoint_names=None, ts=None, summary_tags=Non
         ones=any(r.ones for r in catalogue),
         steps=steps, params_steps=params, initial=initial,
         summary=summary(d, ts, order=param_order, tags=summary_tags),
-        next_zero=[ts(Adjoint(a.var.at(T + 1)), inline=True) for a in _next_step_adjoints(d)],
+        next_zero=[ts(Equality(Adjoint(a.var.at(T + 1)), ZeroMatrix(*a.shape), evaluate=False),
+                      inline=True) for a in _next_step_adjoints(d)],
+        notation=_notation(ts),
         derivation=d,
         time=ts(t), T=ts(T),
         rule_node=ts(node, inline=True), rule_gradient=ts(Adjoint(node), inline=True),

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import jinja2
-from sympy import Eq as Eq_, Float, Integer, MatMul, Pow, Symbol
+from sympy import Eq as Eq_, Float, Integer, MatMul, Pow, Symbol, ZeroMatrix
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from ..derivation import derive
@@ -162,7 +162,11 @@ def _norms_context(ts, d3, cell):
     return SimpleNamespace(
         curves=curves, steps=NORMS["steps"],
         dh=ts(Adjoint(StepVar(h.name, time, *h.shape)), inline=True),
-        W=ts(W, inline=True), h0=ts(StepVar(h.name, 0, *h.shape), inline=True),
+        W=ts(W, inline=True), rho=ts(rho, inline=True),
+        dh0=ts(Adjoint(StepVar(h.name, 0, *h.shape)), inline=True),
+        h0_zero=ts(Eq_(StepVar(h.name, 0, *h.shape), ZeroMatrix(*h.shape), evaluate=False),
+                   inline=True),
+        g=ts(cell.targets[0], inline=True),
         sizes=[ts(Eq_(size, value), inline=True) for size, value in sizes.items()],
         input_scale=ts(Pow(10, int(round(math.log10(NORMS["input_scale"]))),
                            evaluate=False), inline=True))
@@ -215,7 +219,8 @@ def sheet_context(cell=None):
         factor=ts2(MatMul(diagonals[0], W) if diagonals else W, inline=True),
         dh_next=ts2(Adjoint(StepVar(h.name, time + 1, *h.shape)), inline=True),
         dh_t=ts2(Adjoint(StepVar(h.name, time, *h.shape)), inline=True),
-        dW=ts2(Adjoint(W), inline=True))
+        dW=ts2(Adjoint(W), inline=True),
+        delta=ts2(Adjoint(StepVar("z", time, *h.shape)), inline=True))
     norms = _norms_context(ts3, d3, upstream)
     return SimpleNamespace(
         cell=cell, cell_name=_escape(cell.name), activation=cell.activation,
