@@ -369,7 +369,8 @@ def run_sheet(args, cell):
         raise Failure(f"the solution sheet is not available: {e}") from None
     cell, source = _sheet_cell(args, cell)
     try:
-        paths = write_sheet(args.out, cell=cell, pdf=args.pdf, source=source)
+        extra = {"source": source} if source is not None else {}
+        paths = write_sheet(args.out, cell=cell, pdf=args.pdf, **extra)
     except OSError as e:
         where = e.filename or args.out
         raise Failure(f"cannot write {where}: {e.strerror or e}") from None

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import jinja2
-from sympy import Eq as Eq_, Float, Integer, MatMul, Pow, Symbol, ZeroMatrix
+from sympy import Eq as Eq_, Float, Integer, MatMul, Pow, Symbol, Transpose, ZeroMatrix
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from ..derivation import derive
@@ -216,7 +216,7 @@ def sheet_context(cell=None):
     remarks = SimpleNamespace(
         WT=ts2(W.T, inline=True), spaces={v.name: ts2.space(v) for v in (W, h)},
         diag=ts2(diagonals[0], inline=True) if diagonals else None,
-        factor=ts2(MatMul(diagonals[0], W) if diagonals else W, inline=True),
+        factor=ts2(Transpose(MatMul(diagonals[0], W) if diagonals else W), inline=True),
         dh_next=ts2(Adjoint(StepVar(h.name, time + 1, *h.shape)), inline=True),
         dh_t=ts2(Adjoint(StepVar(h.name, time, *h.shape)), inline=True),
         dW=ts2(Adjoint(W), inline=True),
