@@ -53,6 +53,9 @@ def _levels(cell):
         rhs = _read(cell.equations, rhs) if lhs == cell.loss_var else rhs
         deps = [s.name for s in rhs.atoms(type(lhs)) if s.name not in params | targets]
         level[lhs.name] = 1 + max([level[n] for n in deps if n in level], default=0)
+    # the loss of a step sits on top of the step (above any state it does not read)
+    loss = cell.loss_var.name
+    level[loss] = 1 + max(v for n, v in level.items() if n != loss)
     for y in targets:
         users = [lhs.name for lhs, rhs in cell.equations
                  if lhs.name not in targets
