@@ -10,14 +10,15 @@ from types import SimpleNamespace
 from sympy import Eq, MatAdd, MatrixSymbol
 
 from ..graph.unroll import T as T_symbol, UnrolledGraph, t
-from ..model.nodes import Elementwise, StepVar, SumOverTime
+from ..model.nodes import Elementwise, LogSoftmax, Softmax, StepVar, SumOverTime
 
 __all__ = ["unrolled_figure"]
 
 COLUMN = 3.3   # cm between steps
 ROW = 1.35     # cm between levels
 SIDE = 1.2     # cm between nodes on the same level of one step
-MAX_SHARED = 5  # more parameters than this: the shared ones are not drawn
+# an operation that is the log of another: its value is read off the other's
+_LOG_OF = {LogSoftmax: Softmax}
 
 
 def _node_id(var):
@@ -32,13 +33,19 @@ def _terms(rhs):
 
 
 def _read(equations, rhs):
-    """``rhs`` as drawn: a function of an argument that an equation has already named
-    through another function of it (the loss's log softmax(o) next to yhat = softmax(o))
-    reads that variable, so the named value is not a dead end in the picture."""
-    named = {e.arg: lhs for lhs, e in equations if isinstance(e, Elementwise)}
-    return rhs.replace(lambda e: isinstance(e, Elementwise) and e is not rhs and e.arg in named
-                       and named[e.arg] not in e.atoms(type(named[e.arg])),
-                       lambda e: named[e.arg])
+    """``rhs`` as drawn: a function of a value that an equation has already named reads
+    that variable (the loss's log softmax(o) = log yhat reads yhat = softmax(o)), so the
+    named value is not a dead end in the picture."""
+    named = {(type(e), e.arg): lhs for lhs, e in equations if isinstance(e, Elementwise)}
+
+    def source(e):
+        for kind in (type(e), _LOG_OF.get(type(e))):
+            if (kind, e.arg) in named:
+                return named[kind, e.arg]
+        return None
+
+    return rhs.replace(lambda e: isinstance(e, Elementwise) and e is not rhs
+                       and source(e) is not None, source)
 
 
 def _levels(cell):
