@@ -489,7 +489,9 @@ def _initial_step(ts, d, s):
     if uses and _sum([u.expr for u in uses]) != gradient:
         eq.then(ts, gradient)
     return SimpleNamespace(kind="initial", var=ts(start, inline=True), uses=uses, equation=eq,
-                           final=_eq(ts, Adjoint(start), as_diag(gradient)))
+                           final=_eq(ts, Adjoint(start), as_diag(gradient)),
+                           short=width(as_diag(gradient)) < 4 and ts(Equality(
+                               Adjoint(start), as_diag(gradient), evaluate=False), inline=True))
 
 
 def _notation(ts):
