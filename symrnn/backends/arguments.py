@@ -101,6 +101,7 @@ def fit_call(cell, sizes, param_shapes, x_shape, y_shape, labels, state_shapes, 
         options = layout["state"](dim)
         if len(shape) not in [len(o) for o in options]:
             raise ValueError(f"{key}: expected shape " + " or ".join(
-                "(" + ", ".join(o) + ")" for o in options) + f", got {tuple(shape)}")
+                "(" + ", ".join(o) + ("," if len(o) == 1 else "") + ")" for o in options)
+                + f", got {tuple(shape)}")
         sizes.fit(key, shape, next(o for o in options if len(o) == len(shape)))
     return sizes.values
