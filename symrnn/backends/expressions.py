@@ -64,6 +64,11 @@ def _sum(fns, signs):
     """The closure of sum(sign * fn); a positive term goes first when there is one."""
     terms = sorted(zip(signs, fns), key=lambda sf: -sf[0])
     (s0, first), rest = terms[0], terms[1:]
+    if s0 > 0 and len(rest) == 1:  # the common cases without a loop
+        s1, second = rest[0]
+        if s1 > 0:
+            return lambda env: first(env) + second(env)
+        return lambda env: first(env) - second(env)
 
     def add(env):
         v = first(env) if s0 > 0 else -first(env)
@@ -74,6 +79,9 @@ def _sum(fns, signs):
 
 
 def _product(fns):
+    if len(fns) == 2:
+        first, second = fns
+        return lambda env: first(env) * second(env)
     first, rest = fns[0], fns[1:]
 
     def times(env):
@@ -106,10 +114,14 @@ class Compiler:
 
     # -- constants -------------------------------------------------------------
     def _constant(self, key, build):
-        """A closure reading a value computed once per call (built by ``build``)."""
-        if key not in self.constants:
-            self.constants[key] = build()
-        return lambda env: env[key]
+        """A closure reading a value computed once per call (built by ``build``);
+        ``constants`` maps ``key`` to (the value's name in env, its closure)."""
+        entry = self.constants.get(key)
+        if entry is None:
+            fn = build()  # first: the constants it reads are registered before it
+            entry = self.constants[key] = (f"_k{len(self.constants)}", fn)
+        name = entry[0]
+        return lambda env: env[name]
 
     def _fixed(self, expr):
         """The closure of a fixed expression (kind F): a parameter is read
@@ -217,7 +229,15 @@ class Compiler:
                     out += f(env) if s > 0 else [(-c, r) for c, r in f(env)]
                 return out
             return pairs
-        return _sum([self._per_step_arg(a) for a in terms], signs)
+        fns = [self._per_step_arg(a) for a in terms]
+        fused = [i for i, (sign, f) in enumerate(zip(signs, fns))
+                 if sign > 0 and hasattr(f, "matmul")]
+        if fused and len(fns) > 1:  # one product W c added to the rest: one fused call
+            i = fused[0]
+            rest = _sum(fns[:i] + fns[i + 1:], signs[:i] + signs[i + 1:])
+            c, mT = fns[i].matmul
+            return lambda env: env["xp"].addmm(rest(env), c(env), mT(env))
+        return _sum(fns, signs)
 
     def _power(self, expr):
         base, p = self._per_step_arg(expr.base), _number(expr.exp)
@@ -273,7 +293,9 @@ class Compiler:
             fixed = k1[1]
             if b == "C":       # W c: each row c @ W.T
                 mT = f1[1]
-                return out, lambda env: f2(env) @ mT(env)
+                fn = lambda env: f2(env) @ mT(env)  # noqa: E731
+                fn.matmul = (f2, mT)  # for a sum to fuse it (addmm)
+                return out, fn
             if b in ("S", "R"):  # a fixed column times a 1x1 or a row
                 col = self._rows(fixed)
                 if rk == "O":

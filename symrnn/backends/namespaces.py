@@ -28,6 +28,10 @@ class TorchNamespace:
     def concat(self, arrays):
         return self.torch.cat(arrays, 0)
 
+    def addmm(self, acc, a, b):
+        """acc + a @ b, one call for a 2-D a."""
+        return self.torch.addmm(acc, a, b) if a.dim() == 2 else acc + a @ b
+
     def scan(self, step, carry, xs, length, reverse):
         """A Python loop over the steps: ``step(carry, [x[t] ...]) -> (carry, [y ...])``;
         the ys stacked along a new first axis."""
@@ -64,6 +68,9 @@ class JaxNamespace:
 
     def concat(self, arrays):
         return self.jnp.concatenate(arrays, 0)
+
+    def addmm(self, acc, a, b):
+        return acc + a @ b
 
     def scan(self, step, carry, xs, length, reverse):
         """``lax.scan``: the step is traced once, whatever T."""

@@ -234,8 +234,8 @@ class Program:
         env = {"xp": xp, "sizes": sizes, "T": T, "count": T * B}
         env.update(params)
         env["zero"] = xp.zeros((T, B, 1))
-        for key, fn in self.constants.items():
-            env[key] = fn(env)
+        for name, fn in self.constants.values():
+            env[name] = fn(env)
         env[("v", self.cell.inputs[0].name, 0)] = x
         env[("v", self.cell.targets[0].name, 0)] = y
         for s, v in zip(self.states, initial):
