@@ -78,6 +78,9 @@ class Program:
     def __init__(self, derivation):
         d = self.derivation = derivation
         cell = self.cell = d.cell
+        if len(cell.inputs) != 1 or len(cell.targets) != 1:
+            raise NotImplementedError("the PyTorch and JAX backends need exactly one input "
+                                      "and one target")
         self.params = [p.name for p in cell.params]
         self.states = [s.name for s in cell.states]
         self.state_shapes = {s.name: s.shape for s in cell.states}
