@@ -86,6 +86,7 @@ class Program:
         self.state_shapes = {s.name: s.shape for s in cell.states}
         self.constants = {}
         self.placeholders = 0
+        self.shared_terms = []  # (key, closure) of the values several gradients read
         stacked = Compiler(self._stacked_leaf, self.constants)
         step = Compiler(self._step_leaf, self.constants)
         self._compile = stacked.compile
@@ -136,17 +137,27 @@ class Program:
         self.carried_shapes = [ashapes[n] for n in carried]
 
         # -- gradients --------------------------------------------------------------
-        self.gradients = {}
-        for key, e in d.gradients.items():
-            if key in self.params:
-                self.gradients[key] = self._compile(e)
-            else:  # an initial state's: per sequence, (B, r)
-                self.gradients[key] = self._stacked(e, e.shape)
-        self.input_gradients = {}
+        # a value that several sums use (dL/dz (.) ... for W, U and b) is computed once
+        sums = {k: e for k, e in d.gradients.items() if k in self.params}
+        inputs = {}
         for v in cell.inputs + cell.targets:
             term = adjoint_sum(d.contributions.get(StepVar(v.name, t, *v.shape), []))
             if term is not None:
-                self.input_gradients[v.name] = self._stacked(shared(cell, term), v.shape)
+                inputs[v.name] = (shared(cell, term), v.shape)
+        named = {}
+        for e in _repeated(list(sums.values()) + [e for e, _ in inputs.values()]):
+            name = f"_pre{self.placeholders}"
+            self.placeholders += 1
+            self.shared_terms.append((("v", name, 0), self._compile(e.xreplace(named))))
+            named[e] = StepVar(name, t, *e.shape)
+        self.gradients = {}
+        for key, e in d.gradients.items():
+            if key in self.params:
+                self.gradients[key] = self._compile(e.xreplace(named))
+            else:  # an initial state's: per sequence, (B, r)
+                self.gradients[key] = self._stacked(e, e.shape)
+        self.input_gradients = {k: self._stacked(e.xreplace(named), shape)
+                                for k, (e, shape) in inputs.items()}
 
     # -- compiling -------------------------------------------------------------------
     def _stacked(self, expr, shape):
@@ -260,6 +271,8 @@ class Program:
         self._run_scan(env, self.backward_scan, carry, reverse=True)
         for key, fn in self.backward_after:
             env[key] = fn(env)
+        for key, fn in self.shared_terms:
+            env[key] = fn(env)
         grads = {k: self.gradients[k](env) for k in self.params}
         states = [self.gradients[f"{s}0"](env)[0] for s in self.states]
         given = {}
@@ -268,6 +281,36 @@ class Program:
                 fn = self.input_gradients.get(v.name)
                 given[v.name] = fn(env) if fn is not None else None
         return grads, states, given
+
+
+def _repeated(exprs):
+    """The largest per-step sub-expressions (not leaves) that occur more than once."""
+    counts = {}
+
+    def count(e):
+        counts[e] = counts.get(e, 0) + 1
+        if counts[e] == 1:
+            for a in e.args:
+                if getattr(a, "is_Matrix", False):
+                    count(a)
+
+    for e in exprs:
+        count(e)
+    found = []
+
+    def pick(e):
+        if (counts[e] > 1 and not isinstance(e, (StepVar, Adjoint))
+                and kind(e) in ("C", "R", "S")):
+            if e not in found:
+                found.append(e)
+            return
+        for a in e.args:
+            if getattr(a, "is_Matrix", False):
+                pick(a)
+
+    for e in exprs:
+        pick(e)
+    return found
 
 
 def _stacked_value(env, key):
