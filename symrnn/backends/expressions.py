@@ -340,7 +340,6 @@ class Compiler:
     def _sum_over_time(self, expr):
         """The sum over every step and sequence of the term: a matrix (rows, cols)."""
         k, fn = self._compile(expr.term)
-        rows, cols = (_dim(d) for d in expr.shape)
         if k == "F":
             return lambda env: env["count"] * fn(env)
         if k == "O":

@@ -100,10 +100,9 @@ def function(derivation, unroll=False):
             raise ValueError(f"x: expected shape (T, {N}) or (T, {N}, B), got {x.shape}")
         batched = x.ndim == 3
         N, M = str(cell.inputs[0].shape[0]), str(cell.targets[0].shape[0])
-        lead = ("T",)
         layout = {"x": ("T", N, "B") if batched else ("T", N),
                   "y": ("T", M, "B") if batched else ("T", M),
-                  "labels": ("T", "B") if batched else lead,
+                  "labels": ("T", "B") if batched else ("T",),
                   "state": lambda dim: [(dim,), (dim, "B")]}
         fit = Sizes()
         if not batched:

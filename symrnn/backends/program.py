@@ -83,7 +83,6 @@ class Program:
                                       "and one target")
         self.params = [p.name for p in cell.params]
         self.states = [s.name for s in cell.states]
-        self.state_shapes = {s.name: s.shape for s in cell.states}
         self.constants = {}
         self.placeholders = 0
         self.shared_terms = []  # (key, closure) of the values several gradients read
@@ -104,9 +103,9 @@ class Program:
         loop, before, after = _split(order, same, prev)
         rhs_of = dict(eqs)
         shapes = {lhs.name: lhs.shape for lhs, _ in d.step}
-        self.forward_before = [(("v", n, 0), self._stacked(rhs_of[n], shapes[n]))
+        self.forward_before = [(("v", n, 0), self._stacked(rhs_of[n]))
                                for n in before]
-        self.forward_after = [(("v", n, 0), self._stacked(rhs_of[n], shapes[n]))
+        self.forward_after = [(("v", n, 0), self._stacked(rhs_of[n]))
                               for n in after]
         in_loop = set(loop)
         self.forward_scan = self._scan(
@@ -125,9 +124,9 @@ class Program:
         carried = sorted(set().union(*nxt.values()) & anames) if defs else []
         e_of = dict(defs)
         ashapes = {a.var.name: a.shape for a in d.adjoints}
-        self.backward_before = [(("d", n, 0), self._stacked(e_of[n], ashapes[n]))
+        self.backward_before = [(("d", n, 0), self._stacked(e_of[n]))
                                 for n in before]
-        self.backward_after = [(("d", n, 0), self._stacked(e_of[n], ashapes[n]))
+        self.backward_after = [(("d", n, 0), self._stacked(e_of[n]))
                                for n in after]
         in_loop = set(loop)
         self.backward_scan = self._scan(
@@ -143,9 +142,9 @@ class Program:
         for v in cell.inputs + cell.targets:
             term = adjoint_sum(d.contributions.get(StepVar(v.name, t, *v.shape), []))
             if term is not None:
-                inputs[v.name] = (shared(cell, term), v.shape)
+                inputs[v.name] = shared(cell, term)
         named = {}
-        for e in _repeated(list(sums.values()) + [e for e, _ in inputs.values()]):
+        for e in _repeated(list(sums.values()) + list(inputs.values())):
             name = f"_pre{self.placeholders}"
             self.placeholders += 1
             self.shared_terms.append((("v", name, 0), self._compile(e.xreplace(named))))
@@ -155,12 +154,11 @@ class Program:
             if key in self.params:
                 self.gradients[key] = self._compile(e.xreplace(named))
             else:  # an initial state's: per sequence, (B, r)
-                self.gradients[key] = self._stacked(e, e.shape)
-        self.input_gradients = {k: self._stacked(e.xreplace(named), shape)
-                                for k, (e, shape) in inputs.items()}
+                self.gradients[key] = self._stacked(e)
+        self.input_gradients = {k: self._stacked(e.xreplace(named)) for k, e in inputs.items()}
 
     # -- compiling -------------------------------------------------------------------
-    def _stacked(self, expr, shape):
+    def _stacked(self, expr):
         """A per-step value over all steps at once; a fixed one broadcast to rows."""
         if kind(expr) == "F":
             rows = self._rows(expr)

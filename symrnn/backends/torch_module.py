@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .arguments import Sizes, check_params, fit_call, initial_states, param_dims
+from .arguments import Sizes, fit_call, initial_states, param_dims
 from .namespaces import TorchNamespace
 from .program import Program
 
@@ -104,7 +104,8 @@ class DerivedRNN(torch.nn.Module):
                 p.uniform_(-k, k)
 
     def extra_repr(self):
-        keys = ", ".join(f"{p.name}: {tuple(getattr(self, p.name).shape)}" for p in self._cell.params)
+        keys = ", ".join(f"{p.name}: {tuple(getattr(self, p.name).shape)}"
+                         for p in self._cell.params)
         return f"{self._cell.name}: {keys}" + (", batch_first=True" if self.batch_first else "")
 
     def forward(self, x, y, *starts, **named):
