@@ -30,6 +30,19 @@ yhat = softmax(o)
 loss = -y.T @ log_softmax(o)
 """
 
+# two states, a 1x1 rate, a 1x1 parameter scaling a column and a row, mse
+TWO_STATES = """
+params: W[D,D] U[D,N] A[D,D] w[1,D] alpha[1] V[M,D] c[M]
+input:  x[N]
+target: y[M]
+state:  h[D] m[D]
+k = sigmoid(w @ prev(m))
+h = tanh(W @ prev(h) + U @ x + A @ prev(m)) * sigmoid(prev(m))
+m = prev(m) + k * (h - prev(m))
+o = V @ (h - alpha * m) + c
+loss = 0.5 * (o - y).T @ (o - y) + (alpha * h.T) @ m
+"""
+
 CELLS = {
     "elman": lambda: symrnn.ElmanRNN(),
     "elman-sigmoid-mse-bias": lambda: symrnn.ElmanRNN("sigmoid", "mse", bias=True),
@@ -38,6 +51,7 @@ CELLS = {
     "lstm": symrnn.LSTM,
     "gru": symrnn.GRU,
     "text": lambda: symrnn.parse_cell(TEXT, name="rate cell"),
+    "text-two-states": lambda: symrnn.parse_cell(TWO_STATES, name="two states"),
 }
 
 
