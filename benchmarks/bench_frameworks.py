@@ -5,6 +5,7 @@ its backward) against PyTorch eager autograd of the same cell, on the CPU.
     python benchmarks/bench_frameworks.py            # 3 cells x 3 sizes, a few minutes
     python benchmarks/bench_frameworks.py --quick    # fewer rounds, about a minute
     python benchmarks/bench_frameworks.py --cells rate --sizes 64,64,64,100,32
+    python benchmarks/bench_frameworks.py --device cuda   # where a GPU is present
 
 Two baselines, each timed against symrnn in the same round, on the same tensors:
 
@@ -117,12 +118,12 @@ def same_program(m):
     return loss
 
 
-def problem(name, D, N, M, T, B, dtype):
+def problem(name, D, N, M, T, B, dtype, device="cpu"):
     torch.manual_seed(0)
-    m = derivations[name].torch(D=D, N=N, M=M, dtype=dtype)
+    m = derivations[name].torch(D=D, N=N, M=M, dtype=dtype, device=device)
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(T, B, N, generator=gen, dtype=dtype)
-    y = torch.randint(0, M, (T, B), generator=gen)
+    x = torch.randn(T, B, N, generator=gen, dtype=dtype).to(device)
+    y = torch.randint(0, M, (T, B), generator=gen).to(device)
     return m, x, y
 
 
@@ -142,8 +143,8 @@ def implementations(name, m):
     return {"symrnn": ours, "eager": eager, "autograd": autograd}
 
 
-def check(name, size):
-    m, x, y = problem(name, *size, torch.float64)
+def check(name, size, device):
+    m, x, y = problem(name, *size, torch.float64, device)
     results = {}
     for label, f in implementations(name, m).items():
         m.zero_grad(set_to_none=True)
@@ -161,13 +162,15 @@ def check(name, size):
     return worst
 
 
-def time_size(name, size, rounds, budget):
-    m, x, y = problem(name, *size, torch.float32)
+def time_size(name, size, rounds, budget, device):
+    m, x, y = problem(name, *size, torch.float32, device)
     impls = implementations(name, m)
+    sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
 
     def run(f):
         m.zero_grad(set_to_none=True)
         f(x, y).backward()
+        sync()
 
     for f in impls.values():  # warm up, and the number of calls per timing
         run(f)
@@ -200,7 +203,10 @@ def main(argv=None):
     p.add_argument("--budget", type=float, help="seconds per cell and size")
     p.add_argument("--cells", nargs="+", choices=list(CELLS), default=list(CELLS))
     p.add_argument("--sizes", nargs="+", metavar="D,N,M,T,B")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda, when one is present")
     args = p.parse_args(argv)
+    if args.device != "cpu" and not torch.cuda.is_available():
+        sys.exit(f"--device {args.device}: no CUDA device here")
     rounds = args.rounds or (5 if args.quick else 21)
     budget = args.budget or (3.0 if args.quick else 20.0)
     sizes = ([tuple(int(v) for v in s.split(",")) for s in args.sizes] if args.sizes
@@ -208,15 +214,16 @@ def main(argv=None):
     torch.set_num_threads(1)
     global derivations
     derivations = {name: symrnn.derive(CELLS[name][0]()) for name in args.cells}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, float32, CPU; "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, float32, "
+          f"{args.device}; "
           "forward + backward, microseconds per call (median)\n")
     print("| cell | D,N,M,T,B | symrnn | eager autograd | eager / symrnn | "
           "autograd of symrnn's forward | that / symrnn |")
     print("|---|---|---|---|---|---|---|")
     for name in args.cells:
         for size in sizes:
-            check(name, size)
-            med, ratios, n = time_size(name, size, rounds, budget)
+            check(name, size, args.device)
+            med, ratios, n = time_size(name, size, rounds, budget, args.device)
             print(f"| {name} | {','.join(map(str, size))} | {med['symrnn']:.0f} | "
                   f"{med['eager']:.0f} | {ratios['eager']:.2f}x | {med['autograd']:.0f} | "
                   f"{ratios['autograd']:.2f}x |", flush=True)
