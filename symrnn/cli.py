@@ -129,14 +129,21 @@ def build_parser():
     _model_options(codegen)
 
     sheet = sub.add_parser("sheet", allow_abbrev=False,
-                           help="write the solution sheet",
-                           description="Write the solution sheet as LaTeX and, with --pdf, "
-                                       "compile it to PDF.")
+                           help="write the solution sheet, or the derivation sheet of a cell",
+                           description="Write the solution sheet of exercise sheet 08 "
+                                       "(sheet08.tex, and sheet08.pdf when TeX is installed); "
+                                       "with --cell lstm|gru or --cell-file FILE, the "
+                                       "standalone derivation sheet of that cell "
+                                       "(derivation-<name>.tex/.pdf).")
     sheet.add_argument("--out", metavar="DIR", default="output",
                        help="output directory (default: output)")
     sheet.add_argument("--pdf", action="store_true", default=None,
                        help="compile the PDF (needs TeX; fails if it is missing)")
     _model_options(sheet)
+    if not any("--cell-file" in a.option_strings for a in sheet._actions):
+        sheet.add_argument("--cell-file", metavar="FILE", default=None,
+                           help="a cell in the text syntax (see symrnn.parse_cell): write "
+                                "its derivation sheet")
     return parser
 
 
@@ -332,13 +339,38 @@ def run_codegen(args, cell):
     return 0
 
 
+def _sheet_cell(args, cell):
+    """The cell of ``symrnn sheet`` and its source text: --cell-file, else the model options."""
+    if args.cell_file is None:
+        return cell, None
+    if args.cell != "elman" or any(getattr(args, o) is not None for o in ELMAN_ONLY):
+        raise UsageError("argument --cell-file: not allowed with --cell, --activation, "
+                         "--output or --bias")
+    import symrnn
+    try:
+        with open(args.cell_file, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise UsageError(f"argument --cell-file: cannot read {args.cell_file}: "
+                         f"{e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"argument --cell-file: {args.cell_file} is not UTF-8 text") from None
+    try:
+        name = os.path.splitext(os.path.basename(args.cell_file))[0] or "cell"
+        return symrnn.parse_cell(text, name=name), text
+    except ValueError as e:
+        raise UsageError(f"{args.cell_file}: {' '.join(str(e).split())}") from None
+
+
 def run_sheet(args, cell):
     try:
         from .render.sheet import write_sheet
     except ImportError as e:
         raise Failure(f"the solution sheet is not available: {e}") from None
+    cell, source = _sheet_cell(args, cell)
     try:
-        paths = write_sheet(args.out, cell=cell, pdf=args.pdf)
+        extra = {"source": source} if source is not None else {}
+        paths = write_sheet(args.out, cell=cell, pdf=args.pdf, **extra)
     except OSError as e:
         where = e.filename or args.out
         raise Failure(f"cannot write {where}: {e.strerror or e}") from None

@@ -47,7 +47,8 @@ class Derivation:
         try:
             from ..backends.torch_module import module
         except ImportError as e:
-            raise ImportError(f"Derivation.torch() needs PyTorch: pip install 'symrnn[torch]' ({e})") from None
+            raise ImportError("Derivation.torch() needs PyTorch: "
+                              f"pip install 'symrnn[torch]' ({e})") from None
         return module(self, sizes, **options)
 
     def jax(self, unroll=False):
@@ -57,8 +58,14 @@ class Derivation:
         try:
             from ..backends.jax_function import function
         except ImportError as e:
-            raise ImportError(f"Derivation.jax() needs JAX: pip install 'symrnn[jax]' ({e})") from None
+            raise ImportError("Derivation.jax() needs JAX: "
+                              f"pip install 'symrnn[jax]' ({e})") from None
         return function(self, unroll=unroll)
+
+    def _repr_latex_(self):
+        """The recurrences and gradients, for a notebook (rendered by symrnn.render)."""
+        from ..render.notebook import derivation_latex
+        return derivation_latex(self)
 
     def recurrence(self, state):
         """dL/ds^(t) in terms of dL/d(.)^(t+1) of the states only (intermediates inlined)."""
