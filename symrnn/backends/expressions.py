@@ -102,8 +102,9 @@ def _split_sign(term):
 
 class Compiler:
     """``compile(expr) -> fn(env)``; ``leaf(node)`` gives the closure of a
-    StepVar or Adjoint. Constants go to ``self.constants`` (key -> closure),
-    shared with other compilers of the same program through ``constants``."""
+    StepVar or Adjoint. Constants go to ``self.constants`` (key -> (name in
+    env, closure)), shared with other compilers of the same program through
+    ``constants``; the program evaluates them in order at the start of a call."""
 
     def __init__(self, leaf, constants=None):
         self.leaf = leaf

@@ -1,6 +1,7 @@
 """The array namespaces ``xp`` of the libraries: what symrnn/ops.py's "array"
 kernels use (tanh, exp, log, sqrt, abs, rowmax, rowsum) and what the program
-needs besides (zeros, ones, eye, concat and a scan over the steps). Each
+needs besides (zeros, ones, eye, concat, addmm = acc + a @ b in one call where
+the library has one, and a scan over the steps). Each
 namespace makes new arrays with the dtype (and device) of the call."""
 
 
