@@ -309,8 +309,10 @@ class Exp(Elementwise):
 
 @operation
 class Reciprocal(Elementwise):
-    """1/x entry by entry: what ``a / b`` divides by when b is a vector."""
-    latex, words = r"\operatorname{recip}", "the reciprocal"
+    """1/x entry by entry: ``a / b`` for a vector b is ``a * reciprocal(b)``. A
+    function of the text syntax too, since the parser makes it (the rules table
+    holds the operations a cell can call)."""
+    name, latex, words = "reciprocal", r"\operatorname{recip}", "the reciprocal"
     kernels = {"numpy": _reciprocal, "numba": _nb_reciprocal_scalar,
                "array": lambda xp, x: 1 / x}
 
