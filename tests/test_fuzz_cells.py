@@ -460,13 +460,8 @@ def check(cell, verify=True, T=3):
     directional_check(grads, cell, params, seqs, starts, rng, "derivation")
     outcome = ["derivation right"]
     if verify:
-        try:
-            d.verify(2)
-            outcome.append("verified")
-        except AssertionError:
-            raise
-        except Exception as e:   # this branch's verify prints through the code printer
-            outcome.append(f"verify cannot evaluate it ({type(e).__name__})")
+        d.verify(2)
+        outcome.append("verified")
     missing = sorted(derived_features(cell, parsed, d) & set(CODEGEN_MISSING))
     if missing:
         return ", ".join(outcome + ["generated code not checked: " + missing[0]])
