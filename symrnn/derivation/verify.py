@@ -13,8 +13,9 @@ from fractions import Fraction
 import numpy
 from sympy import Integer, srepr
 
-from ..codegen import runtime
-from ..codegen.printer import RowNumPyPrinter
+from ..codegen import ir, runtime
+from ..codegen.emit import NumPyPrinter
+from ..codegen.lower import RowLowering
 from ..graph.unroll import T as T_symbol, UnrolledGraph, shared, t
 from ..model.nodes import Adjoint, Elementwise, StepVar
 from .reverse import backprop, seed
@@ -55,27 +56,19 @@ class _Values(dict):
         return value
 
 
-class _ExactPrinter(RowNumPyPrinter):
+class _ExactPrinter(RowLowering):
     """Rational coefficients as Fractions, so that nothing is rounded; an
     unnamed function value such as tanh(s^(3)) is one more free value, the same
     wherever the same expression occurs."""
 
-    def _print_Rational(self, expr):
-        return f"_Fraction({expr.p}, {expr.q})"
+    def number(self, value):
+        value = Fraction(int(value.p), int(value.q)) if hasattr(value, "p") else Fraction(value)
+        return ir.call(ir.Name("_Fraction"), ir.Const(value.numerator), ir.Const(value.denominator))
 
-    def _print_OneMatrix(self, expr):
-        return "_Fraction(1)"
-
-    def _print_Identity(self, expr):
-        return "_Fraction(1)"
-
-    def _print_ZeroMatrix(self, expr):
-        return "_Fraction(0)"
-
-    def _print(self, expr, **kwargs):
+    def lower(self, expr):
         if isinstance(expr, Elementwise):  # every subclass: tanh, softmax, ...
             return self.names(expr)
-        return super()._print(expr, **kwargs)
+        return super().lower(expr)
 
 
 class _Evaluator:
@@ -97,19 +90,19 @@ class _Evaluator:
             # tanh(W^(k) h^(k-1)) of the unrolled side is tanh(W h^(k-1)) of the closed form
             key = ("fn", srepr(shared(self.cell, leaf)))
             self.values.shapes.setdefault(key[1], (self.size(leaf.shape[0]), 1))
-            return f"_v[{key!r}]"
+            return ir.Index(ir.Name("_v"), ir.Const(key))
         if isinstance(leaf, Adjoint):
-            return f"_a[{(leaf.var.name, int(leaf.var.time))!r}]"
+            return ir.Index(ir.Name("_a"), ir.Const((leaf.var.name, int(leaf.var.time))))
         if leaf.name in self.params:
-            return f"_v[{('param', leaf.name)!r}]"
-        return f"_v[{(leaf.name, int(leaf.time))!r}]"
+            return ir.Index(ir.Name("_v"), ir.Const(("param", leaf.name)))
+        return ir.Index(ir.Name("_v"), ir.Const((leaf.name, int(leaf.time))))
 
     def zero(self, name, time):
         rows, cols = self.shapes[name]
         self.adjoints[(name, time)] = numpy.zeros((1, rows), dtype=object) + Fraction(0)
 
     def __call__(self, expr):
-        return eval(self.printer.doprint(expr), self.namespace)
+        return eval(NumPyPrinter().doprint(self.printer.lower(expr)), self.namespace)
 
 
 def _total(values):
