@@ -346,6 +346,8 @@ class Program:
                 code, _ = self.assign(key.role("t"), expr, "loop")
             lines += code
         self.printer.constants, self.bound = None, set()
+        if not lines:  # every row was computed before the loop, straight into its array
+            return [], filled
         self.rows -= set(filled)
         rows = []
         for key in sorted(self.rows):
