@@ -192,3 +192,20 @@ def test_labels_beyond_int64_are_refused():
     labels = np.array([0, 1, 2, 3, 2**63 + 3], dtype=np.uint64)
     with pytest.raises(ValueError, match=r"^y: label 9223372036854775811 at index \(4,\)"):
         f(params, x, labels, h0=h0)
+
+
+def test_names_that_python_reads_as_one_identifier_are_refused():
+    from sympy import MatrixSymbol, symbols
+    D, N = symbols("D N", integer=True, positive=True)
+    W, U, h, x, y = (MatrixSymbol("W", D, D), MatrixSymbol("U", D, N), MatrixSymbol("H", D, 1),
+                     MatrixSymbol("x", N, 1), MatrixSymbol("y", D, 1))
+    fraktur = MatrixSymbol("\u210c", D, 1)  # ℌ, which Python reads as H
+    try:
+        cell = symrnn.Cell("c", params=[W, U], inputs=[x], targets=[y], states=[h],
+                           equations=[(fraktur, W * symrnn.prev(h) + U * x),
+                                      (h, symrnn.tanh(fraktur))],
+                           loss=(h - y).T * (h - y))
+    except ValueError:
+        return  # refused by Cell: as good
+    with pytest.raises(ValueError, match="same identifier"):
+        symrnn.derive(cell).lambdify()

@@ -1,4 +1,5 @@
 """Turn a derivation into callable NumPy functions (and a standalone module)."""
+import ast
 import dataclasses
 import inspect
 import linecache
@@ -62,8 +63,11 @@ def _backend(backend):
 
 
 def _body(module):
-    """A runtime module's source without its docstring."""
-    return inspect.getsource(module).split('"""', 2)[2].strip()
+    """A runtime module's source without its docstring: its statements from the
+    first one after the docstring on."""
+    source = inspect.getsource(module)
+    first = ast.parse(source).body[1].lineno
+    return "".join(source.splitlines(True)[first - 1:])
 
 
 def _numba_function(function):

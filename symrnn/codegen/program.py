@@ -14,6 +14,7 @@ for Numba. Every name the generated code makes for itself starts with ``_``,
 which no name of a cell may (see ``Key``); sizes come from the shapes of the
 arguments, never from the names of the sizes.
 """
+import unicodedata
 from collections import Counter
 from typing import NamedTuple
 
@@ -130,12 +131,24 @@ def _plus(a, k):
     return a if k == 0 else ir.BinOp("+" if k > 0 else "-", a, ir.Const(abs(k)))
 
 
+def _distinct_identifiers(cell):
+    """Raise if two names of ``cell`` are one identifier to Python, which reads
+    ``ℌ`` as ``H`` (NFKC): the generated code would confuse them."""
+    seen = {}
+    for sym in cell.params + cell.inputs + cell.targets + cell.variables:
+        same = seen.setdefault(unicodedata.normalize("NFKC", sym.name), sym.name)
+        if same != sym.name:
+            raise ValueError(f"equations: the names {same!r} and {sym.name!r} are the same "
+                             "identifier in Python (NFKC normalisation); choose another name")
+
+
 class Program:
     """Builds the IR of ``forward`` and ``gradients`` for one derivation."""
 
     def __init__(self, derivation):
         self.d = derivation
         cell = self.cell = derivation.cell
+        _distinct_identifiers(cell)
         self.params = [p.name for p in cell.params]
         self.states = [Key(s.name) for s in cell.states]
         self.padded = set(self.states)       # arrays indexed by step, 0 and T+1 allowed
