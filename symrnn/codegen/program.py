@@ -4,7 +4,7 @@ Only the recurrences run step by step: the forward loop carries the states, the
 backward loop carries the adjoints that refer to step t+1. Everything else,
 including every sub-expression of a loop body that does not depend on the
 loop's own variables, is computed for all steps at once, and each sum over t
-is one matrix product of stacked rows (see ``printer.py``). Each statement
+is one matrix product of stacked rows (see ``lower.py``). Each statement
 works in one buffer (see ``inplace.py``), and a value that several gradients
 use is computed once.
 
