@@ -129,7 +129,8 @@ class NumPyPrinter:
         return "return " + (", ".join(values) if len(values) > 1 else values[0])
 
     def _print_Function(self, node, level):
-        head = f"{self.indent * level}def {node.name}({', '.join(node.args)}):"
+        args = ", ".join(self._print(a) for a in node.args)
+        head = f"{self.indent * level}def {self._print(node.name)}({args}):"
         return [head] + [line for s in node.body for line in self._statement(s, level + 1)]
 
 

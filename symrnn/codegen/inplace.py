@@ -47,39 +47,39 @@ class Buffer:
     used: list = field(default_factory=list)
 
 
-def assign(printer, target, expr, into=False, ready=()):
+def assign(lowering, target, expr, into=False, ready=()):
     """IR statements that leave the value of ``expr`` in ``target`` (see ``Buffer``);
     returns ``(lines, the ready value used or None)``."""
     buf = Buffer(target, into, frozenset(ready))
-    lines = _assign(printer, buf, expr)
+    lines = _assign(lowering, buf, expr)
     return lines, (buf.used[0] if buf.used else None)
 
 
-def _assign(printer, buf, expr):
-    code, target = printer.lower, buf.target
-    expr = _plain(printer, expr)
+def _assign(lowering, buf, expr):
+    code, target = lowering.lower, buf.target
+    expr = _plain(lowering, expr)
     if expr in buf.ready:
-        return _take(printer, buf, expr)
-    if expr in printer.shared or isinstance(expr, (StepVar, Adjoint)):
+        return _take(lowering, buf, expr)
+    if expr in lowering.shared or isinstance(expr, (StepVar, Adjoint)):
         return [_copy(buf, code(expr))]
     if isinstance(expr, Elementwise):
         func = kernel(type(expr))
-        if expr.arg in buf.ready or makes_array(printer, expr.arg):
-            return _assign(printer, buf, expr.arg) + [ir.Do(ir.Call(func, (target,), target))]
+        if expr.arg in buf.ready or makes_array(lowering, expr.arg):
+            return _assign(lowering, buf, expr.arg) + [ir.Do(ir.Call(func, (target,), target))]
         return [_call(func, [code(expr.arg)], buf)]
     if isinstance(expr, HadamardPower) and expr.exp == 2:
         return [_call(ir.NumPy("square"), [code(expr.base)], buf)]
     if isinstance(expr, (MatAdd, HadamardProduct)):
-        return _fold(printer, buf, expr)
+        return _fold(lowering, buf, expr)
     if isinstance(expr, MatMul):
         sign, core = split_sign(expr)
         if sign < 0:
-            return _assign(printer, buf, core) + [_negate(target)]
-        scaled = _scaled(printer, expr)
+            return _assign(lowering, buf, core) + [_negate(target)]
+        scaled = _scaled(lowering, expr)
         if scaled:  # a column times a per-step number: computed as the column, then scaled
             column, number = scaled
-            if column in buf.ready or makes_array(printer, column):
-                return _assign(printer, buf, column) + [ir.Update(target, "*", code(number))]
+            if column in buf.ready or makes_array(lowering, column):
+                return _assign(lowering, buf, column) + [ir.Update(target, "*", code(number))]
             return [_call(ir.NumPy("multiply"), [code(column), code(number)], buf)]
         value = code(expr)
         if buf.into and isinstance(value, ir.Call) and value.func == ir.Helper("dot") \
@@ -89,7 +89,7 @@ def _assign(printer, buf, expr):
     return [_copy(buf, code(expr))]
 
 
-def _scaled(printer, product):
+def _scaled(lowering, product):
     """``(column, number)`` when ``product`` is a per-step column (row) times a
     per-step 1x1 value such as ``yhat (1^T y)``; None otherwise."""
     coeff, factors = product.as_coeff_matrices()
@@ -97,25 +97,25 @@ def _scaled(printer, product):
         return None
     for vector, rest in ((factors[0], factors[1:]), (factors[-1], factors[:-1])):
         number = rest[0] if len(rest) == 1 else MatMul(*rest)
-        if printer.kind(vector) == printer.kind(product) and printer.kind(number) == "S":
+        if lowering.kind(vector) == lowering.kind(product) and lowering.kind(number) == "S":
             return vector, number
     return None
 
 
-def _plain(printer, expr):
+def _plain(lowering, expr):
     """``expr`` without transposes of per-step values (a row and a column have
     the same storage)."""
-    while expr.is_Transpose and printer.kind(expr) != "F":
+    while expr.is_Transpose and lowering.kind(expr) != "F":
         expr = expr.arg
     return expr
 
 
-def makes_array(printer, expr):
+def makes_array(lowering, expr):
     """Whether ``expr`` is worth computing in the result's buffer: an operation
     that makes a new array (not a stored value) with the result's full storage."""
-    expr = _plain(printer, expr)
-    return (not isinstance(expr, (StepVar, Adjoint)) and expr not in printer.shared
-            and printer.kind(expr) in ("C", "R"))
+    expr = _plain(lowering, expr)
+    return (not isinstance(expr, (StepVar, Adjoint)) and expr not in lowering.shared
+            and lowering.kind(expr) in ("C", "R"))
 
 
 def _reaches(buf, expr):
@@ -126,20 +126,20 @@ def _reaches(buf, expr):
         _reaches(buf, a) for a in expr.args)
 
 
-def _take(printer, buf, value):
+def _take(lowering, buf, value):
     """Start from ``value``, which is in the buffer or whose array is free."""
     buf.used.append(value)
-    return [] if buf.into else [ir.assign(buf.target, printer.lower(value))]
+    return [] if buf.into else [ir.assign(buf.target, lowering.lower(value))]
 
 
-def _fold(printer, buf, expr):
+def _fold(lowering, buf, expr):
     """A sum or an element-wise product: the first full-shaped operation makes
     (or fills) the buffer, the other operands are added or multiplied in."""
     func, update = _UFUNC[type(expr)]
-    code, target = printer.lower, buf.target
+    code, target = lowering.lower, buf.target
     terms = [split_sign(a) if expr.is_MatAdd else (1, a) for a in expr.args]
-    full = [i for i, (_, a) in enumerate(terms) if printer.kind(a) in ("C", "R")]
-    chained = [i for i in full if terms[i][1] in buf.ready or makes_array(printer, terms[i][1])]
+    full = [i for i, (_, a) in enumerate(terms) if lowering.kind(a) in ("C", "R")]
+    chained = [i for i in full if terms[i][1] in buf.ready or makes_array(lowering, terms[i][1])]
     # prefer a chain that starts from a ready value, then an operation (it
     # allocates anyway), then a plus sign
     order = sorted(chained or full, key=lambda i: (not _reaches(buf, terms[i][1]),
@@ -150,7 +150,7 @@ def _fold(printer, buf, expr):
     sign, head = terms.pop(order[0])
     positive = [i for i, (s, _) in enumerate(terms) if s > 0]
     if order[0] in chained:
-        lines = _assign(printer, buf, head)
+        lines = _assign(lowering, buf, head)
         if sign < 0:  # -head + rest: subtract the buffer from a term with a plus sign
             lines.append(ir.Do(ir.numpy_call("subtract", code(terms.pop(positive[0])[1]), target,
                                              out=target)) if positive else _negate(target))

@@ -34,6 +34,7 @@ Statements
     Return      ``return values``
     Function    ``def name(args): body``
 """
+import keyword
 from dataclasses import dataclass, field
 
 
@@ -45,9 +46,9 @@ class Expr:
 class Name(Expr):
     id: str
 
-    def __post_init__(self):
-        if not self.id.isidentifier():
-            raise ValueError(f"not an identifier: {self.id!r}")
+    def __post_init__(self):  # whatever a name holds, it prints as one name
+        if not self.id.isidentifier() or keyword.iskeyword(self.id):
+            raise ValueError(f"not a usable identifier: {self.id!r}")
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,8 @@ class Return(Stmt):
 
 @dataclass(frozen=True)
 class Function(Stmt):
-    name: str
-    args: tuple
+    name: Name
+    args: tuple  # of Name
     body: tuple = field(default=())
 
 

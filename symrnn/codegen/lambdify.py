@@ -72,7 +72,7 @@ def _body(module):
 
 def _numba_function(function):
     """The IR function for Numba: the same statements, under the name ``_nb_...``."""
-    return dataclasses.replace(function, name="_nb_" + function.name)
+    return dataclasses.replace(function, name=ir.Name("_nb_" + function.name.id))
 
 
 def docstring(cell, backend):

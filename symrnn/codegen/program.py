@@ -153,7 +153,7 @@ class Program:
         self.states = [Key(s.name) for s in cell.states]
         self.padded = set(self.states)       # arrays indexed by step, 0 and T+1 allowed
         self.temps = 0
-        self.printer = RowLowering(self._name, self.params)
+        self.lowering = RowLowering(self._name, self.params)
         self.mode = "stacked"
         self.shifted = set()  # forward values that the backward pass reads at step t+1
         self.local = set()    # loop variables that nothing outside the loop body reads
@@ -182,11 +182,18 @@ class Program:
         return sizes
 
     def size(self, dim):
+        """The IR of a size: read from a shape, or a number, or a sum or product of those."""
         if dim.is_Integer:
             return ir.Const(int(dim))
         if dim in self.sizes:
             return self.sizes[dim]
-        raise NotImplementedError(f"size {dim}: not the size of an argument")
+        if dim.is_Add or dim.is_Mul:
+            op = "+" if dim.is_Add else "*"
+            out = self.size(dim.args[0])
+            for a in dim.args[1:]:
+                out = ir.BinOp(op, out, self.size(a))
+            return out
+        raise ValueError(f"size {dim}: no argument has it in its shape")
 
     # -- names of variables in the three contexts ---------------------------
     def _name(self, leaf):
@@ -226,17 +233,17 @@ class Program:
     def _use(self, mode):
         """Lower for a loop body ("loop") or for all steps at once ("stacked")."""
         self.mode = mode
-        self.printer.shared = self.shared if mode == "stacked" else {}
+        self.lowering.shared = self.shared if mode == "stacked" else {}
 
     def code(self, expr, mode):
         self._use(mode)
-        return self.printer.lower(expr)
+        return self.lowering.lower(expr)
 
     def assign(self, target, expr, mode, into=False, ready=()):
         """Statements that compute ``expr`` into ``target`` (see ``inplace.py``), and
         the ready value they start from (None if none)."""
         self._use(mode)
-        return assign(self.printer, target, expr, into, ready)
+        return assign(self.lowering, target, expr, into, ready)
 
     def stacked(self, assignments, filled=None, share=False):
         """Statements for ``[(key, expr)]`` over all steps at once; a value that
@@ -249,7 +256,7 @@ class Program:
 
         def candidate(e):
             return (not isinstance(e, (StepVar, Adjoint)) and e not in self.shared
-                    and self.printer.kind(e) in ("C", "R") and not e.is_Transpose)
+                    and self.lowering.kind(e) in ("C", "R") and not e.is_Transpose)
         lines = []
         for e in sorted(_repeated([e for _, e in assignments], candidate),
                         key=lambda e: len(list(preorder_traversal(e)))):
@@ -281,7 +288,7 @@ class Program:
             lines += code
             if share:
                 self.shared.setdefault(e, key.flat())
-            elif makes_array(self.printer, e) or e in free:
+            elif makes_array(self.lowering, e) or e in free:
                 self.owned.add(key)
         return lines
 
@@ -313,7 +320,7 @@ class Program:
         before the loop (appended to ``before`` as ``(key, expr)``) and replaced
         by their names."""
         if not any(is_loop_leaf(l) for l in _leaves(expr)):
-            if isinstance(expr, (StepVar, Adjoint)) or self.printer.kind(expr) == "F":
+            if isinstance(expr, (StepVar, Adjoint)) or self.lowering.kind(expr) == "F":
                 return expr
             name = f"_pre{self.temps}"
             self.temps += 1
@@ -342,7 +349,7 @@ class Program:
         hoisted = {l for _, e in body for l in _leaves(e)
                    if _base(l) in hoisted and uses[_base(l)] == 1}
         self.rows, self.bound, filled, lines = set(), set(), {}, []
-        self.printer.constants = constants = {}
+        self.lowering.constants = constants = {}
         for key, expr in body:
             if key in stored:
                 code, used = self.assign(key.role("t"), expr, "loop", True, hoisted)
@@ -358,7 +365,7 @@ class Program:
             else:
                 code, _ = self.assign(key.role("t"), expr, "loop")
             lines += code
-        self.printer.constants, self.bound = None, set()
+        self.lowering.constants, self.bound = None, set()
         if not lines:  # every row was computed before the loop, straight into its array
             return [], filled
         self.rows -= set(filled)
@@ -522,7 +529,7 @@ class Program:
             return [ir.assign(LOSS, ir.call(ir.Attr(Key(self.cell.loss_var.name).flat(), "sum")))]
         self._done(rhs)
         self._use("stacked")
-        return [ir.assign(LOSS, self.printer.total(rhs))]
+        return [ir.assign(LOSS, self.lowering.total(rhs))]
 
     def _start(self, needed, later):
         """A new function: it computes ``needed`` and then lowers ``later``."""
@@ -548,7 +555,7 @@ class Program:
 
     def functions(self):
         """``forward(...) -> loss`` and ``gradients(...) -> (loss, (grads...))`` as IR."""
-        args = tuple(self.arguments())
+        args = tuple(ir.Name(a) for a in self.arguments())
         L = self.cell.loss_var.name
         L_rhs = dict((lhs.name, rhs) for lhs, rhs in self.equations)[L]
         L_read = any(L in {v.name for v in rhs.atoms(StepVar)}
@@ -575,6 +582,6 @@ class Program:
         grads = self.stacked([(keys[n], e) for n, e in grad_exprs.items() if not e.is_ZeroMatrix])
         returns = ir.Return((LOSS, ir.Tuple(tuple(k.flat() for k in keys.values()))))
         head = self._head()
-        return (ir.Function("forward", args, tuple(head + forward + [ir.Return((LOSS,))])),
-                ir.Function("gradients", args,
+        return (ir.Function(ir.Name("forward"), args, tuple(head + forward + [ir.Return((LOSS,))])),
+                ir.Function(ir.Name("gradients"), args,
                             tuple(head + full + backward + grads + zero + [returns])))
