@@ -53,34 +53,32 @@ CELLS = {
 }
 
 
-# all five patterns in one cell of three states, so that Numba compiles once
+# all five patterns in one cell of two states, so that Numba compiles once
 COMBINED = (
     "params: W[D,D] Q[D,D] A[D,K] P[K,D] w[D] U[D,N] V[M,D] V2[M,D]\n"
-    "input: x[N]\ntarget: y[M]\nstate: h[D] g[D] k[D]\n"
+    "input: x[N]\ntarget: y[M]\nstate: h[D] g[D]\n"
     "h = tanh((W + Q) @ prev(h) + U @ x)\n"
-    "g = tanh((W - W.T) @ prev(g) + A @ P @ prev(h))\n"
-    "k = relu(w * prev(k) + U @ x)\n"
-    "o = (V + V2) @ h + V @ g + V2 @ k\n" + LOSS,
+    "g = relu(w * prev(g) + (W - W.T) @ prev(g) + A @ P @ prev(h))\n"
+    "o = (V + V2) @ h + V @ g\n" + LOSS,
     {"W": (D, D), "Q": (D, D), "A": (D, K), "P": (K, D), "w": (D,), "U": (D, N), "V": (M, D),
      "V2": (M, D)})
 
 
 def combined_step(p, s, x):
-    h, g, k = s
+    h, g = s
     return (np.tanh((p["W"] + p["Q"]) @ h + p["U"] @ x),
-            np.tanh((p["W"] - p["W"].T) @ g + p["A"] @ p["P"] @ h),
-            np.maximum(p["w"] * k + p["U"] @ x, 0.0))
+            np.maximum(p["w"] * g + (p["W"] - p["W"].T) @ g + p["A"] @ p["P"] @ h, 0.0))
 
 
 def combined_output(p, s):
-    h, g, k = s
-    return (p["V"] + p["V2"]) @ h + p["V"] @ g + p["V2"] @ k
+    h, g = s
+    return (p["V"] + p["V2"]) @ h + p["V"] @ g
 
 
 def plain_loss(name, arrays, x, y):
     """The loss by hand: one column vector per step, nothing from symrnn."""
     if name == "combined":
-        step, output, s = combined_step, combined_output, [arrays[k] for k in ("h0", "g0", "k0")]
+        step, output, s = combined_step, combined_output, [arrays[k] for k in ("h0", "g0")]
     else:
         _, _, step, output = CELLS[name]
         s = arrays["h0"]
@@ -96,7 +94,7 @@ def problem(name, seed=0):
     shapes = COMBINED[1] if name == "combined" else CELLS[name][1]
     params = {k: rng.normal(size=s) / 2 for k, s in shapes.items()}
     x, y = rng.normal(size=(T, N)), rng.dirichlet(np.ones(M), T)
-    states = ("h0", "g0", "k0") if name == "combined" else ("h0",)
+    states = ("h0", "g0") if name == "combined" else ("h0",)
     return params, x, y, {s: rng.normal(size=D) for s in states}
 
 
