@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """How long symrnn's symbolic side takes: ``symrnn.derive(cell)`` for the
-Elman RNN, the LSTM and the GRU, and the exact check ``d.verify(T)`` for
+Elman RNN, the LSTM and the GRU, and the independent check ``d.verify(T)`` for
 T = 1..12, with the per-step cost growth (time(T)/T and a least-squares line).
 
     python benchmarks/bench_symbolic.py           # about a minute
@@ -88,7 +88,7 @@ def main(argv=None):
     runs_verify = args.runs or (1 if args.quick else 5)
     cold = not args.warm
     import platform
-    report = ["# symrnn symbolic benchmark: derive and exact verify", "",
+    report = ["# symrnn symbolic benchmark: derive and the independent verify", "",
               f"- Python {platform.python_version()}, SymPy {sympy.__version__}, symrnn "
               f"{getattr(symrnn, '__version__', '?')}",
               f"- median of {runs_derive} run(s) for derive, {runs_verify} for verify; "
@@ -124,7 +124,7 @@ def main(argv=None):
 
     names = [cell.name for _, cell in cells]
     table += ["", f"## verify(T), T = 1..{args.max_T}: milliseconds (ms per step = time/T; "
-              "chain-rule terms on the unrolled graph)", "",
+              "scalar partial derivatives the independent route multiplies)", "",
               "| T | " + " | ".join(f"{n}: ms | ms/T | terms" for n in names) + " |",
               "| --- |" + " --- | --- | --- |" * len(names)]
     for i, T in enumerate(Ts):

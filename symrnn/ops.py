@@ -187,10 +187,6 @@ class Step(Elementwise):
     def scalar(u):
         return sympy.Heaviside(u)
 
-    @staticmethod
-    def vjp(ans, x, g):
-        return None  # piecewise constant: no contribution
-
 
 @operation
 class ReLU(Elementwise):

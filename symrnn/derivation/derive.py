@@ -28,9 +28,11 @@ class Derivation:
     gradients: dict
     copy_gradients: dict = field(default_factory=dict)
 
-    def verify(self, T):
+    def verify(self, T, seed=0, sizes=None, raises=True):
+        """Compare the closed forms with an independent scalar chain rule for T steps
+        (see ``verify.py``); raises ``VerificationError`` where they differ."""
         from .verify import verify
-        return verify(self, T)
+        return verify(self, T, seed=seed, sizes=sizes, raises=raises)
 
     def lambdify(self, backend="numpy"):
         """The generated NumPy function; see ``symrnn.codegen.lambdify``."""
