@@ -83,10 +83,11 @@ def test_a_size_named_like_code_never_runs(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("z, o, sizes", [
+    # o is stored under its own name, so that it would shadow a name the code calls
     ("numpy", "range", ("h0", "B", "list")),       # the sizes of issue 11: h0, and B the batch
-    ("T_", "h_all", ("numpy", "range", "B_")),
-    ("d_z", "grad_W", ("B_", "math", "N")),
-    ("list", "loss_", ("D", "N", "M")),
+    ("T_", "numpy", ("range", "math", "B_")),
+    ("d_z", "list", ("B_", "math", "N")),
+    ("grad_W", "h_all", ("D", "N", "M")),
 ])
 def test_names_and_sizes_that_the_generated_code_once_used(z, o, sizes):
     f = symrnn.derive(symrnn.parse_cell(elman_text(*sizes, z=z, o=o))).lambdify()
