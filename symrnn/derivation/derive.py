@@ -39,6 +39,34 @@ class Derivation:
         from ..codegen.lambdify import lambdify
         return lambdify(self, backend)
 
+    def torch(self, sizes=None, **options):
+        """A ``torch.nn.Module`` whose backward is this derivation's BPTT; the
+        parameters' sizes as keywords (``D=8, N=4, M=5``) or a dict ``sizes``;
+        options ``batch_first``, ``dtype``, ``device``. Needs PyTorch
+        (``pip install 'symrnn[torch]'``); see ``symrnn.backends.torch_module``."""
+        try:
+            from ..backends.torch_module import module
+        except ImportError as e:
+            raise ImportError("Derivation.torch() needs PyTorch: "
+                              f"pip install 'symrnn[torch]' ({e})") from None
+        return module(self, sizes, **options)
+
+    def jax(self, unroll=False):
+        """``f(params, x, y, h0=None) -> loss`` in JAX with this derivation's BPTT
+        as its ``jax.custom_vjp``; see ``symrnn.backends.jax_function``. Needs
+        JAX (``pip install 'symrnn[jax]'``)."""
+        try:
+            from ..backends.jax_function import function
+        except ImportError as e:
+            raise ImportError("Derivation.jax() needs JAX: "
+                              f"pip install 'symrnn[jax]' ({e})") from None
+        return function(self, unroll=unroll)
+
+    def _repr_latex_(self):
+        """The recurrences and gradients, for a notebook (rendered by symrnn.render)."""
+        from ..render.notebook import derivation_latex
+        return derivation_latex(self)
+
     def recurrence(self, state):
         """dL/ds^(t) in terms of dL/d(.)^(t+1) of the states only (intermediates inlined)."""
         var = StepVar(state.name, t, *state.shape)

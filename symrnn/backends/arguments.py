@@ -1,0 +1,107 @@
+"""Checks of the arguments' shapes, shared by the PyTorch and JAX front ends.
+
+Shapes are compared with the cell's size names (D, N, M, ...); a size is
+learned from the first argument that has it, and every mismatch raises one
+ValueError whose message starts with the argument's name. Only shapes are
+read here, so the checks cost nothing on the arrays themselves.
+"""
+
+
+def param_dims(p):
+    """A parameter's dimensions as the API takes it: a column (r, 1) as (r,)."""
+    return tuple(str(d) for d in (p.shape[:1] if p.shape[1] == 1 else p.shape))
+
+
+def _known(dims, sizes):
+    return "(" + ", ".join(str(sizes.get(d, d)) for d in dims) + ")"
+
+
+class Sizes:
+    """The sizes seen so far, and where each came from."""
+
+    def __init__(self, given=None):
+        self.values = dict(given or {})
+        self.origin = dict.fromkeys(self.values, "the sizes given")
+
+    def fit(self, name, shape, dims):
+        shape = tuple(int(n) for n in shape)
+        if len(shape) != len(dims):
+            raise ValueError(f"{name}: expected {len(dims)} dimension(s) ({', '.join(dims)}), "
+                             f"got shape {shape}")
+        for n, d in zip(shape, dims):
+            known = int(d) if d.isdigit() else self.values.get(d)
+            if known is None:
+                if n == 0:
+                    raise ValueError(f"{name}: shape {shape} has {d} = 0; {d} must be at least 1")
+                self.values[d], self.origin[d] = n, name
+            elif known != n:
+                why = (f"the model fixes this size to {d}" if d.isdigit()
+                       else f"{d} cannot be both {known} and {n}" if self.origin[d] == name
+                       else f"{d} = {n} here but {d} = {known} from {self.origin[d]}")
+                raise ValueError(f"{name}: shape {shape} does not fit ({', '.join(dims)}): {why}")
+
+    def expected(self, dims):
+        return f"({', '.join(dims)}) = {_known(dims, self.values)}"
+
+
+def check_params(cell, params, label="params"):
+    """The parameters of ``params`` (a dict) in the cell's order, or a ValueError."""
+    names = [p.name for p in cell.params]
+    expected = "expected a dict with the keys " + ", ".join(map(repr, names))
+    if not hasattr(params, "keys"):
+        raise ValueError(f"{label}: {expected}, got a {type(params).__name__}")
+    missing = [p for p in names if p not in params]
+    if missing:
+        raise ValueError(f"{label}: missing {missing[0]!r}; {expected}")
+    extra = sorted(map(repr, set(params) - set(names)))
+    if extra:
+        raise ValueError(f"{label}: unexpected key {extra[0]}; {expected}")
+    return [params[n] for n in names]
+
+
+def initial_states(cell, starts, named):
+    """The initial states given positionally (``starts``) or by name, in the
+    cell's order (None where not given), or a TypeError as for a Python call."""
+    keys = [s.name + "0" for s in cell.states]
+    if len(starts) > len(keys):
+        raise TypeError(f"takes at most {len(keys)} initial state(s) ({', '.join(keys)}), "
+                        f"got {len(starts)}")
+    given = dict(named)
+    for key, value in zip(keys, starts):
+        if key in given:
+            raise TypeError(f"got multiple values for argument {key!r}")
+        given[key] = value
+    unknown = sorted(set(given) - set(keys))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {unknown[0]!r}; the initial states are "
+                        + ", ".join(keys))
+    return [given.get(k) for k in keys]
+
+
+def fit_call(cell, sizes, param_shapes, x_shape, y_shape, labels, state_shapes, layout):
+    """Fit the shapes of one call; ``layout`` names the axes of x and y as the
+    caller takes them: {"x": ("T", "B", "N"), ...} with the cell's size names.
+    Returns the sizes (a dict)."""
+    for p, shape in zip(cell.params, param_shapes):
+        sizes.fit(f"params[{p.name!r}]", shape, param_dims(p))
+    sizes.fit("x", x_shape, layout["x"])
+    y_dims = layout["labels"] if labels else layout["y"]
+    if len(y_shape) != len(y_dims):
+        hint = (" (class labels must be integers)"
+                if cell.targets_are_distributions and len(y_shape) == len(layout["labels"]) else "")
+        raise ValueError(f"y: expected shape {sizes.expected(y_dims)} to go with x of shape "
+                         f"{tuple(x_shape)}, got {tuple(y_shape)}{hint}")
+    sizes.fit("y", y_shape, y_dims)
+    for s, shape in zip(cell.states, state_shapes):
+        key, dim = s.name + "0", str(s.shape[0])
+        if shape is None:
+            if dim not in sizes.values and not dim.isdigit():
+                raise ValueError(f"{key}: needed, since no other argument gives the size {dim}")
+            continue
+        options = layout["state"](dim)
+        if len(shape) not in [len(o) for o in options]:
+            raise ValueError(f"{key}: expected shape " + " or ".join(
+                "(" + ", ".join(o) + ("," if len(o) == 1 else "") + ")" for o in options)
+                + f", got {tuple(shape)}")
+        sizes.fit(key, shape, next(o for o in options if len(o) == len(shape)))
+    return sizes.values

@@ -1,0 +1,334 @@
+"""The forward pass and BPTT of a derivation, as closures over an array namespace.
+
+Structured like the NumPy backend: only the recurrences run step by step. The
+forward scan carries the states (t = 1..T), the backward scan the adjoints
+that step t reads at step t+1 (t = T..1); every other equation and adjoint,
+and every sub-expression of a scan's body that does not depend on the scan's
+own variables, is computed for all steps at once, before or after the scan.
+Each gradient, a sum over t, is one operation over all the steps (a matrix
+product of the stacked rows for a matrix parameter).
+
+A value is keyed ``(tag, name, shift)``: tag ``"v"`` a forward value, ``"d"``
+its adjoint dL/d(value); shift the step relative to t (-1, 0, +1), or
+``"@k"`` for the fixed step k (the initial states' gradients read step 1).
+Stacked values are (T, B, r); at a shift they are built from the stacked
+value (the initial state before step 1, zeros after step T: nothing at step
+T+1 depends on anything).
+"""
+from sympy import HadamardProduct, MatAdd
+
+from ..derivation.reverse import adjoint_sum
+from ..graph.unroll import shared, t
+from ..model.nodes import Adjoint, StepVar
+from .expressions import Compiler, _dim, kind
+
+
+def _key(leaf):
+    var = leaf.var if isinstance(leaf, Adjoint) else leaf
+    shift = var.time - t
+    shift = int(shift) if shift.is_Integer else f"@{int(var.time)}"
+    return ("d" if isinstance(leaf, Adjoint) else "v", var.name, shift)
+
+
+def _leaves(expr):
+    """The StepVars and Adjoints that ``expr`` reads (not the variable inside an adjoint)."""
+    if isinstance(expr, (StepVar, Adjoint)):
+        return {expr}
+    out = set()
+    for a in expr.args:
+        if getattr(a, "is_Matrix", False):
+            out |= _leaves(a)
+    return out
+
+
+def _closure(start, edges):
+    seen, todo = set(), list(start)
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(edges.get(n, ()))
+    return seen
+
+
+def _split(order, same, future):
+    """(loop, before, after) for values in computation ``order``: ``same[n]``
+    the values of the same step that n reads, ``future[n]`` whether n reads a
+    carried value (the previous step's, in the scan's direction). The loop
+    holds the carried values and what lies on a path from a carried value to
+    one; before: what depends on no loop value; after: the rest."""
+    carried = set().union(*[future[n] for n in order]) if order else set()
+    depends = set()
+    for n in order:
+        if future[n] or same[n] & depends:
+            depends.add(n)
+    feeds = _closure(carried, same)
+    loop = [n for n in order if n in carried or (n in depends and n in feeds)]
+    after, before = [], []
+    for n in order:
+        if n in loop:
+            continue
+        (after if n in depends else before).append(n)
+    return loop, before, after
+
+
+class Program:
+    """The compiled forward pass and BPTT of ``derivation``."""
+
+    def __init__(self, derivation):
+        d = self.derivation = derivation
+        cell = self.cell = d.cell
+        if len(cell.inputs) != 1 or len(cell.targets) != 1:
+            raise NotImplementedError("the PyTorch and JAX backends need exactly one input "
+                                      "and one target")
+        self.params = [p.name for p in cell.params]
+        self.states = [s.name for s in cell.states]
+        self.constants = {}
+        self.placeholders = 0
+        self.shared_terms = []  # (key, closure) of the values several gradients read
+        stacked = Compiler(self._stacked_leaf, self.constants)
+        step = Compiler(self._step_leaf, self.constants)
+        self._compile = stacked.compile
+        self._compile_step = step.compile
+        self._rows = stacked._rows
+
+        # -- forward: equations of step t ---------------------------------------
+        eqs = [(lhs.name, shared(cell, rhs)) for lhs, rhs in d.step]
+        names = {n for n, _ in eqs}
+        same = {n: {v.name for v in rhs.atoms(StepVar) if v.name in names and v.time == t}
+                for n, rhs in eqs}
+        prev = {n: {v.name for v in rhs.atoms(StepVar) if v.name in names and v.time != t}
+                for n, rhs in eqs}
+        order = [n for n, _ in eqs]
+        loop, before, after = _split(order, same, prev)
+        rhs_of = dict(eqs)
+        shapes = {lhs.name: lhs.shape for lhs, _ in d.step}
+        self.forward_before = [(("v", n, 0), self._stacked(rhs_of[n]))
+                               for n in before]
+        self.forward_after = [(("v", n, 0), self._stacked(rhs_of[n]))
+                              for n in after]
+        in_loop = set(loop)
+        self.forward_scan = self._scan(
+            [(("v", n, 0), rhs_of[n], shapes[n]) for n in loop],
+            lambda leaf: isinstance(leaf, StepVar) and leaf.name in in_loop,
+            carried=[("v", s, -1) for s in self.states])
+        self.loss_key = ("v", cell.loss_var.name, 0)
+
+        # -- backward: the adjoints of step t, t = T..1 ---------------------------
+        defs = [(a.var.name, e) for a, e in d.adjoints.items()]
+        anames = {n for n, _ in defs}
+        same = {n: {_key(a)[1] for a in e.atoms(Adjoint) if _key(a)[2] == 0} for n, e in defs}
+        nxt = {n: {_key(a)[1] for a in e.atoms(Adjoint) if _key(a)[2] == 1} for n, e in defs}
+        order = [n for n, _ in defs]
+        loop, before, after = _split(order, same, nxt)
+        carried = sorted(set().union(*nxt.values()) & anames) if defs else []
+        e_of = dict(defs)
+        ashapes = {a.var.name: a.shape for a in d.adjoints}
+        self.backward_before = [(("d", n, 0), self._stacked(e_of[n]))
+                                for n in before]
+        self.backward_after = [(("d", n, 0), self._stacked(e_of[n]))
+                               for n in after]
+        in_loop = set(loop)
+        self.backward_scan = self._scan(
+            [(("d", n, 0), e_of[n], ashapes[n]) for n in loop],
+            lambda leaf: isinstance(leaf, Adjoint) and leaf.var.name in in_loop,
+            carried=[("d", n, 1) for n in carried])
+        self.carried_shapes = [ashapes[n] for n in carried]
+
+        # -- gradients --------------------------------------------------------------
+        # a value that several sums use (dL/dz (.) ... for W, U and b) is computed once
+        sums = {k: e for k, e in d.gradients.items() if k in self.params}
+        inputs = {}
+        for v in cell.inputs + cell.targets:
+            term = adjoint_sum(d.contributions.get(StepVar(v.name, t, *v.shape), []))
+            if term is not None:
+                inputs[v.name] = shared(cell, term)
+        named = {}
+        for e in _repeated(list(sums.values()) + list(inputs.values())):
+            name = f"_pre{self.placeholders}"
+            self.placeholders += 1
+            self.shared_terms.append((("v", name, 0), self._compile(e.xreplace(named))))
+            named[e] = StepVar(name, t, *e.shape)
+        self.gradients = {}
+        for key, e in d.gradients.items():
+            if key in self.params:
+                self.gradients[key] = self._compile(e.xreplace(named))
+            else:  # an initial state's: per sequence, (B, r)
+                self.gradients[key] = self._stacked(e)
+        self.input_gradients = {k: self._stacked(e.xreplace(named)) for k, e in inputs.items()}
+
+    # -- compiling -------------------------------------------------------------------
+    def _stacked(self, expr):
+        """A per-step value over all steps at once; a fixed one broadcast to rows."""
+        if kind(expr) == "F":
+            rows = self._rows(expr)
+            return lambda env: env["zero"] + rows(env)
+        return self._compile(expr)
+
+    def _stacked_leaf(self, leaf):
+        key = _key(leaf)
+        return lambda env: _stacked_value(env, key)
+
+    def _step_leaf(self, leaf):
+        key = _key(leaf)
+        return lambda env: env[key]
+
+    def _hoist(self, expr, is_loop_leaf, out):
+        """``expr`` with each maximal per-step sub-expression that reads no loop
+        value replaced by a placeholder computed over all steps before the scan
+        (appended to ``out`` as (key, closure))."""
+        if not any(is_loop_leaf(l) for l in _leaves(expr)):
+            if isinstance(expr, (StepVar, Adjoint)) or kind(expr) == "F":
+                return expr
+            name = f"_pre{self.placeholders}"
+            self.placeholders += 1
+            out.append((("v", name, 0), self._compile(expr)))
+            return StepVar(name, t, *expr.shape)
+        if isinstance(expr, (StepVar, Adjoint)):
+            return expr
+        args = list(expr.args)
+        if isinstance(expr, (MatAdd, HadamardProduct)):
+            fixed = [a for a in args if not any(is_loop_leaf(l) for l in _leaves(a))]
+            if len(fixed) > 1:
+                args = [a for a in args if a not in fixed] + [expr.func(*fixed)]
+        return expr.func(*[self._hoist(a, is_loop_leaf, out) if getattr(a, "is_Matrix", False)
+                            else a for a in args])
+
+    def _scan(self, body, is_loop_leaf, carried):
+        """A scan over ``body`` ([(key, expr, shape)] in order): the hoisted
+        values, the keys its step reads from stacked values (xs), the keys it
+        carries, the closures of its body and the keys it keeps (ys)."""
+        hoisted, steps, reads = [], [], set()
+        computed = {key for key, _, _ in body}
+        for key, expr, shape in body:
+            expr = self._hoist(expr, is_loop_leaf, hoisted)
+            reads |= {_key(l) for l in _leaves(expr)}
+            if kind(expr) == "F":
+                rows = self._rows(expr)
+                steps.append((key, lambda env, rows=rows: env["zero_step"] + rows(env)))
+            else:
+                steps.append((key, self._compile_step(expr)))
+        xs = sorted(reads - computed - set(carried), key=repr)
+        return {"hoisted": hoisted, "xs": xs, "carried": carried, "body": steps,
+                "ys": [key for key, _, _ in body]}
+
+    # -- running --------------------------------------------------------------------------
+    def _run_scan(self, env, scan, carry, reverse):
+        xp = env["xp"]
+        for key, fn in scan["hoisted"]:
+            env[key] = fn(env)
+        xs = [_stacked_value(env, key) for key in scan["xs"]]
+        local = dict(env)
+        local["zero_step"] = env["zero"][0]
+        carried, xs_keys, body = scan["carried"], scan["xs"], scan["body"]
+        now = [(k[0], k[1], 0) for k in carried]
+
+        def step(carry, row):
+            for key, v in zip(carried, carry):
+                local[key] = v
+            for key, v in zip(xs_keys, row):
+                local[key] = v
+            for key, fn in body:
+                local[key] = fn(local)
+            return [local[k] for k in now], [local[k] for k in scan["ys"]]
+
+        carry, ys = xp.scan(step, carry, xs, env["T"], reverse)
+        for key, v in zip(scan["ys"], ys):
+            env[key] = v
+        return carry
+
+    def forward(self, xp, sizes, params, x, y, initial):
+        """The loss and the values the backward pass reads (``env``).
+
+        params: {name: 2-D matrix}; x (T, B, N) and y (T, B, M) in row layout;
+        initial: the initial states, each (B, r)."""
+        T, B = x.shape[0], x.shape[1]
+        env = {"xp": xp, "sizes": sizes, "T": T, "count": T * B}
+        env.update(params)
+        env["zero"] = xp.zeros((T, B, 1))
+        for name, fn in self.constants.values():
+            env[name] = fn(env)
+        env[("v", self.cell.inputs[0].name, 0)] = x
+        env[("v", self.cell.targets[0].name, 0)] = y
+        for s, v in zip(self.states, initial):
+            env[("init", s)] = v
+        for key, fn in self.forward_before:
+            env[key] = fn(env)
+        self._run_scan(env, self.forward_scan, list(initial), reverse=False)
+        for key, fn in self.forward_after:
+            env[key] = fn(env)
+        return env[self.loss_key].sum(), env
+
+    def backward(self, env, inputs=False):
+        """``({param: 2-D gradient}, [initial state's gradient (B, r)], {input: (T, B, r)})``;
+        the inputs' gradients only when ``inputs``."""
+        xp, B = env["xp"], env["zero"].shape[1]
+        for key, fn in self.backward_before:
+            env[key] = fn(env)
+        carry = [xp.zeros((B, _dim(r)(env))) for r, _ in self.carried_shapes]
+        self._run_scan(env, self.backward_scan, carry, reverse=True)
+        for key, fn in self.backward_after:
+            env[key] = fn(env)
+        for key, fn in self.shared_terms:
+            env[key] = fn(env)
+        grads = {k: self.gradients[k](env) for k in self.params}
+        states = [self.gradients[f"{s}0"](env)[0] for s in self.states]
+        given = {}
+        if inputs:
+            for v in self.cell.inputs + self.cell.targets:
+                fn = self.input_gradients.get(v.name)
+                given[v.name] = fn(env) if fn is not None else None
+        return grads, states, given
+
+
+def _repeated(exprs):
+    """The largest per-step sub-expressions (not leaves) that occur more than once."""
+    counts = {}
+
+    def count(e):
+        counts[e] = counts.get(e, 0) + 1
+        if counts[e] == 1:
+            for a in e.args:
+                if getattr(a, "is_Matrix", False):
+                    count(a)
+
+    for e in exprs:
+        count(e)
+    found = []
+
+    def pick(e):
+        if (counts[e] > 1 and not isinstance(e, (StepVar, Adjoint))
+                and kind(e) in ("C", "R", "S")):
+            if e not in found:
+                found.append(e)
+            return
+        for a in e.args:
+            if getattr(a, "is_Matrix", False):
+                pick(a)
+
+    for e in exprs:
+        pick(e)
+    return found
+
+
+def _stacked_value(env, key):
+    """The stacked value of ``key``, built from the value at shift 0 when needed."""
+    v = env.get(key)
+    if v is not None:
+        return v
+    tag, name, shift = key
+    base = env[(tag, name, 0)]
+    xp = env["xp"]
+    if shift == -1:  # a state: the initial state before step 1
+        v = xp.concat([env[("init", name)][None], base[:-1]])
+    elif shift == 1:  # nothing after step T
+        v = xp.concat([base[1:], xp.zeros((1,) + tuple(base.shape[1:]))])
+    elif shift == "@0":
+        v = env[("init", name)][None]
+    elif isinstance(shift, str):
+        k = int(shift[1:])
+        v = base[k - 1:k]
+    else:
+        raise NotImplementedError(f"{name} at step t{shift:+d}")
+    env[key] = v
+    return v
