@@ -332,9 +332,8 @@ BASE = HEAD + "z = W @ prev(h) + U @ x" + TAIL   # line 5 is z, 6 h, 7 o, 8 the 
      r"line 6: 'z' is computed twice \(first on line 5\)"),
     ("h = tanh(z)", "h = tanh(z)\nh = tanh(z)", r"line 7: state 'h' is computed twice"),
     ("h = tanh(z)", "h = tanh(o)", r"line 6: unknown name 'o'"),
-    ("h = tanh(z)", "h = tanh(U @ x)\nh_prev = tanh(z)", r"the name 'h_prev' is taken by the "
-                                                         r"generated code for 'h'"),
-    ("h = tanh(z)", "h = tanh(z)\nd_z = tanh(z)", r"'d_z' is taken by the generated code for 'z'"),
+    ("h = tanh(z)", "h = tanh(U @ x)\nh0 = tanh(z)", r"the name 'h0' is taken by the "
+                                                      r"generated code for 'h'"),
     ("h = tanh(z)", "h = tanh(z)\nD = tanh(z)", r"'D' is both a size and a variable"),
     ("h = tanh(z)", "h = tanh(z)\nL = tanh(z)", r"line 7: 'L' is reserved"),
     ("loss = 0.5 * (o - y).T @ (o - y)", "loss = o", r"line 8: the loss must be 1x1"),
@@ -425,7 +424,7 @@ def test_arguments_are_never_overwritten():
         assert np.isfinite(loss) and loss == f(params, x, y, h0=h0)[0]
 
 
-@pytest.mark.parametrize("name", ["h_prev", "d_h", "z_r", "numpy", "D"])
+@pytest.mark.parametrize("name", ["h0", "D"])
 def test_cell_built_in_sympy_rejects_names_the_generated_code_uses(name):
     # the text syntax refuses them with a line number; a Cell built in SymPy must too,
     # or the generated code would silently overwrite its own variable

@@ -231,9 +231,9 @@ def test_generated_loops_only_over_the_recurrences():
     # the LSTM's backward pass carries dL/dh and dL/ds from step t+1; the
     # parameter gradients are sums over t, one matrix product each
     source = gradient_function("lstm").source
-    loop = source[source.index("for _t in range(T_, 0, -1):"):source.index("grad_W_f")]
-    assert "d_s_t += (d_s_r[_t+1])*(f_r[_t+1])" in loop  # dL/ds carried from t+1
-    assert re.search(r"grad_W_f = _dot\(_cse\d+\.T, h_prev\)", source)
+    loop = source[source.index("for _t in _range(_T, 0, -1):"):source.index("_grad_W_f")]
+    assert "_dt_s += _dr_s[_t + 1] * _r_f[_t + 1]" in loop  # dL/ds carried from t+1
+    assert re.search(r"_grad_W_f = _dot\(_cse\d+\.T, _prev_h\)", source)
     assert "grad_" not in loop
     assert "numpy.outer" not in source and "import symrnn" not in source
 

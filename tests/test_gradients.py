@@ -60,5 +60,5 @@ def test_gradient_is_generated_from_the_derivation(seed_derivation):
     # the lambdified function is the printed derivation: its source holds the
     # stacked sums of the closed form, and no hand-written outer-product loop
     source = gradient_function().source
-    assert "grad_W = _dot(d_z.T, h_prev)" in source
+    assert "_grad_W = _dot(_d_z.T, _prev_h)" in source
     assert "numpy.outer" not in source and "import symrnn" not in source

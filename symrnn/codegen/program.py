@@ -4,22 +4,52 @@ Only the recurrences run step by step: the forward loop carries the states, the
 backward loop carries the adjoints that refer to step t+1. Everything else,
 including every sub-expression of a loop body that does not depend on the
 loop's own variables, is computed for all steps at once, and each sum over t
-is one matrix product of stacked rows (see ``printer.py``). Each statement
+is one matrix product of stacked rows (see ``lower.py``). Each statement
 works in one buffer (see ``inplace.py``), and a value that several gradients
 use is computed once.
+
+The result is IR (``ir.py``): ``functions()`` returns ``forward`` and
+``gradients`` as ``ir.Function`` nodes, which ``emit.py`` prints for NumPy and
+for Numba. Every name the generated code makes for itself starts with ``_``,
+which no name of a cell may (see ``Key``); sizes come from the shapes of the
+arguments, never from the names of the sizes.
 """
+import unicodedata
 from collections import Counter
+from typing import NamedTuple
 
 from sympy import Basic, HadamardProduct, MatAdd, preorder_traversal
 
 from ..graph.unroll import shared, t
 from ..model.nodes import Adjoint, LogSoftmax, Softmax, StepVar
+from . import ir
 from .inplace import assign, makes_array
-from .printer import RowNumPyPrinter
+from .lower import RowLowering
+
+T_NAME, B_NAME, LOOP, LOSS = ir.Name("_T"), ir.Name("_B"), ir.Name("_t"), ir.Name("_loss")
+
+
+class Key(NamedTuple):
+    """A value of the program: a variable of the cell (or an internal temporary,
+    whose name starts with ``_``), or the adjoint of a variable.
+
+    Its names in the generated code: the stacked rows are the variable's own name
+    (``h``) or ``_d_h`` for the adjoint; an array with a role is ``_{role}_h`` or
+    ``_d{role}_h`` (``_all_h``, ``_dall_h``, ``_t_h``, ``_r_h``, ``_prev_h``). A role
+    has no ``_``, so the name says its role and its variable unambiguously, and a
+    name of a cell, which never starts with ``_``, is never one of them."""
+    name: str
+    adjoint: bool = False
+
+    def flat(self):
+        return ir.Name(f"_d_{self.name}" if self.adjoint else self.name)
+
+    def role(self, role):
+        return ir.Name(f"_{'d' if self.adjoint else ''}{role}_{self.name}")
 
 
 def _base(leaf):
-    return f"d_{leaf.var.name}" if isinstance(leaf, Adjoint) else leaf.name
+    return Key(leaf.var.name, True) if isinstance(leaf, Adjoint) else Key(leaf.name)
 
 
 def _time(leaf):
@@ -92,120 +122,184 @@ def _closure(start, edges):
     return seen
 
 
-class Program:
-    """Builds the source of ``forward`` and ``gradients`` for one derivation."""
+def _index(k):
+    """``_t + k`` (the loop's step shifted by ``k``)."""
+    return LOOP if k == 0 else ir.BinOp("+" if k > 0 else "-", LOOP, ir.Const(abs(k)))
 
-    def __init__(self, derivation, row_lists=True, helpers="_"):
+
+def _plus(a, k):
+    return a if k == 0 else ir.BinOp("+" if k > 0 else "-", a, ir.Const(abs(k)))
+
+
+def _distinct_identifiers(cell):
+    """Raise if two names of ``cell`` are one identifier to Python, which reads
+    ``ℌ`` as ``H`` (NFKC): the generated code would confuse them."""
+    seen = {}
+    for sym in cell.params + cell.inputs + cell.targets + cell.variables:
+        same = seen.setdefault(unicodedata.normalize("NFKC", sym.name), sym.name)
+        if same != sym.name:
+            raise ValueError(f"equations: the names {same!r} and {sym.name!r} are the same "
+                             "identifier in Python (NFKC normalisation); choose another name")
+
+
+class Program:
+    """Builds the IR of ``forward`` and ``gradients`` for one derivation."""
+
+    def __init__(self, derivation):
         self.d = derivation
-        self.row_lists = row_lists  # loops read rows from Python lists (else from 3-D views)
         cell = self.cell = derivation.cell
+        _distinct_identifiers(cell)
         self.params = [p.name for p in cell.params]
-        self.states = [s.name for s in cell.states]
+        self.states = [Key(s.name) for s in cell.states]
         self.padded = set(self.states)       # arrays indexed by step, 0 and T+1 allowed
         self.temps = 0
-        self.printer = RowNumPyPrinter(self._name, self.params, helpers=helpers)
-        self.flat = self.printer.helper("flat")
+        self.lowering = RowLowering(self._name, self.params)
         self.mode = "stacked"
         self.shifted = set()  # forward values that the backward pass reads at step t+1
         self.local = set()    # loop variables that nothing outside the loop body reads
         self.rows = set()     # arrays a loop reads as a list of per-step rows
-        self.bound = set()    # stored values whose current row a loop body names x_t
-        self.shared = {}      # stacked values computed once: expression -> name
+        self.bound = set()    # stored values whose current row a loop body names _t_x
+        self.shared = {}      # stacked values computed once: expression -> IR name
         self.owned = set()    # arrays made by this function (so free to reuse when dead)
-        self.pending = []     # expressions still to print in this function
+        self.pending = []     # expressions still to lower in this function
         self.equations = [(lhs, shared(cell, rhs)) for lhs, rhs in derivation.step]
+        self.sizes = self._sizes()
+
+    # -- sizes: from the shapes of the arguments, by position -----------------------
+    def _sizes(self):
+        """``{size symbol: IR}`` that reads each size from an argument's shape."""
+        cell, sizes = self.cell, {}
+        per_step = cell.inputs + cell.targets
+        for sym in cell.params + per_step:
+            for axis, dim in enumerate(sym.shape):
+                if dim.is_Symbol and dim not in sizes:
+                    axis = 2 if sym in per_step else axis  # (T, B, n) in the kernel
+                    sizes[dim] = ir.Index(ir.Attr(ir.Name(sym.name), "shape"), ir.Const(axis))
+        for s in cell.states:  # an initial state is (B, n) in the kernel
+            dim = s.shape[0]
+            if dim.is_Symbol and dim not in sizes:
+                sizes[dim] = ir.Index(ir.Attr(Key(s.name).role("init"), "shape"), ir.Const(1))
+        return sizes
+
+    def size(self, dim):
+        """The IR of a size: read from a shape, or a number, or a sum or product of those."""
+        if dim.is_Integer:
+            return ir.Const(int(dim))
+        if dim in self.sizes:
+            return self.sizes[dim]
+        if dim.is_Add or dim.is_Mul:
+            op = "+" if dim.is_Add else "*"
+            out = self.size(dim.args[0])
+            for a in dim.args[1:]:
+                out = ir.BinOp(op, out, self.size(a))
+            return out
+        raise ValueError(f"size {dim}: no argument has it in its shape")
 
     # -- names of variables in the three contexts ---------------------------
     def _name(self, leaf):
-        if not isinstance(leaf, (StepVar, Adjoint)) or _base(leaf) in self.params:
-            return leaf.name
+        if not isinstance(leaf, (StepVar, Adjoint)) or isinstance(leaf, StepVar) and \
+                leaf.name in self.params:
+            return ir.Name(leaf.name)
         base, time = _base(leaf), _time(leaf)
         padded = base in self.padded
         if self.mode == "loop" and (base in self.local or base in self.bound and time == t):
-            return f"{base}_t"  # lives only in the loop body, or a view of the current row
+            return base.role("t")  # lives only in the loop body, or a view of the current row
         if self.mode == "loop":
             self.rows.add(base)
             k = int(time - t)
-            index = k if padded else k - 1
-            return f"{base}_r[_t{f'{index:+d}' if index else ''}]"
+            return ir.Index(base.role("r"), _index(k if padded else k - 1))
         if not time.has(t):  # a concrete step, as in dL/dh^(0) = W^T delta^(1)
             k = int(time)
-            return f"{base}_all[{k}]" if padded else f"{base}[{k - 1}*B_:{k}*B_]"
+            if padded:
+                return ir.Index(base.role("all"), ir.Const(k))
+            return ir.Index(base.flat(), ir.Slice(ir.mul(ir.Const(k - 1), B_NAME),
+                                                  ir.mul(ir.Const(k), B_NAME)))
         k = int(time - t)
         if not padded:
             if k != 0:
                 raise NotImplementedError(f"{leaf} is not stored step by step")
-            return base
-        return {0: base, -1: f"{base}_prev"}.get(k, f"{self.flat}({base}_all[{1 + k}:T_{1 + k:+d}])")
+            return base.flat()
+        if k == 0:
+            return base.flat()
+        if k == -1:
+            return base.role("prev")
+        return self._steps(base, 1 + k)
+
+    def _steps(self, base, first):
+        """The stacked rows of steps first .. first + T - 1 of a padded array."""
+        window = ir.Slice(ir.Const(first), _plus(T_NAME, first))
+        return ir.helper("flat", ir.Index(base.role("all"), window))
 
     def _use(self, mode):
-        """Print for a loop body ("loop") or for all steps at once ("stacked")."""
+        """Lower for a loop body ("loop") or for all steps at once ("stacked")."""
         self.mode = mode
-        self.printer.shared = self.shared if mode == "stacked" else {}
+        self.lowering.shared = self.shared if mode == "stacked" else {}
 
     def code(self, expr, mode):
         self._use(mode)
-        return self.printer.doprint(expr)
+        return self.lowering.lower(expr)
 
     def assign(self, target, expr, mode, into=False, ready=()):
-        """Lines that compute ``expr`` into ``target`` (see ``inplace.py``), and
+        """Statements that compute ``expr`` into ``target`` (see ``inplace.py``), and
         the ready value they start from (None if none)."""
         self._use(mode)
-        return assign(self.printer, target, expr, into, ready)
+        return assign(self.lowering, target, expr, into, ready)
 
     def stacked(self, assignments, filled=None, share=False):
-        """Lines for ``[(name, expr)]`` over all steps at once; a value that
-        several of them need is computed first, once. ``filled`` maps a name to
+        """Statements for ``[(key, expr)]`` over all steps at once; a value that
+        several of them need is computed first, once. ``filled`` maps a key to
         the stored value whose array (already allocated) is to hold it; with
         ``share``, later statements read the values by name (hoisted values,
         which nothing overwrites)."""
         filled = filled or {}
         self._use("stacked")
+
         def candidate(e):
             return (not isinstance(e, (StepVar, Adjoint)) and e not in self.shared
-                    and self.printer.kind(e) in ("C", "R") and not e.is_Transpose)
+                    and self.lowering.kind(e) in ("C", "R") and not e.is_Transpose)
         lines = []
         for e in sorted(_repeated([e for _, e in assignments], candidate),
                         key=lambda e: len(list(preorder_traversal(e)))):
-            name = f"_cse{self.temps}"
+            name = ir.Name(f"_cse{self.temps}")
             self.temps += 1
             lines += self.assign(name, e, "stacked")[0]
             self.shared[e] = name
-        for i, (name, e) in enumerate(assignments):
+        for i, (key, e) in enumerate(assignments):
             self._done(e)
-            if name in filled:
-                view = filled[name]
-                lines.append(f"{view} = {self.flat}({view}_all[1:T_ + 1])")
-                lines += self.assign(view, e, "stacked", into=True)[0]
+            if key in filled:
+                view = filled[key]
+                lines.append(ir.assign(view.flat(), self._steps(view, 1)))
+                lines += self.assign(view.flat(), e, "stacked", into=True)[0]
                 continue
             group = [x for _, x in assignments[i + 1:]]
             if isinstance(e, Softmax) and any(LogSoftmax(e.arg) in x.atoms(LogSoftmax)
                                               for x in self.pending):
                 # the loss needs log-softmax(o): both from one exp
-                self.shared[LogSoftmax(e.arg)] = pair = f"_log{name}"
+                pair = key.role("ls")
+                self.shared[LogSoftmax(e.arg)] = pair
                 free = self._free(e, group)
-                out = ", " + self.code(e.arg, "stacked") if e.arg in free else ""
-                lines.append(f"{pair}, {name} = {self.printer.helper('log_softmax_and_softmax')}("
-                             f"{self.code(e.arg, 'stacked')}{out})")
-                self.owned |= {pair, name}
+                arg = self.code(e.arg, "stacked")
+                both = ir.helper("log_softmax_and_softmax", arg, out=arg if e.arg in free else None)
+                lines.append(ir.Assign((pair, key.flat()), both))
+                self.owned |= {Key(pair.id), key}
                 continue
             free = self._free(e, group)
-            code, _ = self.assign(name, e, "stacked", ready=free)
+            code, _ = self.assign(key.flat(), e, "stacked", ready=free)
             lines += code
             if share:
-                self.shared.setdefault(e, name)
-            elif makes_array(self.printer, e) or e in free:
-                self.owned.add(name)
+                self.shared.setdefault(e, key.flat())
+            elif makes_array(self.lowering, e) or e in free:
+                self.owned.add(key)
         return lines
 
     # -- which arrays a statement may overwrite -----------------------------------
     def _done(self, expr):
-        """``expr`` is being printed: it no longer keeps the values it reads alive."""
+        """``expr`` is being lowered: it no longer keeps the values it reads alive."""
         if expr in self.pending:
             self.pending.remove(expr)
 
     def _reads(self, expr):
-        """The names ``expr`` reads once printed (not inside an already named value)."""
+        """The values ``expr`` reads once lowered (not inside an already named value)."""
         if expr in self.shared:
             return set()
         if isinstance(expr, (StepVar, Adjoint)):
@@ -215,7 +309,7 @@ class Program:
     def _free(self, expr, group):
         """The values ``expr`` reads whose arrays it may take over: made by an
         earlier statement of this function (not inputs, not rows of stored
-        arrays) and read by nothing printed later."""
+        arrays) and read by nothing lowered later."""
         later = set().union(*[self._reads(e) for e in list(self.pending) + group])
         return {l for l in _leaves(expr) if _time(l) == t and _base(l) in self.owned
                 and _base(l) not in later and _base(l) not in self.padded}
@@ -223,14 +317,14 @@ class Program:
     # -- hoisting loop-invariant work -------------------------------------------
     def _hoist(self, expr, is_loop_leaf, before):
         """``expr`` with its maximal sub-expressions free of loop variables computed
-        before the loop (appended to ``before`` as ``(name, expr)``) and replaced
+        before the loop (appended to ``before`` as ``(key, expr)``) and replaced
         by their names."""
         if not any(is_loop_leaf(l) for l in _leaves(expr)):
-            if isinstance(expr, (StepVar, Adjoint)) or self.printer.kind(expr) == "F":
+            if isinstance(expr, (StepVar, Adjoint)) or self.lowering.kind(expr) == "F":
                 return expr
             name = f"_pre{self.temps}"
             self.temps += 1
-            before.append((name, expr))
+            before.append((Key(name), expr))
             return StepVar(name, t, *expr.shape)
         if isinstance(expr, (StepVar, Adjoint)):
             return expr
@@ -242,53 +336,63 @@ class Program:
         return expr.func(*[self._hoist(a, is_loop_leaf, before) if getattr(a, "is_Matrix", False)
                            else a for a in args])
 
-    def _loop(self, header, body, stored, hoisted):
-        """The loop ``header`` over ``body`` ([(name, expr)]; the names in
-        ``stored`` are rows of arrays, the others live in one step), preceded by
-        the lists of per-step rows it reads and writes. Returns the lines and
-        ``{hoisted name: stored name}`` for the ``hoisted`` values that a stored
-        row starts from: they are to be computed straight into its array."""
+    def _loop(self, start, stop, step, body, stored, hoisted):
+        """The loop over ``body`` ([(key, expr)]; the keys in ``stored`` are rows
+        of arrays, the others live in one step), preceded by the lists of
+        per-step rows it reads and writes. Returns the statements and ``{hoisted
+        key: stored key}`` for the ``hoisted`` values that a stored row starts
+        from: they are to be computed straight into its array."""
         body = _inline_single_use(body, self.local)
+        if not body:
+            return [], {}
         uses = Counter(_base(l) for _, e in body for l in _leaves(e))
         hoisted = {l for _, e in body for l in _leaves(e)
                    if _base(l) in hoisted and uses[_base(l)] == 1}
         self.rows, self.bound, filled, lines = set(), set(), {}, []
-        self.printer.constants = constants = {}
-        for name, expr in body:
-            if name in stored:
-                code, used = self.assign(f"{name}_t", expr, "loop", True, hoisted)
+        self.lowering.constants = constants = {}
+        for key, expr in body:
+            if key in stored:
+                code, used = self.assign(key.role("t"), expr, "loop", True, hoisted)
                 if len(code) > 1:  # several updates of the row: through a local view
-                    code.insert(0, f"{name}_t = {name}_r[_t]")
-                    self.bound.add(name)
+                    code.insert(0, ir.assign(key.role("t"), ir.Index(key.role("r"), LOOP)))
+                    self.bound.add(key)
                 else:
-                    code, used = self.assign(f"{name}_r[_t]", expr, "loop", True, hoisted)
-                self.rows.add(name)
+                    code, used = self.assign(ir.Index(key.role("r"), LOOP), expr, "loop", True,
+                                             hoisted)
+                self.rows.add(key)
                 if used is not None:
-                    filled[_base(used)] = name
+                    filled[_base(used)] = key
             else:
-                code, _ = self.assign(f"{name}_t", expr, "loop")
+                code, _ = self.assign(key.role("t"), expr, "loop")
             lines += code
-        self.printer.constants, self.bound = None, set()
+        self.lowering.constants, self.bound = None, set()
+        if not lines:  # every row was computed before the loop, straight into its array
+            return [], filled
         self.rows -= set(filled)
-        wrap = "list({})" if self.row_lists else "{}"
-        rows = [f"{n}_r = " + wrap.format(f"{n}_all" if n in self.padded else
-                                          f"{n}.reshape(T_, B_, -1)") for n in sorted(self.rows)]
-        rows += [f"{name} = {code}" for code, name in constants.items()]
-        return rows + [header] + ["    " + l for l in lines], filled
+        rows = []
+        for key in sorted(self.rows):
+            steps = key.role("all") if key in self.padded else ir.call(
+                ir.Attr(key.flat(), "reshape"), T_NAME, B_NAME, ir.Const(-1))
+            rows.append(ir.assign(key.role("r"), ir.Rows(steps)))
+        rows += [ir.assign(name, value) for name, value in constants.values()]
+        return rows + [ir.For(LOOP, start, stop, step, tuple(lines))], filled
 
-    def _allocate(self, name, rows, shifted):
+    def _allocate(self, key, rows, shifted):
         """The array of a value computed step by step: steps 0..T, and a zero
         step T+1 when it is read at t+1."""
         if not shifted:
-            return [f"{name}_all = numpy.empty((T_ + 1, B_, {rows}))"]
-        return [f"{name}_all = numpy.empty((T_ + 2, B_, {rows}))",
-                f"{name}_all[T_ + 1] = 0.0"]
+            return [ir.Alloc(key.role("all"), (_plus(T_NAME, 1), B_NAME, rows))]
+        return [ir.Alloc(key.role("all"), (_plus(T_NAME, 2), B_NAME, rows)),
+                ir.assign(ir.Index(key.role("all"), _plus(T_NAME, 1)), ir.Const(0.0))]
 
-    def _pad(self, name):
+    def _pad(self, key):
         """A stacked value that is read at step t+1: a copy with a zero step T+1."""
-        self.padded.add(name)
-        return [f"{name}_all = numpy.zeros((T_ + 2, B_, {name}.shape[-1]))",
-                f"{name}_all[1:T_ + 1] = {name}.reshape(T_, B_, -1)"]
+        self.padded.add(key)
+        width = ir.Index(ir.Attr(key.flat(), "shape"), ir.Const(-1))
+        steps = ir.Index(key.role("all"), ir.Slice(ir.Const(1), _plus(T_NAME, 1)))
+        return [ir.Alloc(key.role("all"), (_plus(T_NAME, 2), B_NAME, width), zeros=True),
+                ir.assign(steps, ir.call(ir.Attr(key.flat(), "reshape"), T_NAME, B_NAME,
+                                         ir.Const(-1)))]
 
     # -- the forward pass ---------------------------------------------------
     def _forward_parts(self, eqs):
@@ -305,7 +409,8 @@ class Program:
             n = lhs.name
             if prev[n] or same[n] & reaches_prev:
                 reaches_prev.add(n)
-        core = (reaches_prev & _closure(self.states, same)) | set(self.states)
+        states = [s.name for s in self.states]
+        core = (reaches_prev & _closure(states, same)) | set(states)
         for lhs, _ in eqs:
             n = lhs.name
             if n not in core and (prev[n] or same[n] & (core | after_core)):
@@ -323,38 +428,40 @@ class Program:
         core, after = self._forward_parts(eqs)
         read_after = set(read_after) | {v.name for lhs, rhs in eqs if lhs.name in after
                                         for v in rhs.atoms(StepVar)}
-        self.local = core - set(self.states) - read_after
-        self.padded |= core - self.local
+        self.local = {Key(n) for n in core - {s.name for s in self.states} - read_after}
+        self.padded |= {Key(n) for n in core} - self.local
         before, hoisted, loop, end = [], [], [], []
         for lhs, rhs in eqs:
             if lhs.name in core:
-                loop.append((lhs.name, self._hoist(rhs, lambda l: _base(l) in core, hoisted)))
+                loop.append((Key(lhs.name), self._hoist(rhs, lambda l: _base(l).name in core
+                                                        and not _base(l).adjoint, hoisted)))
             elif lhs.name in after:
-                if lhs.name in self.shifted:
+                if Key(lhs.name) in self.shifted:
                     raise NotImplementedError(f"{lhs.name} is read at step t+1 but is not "
                                               "computed in the recurrence")
-                end.append((lhs.name, rhs))
+                end.append((Key(lhs.name), rhs))
             else:
-                before.append((lhs.name, rhs))
+                before.append((Key(lhs.name), rhs))
         lines = self.stacked(before)
-        stacked = {s.name for s in self.cell.inputs + self.cell.targets} | {
-            lhs.name for lhs, _ in eqs if lhs.name not in core | after}
-        for name in sorted(self.shifted & stacked):  # read at t+1: a zero step T+1
-            lines += self._pad(name)
-        stored = [lhs for lhs, _ in eqs if lhs.name in core - self.local]
-        loop, filled = self._loop("for _t in range(1, T_ + 1):", loop, {l.name for l in stored},
-                                  {n for n, _ in hoisted})
+        stacked = {Key(s.name) for s in self.cell.inputs + self.cell.targets} | {
+            Key(lhs.name) for lhs, _ in eqs if lhs.name not in core | after}
+        for key in sorted(self.shifted & stacked):  # read at t+1: a zero step T+1
+            lines += self._pad(key)
+        stored = [lhs for lhs, _ in eqs if Key(lhs.name) in {Key(n) for n in core} - self.local]
+        loop, filled = self._loop(ir.Const(1), _plus(T_NAME, 1), 1, loop,
+                                  {Key(l.name) for l in stored}, {k for k, _ in hoisted})
         for lhs in stored:
-            lines += self._allocate(lhs.name, self.code(lhs.shape[0], "stacked"),
-                                    lhs.name in self.shifted)
-            if lhs.name in self.states:
-                lines.append(f"{lhs.name}_all[0] = {lhs.name}0")
+            key = Key(lhs.name)
+            lines += self._allocate(key, self.size(lhs.shape[0]), key in self.shifted)
+            if key in self.states:
+                lines.append(ir.assign(ir.Index(key.role("all"), ir.Const(0)), key.role("init")))
         lines += self.stacked(hoisted, filled, share=True) + loop
         for lhs in stored:
-            if lhs.name not in filled.values():  # else the view exists already
-                lines.append(f"{lhs.name} = {self.flat}({lhs.name}_all[1:T_ + 1])")
-            if lhs.name in self.states:
-                lines.append(f"{lhs.name}_prev = {self.flat}({lhs.name}_all[0:T_])")
+            key = Key(lhs.name)
+            if key not in filled.values():  # else the view exists already
+                lines.append(ir.assign(key.flat(), self._steps(key, 1)))
+            if key in self.states:
+                lines.append(ir.assign(key.role("prev"), self._steps(key, 0)))
         self.local = set()
         for lhs, rhs in eqs:
             if lhs.name in core:
@@ -381,15 +488,15 @@ class Program:
                     self.padded.discard(base[a])
                     pads.append(base[a])
         stored = [a for a in defs if base[a] in core - self.local]
-        loop, filled = self._loop("for _t in range(T_, 0, -1):", loop, {base[a] for a in stored},
-                                  {n for n, _ in hoisted})
+        loop, filled = self._loop(T_NAME, ir.Const(0), -1, loop, {base[a] for a in stored},
+                                  {k for k, _ in hoisted})
         lines = self.stacked(before)
-        for name in pads:
-            lines += self._pad(name)
+        for key in pads:
+            lines += self._pad(key)
         for a in stored:
-            lines += self._allocate(base[a], self.code(a.shape[0], "stacked"), True)
+            lines += self._allocate(base[a], self.size(a.shape[0]), True)
         lines += self.stacked(hoisted, filled, share=True) + loop
-        lines += [f"{base[a]} = {self.flat}({base[a]}_all[1:T_ + 1])" for a in stored
+        lines += [ir.assign(base[a].flat(), self._steps(base[a], 1)) for a in stored
                   if base[a] not in filled.values()]
         self.local = set()
         for a, e in defs.items():
@@ -398,40 +505,57 @@ class Program:
         return lines
 
     # -- whole functions --------------------------------------------------------
-    def _signature(self):
+    def arguments(self):
+        """The kernel's arguments: parameters, inputs, targets (by their names) and
+        the initial states (``_init_h``)."""
         cell = self.cell
-        per_step = [s.name for s in cell.inputs + cell.targets]
-        args = self.params + per_step + [f"{s}0" for s in self.states]
-        sizes = []
-        for sym in cell.params + cell.inputs + cell.targets:
-            for axis, dim in enumerate(sym.shape):
-                if dim.is_Symbol and dim not in [s for s, _ in sizes]:
-                    axis = 2 if sym.name in per_step else axis
-                    sizes.append((dim, f"{sym.name}.shape[{axis}]"))
-        first = cell.inputs[0].name
-        lines = [f"T_, B_ = {first}.shape[0], {first}.shape[1]"]
-        lines += [f"{s} = {src}" for s, src in sizes]
-        lines += [f"{n} = {n}.reshape(T_ * B_, -1)  # one row per step and sequence"
-                  for n in per_step]
-        return args, lines
+        return ([p.name for p in cell.params] + [s.name for s in cell.inputs + cell.targets]
+                + [Key(s.name).role("init").id for s in cell.states])
+
+    def _head(self):
+        per_step = self.cell.inputs + self.cell.targets
+        first = ir.Attr(ir.Name(per_step[0].name), "shape")
+        lines = [ir.Assign((T_NAME, B_NAME), ir.Tuple((ir.Index(first, ir.Const(0)),
+                                                       ir.Index(first, ir.Const(1)))))]
+        for sym in per_step:  # one row per step and sequence
+            lines.append(ir.assign(ir.Name(sym.name), ir.call(
+                ir.Attr(ir.Name(sym.name), "reshape"), ir.mul(T_NAME, B_NAME), ir.Const(-1))))
+        return lines
 
     def _loss(self, rhs, stored):
-        """``loss = ...``: the sum of the per-step losses ``rhs``, computed
+        """``_loss = ...``: the sum of the per-step losses ``rhs``, computed
         directly unless they are ``stored`` anyway."""
         if stored:
-            return [f"loss = {self.cell.loss_var.name}.sum()"]
+            return [ir.assign(LOSS, ir.call(ir.Attr(Key(self.cell.loss_var.name).flat(), "sum")))]
         self._done(rhs)
         self._use("stacked")
-        return [f"loss = {self.printer.total(rhs)}"]
+        return [ir.assign(LOSS, self.lowering.total(rhs))]
 
     def _start(self, needed, later):
-        """A new function: it computes ``needed`` and then prints ``later``."""
+        """A new function: it computes ``needed`` and then lowers ``later``."""
         self.padded, self.shared, self.owned = set(self.states), {}, set()
         self.pending = [rhs for lhs, rhs in self.equations if lhs.name in needed] + later
 
-    def source(self, prefix=""):
-        """``def {prefix}forward(...)`` and ``def {prefix}gradients(...)``."""
-        args, head = self._signature()
+    def _grad_key(self, name):
+        """``_grad_W`` for a parameter, ``_grad0_h`` for the initial state of h."""
+        if name in self.params:
+            return Key(f"_grad_{name}")
+        state = next(s for s in self.states if f"{s.name}0" == name)
+        return Key(f"_grad0_{state.name}")
+
+    def _zero_gradient(self, key, name):
+        """The gradient of a value the loss does not depend on: zeros of its shape."""
+        if name in self.params:
+            rows, cols = self.cell.param(name).shape
+            shape = (self.size(rows),) if cols == 1 else (self.size(rows), self.size(cols))
+        else:
+            state = next(s for s in self.cell.states if f"{s.name}0" == name)
+            shape = (B_NAME, self.size(state.shape[0]))
+        return ir.Alloc(key.flat(), shape, zeros=True)
+
+    def functions(self):
+        """``forward(...) -> loss`` and ``gradients(...) -> (loss, (grads...))`` as IR."""
+        args = tuple(ir.Name(a) for a in self.arguments())
         L = self.cell.loss_var.name
         L_rhs = dict((lhs.name, rhs) for lhs, rhs in self.equations)[L]
         L_read = any(L in {v.name for v in rhs.atoms(StepVar)}
@@ -447,17 +571,17 @@ class Program:
         for e in backward_exprs:
             values = _forward_values(e)
             leaves |= {v.name for v in values}
-            self.shifted |= {v.name for v in values if (v.time - t).is_positive
+            self.shifted |= {Key(v.name) for v in values if (v.time - t).is_positive
                              and v.name not in self.params}
         needed = self._needed(leaves | {L}) - ({L} if L not in leaves and not L_read else set())
         self._start(needed, [L_rhs] + backward_exprs)
         full = self.forward_lines(needed, leaves) + self._loss(L_rhs, L in needed)
         backward = self.backward_lines()
-        grads = self.stacked([(f"grad_{k}", e) for k, e in grad_exprs.items()])
-        returns = ", ".join(f"grad_{k}" for k in grad_exprs)
-        indent = lambda ls: "\n".join("    " + l for l in ls)
-        return (f"def {prefix}forward({', '.join(args)}):\n{indent(head + forward)}\n"
-                "    return loss\n\n\n"
-                f"def {prefix}gradients({', '.join(args)}):\n"
-                f"{indent(head + full + backward + grads)}\n"
-                f"    return loss, ({returns},)\n")
+        keys = {name: self._grad_key(name) for name in grad_exprs}
+        zero = [self._zero_gradient(keys[n], n) for n, e in grad_exprs.items() if e.is_ZeroMatrix]
+        grads = self.stacked([(keys[n], e) for n, e in grad_exprs.items() if not e.is_ZeroMatrix])
+        returns = ir.Return((LOSS, ir.Tuple(tuple(k.flat() for k in keys.values()))))
+        head = self._head()
+        return (ir.Function(ir.Name("forward"), args, tuple(head + forward + [ir.Return((LOSS,))])),
+                ir.Function(ir.Name("gradients"), args,
+                            tuple(head + full + backward + grads + zero + [returns])))

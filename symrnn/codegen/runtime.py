@@ -16,6 +16,11 @@ import numpy
 _F64 = numpy.dtype(numpy.float64)
 _dot = numpy.dot
 _vdot = numpy.vdot
+# the kernels reach NumPy and the builtins only through reserved names (a cell
+# may call a variable numpy, range or list)
+_np = numpy
+_range = range
+_list = list
 
 
 # -- helpers of the kernels: every array is 2-D, one row per step and sequence.
@@ -103,17 +108,30 @@ def _fit(name, shape, dims, sizes, origin):
             raise ValueError(f"{name}: shape {shape} does not fit ({', '.join(dims)}): {why}")
 
 
-def _bad_params(params, names):
-    """The ValueError for a ``params`` argument that is not a dict with ``names``."""
+def _bad_params(params, names, arg="params"):
+    """The ValueError for an argument ``arg`` that is not a dict with ``names``."""
     expected = "expected a dict with the keys " + ", ".join(map(repr, names))
     if not hasattr(params, "keys"):
-        raise ValueError(f"params: {expected}, got a {type(params).__name__}")
+        raise ValueError(f"{arg}: {expected}, got a {type(params).__name__}")
     missing = [p for p in names if p not in params]
     if missing:
-        raise ValueError(f"params: missing {missing[0]!r}; {expected}")
+        raise ValueError(f"{arg}: missing {missing[0]!r}; {expected}")
     extra = sorted(map(repr, set(params) - set(names)))
-    raise ValueError(f"params: {'unexpected key ' + extra[0] if extra else 'not usable'}; "
+    raise ValueError(f"{arg}: {'unexpected key ' + extra[0] if extra else 'not usable'}; "
                      f"{expected}")
+
+
+def _values(arg, value, names):
+    """The arrays of a per-step argument: itself for one name, else a dict by name."""
+    if len(names) == 1:
+        return [value]
+    try:
+        values = [value[n] for n in names]
+    except Exception:
+        _bad_params(value, names, arg)
+    if len(value) != len(names):
+        _bad_params(value, names, arg)
+    return values
 
 
 def _expected(dims, sizes):
@@ -122,19 +140,16 @@ def _expected(dims, sizes):
     return f"({', '.join(dims)}) = ({', '.join(known)})"
 
 
-def _one_hot(k, m, dim, eye):
+def _one_hot(label, k, m, dim, eye):
     """Integer class labels of shape (T,) or (T, B) as one-hot rows (T, B, m)."""
     table = eye.get(m)
     if table is None:
         table = eye[m] = numpy.eye(m)
-    try:
-        if k.min() < 0:
-            raise IndexError
-        rows = table.take(k, 0)  # raises for a label >= m
-    except IndexError:
+    if k.min() < 0 or k.max() >= m:  # before take: a uint64 beyond 2**63 would wrap
         where = tuple(int(i) for i in numpy.argwhere((k < 0) | (k >= m))[0])
-        raise ValueError(f"y: label {k[where]} at index {where} is not a class in "
-                         f"0..{m - 1} ({dim} = {m})") from None
+        raise ValueError(f"{label}: label {k[where]} at index {where} is not a class in "
+                         f"0..{m - 1} ({dim} = {m})")
+    rows = table.take(k, 0)
     return rows[:, None, :] if k.ndim == 1 else rows
 
 
@@ -146,8 +161,10 @@ def _rows(a, batched):
 def _preparer(spec):
     """``prepare(params, x, y, starts, initial) -> (kernel arguments, layouts)``.
 
-    ``layouts`` says, per initial state, how its gradient (B, D) from the kernel
-    gets the shape of the argument: 0 as (D,), 1 summed to (D,), 2 as (D, B).
+    With one input (target), ``x`` (``y``) is its array; with several, a dict
+    keyed by their names. ``layouts`` says, per initial state, how its gradient
+    (B, D) from the kernel gets the shape of the argument: 0 as (D,), 1 summed
+    to (D,), 2 as (D, B).
     """
     names = [p for p, _ in spec["params"]]
     param_labels = [f"params[{p!r}]" for p in names]
@@ -155,9 +172,17 @@ def _preparer(spec):
     state_keys = [s + "0" for s, _ in spec["states"]]
     state_dims = [dim for _, dim in spec["states"]]
     no_states = [None] * len(state_keys)
-    x_dim, y_dim = spec["input"][1], spec["target"][1]
+    time, batch_dim = spec["time"], spec["batch"]
+
+    def per_step(arg, declared):
+        keys = [n for n, _ in declared]
+        labels = [arg] if len(keys) == 1 else [f"{arg}[{n!r}]" for n in keys]
+        return keys, labels, [dim for _, dim in declared]
+
+    x_keys, x_labels, x_dims = per_step("x", spec["inputs"])
+    y_keys, y_labels, y_dims = per_step("y", spec["targets"])
     labels = spec["labels"]
-    all_dims = [d for dims in param_dims for d in dims] + [x_dim, y_dim] + state_dims
+    all_dims = [d for dims in param_dims for d in dims] + x_dims + y_dims + state_dims
     fixed = {d: int(d) for d in all_dims if d.isdigit()}  # sizes written as numbers
     eye = {}       # one-hot tables by number of classes
     cache = [None]  # (shapes, sizes) of the last call whose shapes fit
@@ -176,37 +201,49 @@ def _preparer(spec):
                             "states are " + ", ".join(state_keys))
         return initial
 
-    def sizes_of(arrays, xa, ya, is_labels, states):
+    def sizes_of(arrays, xs, ys, is_labels, states):
         """The sizes (D, N, M, T, B) that the shapes define, or a ValueError."""
         sizes, origin = dict(fixed), dict.fromkeys(fixed)
         for label, dims, a in zip(param_labels, param_dims, arrays):
             _fit(label, a.shape, dims, sizes, origin)
-        batched = xa.ndim == 3
+        batched = xs[0].ndim == 3
         if not batched:
-            if xa.ndim != 2:
-                raise ValueError(f"x: expected shape (T, {x_dim}) or (T, {x_dim}, B), "
-                                 f"got {xa.shape}")
-            sizes["B"], origin["B"] = 1, "x"
-        _fit("x", xa.shape, ("T", x_dim, "B") if batched else ("T", x_dim), sizes, origin)
-        y_dims = ("T", y_dim, "B") if batched else ("T", y_dim)
-        if is_labels:
-            _fit("y", ya.shape, y_dims[::2], sizes, origin)
-        else:
-            if ya.ndim != len(y_dims):
-                hint = (" (class labels must be integers)"
-                        if labels and ya.ndim == xa.ndim - 1 else "")
-                raise ValueError(f"y: expected shape {_expected(y_dims, sizes)} to go with "
-                                 f"x of shape {xa.shape}, got {ya.shape}{hint}")
-            _fit("y", ya.shape, y_dims, sizes, origin)
+            if xs[0].ndim != 2:
+                raise ValueError(f"{x_labels[0]}: expected shape ({time}, {x_dims[0]}) or "
+                                 f"({time}, {x_dims[0]}, {batch_dim}), got {xs[0].shape}")
+            sizes[batch_dim], origin[batch_dim] = 1, x_labels[0]
+        for label, dim, xa in zip(x_labels, x_dims, xs):
+            _fit(label, xa.shape, (time, dim, batch_dim) if batched else (time, dim),
+                 sizes, origin)
+        for label, dim, ya, is_label in zip(y_labels, y_dims, ys, is_labels):
+            dims = (time, dim, batch_dim) if batched else (time, dim)
+            if is_label:
+                _fit(label, ya.shape, dims[::2], sizes, origin)
+            else:
+                if ya.ndim != len(dims):
+                    hint = (" (class labels must be integers)"
+                            if labels and ya.ndim == len(dims) - 1 else "")
+                    raise ValueError(f"{label}: expected shape {_expected(dims, sizes)} to go "
+                                     f"with {x_labels[0]} of shape {xs[0].shape}, got "
+                                     f"{ya.shape}{hint}")
+                _fit(label, ya.shape, dims, sizes, origin)
         for key, dim, a in zip(state_keys, state_dims, states):
             if a is not None:
                 if a.ndim not in (1, 2):
-                    raise ValueError(f"{key}: expected shape ({dim},) or ({dim}, B), "
+                    raise ValueError(f"{key}: expected shape ({dim},) or ({dim}, {batch_dim}), "
                                      f"got {a.shape}")
-                _fit(key, a.shape, (dim, "B")[:a.ndim], sizes, origin)
+                _fit(key, a.shape, (dim, batch_dim)[:a.ndim], sizes, origin)
             elif dim not in sizes:
                 raise ValueError(f"{key}: needed, since no other argument gives the size {dim}")
         return sizes
+
+    def target(label, y, ndim):
+        """``(array, is_labels)``: integer labels (one axis fewer than x) or values."""
+        if labels and (type(y) is not numpy.ndarray or y.dtype is not _F64):
+            k = _integers(y)
+            if k is not None and k.ndim == ndim - 1:
+                return k, True
+        return _array(label, y), False
 
     def prepare(params, x, y, starts, initial):
         if starts or initial:
@@ -218,31 +255,30 @@ def _preparer(spec):
         if len(params) != len(names):
             _bad_params(params, names)
         arrays = [_array(label, value) for label, value in zip(param_labels, values)]
-        xa = _array("x", x)
-        ya = None
-        if labels and (type(y) is not numpy.ndarray or y.dtype is not _F64):
-            k = _integers(y)
-            if k is not None and k.ndim == xa.ndim - 1:  # labels: one axis fewer than x
-                ya = k
-        is_labels = ya is not None
-        if not is_labels:
-            ya = _array("y", y)
+        xs = [_array(label, v) for label, v in zip(x_labels, _values("x", x, x_keys))]
+        ys, is_labels = [], []
+        for label, v in zip(y_labels, _values("y", y, y_keys)):
+            ya, is_label = target(label, v, xs[0].ndim)
+            ys.append(ya)
+            is_labels.append(is_label)
         given = [initial.get(key) for key in state_keys] if initial else no_states
         states = [None if v is None else _array(key, v) for key, v in zip(state_keys, given)]
 
         # the shapes of the last call that fit need no second look
-        shapes = [a.shape for a in arrays]
-        shapes += xa.shape, ya.shape, is_labels, *[a is not None and a.shape for a in states]
+        shapes = [a.shape for a in arrays] + [a.shape for a in xs + ys] + is_labels
+        shapes += [a is not None and a.shape for a in states]
         hit = cache[0]
         if hit is not None and hit[0] == shapes:
             sizes = hit[1]
         else:
-            sizes = sizes_of(arrays, xa, ya, is_labels, states)
+            sizes = sizes_of(arrays, xs, ys, is_labels, states)
             cache[0] = (shapes, sizes)
 
-        batched = xa.ndim == 3
-        ys = _one_hot(ya, sizes[y_dim], y_dim, eye) if is_labels else _rows(ya, batched)
-        batch = sizes["B"]
+        batched = xs[0].ndim == 3
+        arrays += [_rows(xa, batched) for xa in xs]
+        arrays += [_one_hot(label, ya, sizes[dim], dim, eye) if is_label else _rows(ya, batched)
+                   for label, dim, ya, is_label in zip(y_labels, y_dims, ys, is_labels)]
+        batch = sizes[batch_dim]
         layouts = []
         for dim, a in zip(state_dims, states):
             if a is None:
@@ -254,7 +290,6 @@ def _preparer(spec):
             else:
                 arrays.append(a.T)
                 layouts.append(2)
-        arrays[len(names):len(names)] = _rows(xa, batched), ys
         return arrays, layouts
 
     return prepare

@@ -124,7 +124,8 @@ def _compile(namespace):
         compiled, interpreted = _njit(namespace["_nb_" + name]), namespace[name]
 
         def call(*arrays, _compiled=compiled, _interpreted=interpreted):
-            width = arrays[x_at].shape[1] * sum(a.shape[-1] for a in arrays[-states:])
+            starts = arrays[len(arrays) - states:]  # the initial states, (B, n) each
+            width = arrays[x_at].shape[1] * sum(a.shape[-1] for a in starts)
             if width >= COMPILED_BELOW:
                 return _interpreted(*arrays)
             return _compiled(*[numpy.ascontiguousarray(a) for a in arrays])

@@ -8,8 +8,9 @@ from sympy import Float, Integer, MatrixSymbol, Rational, Symbol, ZeroMatrix
 
 from .nodes import Prev
 
-# names the generated NumPy code uses for itself
-CODE_NAMES = {"loss", "numpy", "math", "range", "T_", "B_"}
+# names the generated code uses for itself: none a cell can take, since every
+# one of them starts with "_" (see symrnn/codegen/program.py)
+CODE_NAMES = frozenset()
 
 
 def plain_name(name):
@@ -50,20 +51,10 @@ def check_coefficients(expr, where):
 
 
 def generated_names(names, params, states):
-    """The names the generated NumPy code derives from the cell's names, each
-    mapped to the name it comes from: a variable called like one of them would
-    silently overwrite it."""
-    out = {}
-    for m in [n for n in names if n not in params] + ["L"]:  # the values of each step
-        for g in (f"{m}_all", f"{m}_prev", f"{m}_t", f"{m}_r", f"d_{m}", f"d_{m}_all",
-                  f"d_{m}_prev", f"d_{m}_t", f"d_{m}_r"):
-            out.setdefault(g, m)
-    for p in params:
-        out.setdefault(f"grad_{p}", p)
-    for s in states:
-        out.setdefault(f"{s}0", s)
-        out.setdefault(f"grad_{s}0", s)
-    return out
+    """The names the generated functions' API derives from the cell's names, each
+    mapped to the name it comes from: the initial state ``h0`` of a state ``h``
+    (a keyword argument, and a key of the gradients)."""
+    return {f"{s}0": s for s in states}
 
 
 class Cell:

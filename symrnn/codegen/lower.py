@@ -1,0 +1,259 @@
+"""Matrix expressions as IR expressions (``ir.py``) in row layout.
+
+A per-step column vector v^(t) of size r is stored as an array (..., r): one
+row per time step and batch member, so that one expression serves a single
+step (B, r) and all steps at once (T*B, r). Products are folded left to right
+by the kind of each factor:
+
+    F  a fixed matrix (a parameter)          C  a per-step column (r x 1)
+    R  a per-step row (1 x c)                S  a per-step 1 x 1 scalar
+    O  a per-step outer product C R, only summed over steps and batch
+
+In row layout a product F c is ``rows @ F^T``: a fixed factor is carried with
+its transpose, which is built from the tree (the transpose of a parameter is a
+``Transpose`` node, that of a computed fixed expression a ``Transpose`` node
+around it, that of a product the product of the transposes in reverse order),
+so that every operand order and parenthesis comes from the expression.
+"""
+from sympy import MatMul, OneMatrix
+
+from ..model.nodes import StepVar
+from . import ir
+
+
+def kernel(op):
+    """The IR function of an operation's NumPy kernel: a NumPy ufunc (``"numpy.tanh"``
+    in the registry) or a helper copied from symrnn/ops.py (``_sigmoid``)."""
+    k = op.kernels["numpy"]
+    if isinstance(k, str):
+        module, attr = k.split(".")
+        if module != "numpy":
+            raise ValueError(f"{op.__name__}: the NumPy kernel {k!r} is not a NumPy function")
+        return ir.NumPy(attr)
+    return ir.Helper(k.__name__[1:])  # the helper's name after its prefix _
+
+
+def split_sign(term):
+    """``(sign, core)`` with ``term = sign * core`` and sign +1 or -1."""
+    if term.is_MatMul:
+        coeff, factors = term.as_coeff_matrices()
+        if coeff == -1:
+            return -1, factors[0] if len(factors) == 1 else term.func(*factors)
+    return 1, term
+
+
+def number(value):
+    """A SymPy number as an IR constant (a float), or a ValueError if it has none."""
+    try:
+        f = float(value)
+    except (OverflowError, TypeError):
+        f = None
+    if f is None or f != f or abs(f) == float("inf"):
+        raise ValueError(f"coefficient {value} is not a finite float; the generated code "
+                         "computes in float64")
+    return ir.Const(f)
+
+
+class RowLowering:
+    """Lowers expressions in row layout; ``names(leaf)`` gives the IR of each variable."""
+
+    def __init__(self, names, params):
+        self.names = names
+        self.params = set(params)
+        self.shared = {}     # expressions already computed once: expression -> IR name
+        self.constants = None  # in a loop body: {key: (name, IR)} of fixed values named before it
+
+    def lower(self, expr):
+        name = self.shared.get(expr)
+        if name is not None:
+            return name
+        for cls in type(expr).__mro__:
+            method = getattr(self, "_lower_" + cls.__name__, None)
+            if method is not None:
+                return method(expr)
+        raise NotImplementedError(f"{type(expr).__name__} in row layout: {expr}")
+
+    def number(self, value):
+        return number(value)
+
+    # -- kinds ---------------------------------------------------------
+    def _per_step(self, expr):
+        return any(a.name not in self.params for a in expr.atoms(StepVar))
+
+    def kind(self, expr):
+        if not self._per_step(expr):
+            return "F"
+        rows, cols = expr.shape
+        if (rows, cols) == (1, 1):
+            return "S"
+        if cols == 1:
+            return "C"
+        if rows == 1:
+            return "R"
+        return "O"
+
+    def _named(self, key, value, name):
+        """A fixed ``value``: in a loop body, a name computed once before the loop."""
+        if self.constants is None or isinstance(value, (ir.Name, ir.Const)):
+            return value
+        if key not in self.constants:
+            self.constants[key] = (ir.Name(name or f"_fix{len(self.constants)}"), value)
+        return self.constants[key][0]
+
+    def fixed(self, expr):
+        """A fixed expression (no per-step value)."""
+        return self._named(expr, self.lower(expr), None)
+
+    def fixed_T(self, expr):
+        """The transpose of a fixed expression, from the tree: the argument of a
+        transpose, or a ``Transpose`` node around the (computed) expression."""
+        if expr.is_Transpose:
+            return self.fixed(expr.arg)
+        value = self.lower(expr)
+        name = f"_tr_{value.id}" if isinstance(value, ir.Name) else None
+        return self._named(("T", expr), ir.Transpose(value), name)
+
+    # -- leaves --------------------------------------------------------
+    def _lower_StepVar(self, expr):
+        return self.names(expr)
+
+    _lower_Adjoint = _lower_StepVar
+    _lower_MatrixSymbol = _lower_StepVar
+
+    def _lower_OneMatrix(self, expr):
+        return self.number(1)
+
+    def _lower_ZeroMatrix(self, expr):
+        return self.number(0)
+
+    def _lower_Identity(self, expr):
+        if expr.shape != (1, 1):
+            raise NotImplementedError(f"identity matrix {expr} in row layout")
+        return self.number(1)
+
+    def _lower_Number(self, expr):
+        return self.number(expr)
+
+    # -- operations ----------------------------------------------------
+    def _lower_MatAdd(self, expr):
+        terms = sorted(map(split_sign, expr.args), key=lambda st: -st[0])
+        sign, first = terms[0]
+        out = self.lower(first) if sign > 0 else ir.Neg(self.lower(first))
+        for sign, term in terms[1:]:
+            out = ir.BinOp("+" if sign > 0 else "-", out, self.lower(term))
+        return out
+
+    def _lower_HadamardProduct(self, expr):
+        out = self.lower(expr.args[0])
+        for a in expr.args[1:]:
+            out = ir.mul(out, self.lower(a))
+        return out
+
+    def _lower_HadamardPower(self, expr):
+        if expr.exp == 2:
+            return ir.numpy_call("square", self.lower(expr.base))
+        exp = ir.Const(int(expr.exp)) if expr.exp.is_Integer else self.number(expr.exp)
+        return ir.BinOp("**", self.lower(expr.base), exp)
+
+    def _lower_Transpose(self, expr):
+        if self.kind(expr) == "F":
+            return self.fixed_T(expr.arg)
+        return self.lower(expr.arg)  # a row and a column have the same storage
+
+    def _lower_MatMul(self, expr):
+        coeff, factors = expr.as_coeff_matrices()
+        if self.kind(expr) == "F":  # a product of parameters: left to right
+            code = self.lower(factors[0])
+            for f in factors[1:]:
+                code = ir.helper("dot", code, self.lower(f))
+            return self._scale(coeff, code)
+        kind, code = self._factor(factors[0])
+        for f in factors[1:]:
+            kind, code = self._product(kind, code, *self._factor(f))
+        if kind == "O":  # summed over the rows: one matrix product
+            left, right = code
+            code = ir.helper("dot", ir.Transpose(left or self.number(1)), right or self.number(1))
+        return self._scale(coeff, code)
+
+    def _scale(self, coeff, code):
+        if coeff == 1:
+            return code
+        return ir.Neg(code) if coeff == -1 else ir.mul(self.number(coeff), code)
+
+    def _factor(self, f):
+        if isinstance(f, OneMatrix) or f.is_Transpose and isinstance(f.arg, OneMatrix):
+            return ("R" if f.shape[0] == 1 else "C"), None  # None: a vector of ones
+        kind = self.kind(f)
+        return kind, (f if kind == "F" else self.lower(f))  # a fixed factor: lowered as needed
+
+    def _product(self, k1, c1, k2, c2):
+        def times(a, b):
+            return a if b is None else b if a is None else ir.mul(a, b)
+
+        def dot(a, b):  # a row times a column: one number per step
+            return ir.helper("rowsum", times(a, b) or self.number(1))
+
+        def mm(a, b):
+            return ir.helper("dot", a, b)
+
+        rule = k1 + k2
+        if rule == "FF":  # a fixed product, folded before it meets a per-step factor
+            return "F", MatMul(c1, c2)
+        if rule == "FC":  # F c is, in rows, c F^T
+            return "C", mm(c2, self.fixed_T(c1))
+        if rule == "RF":
+            return "R", mm(c1, self.fixed(c2))
+        # a 1x1 factor scales the other one: stored rows broadcast against it
+        if rule == "FS":  # a fixed column times a per-step 1x1: a per-step column
+            return "C", ir.mul(c2, self.fixed_T(c1))
+        if rule == "SF":  # a per-step 1x1 times a fixed row: a per-step row
+            return "R", ir.mul(c1, self.fixed(c2))
+        if rule == "CF":  # a per-step column times a fixed 1x1
+            return "C", ir.mul(c1, self.fixed(c2))
+        if rule == "FR":  # a fixed 1x1 times a per-step row
+            return "R", ir.mul(self.fixed(c1), c2)
+        if rule == "RC":
+            return "S", dot(c1, c2)
+        if rule in ("CS", "SC"):
+            return "C", times(c1, c2)
+        if rule in ("SR", "RS"):
+            return "R", times(c1, c2)
+        if rule == "SS":
+            return "S", times(c1, c2)
+        if rule == "CR":
+            return "O", (c1, c2)
+        if rule == "OC":
+            return "C", times(c1[0], dot(c1[1], c2))
+        if rule == "OF" and c1[1] is not None:  # c (r F): the row times F at every step
+            return "O", (c1[0], mm(c1[1], self.fixed(c2)))
+        if rule == "FO" and c2[0] is not None:  # (F c) r
+            return "O", (mm(c2[0], self.fixed_T(c1)), c2[1])
+        raise NotImplementedError(f"product of a {k1} and a {k2} factor in row layout")
+
+    # -- element-wise functions -----------------------------------------
+    def _lower_Elementwise(self, expr):
+        return ir.call(kernel(type(expr)), self.lower(expr.arg))
+
+    def _lower_SumOverTime(self, expr):
+        # stacked arrays hold every step and sequence as rows: summing over
+        # the steps is summing the rows
+        kind = self.kind(expr.term)
+        term = self.lower(expr.term)
+        if kind in ("C", "S"):
+            return ir.call(ir.Attr(term, "sum"), ir.Const(0))
+        if kind == "R":  # the gradient of a row parameter w[1, c]: stored (1, c)
+            return ir.call(ir.Attr(ir.call(ir.Attr(term, "sum"), ir.Const(0)), "reshape"),
+                           ir.Const(1), ir.Const(-1))
+        return term
+
+    def total(self, term):
+        """The sum over all steps and sequences of a per-step 1x1 ``term``, a number."""
+        coeff, factors = term.as_coeff_matrices() if term.is_MatMul else (1, [term])
+        kinds = [self.kind(f) for f in factors]
+        if kinds == ["R", "C"]:  # a row times a column at every step: one dot product
+            code = ir.helper("vdot", self.lower(factors[0]), self.lower(factors[1]))
+        else:
+            code, coeff = ir.call(ir.Attr(self.lower(term), "sum")), 1
+        if coeff == 1:
+            return code
+        return ir.Neg(code) if coeff == -1 else ir.mul(self.number(coeff), code)
