@@ -499,7 +499,16 @@ def types_of(cell):
     return types.SimpleNamespace(params={p.name: (str(p.shape[0]), None) for p in cell.params})
 
 
-@pytest.mark.xfail(strict=True, raises=NotImplementedError,
-                   reason="code generation for several inputs comes with the codegen rewrite")
 def test_a_loss_at_the_last_step_only_runs():
-    symrnn.derive(symrnn.parse_cell(MANY_TO_ONE)).lambdify()
+    f = symrnn.derive(symrnn.parse_cell(MANY_TO_ONE)).lambdify()
+    rng = np.random.default_rng(4)
+    p = {"W": rng.normal(size=(3, 3)) / 2, "U": rng.normal(size=(3, 2)),
+         "V": rng.normal(size=(2, 3))}
+    x, y, h0 = rng.normal(size=(5, 2)), np.eye(2)[[0, 1, 1, 0, 1]], rng.normal(size=3)
+    m = np.zeros((5, 1))
+    m[-1] = 1.0
+    loss, grads = f(p, {"x": x, "m": m}, y, h0=h0)
+    assert loss == pytest.approx(many_to_one_forward(p, x, m, y, h0), rel=1e-12)
+    fd = finite_differences(lambda a: many_to_one_forward(a, x, m, y, a["h0"]), dict(p, h0=h0))
+    for k in fd:
+        assert rel_err(grads[k], fd[k]) < 1e-6, k
