@@ -130,9 +130,6 @@ class Cell:
                 raise ValueError(f"sizes: {size!r} is not a usable size name (an ASCII "
                                  "identifier not starting with '_', not T, t or a name the "
                                  "generated code uses)")
-            if size in generated:
-                raise ValueError(f"sizes: the size name {size!r} is taken (the generated code "
-                                 f"derives it from {generated[size]!r}); choose another name")
         for n in names:
             if n in generated or n in CODE_NAMES or n in sizes:
                 why = (f"the generated code derives it from {generated[n]!r}" if n in generated
