@@ -59,7 +59,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cell", nargs="+", choices=CELL_KEYS, metavar="CELL",
-                   help="cells: elman lstm gru stacked (default all; --quick: elman stacked)")
+                   help="cells: elman lstm gru stacked (default all)")
     p.add_argument("--layers", nargs="+", type=int, metavar="L",
                    help="layers of the stacked cell (default 2 4 6; --quick: 2)")
     p.add_argument("--sizes", nargs="+", metavar="D,N,M,T,B",
@@ -76,6 +76,9 @@ def parse_args(argv=None):
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     p.add_argument("--no-jax", action="store_true", help="leave JAX out")
     p.add_argument("--no-numba", action="store_true", help="leave symrnn's Numba backend out")
+    p.add_argument("--numba-cells", nargs="+", choices=CELL_KEYS, metavar="CELL",
+                   help="cells whose Numba backend is timed and compiled (default all chosen; "
+                        "--quick: elman, since a gated cell compiles for 20 s to minutes)")
     p.add_argument("--no-forward", action="store_true",
                    help="leave out the loss-alone rows (timed for the Elman RNN)")
     p.add_argument("--compile-times", choices=["yes", "no"],
@@ -84,6 +87,9 @@ def parse_args(argv=None):
     p.add_argument("--memory", choices=["yes", "no"],
                    help=f"peak memory of one call at {MEMORY_SIZE} in fresh processes "
                         "(default yes: Elman, LSTM, GRU; --quick: Elman only)")
+    p.add_argument("--profile", action="store_true",
+                   help="also print where time goes, statement by statement, in symrnn's "
+                        "generated kernel, its wrapper and the baseline")
     p.add_argument("--malloc", choices=["default", "keep"], default="default",
                    help="glibc malloc: as configured, or keep freed memory")
     p.add_argument("--output", metavar="FILE", help="also write the markdown report to FILE")
@@ -102,7 +108,8 @@ def parse_args(argv=None):
         p.error("--threads: at least 1")
     if args.layers and min(args.layers) < 1:
         p.error("--layers: at least 1")
-    args.cell = args.cell or (["elman", "stacked"] if args.quick else CELL_KEYS)
+    args.cell = args.cell or CELL_KEYS
+    args.numba_cells = args.numba_cells or (["elman"] if args.quick else CELL_KEYS)
     args.layers = args.layers or ([2] if args.quick else [2, 4, 6])
     args.rounds = args.rounds or (7 if args.quick else 41)
     args.budget = args.budget or (6.0 if args.quick else 60.0)
@@ -135,7 +142,9 @@ def symrnn_functions(symrnn, cell, args, notes):
     derivation = symrnn.derive(cell.make())
     functions = {"symrnn": derivation.lambdify()}
     t1 = time.perf_counter()
-    if not args.no_numba:
+    if not args.no_numba and cell.key not in args.numba_cells:
+        notes.append(f"{cell.title}: symrnn's Numba backend not timed (--numba-cells)")
+    elif not args.no_numba:
         try:
             functions["symrnn numba"] = derivation.lambdify("numba")
         except ImportError:
@@ -172,7 +181,12 @@ def run_cell(np, symrnn, cell, sizes, args, torch, jax, notes):
               f"{max(diffs.values()):.1e}, first calls (compiles) {t_check:.1f} s"
               + ("" if load.cores is None else f", other processes {load.cores:.2f} cores"),
               flush=True)
-    return results, faults, loads, impl_notes
+    profile = []
+    if args.profile:
+        from gradbench.profile import profile_size
+        for size in sizes:
+            profile += profile_size(cell, functions["symrnn"], size, cells.make_problem(cell, size))
+    return results, faults, loads, impl_notes, profile
 
 
 def main(argv=None):
@@ -196,9 +210,9 @@ def main(argv=None):
     stacked_rows, summaries = [], []
     for cell in bench_cells:
         sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)[cell.key]
-        results, faults, loads, impl_notes = run_cell(np, symrnn, cell, sizes, args, torch,
-                                                      jax, notes)
-        out += rep.cell_tables(cell.title, sizes, results, faults, loads, impl_notes)
+        results, faults, loads, impl_notes, profile = run_cell(np, symrnn, cell, sizes, args,
+                                                               torch, jax, notes)
+        out += rep.cell_tables(cell.title, sizes, results, faults, loads, impl_notes) + profile
         if cell.key == "stacked":
             stacked_rows += [(cell.layers, s, results[s]) for s in sizes]
         else:
@@ -208,7 +222,7 @@ def main(argv=None):
 
     compile_times = {}
     if args.compile_times and not args.no_numba:
-        for cell in bench_cells:
+        for cell in [c for c in bench_cells if c.key in args.numba_cells]:
             key = (cell.key, cell.layers)
             print(f"compile probe: {cell.title} (two fresh processes)", flush=True)
             compile_times[key] = probes.compile_pair(cell.key, cell.layers, args.threads)
@@ -217,11 +231,11 @@ def main(argv=None):
 
     memory = {}
     if args.memory:
-        names = [build.BASELINE, "symrnn", "symrnn (T,B,N) view", "symrnn kernel"]
-        names += [] if args.no_numba else ["symrnn numba"]
-        names += ([build.TORCH_NAME] if torch else []) + ([build.JAX_NAME] if jax else [])
         keys = ["elman"] if args.quick else [k for k in args.cell if k != "stacked"]
         for cell in cells.bench_cells(keys, [1]):
+            names = [build.BASELINE, "symrnn", "symrnn (T,B,N) view", "symrnn kernel"]
+            names += [] if args.no_numba or cell.key not in args.numba_cells else ["symrnn numba"]
+            names += ([build.TORCH_NAME] if torch else []) + ([build.JAX_NAME] if jax else [])
             print(f"memory probes: {cell.title} at {MEMORY_SIZE}", flush=True)
             memory[(cell.key, MEMORY_SIZE)] = {
                 name: probes.run_probe("memory", {"cell": cell.key, "size": MEMORY_SIZE,

@@ -64,3 +64,17 @@ def test_stacked_text_is_the_documented_cell():
     assert "o = V @ h2 + c" in text
     cell = symrnn.parse_cell(text)
     assert [s.name for s in cell.states] == ["h1", "s1", "h2", "s2"]
+
+
+@pytest.mark.parametrize("key", sorted(CELLS))
+def test_framework_forward_gives_the_baseline_loss(key):
+    """The one forward that the PyTorch and JAX implementations share, run
+    with NumPy arrays: the same loss as the baseline (their gradients are
+    checked against the baseline by the benchmark before it times them)."""
+    from gradbench import frameworks
+    cell, _ = generated(key)
+    for size in [(3, 2, 4, 6, 1), (3, 2, 4, 5, 3)]:
+        params, x, y, starts = cells.make_problem(cell, size, seed=1)
+        loss = frameworks.loss(frameworks.numpy_namespace(), frameworks.numpy_scan, cell.key,
+                               cell.layers, params, starts, cell.states, x, y)
+        assert abs(loss - cell.baseline(params, x, y, starts)[0]) < 1e-10

@@ -86,12 +86,16 @@ def issue13_summary(title, sizes, results):
             ("symrnn Numba", "symrnn numba"), ("JAX jit scan", JAX_NAME),
             ("PyTorch eager", TORCH_NAME)]
     cols = [c for c in cols if any(c[1] in results[s] for s in sizes)]
+    vs_jax = any("symrnn numba" in results[s] and JAX_NAME in results[s] for s in sizes)
     lines = [f"#### {title}: ratio to {BASELINE} (median over rounds, IQR)", "",
-             "| (D,N,M,T,B) | " + " | ".join(c[0] for c in cols) + " |",
-             "|---|" + "---|" * len(cols)]
+             "| (D,N,M,T,B) | " + " | ".join(c[0] for c in cols)
+             + (" | symrnn Numba / JAX" if vs_jax else "") + " |",
+             "|---|" + "---|" * (len(cols) + vs_jax)]
     for s in sizes:
         lines.append(f"| {','.join(map(str, s))} | " + " | ".join(
-            ratio_cell(ratio(results[s], name, BASELINE)) for _, name in cols) + " |")
+            ratio_cell(ratio(results[s], name, BASELINE)) for _, name in cols)
+            + (f" | {ratio_cell(ratio(results[s], 'symrnn numba', JAX_NAME))}" if vs_jax else "")
+            + " |")
     return lines + [""]
 
 
