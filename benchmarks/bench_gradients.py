@@ -168,6 +168,11 @@ def run_cell(np, symrnn, cell, sizes, args, torch, jax, notes):
         t0 = time.perf_counter()
         diffs = build.check_all(impls, reference)
         t_check = time.perf_counter() - t0
+        slow = ", ".join(f"{i.name} {i.first_call:.2f} s" for i in impls if i.first_call > 0.5)
+        impl_notes[f"checked at {size}"] = (f"max abs difference to the baseline "
+                                            f"{max(diffs.values()):.1e}; first calls (they "
+                                            f"compile Numba and JAX) {t_check:.1f} s"
+                                            + (f": {slow}" if slow else ""))
         for impl in impls:  # warm-up after the first (compiling) call
             impl.call()
         impl_notes.update({i.name: i.note for i in impls if i.note})

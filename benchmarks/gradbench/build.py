@@ -56,10 +56,15 @@ def _rows_of(out, starts):
 
 def check_all(impls, reference):
     """Calls each implementation once (this compiles Numba and JAX) and returns
-    {name: max abs difference to the baseline}; raises SystemExit on a mismatch."""
+    {name: max abs difference to the baseline}; raises SystemExit on a mismatch.
+    Each implementation's first-call time goes to ``impl.first_call``."""
+    import time
     diffs = {}
     for impl in impls:
-        out = impl.to_numpy(impl.call())
+        t0 = time.perf_counter()
+        result = impl.call()
+        impl.first_call = time.perf_counter() - t0
+        out = impl.to_numpy(result)
         diff = abs(out[0] - reference[0]) if out[1] is None else max_abs_diff(out, reference)
         if not diff < TOLERANCE:
             raise SystemExit(f"{impl.name} disagrees with {BASELINE}: max abs difference "

@@ -162,9 +162,13 @@ def memory_table(memory):
                 lines.append(f"| {label} {size_label(size)} | {name} | {r['error']} | | | |")
                 continue
             t, h = r["tracemalloc_peak"], r.get("hwm_rise")
-            rt = t / base["tracemalloc_peak"] if base.get("tracemalloc_peak") else None
+            if name in (TORCH_NAME, JAX_NAME):  # their allocators are invisible to tracemalloc
+                t = None
+            rt = t / base["tracemalloc_peak"] if t is not None and base.get("tracemalloc_peak") \
+                else None
             rh = h / base["hwm_rise"] if h is not None and base.get("hwm_rise") else None
-            lines.append(f"| {label} {size_label(size)} | {name} | {t / 1e6:.1f} | "
+            lines.append(f"| {label} {size_label(size)} | {name} | "
+                         f"{'-' if t is None else f'{t / 1e6:.1f}'} | "
                          f"{'-' if rt is None else f'{rt:.2f}'} | "
                          f"{'-' if h is None else f'{h / 1e6:.1f}'} | "
                          f"{'-' if rh is None else f'{rh:.2f}'} |")
