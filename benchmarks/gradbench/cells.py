@@ -111,8 +111,8 @@ def gru():
 
 def stacked(layers):
     import symrnn
-    return BenchCell("stacked", f"stacked narrow LSTM, {layers} layers ({2 * layers} states)",
-                     layers,
+    title = f"stacked narrow LSTM, {layers} layer{'s' * (layers > 1)} ({2 * layers} states)"
+    return BenchCell("stacked", title, layers,
                      lambda: symrnn.parse_cell(stacked_text(layers), name=f"stacked{layers}"),
                      _stacked_shapes(layers),
                      [f"{s}{k}0" for k in range(1, layers + 1) for s in "hs"], stacked_narrow)

@@ -51,7 +51,7 @@ def _cell(spec):
 
 def probe_compile(spec):
     t_start = time.perf_counter()
-    import numpy as np
+    import numpy  # noqa: F401  (its import time counts)
     import symrnn
     from gradbench import cells
     t_import = time.perf_counter()
@@ -76,7 +76,6 @@ def probe_compile(spec):
     t0 = time.perf_counter()
     f(pb, xb.transpose(0, 2, 1), yb.transpose(0, 2, 1), **{k: v.T for k, v in sb.items()})
     t_view = time.perf_counter() - t0
-    del np
     return {"import": t_import - t_start, "derive": t_derive - t_import,
             "lambdify": t_lambdify - t_derive, "first_call": t_first - t_lambdify,
             "to_first_gradient": t_first - t_start, "readonly_call": t_readonly,
@@ -88,7 +87,6 @@ def probe_memory(spec):
     tracemalloc's peak (NumPy's allocations; not Numba's, PyTorch's or XLA's)
     and the rise of the peak resident set size (VmHWM) during the call."""
     import tracemalloc
-    import numpy as np
     import symrnn
     from gradbench import build, cells
     cell = _cell(spec)
@@ -117,7 +115,7 @@ def probe_memory(spec):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     hwm1 = _status("VmHWM")
-    del out, np
+    del out
     return {"tracemalloc_peak": peak, "rss_before": rss0, "hwm_before": hwm0, "reset": reset,
             "hwm_rise": None if hwm1 is None else max(0, hwm1 - max(hwm0, rss0))}
 

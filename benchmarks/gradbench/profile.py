@@ -82,7 +82,8 @@ def cprofile_lines(call, n, top=6):
     prof.disable()
     stats = pstats.Stats(prof).stats
     rows = sorted(stats.items(), key=lambda kv: -kv[1][2])[:top]
-    return [f"    {tt / n * 1e6:9.1f} us  {calls // n:3d}x  {name} ({os.path.basename(file)}:{line})"
+    return [f"    {tt / n * 1e6:9.1f} us  {calls // n:3d}x  {name} "
+            f"({os.path.basename(file)}:{line})"
             for (file, line, name), (_, calls, tt, _, _) in rows]
 
 
