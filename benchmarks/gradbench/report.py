@@ -139,7 +139,7 @@ def compile_table(compile_times):
         label = key if key != "stacked" else f"stacked, {layers} layer{'s' * (layers > 1)}"
         for i, r in enumerate(pair, 1):
             if "error" in r:
-                lines.append(f"| {label} | {i} | {r['error']} |" + " |" * 7)
+                lines.append(f"| {label} | {i} | {r['error']} |" + " |" * 6)
                 continue
             lines.append(f"| {label} | {i} | " + " | ".join(
                 f"{r[k]:.2f}" for k in ("import", "derive", "lambdify", "first_call",
