@@ -124,15 +124,16 @@ def import_libraries(args, notes):
         try:
             import torch
             process.set_torch_threads(torch, args.threads)
-        except ImportError:
-            notes.append("PyTorch not importable: left out")
+        except Exception as e:  # ImportError, or a broken install
+            notes.append(f"PyTorch not importable ({type(e).__name__}): left out")
+            torch = None
     if not args.no_jax:
         try:
             import jax
             jax.config.update("jax_enable_x64", True)
             jax.config.update("jax_platforms", "cpu")
-        except ImportError:
-            notes.append("JAX not importable: left out")
+        except Exception as e:  # ImportError, or a jaxlib that does not fit
+            notes.append(f"JAX not importable ({type(e).__name__}): left out")
             jax = None
     return torch, jax
 
