@@ -4,7 +4,8 @@ Commands:
   derive   print the forward equations, the adjoint recurrences and the
            closed-form gradients
   check    compare the generated gradients with finite differences and with an
-           independent NumPy BPTT, and print a table of relative errors
+           independent NumPy BPTT on random problems in every layout, and print a
+           table of relative errors; or check your own BPTT (--against)
   codegen  write a standalone NumPy module (no symrnn or SymPy import) with the
            forward pass and the gradients
   sheet    write the solution sheet (LaTeX, and the PDF with --pdf)
@@ -21,6 +22,7 @@ CELLS = ("elman", "lstm", "gru")
 ACTIVATIONS = tuple(activations()) + ("identity",)  # as symrnn.model.presets
 OUTPUTS = ("softmax_ce", "mse", "upstream")
 ELMAN_ONLY = ("activation", "output", "bias")
+CELL_FILE_COMMANDS = ("derive", "check", "codegen")
 
 
 class UsageError(Exception):
@@ -62,10 +64,21 @@ def _seed(text):
     return value
 
 
-def _model_options(parser):
+def _size_assignment(text):
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=N such as D=5, got {text!r}")
+    return name.strip(), _positive(value.strip())
+
+
+def _model_options(parser, cell_file=False):
     group = parser.add_argument_group("model options")
     group.add_argument("--cell", choices=CELLS, default="elman",
                        help="the recurrent cell (default: elman)")
+    if cell_file:
+        group.add_argument("--cell-file", metavar="FILE", default=None,
+                           help="a cell written in the text syntax (see the README, "
+                                "'Define your own cell'), instead of --cell")
     group.add_argument("--activation", choices=ACTIVATIONS, default=None,
                        help="hidden activation of the Elman RNN (default: tanh)")
     group.add_argument("--output", choices=OUTPUTS, default=None,
@@ -92,29 +105,42 @@ def build_parser():
                                         "gradients, as derived by the engine.")
     derive.add_argument("--format", choices=("text", "latex"), default="text",
                         help="plain text (default) or LaTeX")
-    _model_options(derive)
+    _model_options(derive, cell_file=True)
 
     check = sub.add_parser("check", allow_abbrev=False,
                            help="check the gradients numerically",
-                           description="Check the generated gradients on a random problem "
-                                       "against central finite differences of the "
-                                       "generated loss and against an independent, "
-                                       "hand-written NumPy BPTT; print the relative "
-                                       "errors. Exit code 1 when a check fails.")
-    check.add_argument("--T", type=_positive, default=5, metavar="T",
-                       help="sequence length (default: 5)")
-    check.add_argument("--hidden", type=_positive, default=4, metavar="D",
-                       help="hidden size D (default: 4)")
-    check.add_argument("--inputs", type=_positive, default=3, metavar="N",
-                       help="input size N (default: 3)")
-    check.add_argument("--outputs", type=_positive, default=3, metavar="M",
-                       help="output size M (default: 3)")
+                           description="Check the generated gradients on random problems "
+                                       "(random sizes; one sequence and batches; integer "
+                                       "labels and one-hot targets; initial states "
+                                       "omitted, shared and per sequence; float32) against "
+                                       "central finite differences of the generated loss "
+                                       "and against an independent, hand-written NumPy "
+                                       "BPTT; print the relative errors and the seed. With "
+                                       "--against, check your own BPTT function instead. "
+                                       "Exit code 1 when a check fails.")
+    check.add_argument("--T", type=_positive, default=None, metavar="T",
+                       help="sequence length (default: random, 1 to 6)")
+    check.add_argument("--hidden", type=_positive, default=None, metavar="D",
+                       help="hidden size D (default: random, 1 to 7)")
+    check.add_argument("--inputs", type=_positive, default=None, metavar="N",
+                       help="input size N (default: random, 1 to 7)")
+    check.add_argument("--outputs", type=_positive, default=None, metavar="M",
+                       help="output size M (default: random, 1 to 7)")
+    check.add_argument("--size", type=_size_assignment, action="append", default=[],
+                       metavar="NAME=N", help="the value of any size of the cell, e.g. "
+                                               "--size H=8 (repeatable)")
     check.add_argument("--batch", type=_positive, default=None, metavar="B",
-                       help="check a batch of B sequences (x of shape (T, N, B)); "
-                            "default: one unbatched sequence")
-    check.add_argument("--seed", type=_seed, default=0, metavar="S",
-                       help="random seed of the problem (default: 0)")
-    _model_options(check)
+                       help="batch size of the batched problems (default: random, 2 to 4)")
+    check.add_argument("--seed", type=_seed, default=None, metavar="S",
+                       help="random seed of the problems (default: a fresh one, printed)")
+    check.add_argument("--backend", choices=("numpy", "numba"), default="numpy",
+                       help="the generated code to check (numba: compiled on the first "
+                            "call, which takes seconds; default: numpy)")
+    check.add_argument("--against", metavar="MODULE:FUNCTION", default=None,
+                       help="check your function f(params, x, y, h0) -> (loss, grads) "
+                            "against the derived gradients and finite differences "
+                            "(imported from the current directory or the Python path)")
+    _model_options(check, cell_file=True)
 
     codegen = sub.add_parser("codegen", allow_abbrev=False,
                              help="write a standalone NumPy module",
@@ -126,24 +152,58 @@ def build_parser():
     codegen.add_argument("--backend", choices=("numpy", "numba"), default="numpy",
                          help="numba: the kernels are compiled by Numba on their first "
                               "call (the module then needs Numba too; default: numpy)")
-    _model_options(codegen)
+    _model_options(codegen, cell_file=True)
 
     sheet = sub.add_parser("sheet", allow_abbrev=False,
-                           help="write the solution sheet",
-                           description="Write the solution sheet as LaTeX and, with --pdf, "
-                                       "compile it to PDF.")
+                           help="write the solution sheet, or the derivation sheet of a cell",
+                           description="Write the solution sheet of exercise sheet 08 "
+                                       "(sheet08.tex, and sheet08.pdf when TeX is installed); "
+                                       "with --cell lstm|gru or --cell-file FILE, the "
+                                       "standalone derivation sheet of that cell "
+                                       "(derivation-<name>.tex/.pdf).")
     sheet.add_argument("--out", metavar="DIR", default="output",
                        help="output directory (default: output)")
     sheet.add_argument("--pdf", action="store_true", default=None,
                        help="compile the PDF (needs TeX; fails if it is missing)")
     _model_options(sheet)
+    if not any("--cell-file" in a.option_strings for a in sheet._actions):
+        sheet.add_argument("--cell-file", metavar="FILE", default=None,
+                           help="a cell in the text syntax (see symrnn.parse_cell): write "
+                                "its derivation sheet")
     return parser
+
+
+def _cell_from_file(args):
+    import re
+
+    import symrnn
+
+    given = ["--cell"] if args.cell != "elman" else []
+    given += [f"--{o}" for o in ELMAN_ONLY if getattr(args, o) is not None]
+    if given:
+        raise UsageError(f"argument --cell-file: cannot be combined with {given[0]}")
+    path = args.cell_file
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise UsageError(f"argument --cell-file: cannot read {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"argument --cell-file: {path} is not UTF-8 text") from None
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name = stem if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", stem) else "cell"
+    try:
+        return symrnn.parse_cell(text, name=name)
+    except ValueError as e:
+        raise UsageError(f"{path}: {' '.join(str(e).split())}") from None
 
 
 def make_cell(args):
     """The cell that the model options describe."""
     import symrnn
 
+    if args.command in CELL_FILE_COMMANDS and args.cell_file is not None:
+        return _cell_from_file(args)  # (the sheet reads its --cell-file itself)
     if args.cell != "elman":
         for option in ELMAN_ONLY:
             if getattr(args, option) is not None:
@@ -294,32 +354,100 @@ def derivation_text(derivation):
 
 # -- commands ----------------------------------------------------------------------
 
-def run_derive(args, cell):
+def _derive(cell):
+    """The derivation, or a UsageError for a cell the engine cannot handle."""
     from .derivation import derive
 
-    derivation = derive(cell)
+    try:
+        return derive(cell)
+    except (ValueError, NotImplementedError) as e:
+        raise UsageError(f"cell {cell.name!r}: {' '.join(str(e).split())}") from None
+
+
+def run_derive(args, cell):
+    derivation = _derive(cell)
     print(derivation_latex(derivation) if args.format == "latex"
           else derivation_text(derivation))
     return 0
 
 
-def run_check(args, cell):
-    from .check import check
+def _import_function(spec):
+    """The function ``module:function`` names (the user's own code, by request)."""
+    import importlib
+    import re
 
-    report = check(cell, T=args.T, hidden=args.hidden, inputs=args.inputs,
-                   outputs=args.outputs, batch=args.batch, seed=args.seed)
+    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", spec):
+        raise UsageError(f"argument --against: expected MODULE:FUNCTION such as "
+                         f"my_bptt:bptt, got {spec!r}")
+    module_name, _, attribute = spec.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as 'python -m' does
+    try:
+        value = importlib.import_module(module_name)
+    except Exception as e:
+        raise UsageError(f"argument --against: cannot import {module_name!r}: "
+                         f"{type(e).__name__}: {' '.join(str(e).split())}") from None
+    for part in attribute.split("."):
+        value = getattr(value, part, None)
+    if not callable(value):
+        raise UsageError(f"argument --against: {module_name!r} has no function {attribute!r}")
+    return value
+
+
+def _check_sizes(args):
+    sizes = dict(args.size)
+    for option, name in (("hidden", "D"), ("inputs", "N"), ("outputs", "M")):
+        if getattr(args, option) is not None:
+            sizes[name] = getattr(args, option)
+    return sizes
+
+
+def run_check(args, cell):
+    from .check import check, random_seed
+
+    seed = random_seed() if args.seed is None else args.seed
+    derivation = _derive(cell)
+    if args.against is not None:
+        from .testing import check_bptt
+
+        function = _import_function(args.against)
+        try:
+            check_bptt(function, derivation, seed=seed, T=args.T, sizes=_check_sizes(args),
+                       batch=args.batch)
+        except AssertionError as e:
+            print(e)
+            return 1
+        except ValueError as e:  # a size the cell does not have
+            raise UsageError(" ".join(str(e).split())) from None
+        print(f"{args.against}: loss and gradients agree with the derived BPTT of "
+              f"{cell.name} and with finite differences (seed = {seed}; --seed {seed} "
+              "repeats this run)")
+        return 0
+    try:
+        function = derivation.lambdify(args.backend)
+    except ImportError as e:  # Numba is not installed
+        raise Failure(str(e)) from None
+    except (ValueError, NotImplementedError) as e:
+        raise UsageError(f"cell {cell.name!r}: {' '.join(str(e).split())}") from None
+    try:
+        report = check(derivation, T=args.T, batch=args.batch, seed=seed,
+                       sizes=_check_sizes(args), function=function)
+    except ValueError as e:  # a size the cell does not have
+        raise UsageError(" ".join(str(e).split())) from None
     print(report.table())
     return 0 if report.passed else 1
 
 
 def run_codegen(args, cell):
     from .codegen.lambdify import module_source
-    from .derivation import derive
 
+    derivation = _derive(cell)
     try:
-        source = module_source(derive(cell), args.backend)
+        source = module_source(derivation, args.backend)
     except ImportError as e:  # Numba is not installed
         raise Failure(str(e)) from None
+    except (ValueError, NotImplementedError) as e:
+        raise UsageError(f"cell {cell.name!r}: {' '.join(str(e).split())}") from None
     if args.out == "-":
         sys.stdout.write(source)
         return 0
@@ -332,13 +460,38 @@ def run_codegen(args, cell):
     return 0
 
 
+def _sheet_cell(args, cell):
+    """The cell of ``symrnn sheet`` and its source text: --cell-file, else the model options."""
+    if args.cell_file is None:
+        return cell, None
+    if args.cell != "elman" or any(getattr(args, o) is not None for o in ELMAN_ONLY):
+        raise UsageError("argument --cell-file: not allowed with --cell, --activation, "
+                         "--output or --bias")
+    import symrnn
+    try:
+        with open(args.cell_file, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise UsageError(f"argument --cell-file: cannot read {args.cell_file}: "
+                         f"{e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"argument --cell-file: {args.cell_file} is not UTF-8 text") from None
+    try:
+        name = os.path.splitext(os.path.basename(args.cell_file))[0] or "cell"
+        return symrnn.parse_cell(text, name=name), text
+    except ValueError as e:
+        raise UsageError(f"{args.cell_file}: {' '.join(str(e).split())}") from None
+
+
 def run_sheet(args, cell):
     try:
         from .render.sheet import write_sheet
     except ImportError as e:
         raise Failure(f"the solution sheet is not available: {e}") from None
+    cell, source = _sheet_cell(args, cell)
     try:
-        paths = write_sheet(args.out, cell=cell, pdf=args.pdf)
+        extra = {"source": source} if source is not None else {}
+        paths = write_sheet(args.out, cell=cell, pdf=args.pdf, **extra)
     except OSError as e:
         where = e.filename or args.out
         raise Failure(f"cannot write {where}: {e.strerror or e}") from None

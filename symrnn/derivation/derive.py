@@ -39,6 +39,11 @@ class Derivation:
         from ..codegen.lambdify import lambdify
         return lambdify(self, backend)
 
+    def _repr_latex_(self):
+        """The recurrences and gradients, for a notebook (rendered by symrnn.render)."""
+        from ..render.notebook import derivation_latex
+        return derivation_latex(self)
+
     def recurrence(self, state):
         """dL/ds^(t) in terms of dL/d(.)^(t+1) of the states only (intermediates inlined)."""
         var = StepVar(state.name, t, *state.shape)

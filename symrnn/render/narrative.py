@@ -10,20 +10,43 @@ biases are walked the same way.
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+from sympy import Eq as Equality
 from sympy import (HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol,
-                   StrictLessThan, Symbol, ZeroMatrix)
+                   OneMatrix, StrictLessThan, Symbol, ZeroMatrix)
 from sympy.matrices.expressions.diagonal import DiagMatrix
 from sympy.matrices.expressions.transpose import Transpose
 
+from ..derivation.reverse import backprop
 from ..derivation.vjps import VJPS
-from ..ops import functions
+from ..ops import Elementwise, functions
 from ..graph.unroll import T, shared, t
 from ..model import nodes
 from ..model.nodes import Adjoint, StepVar, SumOverTime
 from .latex_printer import Partial, printer_for
 from .rewrite import as_diag, unit_sum_facts, unit_sum_targets
 
-__all__ = ["Typesetter", "derivation_context", "rule_catalogue"]
+__all__ = ["Typesetter", "derivation_context", "rule_catalogue", "check_typesettable"]
+
+# the structural operations of matrix algebra; the functions of a vector name
+# themselves (``words`` in symrnn/ops.py)
+STRUCTURAL_WORDS = {"MatMul": "matrix product", "MatAdd": "sum", "Transpose": "transpose",
+                    "HadamardProduct": "entry-wise product", "HadamardPower": "entry-wise power"}
+
+
+def check_typesettable(cell):
+    """Raise ValueError naming what the sheet cannot print: an operation without LaTeX."""
+    for lhs, rhs in cell.equations:
+        for node in _preorder(rhs):
+            if isinstance(node, Elementwise) and not node.latex:
+                raise ValueError(f"cell {cell.name!r}: cannot typeset the operation "
+                                 f"{type(node).__name__} in the equation of {lhs.name} "
+                                 "(it has no LaTeX in symrnn/ops.py)")
+
+
+def _preorder(expr):
+    yield expr
+    for a in getattr(expr, "args", ()):
+        yield from _preorder(a)
 
 
 # rough widths in cm of printed pieces, to break long sums over lines
@@ -171,7 +194,7 @@ def _use(ts, consumer, term, rules, target):
     jac = _jacobian(term, consumer)
     use = SimpleNamespace(
         consumer=ts(consumer, inline=True),
-        consumer_name=consumer.name,
+        consumer_name=consumer.name, consumer_var=consumer,
         later=False,
         through=[ts(c, inline=True) for c in _copies(ts.cell, term)],
         rules=list(rules),
@@ -250,8 +273,11 @@ def rule_catalogue(ts, names):
         for k, arg in enumerate(node.args):
             if arg in args and arg not in [r[0] for r in results]:
                 results.append((arg, rule(ans, node.args, k)(Adjoint(ans))))
+        words = type(node).words if isinstance(node, Elementwise) and type(node).words \
+            else STRUCTURAL_WORDS.get(name, type(node).__name__)
         out.append(SimpleNamespace(
-            name=name, tag=f"R{len(out) + 1}",
+            name=name, tag=f"R{len(out) + 1}", words=words,
+            ones=any(r.atoms(OneMatrix) for _, r in results),
             definition=Eq(ts(ans), ts(node)),
             results=[Eq(ts(Adjoint(arg)), ts(r)) for arg, r in results]))
     return out
@@ -301,99 +327,137 @@ def _params(d, order):
                   else len(order))
 
 
-def results(d, ts, boxed=True, order=None):
-    """The closed forms: in the slide's form (diag, all but the state adjoints inlined)."""
+def summary(d, ts, order=None, tags=None):
+    """Every result once, in the named adjoints (delta) with the loss's adjoints inlined:
+    the adjoints of one step, the last step of each state, the recurrences, the
+    parameters and the initial states. ``tags`` {key: label} puts a label on a line
+    (keys: variable names, ``name + "T"`` for a state's last step, parameter names,
+    ``name + "0"`` for an initial state)."""
     cell = d.cell
-    heads = _heads(d)
+    tags = tags or {}
+    states = {s.name for s in cell.states}
     out = []
+
+    def add(key, eq):
+        eq.tag = tags.get(key)
+        out.append(eq)
+
     for a, e in d.adjoints.items():
-        if a.var.name in heads:
-            out.append(_eq(ts, a, unit_sum_targets(e, cell), boxed=boxed))
-    for s in cell.states:
-        (aT, eT), = [(a, e) for a, e in d.terminal.items() if a.var.name == s.name]
-        out.append(_eq(ts, aT, _slide(d, eT), boxed=boxed))
-        a = Adjoint(StepVar(s.name, t, *s.shape))
-        out.append(_eq(ts, a, _slide(d, d.adjoints[a]), condition=StrictLessThan(t, T),
-                       boxed=boxed))
+        name = a.var.name
+        if name in states:
+            (aT, eT), = [(x, y) for x, y in d.terminal.items() if x.var.name == name]
+            add(name + "T", _eq(ts, aT, as_diag(_inline_heads(d, eT))))
+            add(name, _eq(ts, a, as_diag(_inline_heads(d, e)), condition=StrictLessThan(t, T)))
+        elif name in ts.adjoint_names:
+            ts.introduce(name)
+            add(name, Eq(ts(a), ts(a, names=False)).then(ts, as_diag(_inline_heads(d, e))))
+        else:
+            add(name, _eq(ts, a, as_diag(_inline_heads(d, e))))
     for p in _params(d, order):
-        out.append(_eq(ts, Adjoint(p), _slide(d, d.gradients[p.name]), boxed=boxed))
+        add(p.name, _eq(ts, Adjoint(p), as_diag(_inline_heads(d, d.gradients[p.name]))))
     for s in cell.states:
-        out.append(_eq(ts, Adjoint(StepVar(s.name, 0, *s.shape)),
-                       _slide(d, d.gradients[f"{s.name}0"]), boxed=boxed))
+        add(s.name + "0", _eq(ts, Adjoint(StepVar(s.name, 0, *s.shape)),
+                              as_diag(_inline_heads(d, d.gradients[f"{s.name}0"]))))
     return out
 
 
-def compact(d, ts, order=None):
-    """The same results in the named adjoints (delta), the loss's adjoints inlined."""
-    cell = d.cell
-    out = []
-    for a, e in d.adjoints.items():
-        if a.var.name in ts.adjoint_names:
-            out.append(Eq(ts(a), ts(a, names=False)).then(ts, as_diag(_inline_heads(d, e))))
-    for s in cell.states:
-        a = Adjoint(StepVar(s.name, t, *s.shape))
-        out.append(_eq(ts, a, _inline_heads(d, d.adjoints[a]), condition=StrictLessThan(t, T)))
-    for p in _params(d, order):
-        out.append(_eq(ts, Adjoint(p), _inline_heads(d, d.gradients[p.name])))
-    for s in cell.states:
-        out.append(_eq(ts, Adjoint(StepVar(s.name, 0, *s.shape)),
-                       _inline_heads(d, d.gradients[f"{s.name}0"])))
-    return out
+def _next_step_adjoints(d):
+    """The adjoints at step t + 1 that the recurrences use (zero at t = T)."""
+    found = set()
+    for s in d.cell.states:
+        e = d.adjoints[Adjoint(StepVar(s.name, t, *s.shape))]
+        found |= {a for a in e.atoms(Adjoint) if a.var.time == t + 1}
+    return sorted(found, key=str)
 
 
-def _adjoint_step(ts, d, var):
+def _inner_chain(ts, d, here, uses, tags):
+    """The only use of ``here`` passes through a function inside its consumer's equation
+    (the loss -y^T log softmax(o)): the gradient of that inner node, then the rule of
+    the function. None when there is no such node."""
+    if len(uses) != 1 or uses[0].later:
+        return None
+    consumer = uses[0].consumer_var
+    rhs = dict(d.step).get(consumer)
+    inner = [n for n in _preorder(rhs) if isinstance(n, Elementwise) and n is not rhs
+             and here in n.atoms(StepVar)] if rhs is not None else []
+    if not inner:
+        return None
+    node = inner[0]
+    stand_in = StepVar("inner", t, *node.shape)
+    equations = [e for e in d.step if e[0] != consumer] + [
+        (stand_in, node), (consumer, rhs.xreplace({node: stand_in}))]
+    is_loss = consumer == d.step[-1][0]
+    found = backprop(equations, {consumer: Identity(1) if is_loss else Adjoint(consumer)})
+    back = {stand_in: node, Adjoint(stand_in): Adjoint(node)}
+    g = _sum([c.term for c in found[stand_in]]).doit()
+    through = [c for c in found.get(here, []) if c.term.atoms(Adjoint) & {Adjoint(stand_in)}]
+    if len(through) != 1:
+        return None
+    rule_of = lambda c: [tags[r] for r in dict.fromkeys(c.rules) if r in tags]
+    return SimpleNamespace(
+        node=ts(node, inline=True),
+        node_gradient=Eq(ts(Adjoint(node)), ts(g)),
+        node_tags=rule_of(found[stand_in][0]), step_tags=rule_of(through[0]),
+        step=ts(through[0].term.xreplace(back)))
+
+
+def _adjoint_step(ts, d, var, tags):
     cell = d.cell
     states = {s.name for s in cell.states}
     is_state = var.name in states
     uses, here = _uses(ts, d, var, is_state)
+    for u in uses:
+        u.tags = [tags[r] for r in dict.fromkeys(u.rules) if r in tags]
     a = Adjoint(here)
     step = SimpleNamespace(kind="adjoint", var=ts(here, inline=True), name=var.name,
                            is_state=is_state, uses=uses, lhs=ts(a),
-                           lhs_inline=ts(a, inline=True),
-                           definition=None, equation=None, simplified=None, diag=None,
-                           terminal=None, named=None, defined_by=None)
+                           lhs_inline=ts(a, inline=True), inner=None,
+                           definition=None, equation=None, simplified=None,
+                           terminal=None, named=None, defined_by=None,
+                           tags=sorted(dict.fromkeys(x for u in uses for x in u.tags),
+                                       key=lambda tag: int(tag[1:])))
     shared_form = d.adjoints[a]
     with_copies = _sum([u.expr for u in uses]) if uses else shared_form
+    step.inner = _inner_chain(ts, d, here, uses, tags)
     eq = _eq(ts, a, with_copies)
-    if len(uses) == 1 and uses[0].chain:  # one use: dL/dv = (J)^T dL/du = term
+    if step.inner is not None:
+        eq = Eq(ts(a), step.inner.step, more=[eq.rhs], blocks=[[step.inner.step]] + eq.blocks)
+    elif len(uses) == 1 and uses[0].chain:  # one use: dL/dv = (J)^T dL/du = term
         eq = Eq(ts(a), uses[0].chain, more=[eq.rhs], blocks=[[uses[0].chain]] + eq.blocks)
-    if shared_form != with_copies:
-        eq.then(ts, shared_form)
+    simple = unit_sum_targets(shared_form, cell)
+    diag = as_diag(simple)
+    if shared_form != with_copies and (simple != shared_form or diag == simple):
+        eq.then(ts, shared_form)  # else the diagonal form below, with the shared parameters
     step.equation = eq
     step.copies_replaced = [Eq(ts(c, inline=True), ts(cell.param(c.name), inline=True))
                             for c in _copies(cell, with_copies)] if shared_form != with_copies \
         else []
-    if var.name in ts.adjoint_names:
-        ts.introduce(var.name)
-        step.named = ts(a, inline=True)
-        step.defined_by = ts(a, inline=True, names=False)
-    simple = unit_sum_targets(shared_form, cell)
     if simple != shared_form:
         step.simplified = SimpleNamespace(
             facts=[Eq(ts(lhs, inline=True), ts(rhs, inline=True))
                    for lhs, rhs in unit_sum_facts(shared_form, cell)],
             equation=_eq(ts, a, simple))
-    diag = as_diag(simple)
-    if diag != simple:
-        step.diag = _eq(ts, a, diag, boxed=True)
+    if diag != simple:  # the diagonal Jacobian written out: one more "=" line
+        (step.simplified.equation if step.simplified else eq).then(ts, diag)
+    if var.name in ts.adjoint_names:
+        ts.introduce(var.name)
+        step.named = ts(a, inline=True)
+        step.defined_by = ts(a, inline=True, names=False)
     if is_state:
         (aT, eT), = [(x, e) for x, e in d.terminal.items() if x.var.name == var.name]
-        step.terminal = _eq(ts, aT, eT)
+        step.terminal = Eq(ts(aT, inline=True), ts(eT, inline=True))
     step.T = ts(T)
     return step
 
 
 def _recurrence_step(ts, d, state):
     a = Adjoint(StepVar(state.name, t, *state.shape))
-    inlined = unit_sum_targets(d.recurrence(state), d.cell)
+    inlined = as_diag(unit_sum_targets(d.recurrence(state), d.cell))
     eq = _eq(ts, a, inlined, condition=StrictLessThan(t, T))
-    diag = as_diag(inlined)
     return SimpleNamespace(
         kind="recurrence", var=ts(StepVar(state.name, t, *state.shape), inline=True),
         next=ts(StepVar(state.name, t + 1, *state.shape), inline=True),
-        lhs=ts(a), lhs_inline=ts(a, inline=True), equation=eq,
-        diag=_eq(ts, a, diag, condition=StrictLessThan(t, T), boxed=True)
-        if diag != inlined else None,
+        lhs=ts(a), lhs_inline=ts(a, inline=True), equation=eq, expr=inlined,
         inlined=[ts(Adjoint(StepVar(n, t + 1, *_shape(d, n))), inline=True)
                  for n in sorted(_dependencies(d, a)) if n not in _heads(d)])
 
@@ -402,17 +466,17 @@ def _shape(d, name):
     return next(v.shape for v in d.cell.variables if v.name == name)
 
 
-def _param_step(ts, d, p):
+def _param_step(ts, d, p, tags):
+    """dL/dp^(t) of the copy of one step (the sum over t is in the summary)."""
     copy = StepVar(p.name, t, *p.shape)
     uses = _grouped(ts, d.contributions.get(copy, []), copy)
     term = d.copy_gradients.get(p.name)
     term = term if term is not None else ZeroMatrix(*p.shape)
-    total = Eq(ts(Adjoint(p)), ts(SumOverTime(Adjoint(copy), t, 1, T)), member=ts.space(p))
-    total.then(ts, d.gradients[p.name])
-    return SimpleNamespace(
-        kind="param", name=p.name, var=ts(p, inline=True), copy=ts(copy, inline=True),
-        uses=uses, copy_gradient=_eq(ts, Adjoint(copy), term), total=total,
-        space=ts.space(p))
+    eq = _eq(ts, Adjoint(copy), as_diag(term))
+    eq.tag = ", ".join(sorted((tags[r] for r in dict.fromkeys(r for u in uses for r in u.rules)
+                               if r in tags), key=lambda tag: int(tag[1:])))
+    return SimpleNamespace(name=p.name, var=ts(p, inline=True), copy=ts(copy, inline=True),
+                           uses=uses, copy_gradient=eq)
 
 
 def _initial_step(ts, d, s):
@@ -424,52 +488,39 @@ def _initial_step(ts, d, s):
     eq = _eq(ts, Adjoint(start), _sum([u.expr for u in uses]) if uses else gradient)
     if uses and _sum([u.expr for u in uses]) != gradient:
         eq.then(ts, gradient)
-    return SimpleNamespace(kind="initial", var=ts(start, inline=True), uses=uses, equation=eq)
+    return SimpleNamespace(kind="initial", var=ts(start, inline=True), uses=uses, equation=eq,
+                           final=_eq(ts, Adjoint(start), as_diag(gradient)),
+                           short=width(as_diag(gradient)) < 4 and ts(Equality(
+                               Adjoint(start), as_diag(gradient), evaluate=False), inline=True))
 
 
-def derivation_context(derivation, adjoint_names=None, ts=None):
+def _notation(ts):
+    """The symbols the rules' paragraph explains: 1, 1^T v, u (.) v = diag(u) v."""
+    n = Symbol("n", integer=True, positive=True)
+    u, v = MatrixSymbol("u", n, 1), MatrixSymbol("v", n, 1)
+    return SimpleNamespace(
+        one=ts(OneMatrix(n, 1), inline=True), v=ts(v, inline=True), u=ts(u, inline=True),
+        ones_sum=ts(MatMul(OneMatrix(1, n), v), inline=True),
+        hadamard=ts(HadamardProduct(u, v), inline=True),
+        diag=ts(MatMul(DiagMatrix(u), v), inline=True))
+
+
+def derivation_context(derivation, adjoint_names=None, ts=None, summary_tags=None):
     """Everything the ``derivation`` macros print about one derivation.
 
     adjoint_names  {variable name: LaTeX}; the adjoint of that variable gets a
-                   name of its own once the text has derived it. Default:
-                   ``{"z": r"\\delta"}`` when the cell has a variable z.
+                   name of its own once the text has derived it (the sheet
+                   passes ``{"z": r"\\delta"}`` for the exercise's RNN).
+    summary_tags   {key: label} for lines of the summary (see ``summary``).
     """
     d = derivation
     cell = d.cell
-    if adjoint_names is None:
-        adjoint_names = {"z": r"\delta"} if any(v.name == "z" for v in cell.variables) else {}
-    ts = ts or Typesetter(cell, adjoint_names)
+    ts = ts or Typesetter(cell, adjoint_names or {})
     step_vars = [lhs for lhs, _ in d.step]
     loss = step_vars[-1]
     forward = [_eq(ts, lhs, shared(cell, rhs)) for lhs, rhs in d.step]
     forward_copies = [_eq(ts, lhs, rhs) for lhs, rhs in d.step]
     loss_total = _eq(ts, MatrixSymbol("L", 1, 1), SumOverTime(loss, t, 1, T))
-
-    # the backward pass in the order the engine computed it; a parameter as soon
-    # as every variable that uses it is done, a state's closed recurrence as soon
-    # as every adjoint it needs is derived
-    done, steps = set(), []
-    pending_params = list(cell.params)
-    pending_states = list(cell.states)
-    for var in _variables_in_order(d):
-        steps.append(_adjoint_step(ts, d, var))
-        done.add(var.name)
-        for s in list(pending_states):
-            a = Adjoint(StepVar(s.name, t, *s.shape))
-            if s.name in done and _dependencies(d, a) <= done:
-                needs = _dependencies(d, a) - set(_heads(d))
-                if needs:  # otherwise the equation above is already closed
-                    steps.append(_recurrence_step(ts, d, s))
-                pending_states.remove(s)
-        for p in list(pending_params):
-            copy = StepVar(p.name, t, *p.shape)
-            consumers = {c.consumer.name for c in d.contributions.get(copy, [])}
-            if consumers <= done:
-                steps.append(_param_step(ts, d, p))
-                pending_params.remove(p)
-    for p in pending_params:  # used by nothing: gradient zero
-        steps.append(_param_step(ts, d, p))
-    steps += [_initial_step(ts, d, s) for s in cell.states]
 
     rules_used = []
     for contributions in d.contributions.values():
@@ -480,10 +531,29 @@ def derivation_context(derivation, adjoint_names=None, ts=None):
     order = [cls.__name__ for cls in VJPS]
     rules_used.sort(key=lambda r: order.index(r) if r in order else len(order))
     catalogue = rule_catalogue(ts, rules_used)
-    param_order = [s.name for s in steps if s.kind == "param"]
     tags = {r.name: r.tag for r in catalogue}
-    for s in steps:
-        for u in getattr(s, "uses", []):
+
+    # the backward pass in the order it was computed; a state's closed recurrence
+    # as soon as every adjoint it needs is derived; the copies of the parameters after
+    done, steps = set(), []
+    pending_states = list(cell.states)
+    for var in _variables_in_order(d):
+        steps.append(_adjoint_step(ts, d, var, tags))
+        done.add(var.name)
+        for s in list(pending_states):
+            a = Adjoint(StepVar(s.name, t, *s.shape))
+            if s.name in done and _dependencies(d, a) <= done:
+                needs = _dependencies(d, a) - set(_heads(d))
+                recurrence = _recurrence_step(ts, d, s) if needs else None
+                # (shown when it is short; a gated cell's fills half a page)
+                if recurrence is not None and len(recurrence.equation.blocks[0]) <= 2:
+                    steps.append(recurrence)
+                pending_states.remove(s)
+    params = [_param_step(ts, d, p, tags) for p in cell.params]
+    initial = [_initial_step(ts, d, s) for s in cell.states]
+    param_order = [p.name for p in cell.params]
+    for s in initial:
+        for u in s.uses:
             u.tags = [tags[r] for r in dict.fromkeys(u.rules) if r in tags]
 
     def named(sym, kind):
@@ -509,9 +579,13 @@ def derivation_context(derivation, adjoint_names=None, ts=None):
         sum_over_copies=[Eq(ts(Adjoint(p)), ts(SumOverTime(Adjoint(StepVar(p.name, t, *p.shape)),
                                                            t, 1, T))) for p in cell.params],
         rules=catalogue,
-        steps=steps,
-        results=results(d, ts, order=param_order),
-        compact=compact(d, ts, order=param_order),
+        ones=any(r.ones for r in catalogue),
+        steps=steps, params_steps=params, initial=initial,
+        summary=summary(d, ts, order=param_order, tags=summary_tags),
+        next_zero=[ts(Equality(Adjoint(a.var.at(T + 1)), ZeroMatrix(*a.shape), evaluate=False),
+                      inline=True) for a in _next_step_adjoints(d)],
+        notation=_notation(ts),
+        derivation=d,
         time=ts(t), T=ts(T),
         rule_node=ts(node, inline=True), rule_gradient=ts(Adjoint(node), inline=True),
         typesetter=ts,

@@ -3,12 +3,13 @@
 Each is a SymPy transformation of the engine's expressions; the sheet prints
 the expression before and after, so every step it shows is one the code made.
 """
-from sympy import HadamardProduct, Identity, MatMul, OneMatrix
+from sympy import HadamardProduct, Identity, MatAdd, MatMul, OneMatrix, Transpose
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from ..model.nodes import Adjoint, StepVar
 
-__all__ = ["as_diag", "flatten_products", "unit_sum_targets", "unit_sum_facts"]
+__all__ = ["as_diag", "collect_diagonals", "flatten_products", "unit_sum_targets",
+           "unit_sum_facts"]
 
 
 def flatten_products(expr):
@@ -53,7 +54,76 @@ def as_diag(expr):
         diagonal = jacobian[0] if len(jacobian) == 1 else HadamardProduct(*jacobian)
         return MatMul(DiagMatrix(diagonal), as_diag(adjoint))
 
-    return flatten_products(expr.replace(is_scaled_adjoint, rewrite))
+    return collect_diagonals(flatten_products(expr.replace(is_scaled_adjoint, rewrite)))
+
+
+def _split(term):
+    """(coefficient, diagonal argument, the factors after it) of c diag(u) X ..., or None."""
+    coeff, matrices = term.as_coeff_mmul() if isinstance(term, MatMul) else (1, (term,))
+    matrices = getattr(matrices, "args", matrices)
+    if len(matrices) > 1 and isinstance(matrices[0], DiagMatrix):
+        return coeff, matrices[0].args[0], tuple(matrices[1:])
+    return None
+
+
+def _sum_diagonals(expr):
+    """diag(u) X - diag(v) X -> diag(u - v) X, in every sum."""
+    if not isinstance(expr, MatAdd):
+        return expr
+    groups, order, rest = {}, [], []
+    for term in expr.args:
+        parts = _split(term)
+        if parts is None:
+            rest.append(term)
+            continue
+        coeff, u, after = parts
+        if after not in groups:
+            groups[after] = []
+            order.append(after)
+        groups[after].append(coeff * u if coeff != 1 else u)
+    if all(len(groups[a]) == 1 for a in order):
+        return expr
+    terms = [MatMul(DiagMatrix(MatAdd(*groups[a]).doit() if len(groups[a]) > 1
+                               else groups[a][0]), *a) for a in order]
+    return MatAdd(*(terms + rest))
+
+
+def _merge_diagonals(expr):
+    """diag(u) diag(v) -> diag(u (.) v) for neighbours in a product."""
+    if not isinstance(expr, MatMul):
+        return expr
+    out = []
+    for a in expr.args:
+        if out and isinstance(a, DiagMatrix) and isinstance(out[-1], DiagMatrix):
+            out[-1] = DiagMatrix(HadamardProduct(out[-1].args[0], a.args[0]))
+        else:
+            out.append(a)
+    return MatMul(*out) if len(out) != len(expr.args) else expr
+
+
+def _transpose_out(expr):
+    """a^T (.) b^T -> (a (.) b)^T."""
+    if isinstance(expr, HadamardProduct) and all(isinstance(a, Transpose) for a in expr.args):
+        return Transpose(HadamardProduct(*[a.arg for a in expr.args]))
+    return expr
+
+
+def collect_diagonals(expr):
+    """The sums and products of diagonal matrices of ``as_diag`` written as one: the
+    forms a reader would simplify by hand."""
+    def step(e):
+        e = _sum_diagonals(_transpose_out(e))
+        return _merge_diagonals(flatten_products(e)) if isinstance(e, MatMul) else e
+    return flatten_products(_bottom_up(expr, step))
+
+
+def _bottom_up(expr, step):
+    if not getattr(expr, "args", None) or not getattr(expr, "is_Matrix", False):
+        return expr
+    args = [_bottom_up(a, step) for a in expr.args]
+    if tuple(args) != tuple(expr.args):
+        expr = expr.func(*args)
+    return step(expr)
 
 
 def _distribution_targets(cell):

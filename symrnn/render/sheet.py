@@ -17,7 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import jinja2
-from sympy import Eq as Eq_, Float, Integer, MatMul, Pow
+from sympy import Eq as Eq_, Float, Integer, MatMul, Pow, Symbol, Transpose, ZeroMatrix
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from ..derivation import derive
@@ -25,17 +25,25 @@ from ..graph.unroll import T, t as time
 from ..model.nodes import Adjoint, StepVar
 from ..model.gated import GRU, LSTM
 from ..model.presets import ElmanRNN
-from .narrative import Eq, Typesetter, derivation_context
+from ..ops import functions
+from .gradient_norms import NORMS, gradient_norms
+from .narrative import Eq, Typesetter, check_typesettable, derivation_context
 from .numeric_check import check_gradients
-from .rewrite import as_diag, unit_sum_targets
+from .rewrite import unit_sum_targets
 from .tikz import unrolled_figure
 
-__all__ = ["SheetError", "environment", "printed_expressions", "render_derivation",
-           "render_sheet", "sheet_context", "template_dirs", "tex_engine", "write_sheet"]
+__all__ = ["SheetError", "cell_context", "document_name", "environment", "printed_expressions",
+           "render_cell_document", "render_derivation", "render_sheet", "sheet_context",
+           "template_dirs", "tex_engine", "write_sheet"]
 
 SHEET = "sheet08"
 FIGURE_T = 3
 CHECK = dict(T=5, sizes=(3, 4, 2), seed=0)
+# where the results stand in Goodfellow et al. (2016), section 10.2.2 (keys: see
+# narrative.summary); only for the exercise's model, which is the book's without biases
+ADJOINT_NAMES = {"z": r"\delta"}  # the exercise's pre-activation z: dL/dz is delta
+TEXTBOOK_EQUATIONS = {"o": "(10.18)", "hT": "(10.19)", "h": "(10.21)", "V": "(10.24)",
+                      "W": "(10.26)", "U": "(10.28)"}
 TEX_HINT = ("no TeX engine found: install latexmk and pdflatex (Debian: apt-get install "
             "latexmk texlive-latex-recommended texlive-pictures) to get the PDF")
 
@@ -86,13 +94,14 @@ def environment():
 
 
 def render_derivation(derivation, figure_T=None, adjoint_names=None, label="fig:unrolled"):
-    """The LaTeX of the model, rules, step-by-step backward pass and results of any
-    derivation, with the same macros as the sheet (for the appendix on other cells)."""
+    """The LaTeX of the model, rules, step-by-step backward pass and summary of any
+    derivation, with the macros of the documents (no preamble)."""
+    check_typesettable(derivation.cell)
     d = derivation_context(derivation, adjoint_names)
     fig = unrolled_figure(derivation.cell, figure_T, d.typesetter) if figure_T else None
     body = ("<% import 'derivation.tex.j2' as m %>"
             "<< m.model(d, fig, label) >>\n\n<< m.rules(d) >>\n\n<< m.derivation(d) >>\n\n"
-            "<< m.results(d) >>\n")
+            "<< m.summary(d) >>\n")
     return environment().from_string(body).render(d=d, fig=fig, label=label)
 
 
@@ -112,19 +121,6 @@ def _gradient_symbol(cell, name):
     raise KeyError(name)
 
 
-def _compare(ts, d2, d3):
-    """Which adjoints differ between the two derivations, which are the same, and
-    which gradients of parameters and initial states are the same."""
-    changed, same = [], []
-    for a, e in d2.adjoints.items():
-        (changed if d3.adjoints.get(a) != e else same).append(ts(a, inline=True, names=False))
-    same_gradients = []
-    for name, g in d2.gradients.items():
-        symbol = ts(_gradient_symbol(d2.cell, name), inline=True)
-        (same_gradients if d3.gradients.get(name) == g else changed).append(symbol)
-    return changed, same, same_gradients
-
-
 def _bound(ts, values):
     """The smallest power of ten above all ``values``, printed (None when all are None)."""
     values = [abs(v) for v in values if v is not None]
@@ -134,83 +130,124 @@ def _bound(ts, values):
     return ts(Pow(10, exponent, evaluate=False), inline=True)
 
 
+def _check_context(cell, derivations):
+    """The table of the numerical check: one block of rows per (label, derivation)."""
+    ts = Typesetter(cell)
+    checks = []
+    for label, d in derivations:
+        rows = check_gradients(d, **CHECK)
+        checks.append(SimpleNamespace(model=label, rows=[SimpleNamespace(
+            name=ts(_gradient_symbol(d.cell, r.name), inline=True),
+            fd=_number(ts, r.rel_err_fd), independent=_number(ts, r.rel_err_independent),
+            fd_value=r.rel_err_fd, independent_value=r.rel_err_independent) for r in rows]))
+    all_rows = [r for c in checks for r in c.rows]
+    sizes = dict(zip(cell.sizes, CHECK["sizes"]))
+    return checks, SimpleNamespace(
+        T=ts(Eq_(T, CHECK["T"]), inline=True),
+        sizes=[ts(Eq_(size, value), inline=True) for size, value in sizes.items()],
+        fd_bound=_bound(ts, [r.fd_value for r in all_rows]),
+        independent_bound=_bound(ts, [r.independent_value for r in all_rows]),
+        has_independent=any(r.independent_value is not None for r in all_rows)), ts
+
+
+def _norms_context(ts, d3, cell):
+    """The curves of ||dL/dh^(t)|| against T - t and what the caption prints."""
+    W = cell.param("W")
+    h = next(v for v in cell.states)
+    curves = gradient_norms(d3, recurrent=W.name)
+    rho = Symbol("rho")
+    for c in curves:
+        c.legend = ts(Eq_(rho, Float(c.rho, 3)), inline=True)
+    sizes = dict(zip(cell.sizes, NORMS["sizes"]))
+    return SimpleNamespace(
+        curves=curves, steps=NORMS["steps"],
+        dh=ts(Adjoint(StepVar(h.name, time, *h.shape)), inline=True),
+        W=ts(W, inline=True), rho=ts(rho, inline=True),
+        dh0=ts(Adjoint(StepVar(h.name, 0, *h.shape)), inline=True),
+        h0_zero=ts(Eq_(StepVar(h.name, 0, *h.shape), ZeroMatrix(*h.shape), evaluate=False),
+                   inline=True),
+        g=ts(cell.targets[0], inline=True),
+        sizes=[ts(Eq_(size, value), inline=True) for size, value in sizes.items()],
+        input_scale=ts(Pow(10, int(round(math.log10(NORMS["input_scale"]))),
+                           evaluate=False), inline=True))
+
+
 def sheet_context(cell=None):
     """Everything ``sheet08.tex.j2`` prints, for ``cell`` (default: the exercise's RNN)."""
     cell = cell if cell is not None else ElmanRNN()
-    if isinstance(cell, (LSTM, GRU)):
-        cell = ElmanRNN()  # the exercise's network; the gated cells are in the appendix
     if not isinstance(cell, ElmanRNN):
-        raise ValueError("the sheet is about the Elman RNN of the exercise; "
-                         "use render_derivation() for other cells")
-    appendix = [SimpleNamespace(name=gated.name, params=len(gated.params),
-                                states=len(gated.states),
-                                tex=render_derivation(derive(gated),
-                                                      label=f"fig:{gated.name.lower()}"))
-                for gated in (LSTM(), GRU())]
-    # Problem 2: the model of the exercise (or the one asked for)
+        raise ValueError(f"cell: the solution sheet is about the Elman RNN of the exercise, "
+                         f"not {cell.name!r}; use 'symrnn sheet --cell' or "
+                         "render_cell_document() for other cells")
+    is_exercise = (cell.activation, cell.output, cell.bias) == ("tanh", "softmax_ce", False)
+    # Problem 2: the model of the exercise (or the variant asked for)
     d2 = derive(cell)
-    p2 = derivation_context(d2)
+    p2 = derivation_context(d2, ADJOINT_NAMES,
+                            summary_tags=TEXTBOOK_EQUATIONS if is_exercise else None)
     ts2 = p2.typesetter
-    fig_ts = Typesetter(cell)
-    fig = unrolled_figure(cell, FIGURE_T, fig_ts)
-    o = StepVar("o", time, *next(v for v in cell.variables if v.name == "o").shape)
-    head2 = unit_sum_targets(d2.adjoints[Adjoint(o)], cell)
+    fig = unrolled_figure(cell, FIGURE_T, Typesetter(cell))
+    o = StepVar("o", time, *cell.param("V").shape[:1], 1)
 
     # Problem 3: the same network, its output fed into another network
     upstream = ElmanRNN(activation=cell.activation, output="upstream", bias=cell.bias)
     d3 = derive(upstream)
-    p3 = derivation_context(d3)
+    p3 = derivation_context(d3, ADJOINT_NAMES)
     ts3 = p3.typesetter
     g = StepVar(upstream.targets[0].name, time, *upstream.targets[0].shape)
-    changed, same, same_gradients = _compare(ts3, d2, d3)
+    before = {e.lhs: e for e in p2.summary}
+    changed = [e for e in p3.summary if before.get(e.lhs) is None
+               or before[e.lhs].blocks != e.blocks]
     problem3 = SimpleNamespace(
         loss=Eq(ts3(d3.step[-1][0]), ts3(d3.step[-1][1])),
         g=ts3(g, inline=True), o=ts3(o, inline=True),
-        g_is=Eq(ts3(g), ts3(Adjoint(o))),
-        head=Eq(ts3(Adjoint(o)), ts3(d3.adjoints[Adjoint(o)])),
-        old_head=ts3(head2, inline=True), old_head_lhs=ts3(Adjoint(o), inline=True),
-        changed=changed, same=same, same_gradients=same_gradients,
-        same_output=cell.output == "upstream")
+        g_is=ts3(Eq_(g, Adjoint(o), evaluate=False), inline=True),
+        head=ts3(Eq_(Adjoint(o), d3.adjoints[Adjoint(o)], evaluate=False), inline=True),
+        old_head=ts2(unit_sum_targets(d2.adjoints[Adjoint(o)], cell), inline=True),
+        old_head_lhs=ts3(Adjoint(o), inline=True),
+        changed=changed, same_output=cell.output == "upstream")
 
-    # the check against NumPy, computed now
-    ts_check = Typesetter(cell)
-    checks = []
-    for label, d in (("Problem 2", d2), ("Problem 3", d3)):
-        rows = check_gradients(d, **CHECK)
-        checks.append(SimpleNamespace(model=label, rows=[SimpleNamespace(
-            name=ts_check(_gradient_symbol(d.cell, r.name), inline=True),
-            fd=_number(ts_check, r.rel_err_fd),
-            independent=_number(ts_check, r.rel_err_independent),
-            fd_value=r.rel_err_fd, independent_value=r.rel_err_independent) for r in rows]))
-    all_rows = [r for c in checks for r in c.rows]
-    check = SimpleNamespace(
-        T=ts_check(Eq_(T, CHECK["T"]), inline=True),
-        sizes=[ts_check(Eq_(size, value), inline=True)
-               for size, value in zip(cell.sizes, CHECK["sizes"])],
-        fd_bound=_bound(ts_check, [r.fd_value for r in all_rows]),
-        independent_bound=_bound(ts_check, [r.independent_value for r in all_rows]))
+    checks, check, _ = _check_context(cell, [("Problem 2", d2), ("Problem 3", d3)])
 
     # the remarks after the result
-    W, h = cell.param("W"), next(v for v in cell.states if v.name == "h")
-    z_next = Adjoint(StepVar("z", time + 1, *h.shape))
-    delta_next = as_diag(unit_sum_targets(d2.inline(z_next), cell))
-    diagonals = sorted(delta_next.atoms(DiagMatrix), key=str)
+    W, h = cell.param("W"), next(v for v in cell.states)
+    recurrence = next(s for s in p2.steps if s.kind == "recurrence") \
+        if any(s.kind == "recurrence" for s in p2.steps) else None
+    diagonals = sorted(recurrence.expr.atoms(DiagMatrix), key=str) if recurrence else []
     remarks = SimpleNamespace(
         WT=ts2(W.T, inline=True), spaces={v.name: ts2.space(v) for v in (W, h)},
-        factor=ts2(MatMul(W.T, diagonals[0]) if diagonals else W.T, inline=True),
-        delta_next=Eq(ts2(z_next), ts2(delta_next)) if diagonals else None,
-        dh_next=ts2(Adjoint(StepVar("h", time + 1, *h.shape)), inline=True),
-        dh_t=ts2(Adjoint(StepVar("h", time, *h.shape)), inline=True),
-        dW=ts2(Adjoint(W), inline=True))
-
+        diag=ts2(diagonals[0], inline=True) if diagonals else None,
+        factor=ts2(Transpose(MatMul(diagonals[0], W) if diagonals else W), inline=True),
+        dh_next=ts2(Adjoint(StepVar(h.name, time + 1, *h.shape)), inline=True),
+        dh_t=ts2(Adjoint(StepVar(h.name, time, *h.shape)), inline=True),
+        dW=ts2(Adjoint(W), inline=True),
+        delta=ts2(Adjoint(StepVar("z", time, *h.shape)), inline=True))
+    norms = _norms_context(ts3, d3, upstream)
     return SimpleNamespace(
         cell=cell, cell_name=_escape(cell.name), activation=cell.activation,
-        output=cell.output, bias=cell.bias,
-        is_exercise=(cell.activation, cell.output, cell.bias) == ("tanh", "softmax_ce", False),
+        output=cell.output, bias=cell.bias, is_exercise=is_exercise,
+        activation_words=functions()[cell.activation].words
+        if cell.activation in functions() else "the identity",
         p2=p2, p3=p3, fig=fig, problem3=problem3, checks=checks, check=check,
-        remarks=remarks, appendix=appendix,
-        head=Eq(ts2(Adjoint(o), inline=True), ts2(head2, inline=True)),
-        printed=_merge([ts.printed for ts in (ts2, fig_ts, ts3, ts_check)]))
+        remarks=remarks, norms=norms,
+        head=Eq(ts2(Adjoint(o), inline=True), problem3.old_head),
+        printed=_merge([ts.printed for ts in (ts2, ts3)]))
+
+
+def cell_context(cell, source=None):
+    """Everything ``cell.tex.j2`` prints: the derivation sheet of any cell."""
+    check_typesettable(cell)
+    d = derive(cell)
+    p = derivation_context(d)
+    fig = unrolled_figure(cell, FIGURE_T, Typesetter(cell))
+    checks, check, _ = _check_context(cell, [(_escape(cell.name), d)])
+    lines = [line.rstrip() for line in source.splitlines()] if source else []
+    while lines and not lines[-1]:
+        lines.pop()
+    return SimpleNamespace(cell=cell, name=_escape(cell.name), d=p, fig=fig,
+                           source=lines, checks=checks, check=check,
+                           is_gated=isinstance(cell, (LSTM, GRU)),
+                           kind="lstm" if isinstance(cell, LSTM) else
+                           "gru" if isinstance(cell, GRU) else "text")
 
 
 def _merge(lists):
@@ -230,6 +267,20 @@ def printed_expressions(cell=None):
 def render_sheet(cell=None):
     """The text of ``sheet08.tex`` for ``cell`` (default: ``ElmanRNN()``)."""
     return environment().get_template(f"{SHEET}.tex.j2").render(s=sheet_context(cell))
+
+
+def render_cell_document(cell, source=None):
+    """The text of the standalone derivation sheet of ``cell`` (``source``: the text the
+    cell was parsed from, printed next to its equations)."""
+    return environment().get_template("cell.tex.j2").render(s=cell_context(cell, source))
+
+
+def document_name(cell):
+    """The file name (without .tex) of the document for ``cell``."""
+    if cell is None or isinstance(cell, ElmanRNN):
+        return SHEET
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", cell.name).strip("-").lower() or "cell"
+    return f"derivation-{stem}"
 
 
 # ---- compiling ---------------------------------------------------------------
@@ -313,8 +364,9 @@ def _note(message):
     print(message, file=sys.stderr)
 
 
-def write_sheet(out_dir="output", cell=None, pdf=None, notify=_note):
-    """Write ``out_dir/sheet08.tex`` and, with TeX, ``out_dir/sheet08.pdf``.
+def write_sheet(out_dir="output", cell=None, pdf=None, notify=_note, source=None):
+    """Write ``out_dir/sheet08.tex`` and, with TeX, ``out_dir/sheet08.pdf``; for a cell
+    other than the Elman RNN its derivation sheet ``derivation-<name>.tex/.pdf``.
 
     pdf=None: compile when a TeX engine is installed (else one line on how to get it,
     through ``notify``); pdf=True: TeX is required (RuntimeError without it);
@@ -329,9 +381,10 @@ def write_sheet(out_dir="output", cell=None, pdf=None, notify=_note):
     out.mkdir(parents=True, exist_ok=True)  # fail before the seconds of TeX, not after
     if not os.access(out, os.W_OK):
         raise PermissionError(errno.EACCES, "Permission denied", str(out))
-    text = render_sheet(cell)
+    name = document_name(cell)
+    text = render_sheet(cell) if name == SHEET else render_cell_document(cell, source)
     with tempfile.TemporaryDirectory(prefix="symrnn-sheet-") as build:
-        tex = Path(build) / f"{SHEET}.tex"
+        tex = Path(build) / f"{name}.tex"
         tex.write_text(text)
         made = [tex]
         if engine is not None:

@@ -1,21 +1,24 @@
 """The unrolled graph of a cell as TikZ data: nodes placed by step and depth, the
-parameter copies written on the edges that they multiply.
+parameter copies written beside the edges that they multiply, the shared parameters
+feeding their copies, and the loss of the sequence collecting the losses of the steps.
 
 ``unrolled_figure`` returns plain data (positions, labels printed by the
 sheet's printer, edge labels); the template ``derivation.tex.j2`` draws it.
 """
 from types import SimpleNamespace
 
-from sympy import MatAdd
+from sympy import Eq, MatAdd, MatrixSymbol
 
-from ..graph.unroll import UnrolledGraph, t
-from ..model.nodes import Elementwise, StepVar
+from ..graph.unroll import T as T_symbol, UnrolledGraph, t
+from ..model.nodes import Elementwise, LogSoftmax, Softmax, StepVar, SumOverTime
 
 __all__ = ["unrolled_figure"]
 
 COLUMN = 3.3   # cm between steps
-ROW = 1.45     # cm between levels
+ROW = 1.35     # cm between levels
 SIDE = 1.2     # cm between nodes on the same level of one step
+# an operation that is the log of another: its value is read off the other's
+_LOG_OF = {LogSoftmax: Softmax}
 
 
 def _node_id(var):
@@ -29,6 +32,22 @@ def _terms(rhs):
     return rhs.args if isinstance(rhs, MatAdd) else (rhs,)
 
 
+def _read(equations, rhs):
+    """``rhs`` as drawn: a function of a value that an equation has already named reads
+    that variable (the loss's log softmax(o) = log yhat reads yhat = softmax(o)), so the
+    named value is not a dead end in the picture."""
+    named = {(type(e), e.arg): lhs for lhs, e in equations if isinstance(e, Elementwise)}
+
+    def source(e):
+        for kind in (type(e), _LOG_OF.get(type(e))):
+            if (kind, e.arg) in named:
+                return named[kind, e.arg]
+        return None
+
+    return rhs.replace(lambda e: isinstance(e, Elementwise) and e is not rhs
+                       and source(e) is not None, source)
+
+
 def _levels(cell):
     """Depth of each variable within one step: inputs at 0, each equation one above
     the deepest of its inputs; a state carried in from the step before does not count
@@ -38,11 +57,16 @@ def _levels(cell):
     targets = {y.name for y in cell.targets}
     level = {x: 0 for x in inputs}
     for lhs, rhs in cell.equations:
+        rhs = _read(cell.equations, rhs) if lhs == cell.loss_var else rhs
         deps = [s.name for s in rhs.atoms(type(lhs)) if s.name not in params | targets]
         level[lhs.name] = 1 + max([level[n] for n in deps if n in level], default=0)
+    # the loss of a step sits on top of the step (above any state it does not read)
+    loss = cell.loss_var.name
+    level[loss] = 1 + max(v for n, v in level.items() if n != loss)
     for y in targets:
         users = [lhs.name for lhs, rhs in cell.equations
-                 if y in {s.name for s in rhs.atoms(type(lhs))}]
+                 if lhs.name not in targets
+                 and y in {s.name for s in rhs.atoms(type(lhs))}]
         level[y] = max(level[u] for u in users) if users else 0
     return level
 
@@ -59,6 +83,16 @@ def _near(a, b, p, radius=0.55):
         return False
     cx, cy = ax + u * dx, ay + u * dy
     return (px - cx) ** 2 + (py - cy) ** 2 < radius ** 2
+
+
+def _label_place(a, b, pos):
+    """Where an edge's label goes, and its centre: beside a vertical edge (a short edge
+    stays visible), on a slanted one (long enough to show on both sides of it)."""
+    (ax, ay), (bx, by) = a, b
+    x, y = ax + pos * (bx - ax), ay + pos * (by - ay)
+    if abs(bx - ax) < 0.01:
+        return "left=1pt", (x - 0.45, y)
+    return "fill=white", (x, y)
 
 
 def unrolled_figure(cell, T=3, ts=None):
@@ -81,6 +115,9 @@ def unrolled_figure(cell, T=3, ts=None):
               for p in term.atoms(type(lhs)) if p.name in params
               and not any(a.name not in params for a in term.atoms(type(lhs)))}
     crowded = crowd > 3 or len(biases) > 2
+    if crowded:  # a gated cell: two steps, no copies written on the edges
+        graph = UnrolledGraph(cell, min(T, 2))
+        T = graph.T
     column_width = max(COLUMN, crowd * side + 1.0)
 
     def add(var, column):
@@ -104,6 +141,8 @@ def unrolled_figure(cell, T=3, ts=None):
             if var is not None and name not in params:
                 add(var, k)
         for lhs, rhs in step:
+            if lhs.name == cell.loss_var.name:
+                rhs = _read(step, rhs)
             for term in _terms(rhs):
                 atoms = sorted(term.atoms(StepVar), key=str)
                 copies = [v for v in atoms if v.name in params]
@@ -111,7 +150,8 @@ def unrolled_figure(cell, T=3, ts=None):
                 for src in sources:
                     edges.append(SimpleNamespace(
                         source=add(src, int(src.time)), target=_node_id(lhs),
-                        label=" ".join(label(c) for c in copies) or None,
+                        label=None if crowded else " ".join(label(c) for c in copies) or None,
+                        params=[] if crowded else [c.name for c in copies],
                         recurrent=int(src.time) != k))
                 if not sources and crowded:  # no room: the biases are only named
                     omitted.extend(c.name for c in copies if c.name not in omitted)
@@ -126,7 +166,7 @@ def unrolled_figure(cell, T=3, ts=None):
                                 y=round(target.y - 0.55 * ROW, 3),
                                 label=label(c), kind="param"))
                         edges.append(SimpleNamespace(source=key, target=_node_id(lhs),
-                                                     label=None, recurrent=False))
+                                                     label=None, params=[], recurrent=False))
     # merge parallel edges (the same source in two terms)
     merged = {}
     for e in edges:
@@ -134,6 +174,7 @@ def unrolled_figure(cell, T=3, ts=None):
         if key in merged and e.label:
             old = merged[key]
             old.label = f"{old.label}, {e.label}" if old.label else e.label
+            old.params = old.params + e.params
         else:
             merged.setdefault(key, e)
     # labels of edges fanning out of one node sit nearer their targets
@@ -141,14 +182,66 @@ def unrolled_figure(cell, T=3, ts=None):
     for e in merged.values():
         if e.label:
             fan[e.source] = fan.get(e.source, 0) + 1
-    for e in merged.values():
-        e.pos = 0.75 if fan.get(e.source, 0) > 2 else 0.5
-    # an edge that would pass through another node is drawn as an arc
     where = {n.id: (n.x, n.y) for n in nodes}
+    for i, e in enumerate(merged.values()):
+        e.pos = 0.75 if fan.get(e.source, 0) > 2 else 0.5
+        e.label_id = f"copy{i}"
+        e.side, e.label_at = _label_place(where[e.source], where[e.target], e.pos)
+    # an edge that would pass through another node is drawn as an arc
     for e in merged.values():  # (only within a step: a long edge across steps stays straight)
         e.bend = not e.recurrent and any(
             _near(where[e.source], where[e.target], xy)
             for key, xy in where.items() if key not in (e.source, e.target))
-    return SimpleNamespace(T=T, nodes=nodes, edges=list(merged.values()),
+
+    # labels that would collide with each other or ride on an arc: no labels at all
+    # (the caption says the copies are not written)
+    labelled = [e for e in merged.values() if e.label]
+    clash = any(e.bend for e in labelled) or any(
+        abs(a.label_at[0] - b.label_at[0]) < 1.0 and abs(a.label_at[1] - b.label_at[1]) < 0.4
+        for i, a in enumerate(labelled) for b in labelled[i + 1:])
+    if clash:
+        crowded = True
+        for e in labelled:
+            e.label, e.params = None, []
+    # the shared parameters, left of the first column, each on a dashed line that runs
+    # through its copies (all at one height); biases and crowded cells: named only
+    shared_nodes, not_drawn = [], []
+    if not crowded:
+        heights = {}
+        for e in merged.values():
+            for name in e.params:
+                heights.setdefault(name, []).append(e.label_at)
+        left = min(n.x for n in nodes) - 1.7
+        taken = []
+        for p in cell.params:
+            at = heights.get(p.name, [])
+            ys = {round(y, 2) for _, y in at}
+            if len(ys) != 1 \
+                    or any(abs(next(iter(ys)) - u) < 0.4 for u in taken):
+                not_drawn.append(p.name)
+                continue
+            y = next(iter(ys))
+            taken.append(y)
+            shared_nodes.append(SimpleNamespace(
+                id=f"shared{p.name}", x=round(left, 3), y=y, end=round(max(x for x, _ in at), 3),
+                label=label(cell.param(p.name))))
+
+    # the loss of the sequence above the losses of the steps
+    losses = [n for n in nodes if n.kind == "loss"]
+    total = None
+    if losses:
+        L = MatrixSymbol(cell.loss_var.name, 1, 1)
+        step_loss = StepVar(cell.loss_var.name, t, 1, 1)
+        total = SimpleNamespace(
+            id="total", x=round(sum(n.x for n in losses) / len(losses), 3),
+            y=round(max(n.y for n in nodes) + ROW, 3),
+            label=label(Eq(L, SumOverTime(step_loss, t, 1, T_symbol), evaluate=False)),
+            sources=[n.id for n in losses])
+    xs = [n.x for n in nodes + shared_nodes]
+    return SimpleNamespace(T=T, nodes=nodes, labelled=not crowded, edges=list(merged.values()),
+                           shared=shared_nodes, total=total,
+                           not_drawn=[label(cell.param(n)) for n in not_drawn
+                                      if n not in omitted],
+                           width=max(xs) - min(xs) + 2.0,
                            omitted=[label(StepVar(n, t, *cell.param(n).shape)) for n in omitted],
                            copies=sorted({e.label for e in merged.values() if e.label}))
