@@ -159,6 +159,7 @@ def run_cell(np, symrnn, cell, sizes, args, torch, jax, notes):
     functions, t_derive = symrnn_functions(symrnn, cell, args, notes)
     print(f"{cell.title}: derive + lambdify {t_derive:.1f} s", flush=True)
     results, faults, loads, impl_notes = {}, {}, {}, {}
+    firsts = {}
     for size in sizes:
         problem = cells.make_problem(cell, size)
         forward = cell.key == "elman" and not args.no_forward
@@ -169,6 +170,7 @@ def run_cell(np, symrnn, cell, sizes, args, torch, jax, notes):
         t0 = time.perf_counter()
         diffs = build.check_all(impls, reference)
         t_check = time.perf_counter() - t0
+        firsts[size] = {i.name: i.first_call for i in impls}
         slow = ", ".join(f"{i.name} {i.first_call:.2f} s" for i in impls if i.first_call > 0.5)
         impl_notes[f"checked at {size}"] = (f"max abs difference to the baseline "
                                             f"{max(diffs.values()):.1e}; first calls (they "
@@ -192,7 +194,7 @@ def run_cell(np, symrnn, cell, sizes, args, torch, jax, notes):
         from gradbench.profile import profile_size
         for size in sizes:
             profile += profile_size(cell, functions["symrnn"], size, cells.make_problem(cell, size))
-    return results, faults, loads, impl_notes, profile
+    return results, faults, loads, impl_notes, profile, firsts
 
 
 def main(argv=None):
@@ -216,11 +218,11 @@ def main(argv=None):
     stacked_rows, summaries = [], []
     for cell in bench_cells:
         sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)[cell.key]
-        results, faults, loads, impl_notes, profile = run_cell(np, symrnn, cell, sizes, args,
-                                                               torch, jax, notes)
+        results, faults, loads, impl_notes, profile, firsts = run_cell(
+            np, symrnn, cell, sizes, args, torch, jax, notes)
         out += rep.cell_tables(cell.title, sizes, results, faults, loads, impl_notes) + profile
         if cell.key == "stacked":
-            stacked_rows += [(cell.layers, s, results[s]) for s in sizes]
+            stacked_rows += [(cell.layers, s, results[s], firsts[s]) for s in sizes]
         else:
             summaries += rep.issue13_summary(cell.title, sizes, results)
     if "numba" in sys.modules:

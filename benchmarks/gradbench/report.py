@@ -100,14 +100,21 @@ def issue13_summary(title, sizes, results):
 
 
 def issue15_summary(rows, compile_times):
-    """Issue 15's table, one row per (layers, size) of the stacked cell."""
+    """Issue 15's table, one row per (layers, size) of the stacked cell. The
+    compile column: the probes' first call in a fresh process and in a second
+    one; without probes, the first call in the timing process (marked *)."""
     lines = ["#### Stacked narrow LSTM (issue 15): ratios (median over rounds, IQR)", "",
+             "Numba first compile: the first gradient call in a fresh process, then in a "
+             "second fresh process (a disk cache would make it fast); * = no probes run, "
+             "the first call in the benchmark's process.", "",
              "| layers l (states) | T | Numba first compile, 2nd process (s) | Numba / JAX | "
              "NumPy / JAX | hand-written / JAX | NumPy / hand-written | Numba / hand-written |",
              "|---|---|---|---|---|---|---|---|"]
-    for layers, size, res in rows:
+    for layers, size, res, firsts in rows:
         c = compile_times.get(("stacked", layers))
-        comp = "-" if c is None else compile_cell(c)
+        first = firsts.get("symrnn numba")
+        comp = (compile_cell(c) if c is not None
+                else "-" if first is None else f"{first:.1f}*")
         lines.append(
             f"| {layers} ({2 * layers}) | {size[3]} | {comp} | "
             f"{ratio_cell(ratio(res, 'symrnn numba', JAX_NAME))} | "
