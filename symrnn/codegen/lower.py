@@ -54,6 +54,10 @@ def number(value):
     return ir.Const(f)
 
 
+def _ones(f):
+    return isinstance(f, OneMatrix) or f.is_Transpose and isinstance(f.arg, OneMatrix)
+
+
 class RowLowering:
     """Lowers expressions in row layout; ``names(leaf)`` gives the IR of each variable."""
 
@@ -163,25 +167,56 @@ class RowLowering:
     def _lower_MatMul(self, expr):
         coeff, factors = expr.as_coeff_matrices()
         if self.kind(expr) == "F":  # a product of parameters: left to right
-            code = self.lower(factors[0])
-            for f in factors[1:]:
-                code = ir.helper("dot", code, self.lower(f))
+            code = self._fixed_factor(factors[0], last=len(factors) == 1)
+            for i, f in enumerate(factors[1:], 2):
+                code = ir.helper("dot", code, self._fixed_factor(f, last=i == len(factors)))
             return self._scale(coeff, code)
-        kind, code = self._factor(factors[0])
-        for f in factors[1:]:
+        runs = []  # each run of fixed factors is one fixed product
+        for f in factors:
+            if runs and self._fixed_matrix(f) and self._fixed_matrix(runs[-1]):
+                runs[-1] = MatMul(runs[-1], f)
+            else:
+                runs.append(f)
+        kind, code = self._factor(runs[0])
+        shape = runs[0].shape
+        for f in runs[1:]:
             kind, code = self._product(kind, code, *self._factor(f))
-        if kind == "O":  # summed over the rows: one matrix product
-            left, right = code
+            shape = (shape[0], f.shape[1])
+            if kind in "CRS":  # the kind of the product so far, from its shape
+                kind = "S" if shape == (1, 1) else "C" if shape[1] == 1 else \
+                    "R" if shape[0] == 1 else kind
+        if kind == "O" and code[2] is not None:  # one side fixed: the other one summed
+            left, right, fixed = code
+            if left is None or right is None:
+                raise NotImplementedError(f"{expr}: a sum of outer products with ones")
+            column = ir.Index(left if fixed == 0 else ir.call(ir.Attr(left, "sum"), ir.Const(0)),
+                              (ir.Slice(), ir.Const(None)))
+            code = ir.mul(column, right if fixed == 1 else ir.call(ir.Attr(right, "sum"),
+                                                                    ir.Const(0)))
+        elif kind == "O":  # summed over the rows: one matrix product
+            left, right, _ = code
             code = ir.helper("dot", ir.Transpose(left or self.number(1)), right or self.number(1))
         return self._scale(coeff, code)
+
+    def _fixed_factor(self, f, last):
+        """A factor of a fixed product: a fixed column is stored 1-D, which
+        ``dot`` reads as a column only in the last place; elsewhere (an outer
+        product) it is made a 2-D column."""
+        code = self.lower(f)
+        if last or f.shape[1] != 1 or f.shape[0] == 1:
+            return code
+        return ir.Index(code, (ir.Slice(), ir.Const(None)))
 
     def _scale(self, coeff, code):
         if coeff == 1:
             return code
         return ir.Neg(code) if coeff == -1 else ir.mul(self.number(coeff), code)
 
+    def _fixed_matrix(self, f):
+        return self.kind(f) == "F" and not _ones(f)
+
     def _factor(self, f):
-        if isinstance(f, OneMatrix) or f.is_Transpose and isinstance(f.arg, OneMatrix):
+        if _ones(f):
             return ("R" if f.shape[0] == 1 else "C"), None  # None: a vector of ones
         kind = self.kind(f)
         return kind, (f if kind == "F" else self.lower(f))  # a fixed factor: lowered as needed
@@ -201,6 +236,8 @@ class RowLowering:
             return "F", MatMul(c1, c2)
         if rule == "FC":  # F c is, in rows, c F^T
             return "C", mm(c2, self.fixed_T(c1))
+        if rule == "RF" and c2.shape[1] == 1:  # a row times a fixed column: a number
+            return "S", dot(c1, self.fixed_T(c2))
         if rule == "RF":
             return "R", mm(c1, self.fixed(c2))
         # a 1x1 factor scales the other one: stored rows broadcast against it
@@ -208,8 +245,12 @@ class RowLowering:
             return "C", ir.mul(c2, self.fixed_T(c1))
         if rule == "SF":  # a per-step 1x1 times a fixed row: a per-step row
             return "R", ir.mul(c1, self.fixed(c2))
+        if rule == "CF" and c2.shape[0] == 1 and c2.shape[1] != 1:  # an outer product
+            return "O", (c1, self.fixed(c2), 1)
         if rule == "CF":  # a per-step column times a fixed 1x1
             return "C", ir.mul(c1, self.fixed(c2))
+        if rule == "FR" and c1.shape[0] != 1:  # a fixed column times a row: an outer product
+            return "O", (self.fixed(c1), c2, 0)
         if rule == "FR":  # a fixed 1x1 times a per-step row
             return "R", ir.mul(self.fixed(c1), c2)
         if rule == "RC":
@@ -221,13 +262,13 @@ class RowLowering:
         if rule == "SS":
             return "S", times(c1, c2)
         if rule == "CR":
-            return "O", (c1, c2)
+            return "O", (c1, c2, None)
         if rule == "OC":
             return "C", times(c1[0], dot(c1[1], c2))
         if rule == "OF" and c1[1] is not None:  # c (r F): the row times F at every step
-            return "O", (c1[0], mm(c1[1], self.fixed(c2)))
+            return "O", (c1[0], mm(c1[1], self.fixed(c2)), c1[2])
         if rule == "FO" and c2[0] is not None:  # (F c) r
-            return "O", (mm(c2[0], self.fixed_T(c1)), c2[1])
+            return "O", (mm(c2[0], self.fixed_T(c1)), c2[1], c2[2])
         raise NotImplementedError(f"product of a {k1} and a {k2} factor in row layout")
 
     # -- element-wise functions -----------------------------------------

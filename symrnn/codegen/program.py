@@ -283,6 +283,15 @@ class Program:
                 lines.append(ir.Assign((pair, key.flat()), both))
                 self.owned |= {Key(pair.id), key}
                 continue
+            if not self.lowering._per_step(e) and not e.is_ZeroMatrix:
+                # a value of the parameters alone: the same in every row, stored
+                # in every row all the same (it is read row by row)
+                rows, cols = e.shape
+                width = self.size(cols if rows == 1 else rows)
+                lines.append(ir.Alloc(key.flat(), (ir.mul(T_NAME, B_NAME), width)))
+                lines += self.assign(key.flat(), e, "stacked", into=True)[0]
+                self.owned.add(key)
+                continue
             free = self._free(e, group)
             code, _ = self.assign(key.flat(), e, "stacked", ready=free)
             lines += code
