@@ -54,6 +54,10 @@ def number(value):
     return ir.Const(f)
 
 
+def _reshape(code, *shape):
+    return ir.call(ir.Attr(code, "reshape"), *map(ir.Const, shape))
+
+
 def _ones(f):
     return isinstance(f, OneMatrix) or f.is_Transpose and isinstance(f.arg, OneMatrix)
 
@@ -167,9 +171,11 @@ class RowLowering:
     def _lower_MatMul(self, expr):
         coeff, factors = expr.as_coeff_matrices()
         if self.kind(expr) == "F":  # a product of parameters: left to right
-            code = self._fixed_factor(factors[0], last=len(factors) == 1)
-            for i, f in enumerate(factors[1:], 2):
-                code = ir.helper("dot", code, self._fixed_factor(f, last=i == len(factors)))
+            code = self._fixed_factor(factors[0])
+            for f in factors[1:]:
+                code = ir.helper("dot", code, self._fixed_factor(f))
+            if expr.shape[1] == 1:  # a fixed column is stored 1-D, as a parameter
+                code = _reshape(code, -1)
             return self._scale(coeff, code)
         runs = []  # each run of fixed factors is one fixed product
         for f in factors:
@@ -198,14 +204,14 @@ class RowLowering:
             code = ir.helper("dot", ir.Transpose(left or self.number(1)), right or self.number(1))
         return self._scale(coeff, code)
 
-    def _fixed_factor(self, f, last):
-        """A factor of a fixed product: a fixed column is stored 1-D, which
-        ``dot`` reads as a column only in the last place; elsewhere (an outer
-        product) it is made a 2-D column."""
+    def _fixed_factor(self, f):
+        """A factor of a fixed product as a 2-D array (a parameter column is
+        stored 1-D, a transposed row 2-D: both made the column they are)."""
         code = self.lower(f)
-        if last or f.shape[1] != 1 or f.shape[0] == 1:
-            return code
-        return ir.Index(code, (ir.Slice(), ir.Const(None)))
+        rows, cols = f.shape
+        if cols == 1:
+            return _reshape(code, -1, 1)
+        return _reshape(code, 1, -1) if rows == 1 else code
 
     def _scale(self, coeff, code):
         if coeff == 1:

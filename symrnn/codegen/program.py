@@ -394,14 +394,22 @@ class Program:
         return [ir.Alloc(key.role("all"), (_plus(T_NAME, 2), B_NAME, rows)),
                 ir.assign(ir.Index(key.role("all"), _plus(T_NAME, 1)), ir.Const(0.0))]
 
-    def _pad(self, key):
-        """A stacked value that is read at step t+1: a copy with a zero step T+1."""
+    def _pad(self, key, forward=False):
+        """A stacked value that is read at step t+1: a copy with a zero step T+1
+        (for a forward value, see ``_last_again``)."""
         self.padded.add(key)
         width = ir.Index(ir.Attr(key.flat(), "shape"), ir.Const(-1))
         steps = ir.Index(key.role("all"), ir.Slice(ir.Const(1), _plus(T_NAME, 1)))
         return [ir.Alloc(key.role("all"), (_plus(T_NAME, 2), B_NAME, width), zeros=True),
                 ir.assign(steps, ir.call(ir.Attr(key.flat(), "reshape"), T_NAME, B_NAME,
-                                         ir.Const(-1)))]
+                                         ir.Const(-1)))] + (self._last_again(key) if forward else [])
+
+    def _last_again(self, key):
+        """Step T+1 of a forward value read at t+1 holds step T again: its terms at
+        the last step are multiplied by the zero adjoint of step T+1, and a value
+        the forward pass computed keeps them finite (a zero would give 1/0 * 0)."""
+        last = ir.Index(key.role("all"), T_NAME)
+        return [ir.assign(ir.Index(key.role("all"), _plus(T_NAME, 1)), last)]
 
     # -- the forward pass ---------------------------------------------------
     def _forward_parts(self, eqs):
@@ -454,8 +462,8 @@ class Program:
         lines = self.stacked(before)
         stacked = {Key(s.name) for s in self.cell.inputs + self.cell.targets} | {
             Key(lhs.name) for lhs, _ in eqs if lhs.name not in core | after}
-        for key in sorted(self.shifted & stacked):  # read at t+1: a zero step T+1
-            lines += self._pad(key)
+        for key in sorted(self.shifted & stacked):  # read at t+1: a step T+1
+            lines += self._pad(key, forward=True)
         stored = [lhs for lhs, _ in eqs if Key(lhs.name) in {Key(n) for n in core} - self.local]
         loop, filled = self._loop(ir.Const(1), _plus(T_NAME, 1), 1, loop,
                                   {Key(l.name) for l in stored}, {k for k, _ in hoisted})
@@ -471,6 +479,8 @@ class Program:
                 lines.append(ir.assign(key.flat(), self._steps(key, 1)))
             if key in self.states:
                 lines.append(ir.assign(key.role("prev"), self._steps(key, 0)))
+            if key in self.shifted:
+                lines += self._last_again(key)
         self.local = set()
         for lhs, rhs in eqs:
             if lhs.name in core:
