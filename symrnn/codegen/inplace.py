@@ -75,8 +75,10 @@ def _assign(lowering, buf, expr):
         return _fold(lowering, buf, expr)
     if isinstance(expr, MatMul):
         sign, core = split_sign(expr)
-        if sign < 0:
+        if sign < 0 and (core in buf.ready or makes_array(lowering, core)):
             return _assign(lowering, buf, core) + [_negate(target)]
+        if sign < 0:  # a stored value: negated into the buffer, never in its own array
+            return [_call(ir.NumPy("negative"), [code(core)], buf)]
         scaled = _scaled(lowering, expr)
         if scaled:  # a column times a per-step number: computed as the column, then scaled
             column, number = scaled
