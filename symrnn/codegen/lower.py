@@ -195,8 +195,8 @@ class RowLowering:
             left, right, fixed = code
             if left is None or right is None:
                 raise NotImplementedError(f"{expr}: a sum of outer products with ones")
-            column = ir.Index(left if fixed == 0 else ir.call(ir.Attr(left, "sum"), ir.Const(0)),
-                              (ir.Slice(), ir.Const(None)))
+            column = _reshape(left if fixed == 0 else ir.call(ir.Attr(left, "sum"), ir.Const(0)),
+                              -1, 1)
             code = ir.mul(column, right if fixed == 1 else ir.call(ir.Attr(right, "sum"),
                                                                     ir.Const(0)))
         elif kind == "O":  # summed over the rows: one matrix product
@@ -240,6 +240,8 @@ class RowLowering:
         rule = k1 + k2
         if rule == "FF":  # a fixed product, folded before it meets a per-step factor
             return "F", MatMul(c1, c2)
+        if rule == "FC" and c1.shape[0] == 1:  # a fixed row times a column: a number
+            return "S", dot(c2, self.fixed(c1))
         if rule == "FC":  # F c is, in rows, c F^T
             return "C", mm(c2, self.fixed_T(c1))
         if rule == "RF" and c2.shape[1] == 1:  # a row times a fixed column: a number
@@ -256,7 +258,7 @@ class RowLowering:
         if rule == "CF":  # a per-step column times a fixed 1x1
             return "C", ir.mul(c1, self.fixed(c2))
         if rule == "FR" and c1.shape[0] != 1:  # a fixed column times a row: an outer product
-            return "O", (self.fixed(c1), c2, 0)
+            return "O", (self.fixed_T(c1), c2, 0)  # the column in row storage
         if rule == "FR":  # a fixed 1x1 times a per-step row
             return "R", ir.mul(self.fixed(c1), c2)
         if rule == "RC":
