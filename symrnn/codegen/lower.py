@@ -273,6 +273,8 @@ class RowLowering:
             return "O", (c1, c2, None)
         if rule == "OC":
             return "C", times(c1[0], dot(c1[1], c2))
+        if rule == "OF" and c2.shape[1] == 1:  # c (r F) with F a column: c times a number
+            return "C", times(c1[0], dot(c1[1], self.fixed_T(c2)))
         if rule == "OF" and c1[1] is not None:  # c (r F): the row times F at every step
             return "O", (c1[0], mm(c1[1], self.fixed(c2)), c1[2])
         if rule == "FO" and c2[0] is not None:  # (F c) r
