@@ -258,13 +258,15 @@ class Program:
             return (not isinstance(e, (StepVar, Adjoint)) and e not in self.shared
                     and self.lowering.kind(e) in ("C", "R") and not e.is_Transpose)
         lines = []
-        for e in sorted(_repeated([e for _, e in assignments], candidate),
-                        key=lambda e: len(list(preorder_traversal(e)))):
-            name = ir.Name(f"_cse{self.temps}")
-            self.temps += 1
-            lines += self.assign(name, e, "stacked")[0]
-            self.shared[e] = name
+        repeated = sorted(_repeated([e for _, e in assignments], candidate),
+                          key=lambda e: len(list(preorder_traversal(e))))
         for i, (key, e) in enumerate(assignments):
+            for r in [r for r in repeated if e.has(r)]:  # computed once, before its first use
+                repeated.remove(r)  # (it may read a value computed by an earlier assignment)
+                name = ir.Name(f"_cse{self.temps}")
+                self.temps += 1
+                lines += self.assign(name, r, "stacked")[0]
+                self.shared[r] = name
             self._done(e)
             if key in filled:
                 view = filled[key]
@@ -283,7 +285,7 @@ class Program:
                 lines.append(ir.Assign((pair, key.flat()), both))
                 self.owned |= {Key(pair.id), key}
                 continue
-            if not self.lowering._per_step(e) and not e.is_ZeroMatrix:
+            if not self.lowering._per_step(e):
                 # a value of the parameters alone: the same in every row, stored
                 # in every row all the same (it is read row by row)
                 rows, cols = e.shape
@@ -321,7 +323,8 @@ class Program:
         arrays) and read by nothing lowered later."""
         later = set().union(*[self._reads(e) for e in list(self.pending) + group])
         return {l for l in _leaves(expr) if _time(l) == t and _base(l) in self.owned
-                and _base(l) not in later and _base(l) not in self.padded}
+                and _base(l) not in later and _base(l) not in self.padded
+                and expr.count(l) == 1}  # else changed in place while still read
 
     # -- hoisting loop-invariant work -------------------------------------------
     def _hoist(self, expr, is_loop_leaf, before):
