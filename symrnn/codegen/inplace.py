@@ -60,7 +60,7 @@ def _assign(lowering, buf, expr):
     expr = _plain(lowering, expr)
     if expr in buf.ready:
         return _take(lowering, buf, expr)
-    if buf.into and lowering.kind(expr) == "F":  # a fixed value broadcast to every row
+    if lowering.kind(expr) == "F":  # a fixed value (into a buffer: broadcast to every row)
         return [_copy(buf, code(expr))]
     if expr in lowering.shared or isinstance(expr, (StepVar, Adjoint)):
         return [_copy(buf, code(expr))]

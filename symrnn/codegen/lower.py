@@ -283,7 +283,12 @@ class RowLowering:
 
     # -- element-wise functions -----------------------------------------
     def _lower_Elementwise(self, expr):
-        return ir.call(kernel(type(expr)), self.lower(expr.arg))
+        arg = self.lower(expr.arg)
+        if self.kind(expr) == "F" and expr.shape[1] == 1 and not isinstance(arg, ir.Const):
+            # a fixed column, stored 1-D: the kernel runs on it as one row (the
+            # compiled kernels take 2-D arrays)
+            return _reshape(ir.call(kernel(type(expr)), _reshape(arg, 1, -1)), -1)
+        return ir.call(kernel(type(expr)), arg)
 
     def _lower_SumOverTime(self, expr):
         # stacked arrays hold every step and sequence as rows: summing over

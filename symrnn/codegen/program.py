@@ -431,11 +431,18 @@ class Program:
                 reaches_prev.add(n)
         states = [s.name for s in self.states]
         core = (reaches_prev & _closure(states, same)) | set(states)
-        for lhs, _ in eqs:
-            n = lhs.name
-            if n not in core and (prev[n] or same[n] & (core | after_core)):
-                after_core.add(n)
-        return core, after_core
+        while True:
+            after_core = set()
+            for lhs, _ in eqs:
+                n = lhs.name
+                if n not in core and (prev[n] or same[n] & (core | after_core)):
+                    after_core.add(n)
+            # a value of the same step that the loop reads and that needs the loop's
+            # values (a state that reads none at t-1 is in the loop all the same)
+            inside = after_core & set().union(*[same.get(n, set()) for n in core])
+            if not inside:
+                return core, after_core
+            core |= inside
 
     def _needed(self, roots):
         uses = {lhs.name: {v.name for v in rhs.atoms(StepVar)} for lhs, rhs in self.equations}
