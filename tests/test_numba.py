@@ -154,3 +154,60 @@ def test_standalone_module_with_the_numba_backend(tmp_path):
     assert "import symrnn" not in source and "import sympy" not in source
     assert source == compiled("elman").source  # what lambdify("numba") runs
     assert callable(module.loss_and_gradients) and callable(module.loss)
+
+
+# what the code generator once got wrong or could not run (silently wrong
+# numbers, or errors), all in one cell so that it compiles once: a value of the
+# parameters alone (g0, a0, P @ b), a negated stored value (-z * z), a shared
+# value (abs(e)) read after a product, a square root of the previous state
+# (read at t+1 in the backward pass), (P - P.T) and (P + Q) products, a row
+# parameter times a vector, v ** 2, and a state no step reads (s)
+FORMER_DEFECTS = """
+params: W[D,D] U[D,N] V[M,D] b[D] P[D,D] Q[D,D] w[1,D]
+input: x[N]
+target: y[M]
+state: h[D] s[D]
+a0 = b
+g0 = sigmoid(b)
+r = sqrt(1 + prev(h) * prev(h))
+z = W @ prev(h) + U @ x + P @ b
+e = (P - P.T) @ r + (P + Q) @ a0
+h = g0 * tanh(exp(-z * z)) + (1 - g0) * tanh(abs(e) * exp(-abs(e)))
+s = tanh((w @ h) * h + h ** 2)
+o = V @ (h + s)
+loss = 0.5 * (o - y).T @ (o - y)
+"""
+
+
+def former_defects_forward(p, x, y, h0, s0):
+    """The cell above, written here in NumPy."""
+    h, loss = h0, 0.0
+    g0 = 1 / (1 + np.exp(-p["b"]))
+    for t in range(len(x)):
+        r = np.sqrt(1 + h * h)
+        z = p["W"] @ h + p["U"] @ x[t] + p["P"] @ p["b"]
+        e = (p["P"] - p["P"].T) @ r + (p["P"] + p["Q"]) @ p["b"]
+        h = g0 * np.tanh(np.exp(-z * z)) + (1 - g0) * np.tanh(np.abs(e) * np.exp(-np.abs(e)))
+        s = np.tanh((p["w"] @ h) * h + h ** 2)
+        o = p["V"] @ (h + s)
+        loss += 0.5 * (o - y[t]) @ (o - y[t])
+    return loss
+
+
+def test_former_code_generator_defects_numba_and_numpy():
+    d = symrnn.derive(symrnn.parse_cell(FORMER_DEFECTS))
+    rng = np.random.default_rng(5)
+    D, N, M, T = 3, 2, 4, 5
+    shapes = {"W": (D, D), "U": (D, N), "V": (M, D), "b": (D,), "P": (D, D), "Q": (D, D),
+              "w": (1, D)}
+    params = {k: rng.normal(size=s) / 2 for k, s in shapes.items()}
+    x, y = rng.normal(size=(T, N)), rng.normal(size=(T, M))
+    starts = {"h0": rng.normal(size=D), "s0": rng.normal(size=D)}
+    want = former_defects_forward(params, x, y, **starts)
+    numeric = finite_differences(
+        lambda a: former_defects_forward({k: a[k] for k in params}, x, y, a["h0"], a["s0"]),
+        dict(params, **starts))
+    for backend in ("numpy", "numba"):
+        loss, grads = d.lambdify(backend)(params, x, y, **starts)
+        assert abs(loss - want) < 1e-12 * max(1, abs(want)), backend
+        assert max(rel_err(grads[k], numeric[k]) for k in numeric) < 1e-6, backend
