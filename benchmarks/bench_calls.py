@@ -73,7 +73,7 @@ def overhead(args):
         f, kern = ns["loss_and_gradients"], ns["gradients"]
         for size in [(4, 4, 4, 5, 1), (8, 8, 8, 10, 1)]:
             params, x, y, starts = _problem(bc, size)
-            arrays, _ = ns["_preparer"](ns["SPEC"])(params, x, y, (), dict(starts))
+            arrays, _ = ns["_preparer"](ns["SPEC"])(params, x, y, (), dict(starts), "TNB")
             r, iqr, d, tk = _paired(lambda: f(params, x, y, **starts), lambda: kern(*arrays),
                                     args.rounds, args.inner)
             print(f"| {bc.key} | {size} | {tk * 1e6:.1f} | {d * 1e6:.1f} | "

@@ -16,6 +16,11 @@ import numpy
 _F64 = numpy.dtype(numpy.float64)
 _dot = numpy.dot
 _vdot = numpy.vdot
+# the checks call these on float64 ndarrays only, so NumPy's dispatch to other
+# array types (__array_function__), which costs more than the work on a small
+# array, has nothing to do
+_check_vdot = getattr(numpy.vdot, "_implementation", numpy.vdot)
+_check_concatenate = getattr(numpy.concatenate, "_implementation", numpy.concatenate)
 # the kernels reach NumPy and the builtins only through reserved names (a cell
 # may call a variable numpy, range or list)
 _np = numpy
@@ -181,12 +186,12 @@ def _all_finite(arrays):
     small, total = [], 0.0
     for a in arrays:
         if a.size > _SMALL:
-            total += _vdot(a, a)
+            total += _check_vdot(a, a)
         else:
             small.append(a)
     if small:
-        flat = numpy.concatenate(small, axis=None) if len(small) > 1 else small[0]
-        total += _vdot(flat, flat)
+        flat = _check_concatenate(small, axis=None)
+        total += _check_vdot(flat, flat)
     return math.isfinite(total)
 
 
