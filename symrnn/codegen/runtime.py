@@ -224,6 +224,7 @@ def _preparer(spec):
     x_keys, x_labels, x_dims = per_step("x", spec["inputs"])
     y_keys, y_labels, y_dims = per_step("y", spec["targets"])
     n_params, n_x, n_y = len(names), len(x_keys), len(y_keys)
+    no_labels = [False] * n_y
     labels = spec["labels"]
     all_dims = [d for dims in param_dims for d in dims] + x_dims + y_dims + state_dims
     fixed = {d: int(d) for d in all_dims if d.isdigit()}  # sizes written as numbers
@@ -324,24 +325,25 @@ def _preparer(spec):
         return arrays, xs, ys, is_labels, states, sizes
 
     def quick(params, x, y, given, layout):
-        """What ``checked`` returns, for a call like the last one; else None."""
+        """``prepare``'s result for a call like the last one that fit; else None."""
         hit = cache[0]
-        if hit is None or type(params) is not dict or len(params) != n_params:
+        if hit is None or len(hit) != 3 or type(params) is not dict or len(params) != n_params:
             return None
         try:
             values = [params[p] for p in names]
-            values += [x] if n_x == 1 else [x[k] for k in x_keys]
-            values += [y] if n_y == 1 else [y[k] for k in y_keys]
+            steps = [x] if n_x == 1 else [x[k] for k in x_keys]
+            steps += [y] if n_y == 1 else [y[k] for k in y_keys]
         except Exception:
             return None
         if n_x > 1 and len(x) != n_x or n_y > 1 and len(y) != n_y:
             return None
+        values += steps
         shapes, present = [], []
         for v in values:
             if type(v) is not numpy.ndarray or v.dtype is not _F64:
                 return None
             shapes.append(v.shape)
-        shapes += [False] * n_y  # no labels
+        shapes += no_labels
         for v in given:
             if v is None:
                 shapes.append(False)
@@ -353,26 +355,36 @@ def _preparer(spec):
         shapes.append(layout)
         if hit[0] != shapes or not _all_finite(values + present):
             return None
-        end = n_params + n_x
-        return (values[:n_params], values[n_params:end], values[end:], [False] * n_y,
-                given, hit[1])
+        batched, zeros, layouts = hit[2]
+        del values[n_params:]
+        if not batched:
+            values += [a[:, None, :] for a in steps]
+        elif layout == "TBN":
+            values += steps
+        else:
+            values += [numpy.ascontiguousarray(a.transpose(0, 2, 1)) for a in steps]
+        for v, shape in zip(given, zeros):
+            values.append(numpy.zeros(shape) if v is None else v[None] if v.ndim == 1
+                          else v if layout == "TBN" else v.T)
+        return values, layouts
 
     def prepare(params, x, y, starts, initial, layout):
         if starts or initial:
             initial = initial_states(starts, initial)
         given = [initial.get(key) for key in state_keys] if initial else no_states
-        got = quick(params, x, y, given, layout)
-        if got is None:
-            got = checked(params, x, y, given, layout)
-        arrays, xs, ys, is_labels, states, sizes = got
+        return quick(params, x, y, given, layout) or full(params, x, y, given, layout)
+
+    def full(params, x, y, given, layout):
+        arrays, xs, ys, is_labels, states, sizes = checked(params, x, y, given, layout)
         batched = xs[0].ndim == 3
         arrays = arrays + [_rows(xa, batched, layout) for xa in xs]
         arrays += [_one_hot(label, ya, sizes[dim], dim, eye) if is_label
                    else _rows(ya, batched, layout)
                    for label, dim, ya, is_label in zip(y_labels, y_dims, ys, is_labels)]
         batch = sizes[batch_dim]
-        layouts = []
+        layouts, zeros = [], []
         for dim, a in zip(state_dims, states):
+            zeros.append((batch, sizes[dim]))
             if a is None:
                 arrays.append(numpy.zeros((batch, sizes[dim])))
                 layouts.append(0 if not batched else 3 if layout == "TBN" else 2)
@@ -385,6 +397,9 @@ def _preparer(spec):
             else:
                 arrays.append(a.T)
                 layouts.append(2)
+        hit = cache[0]
+        if len(hit) == 2:  # the plan of the quick path for calls with these shapes
+            cache[0] = hit + ((batched, zeros, layouts),)
         return arrays, layouts
 
     return prepare
