@@ -45,6 +45,7 @@ class Elementwise(MatrixExpr):
     name = None          # the name in the text syntax; None: made only by rules
     text = property(lambda self: self.name or type(self).__name__.lower())  # plain text
     latex = None
+    log_of = None        # the operation this one is the log of (log_softmax: softmax)
     words = ""
     activation = False   # offered as an activation of the Elman network
     kernels = {}
@@ -283,6 +284,7 @@ class Softmax(Elementwise):
 class LogSoftmax(Elementwise):
     """log(softmax(o)), kept as one node so that it is evaluated stably."""
     name, latex, words = "log_softmax", r"\log\operatorname{softmax}", "the log-softmax"
+    log_of = Softmax
     kernels = {"numpy": _log_softmax, "numba": None, "array": _array_log_softmax}
 
     @classmethod
