@@ -18,8 +18,8 @@ Like a JAX primitive, an operation carries everything about itself:
     latex, words  how the sheet writes it and names it in a sentence
 
 The ``array`` kernels use only this much of ``xp``, which each such backend
-provides for its library: ``xp.tanh``, ``xp.exp``, ``xp.log``, ``xp.sqrt``,
-``xp.abs``, ``xp.rowmax(x)`` and ``xp.rowsum(x)`` (over the last axis, kept as
+provides for its library: ``xp.tanh``, ``xp.sigmoid``, ``xp.exp``, ``xp.log``,
+``xp.sqrt``, ``xp.abs``, ``xp.rowmax(x)`` and ``xp.rowsum(x)`` (over the last axis, kept as
 an axis of length 1), and the operators of arrays (``+ - * / > **``). Arrays
 are laid out as everywhere in the generated code: one row per step and
 sequence, the vector along the last axis.
@@ -225,7 +225,7 @@ class Tanh(Elementwise):
 class Sigmoid(Elementwise):
     name, latex, words, activation = "sigmoid", r"\sigma", "the logistic sigmoid", True
     kernels = {"numpy": _sigmoid, "numba": _nb_sigmoid_scalar,
-               "array": lambda xp, x: 0.5 + 0.5 * xp.tanh(0.5 * x)}
+               "array": lambda xp, x: xp.sigmoid(x)}
 
     @staticmethod
     def scalar(u):
