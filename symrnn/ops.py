@@ -18,8 +18,8 @@ Like a JAX primitive, an operation carries everything about itself:
     latex, words  how the sheet writes it and names it in a sentence
 
 The ``array`` kernels use only this much of ``xp``, which each such backend
-provides for its library: ``xp.tanh``, ``xp.exp``, ``xp.log``, ``xp.sqrt``,
-``xp.abs``, ``xp.rowmax(x)`` and ``xp.rowsum(x)`` (over the last axis, kept as
+provides for its library: ``xp.tanh``, ``xp.sigmoid``, ``xp.exp``, ``xp.log``,
+``xp.sqrt``, ``xp.abs``, ``xp.rowmax(x)`` and ``xp.rowsum(x)`` (over the last axis, kept as
 an axis of length 1), and the operators of arrays (``+ - * / > **``). Arrays
 are laid out as everywhere in the generated code: one row per step and
 sequence, the vector along the last axis.
@@ -45,6 +45,7 @@ class Elementwise(MatrixExpr):
     name = None          # the name in the text syntax; None: made only by rules
     text = property(lambda self: self.name or type(self).__name__.lower())  # plain text
     latex = None
+    log_of = None        # the operation this one is the log of (log_softmax: softmax)
     words = ""
     activation = False   # offered as an activation of the Elman network
     kernels = {}
@@ -224,7 +225,7 @@ class Tanh(Elementwise):
 class Sigmoid(Elementwise):
     name, latex, words, activation = "sigmoid", r"\sigma", "the logistic sigmoid", True
     kernels = {"numpy": _sigmoid, "numba": _nb_sigmoid_scalar,
-               "array": lambda xp, x: 0.5 + 0.5 * xp.tanh(0.5 * x)}
+               "array": lambda xp, x: xp.sigmoid(x)}
 
     @staticmethod
     def scalar(u):
@@ -283,6 +284,7 @@ class Softmax(Elementwise):
 class LogSoftmax(Elementwise):
     """log(softmax(o)), kept as one node so that it is evaluated stably."""
     name, latex, words = "log_softmax", r"\log\operatorname{softmax}", "the log-softmax"
+    log_of = Softmax
     kernels = {"numpy": _log_softmax, "numba": None, "array": _array_log_softmax}
 
     @classmethod

@@ -46,7 +46,6 @@ import ast
 import keyword
 import math
 import re
-import sys
 from fractions import Fraction
 
 from sympy import HadamardPower, HadamardProduct, Integer, MatrixSymbol, OneMatrix, Rational, Symbol
