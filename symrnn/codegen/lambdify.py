@@ -8,7 +8,9 @@ import pprint
 from ..ops import OPERATIONS
 from . import ir, numba_cache, runtime
 from .emit import NumbaPrinter, NumPyPrinter
+from .ewise import Sharer
 from .lower import kernel
+from .outline import Outliner
 from .program import Program
 
 
@@ -103,10 +105,17 @@ def module_source(derivation, backend="numpy"):
                 name = NumbaPrinter().doprint(func)
                 parts.append(f"{name} = _elementwise({scalar.__name__})")
     parts += [NumPyPrinter().doprint(f) for f in functions]
-    if numba:  # the same statements again, printed for Numba: its helpers, 3-D views of the steps
-        parts += [NumbaPrinter().doprint(_numba_function(f)) for f in functions]
+    if numba:  # the same statements again, printed for Numba: its helpers, 3-D views of
+        # the steps, element-wise statements as calls of shared functions (ewise.py),
+        # cut into parts that Numba compiles one by one (outline.py)
+        sharer = Sharer()
+        compiled = [g for f in functions for g in Outliner().outline(sharer.function(_numba_function(f)))]
+        compiled += sharer.functions
+        parts += [NumbaPrinter().doprint(g) for g in compiled]
     parts.append("SPEC = " + pprint.pformat(spec(cell), sort_dicts=False))
     if numba:
+        names = [g.name.id for g in compiled if g.name.id not in ("_nb_forward", "_nb_gradients")]
+        parts.append("PARTS = " + pprint.pformat(names))
         parts.append("_compile(globals())")
     parts.append("loss_and_gradients = gradient_function(gradients, SPEC)\n"
                  "loss = forward_function(forward, SPEC)\n")
