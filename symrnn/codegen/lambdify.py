@@ -10,7 +10,6 @@ from . import ir, numba_cache, runtime
 from .emit import NumbaPrinter, NumPyPrinter
 from .ewise import Sharer
 from .lower import kernel
-from .outline import Outliner
 from .program import Program
 
 
@@ -106,16 +105,14 @@ def module_source(derivation, backend="numpy"):
                 parts.append(f"{name} = _elementwise({scalar.__name__})")
     parts += [NumPyPrinter().doprint(f) for f in functions]
     if numba:  # the same statements again, printed for Numba: its helpers, 3-D views of
-        # the steps, element-wise statements as calls of shared functions (ewise.py),
-        # cut into parts that Numba compiles one by one (outline.py)
+        # the steps, element-wise statements as calls of shared functions (ewise.py)
         sharer = Sharer()
-        compiled = [g for f in functions for g in Outliner().outline(sharer.function(_numba_function(f)))]
-        compiled += sharer.functions
+        compiled = [sharer.function(_numba_function(f)) for f in functions] + sharer.functions
         parts += [NumbaPrinter().doprint(g) for g in compiled]
     parts.append("SPEC = " + pprint.pformat(spec(cell), sort_dicts=False))
     if numba:
         names = [g.name.id for g in compiled if g.name.id not in ("_nb_forward", "_nb_gradients")]
-        parts.append("PARTS = " + pprint.pformat(names))
+        parts.append("SHARED = " + pprint.pformat(names))
         parts.append("_compile(globals())")
     parts.append("loss_and_gradients = gradient_function(gradients, SPEC)\n"
                  "loss = forward_function(forward, SPEC)\n")

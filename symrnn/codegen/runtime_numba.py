@@ -147,7 +147,7 @@ def _compile(namespace):
     Numba caches them beside that file."""
     spec = namespace["SPEC"]
     cache = "__file__" in namespace
-    for name in namespace.get("PARTS", ()):  # the kernels' parts, see outline.py
+    for name in namespace.get("SHARED", ()):  # the element-wise functions, see ewise.py
         namespace[name] = _jit(namespace[name], cache)
     x_at, states = len(spec["params"]), len(spec["states"])
     for name in ("forward", "gradients"):
