@@ -18,8 +18,8 @@ Like a JAX primitive, an operation carries everything about itself:
     latex, words  how the sheet writes it and names it in a sentence
 
 The ``array`` kernels use only this much of ``xp``, which each such backend
-provides for its library: ``xp.tanh``, ``xp.exp``, ``xp.log``, ``xp.sqrt``,
-``xp.abs``, ``xp.rowmax(x)`` and ``xp.rowsum(x)`` (over the last axis, kept as
+provides for its library: ``xp.tanh``, ``xp.sigmoid``, ``xp.exp``, ``xp.log``,
+``xp.sqrt``, ``xp.abs``, ``xp.rowmax(x)`` and ``xp.rowsum(x)`` (over the last axis, kept as
 an axis of length 1), and the operators of arrays (``+ - * / > **``). Arrays
 are laid out as everywhere in the generated code: one row per step and
 sequence, the vector along the last axis.
@@ -45,6 +45,7 @@ class Elementwise(MatrixExpr):
     name = None          # the name in the text syntax; None: made only by rules
     text = property(lambda self: self.name or type(self).__name__.lower())  # plain text
     latex = None
+    log_of = None        # the operation this one is the log of (log_softmax: softmax)
     words = ""
     activation = False   # offered as an activation of the Elman network
     kernels = {}
@@ -72,7 +73,10 @@ class Elementwise(MatrixExpr):
 
 
 def operation(cls):
-    """Register ``cls`` under its name (and its class name, for the rules)."""
+    """Register ``cls`` under its name (and its class name, for the rules).
+
+    The class name must not be one SymPy's printers know (``Abs``, ``Sqrt``):
+    they dispatch on it before ``_print_Elementwise``."""
     OPERATIONS[cls.name or cls.__name__] = cls
     return cls
 
@@ -147,6 +151,62 @@ def _array_log_softmax(xp, x):
     return s - xp.log(xp.rowsum(xp.exp(s)))
 
 
+def _softplus(x, out=None):
+    # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow, no cancellation
+    tail = numpy.abs(x)
+    numpy.negative(tail, tail)
+    numpy.exp(tail, tail)
+    numpy.log1p(tail, tail)
+    out = numpy.maximum(x, 0.0, out=out)   # out may be x itself: tail is computed first
+    out += tail
+    return out
+
+
+def _reciprocal(x, out=None):
+    return numpy.divide(1.0, x, out)
+
+
+def _nb_exp_scalar(v):
+    return math.exp(v)
+
+
+def _nb_log_scalar(v):
+    # as numpy.log: -inf at 0, nan below (math.log would raise)
+    if v > 0.0:
+        return math.log(v)
+    return -math.inf if v == 0.0 else math.nan
+
+
+def _nb_softplus_scalar(v):
+    return max(v, 0.0) + math.log1p(math.exp(-abs(v)))
+
+
+def _nb_abs_scalar(v):
+    return abs(v)
+
+
+def _nb_sign_scalar(v):
+    return 1.0 if v > 0.0 else (-1.0 if v < 0.0 else 0.0)
+
+
+def _nb_sqrt_scalar(v):
+    # as numpy.sqrt: nan below 0 (math.sqrt would raise)
+    return math.sqrt(v) if v >= 0.0 else math.nan
+
+
+def _nb_reciprocal_scalar(v):
+    # as numpy: 1/0 is inf (Python's division would raise)
+    if v == 0.0:
+        return math.copysign(math.inf, v)
+    return 1.0 / v
+
+
+def _array_softplus(xp, x):
+    # the array namespace has no log1p: log(1 + e) is exact to the last place of
+    # the result except for x below about -37, where it gives 0 for exp(x)
+    return x * (x > 0) + xp.log(1 + xp.exp(-xp.abs(x)))
+
+
 # -- the operations ----------------------------------------------------------------
 
 @operation
@@ -165,7 +225,7 @@ class Tanh(Elementwise):
 class Sigmoid(Elementwise):
     name, latex, words, activation = "sigmoid", r"\sigma", "the logistic sigmoid", True
     kernels = {"numpy": _sigmoid, "numba": _nb_sigmoid_scalar,
-               "array": lambda xp, x: 0.5 + 0.5 * xp.tanh(0.5 * x)}
+               "array": lambda xp, x: xp.sigmoid(x)}
 
     @staticmethod
     def scalar(u):
@@ -224,6 +284,7 @@ class Softmax(Elementwise):
 class LogSoftmax(Elementwise):
     """log(softmax(o)), kept as one node so that it is evaluated stably."""
     name, latex, words = "log_softmax", r"\log\operatorname{softmax}", "the log-softmax"
+    log_of = Softmax
     kernels = {"numpy": _log_softmax, "numba": None, "array": _array_log_softmax}
 
     @classmethod
@@ -234,6 +295,105 @@ class LogSoftmax(Elementwise):
     @staticmethod
     def vjp(ans, x, g):
         return g - Softmax(x) * (_ones(g).T * g)
+
+
+@operation
+class Exp(Elementwise):
+    name, latex, words = "exp", r"\exp", "the exponential"
+    kernels = {"numpy": "numpy.exp", "numba": _nb_exp_scalar,
+               "array": lambda xp, x: xp.exp(x)}
+    scalar = staticmethod(sympy.exp)
+
+    @staticmethod
+    def vjp(ans, x, g):
+        return _had(ans, g)
+
+
+@operation
+class Reciprocal(Elementwise):
+    """1/x entry by entry: ``a / b`` for a vector b is ``a * reciprocal(b)``. A
+    function of the text syntax too, since the parser makes it (the rules table
+    holds the operations a cell can call)."""
+    name, latex, words = "reciprocal", r"\operatorname{recip}", "the reciprocal"
+    kernels = {"numpy": _reciprocal, "numba": _nb_reciprocal_scalar,
+               "array": lambda xp, x: 1 / x}
+
+    @staticmethod
+    def scalar(u):
+        return 1 / u
+
+    @staticmethod
+    def vjp(ans, x, g):
+        return -_had(ans, ans, g)
+
+
+@operation
+class Log(Elementwise):
+    """The natural logarithm; nan where the argument is negative, -inf at 0
+    (NumPy's convention, in every kernel)."""
+    name, latex, words = "log", r"\log", "the natural logarithm"
+    kernels = {"numpy": "numpy.log", "numba": _nb_log_scalar,
+               "array": lambda xp, x: xp.log(x)}
+    scalar = staticmethod(sympy.log)
+
+    @staticmethod
+    def vjp(ans, x, g):
+        return _had(Reciprocal(x), g)
+
+
+@operation
+class Softplus(Elementwise):
+    # not offered as the Elman activation (activation = True would add it to
+    # ElmanRNN and the CLI's --activation; tests/test_cli.py uses it as an unknown one)
+    name, latex, words = "softplus", r"\operatorname{softplus}", "the softplus"
+    kernels = {"numpy": _softplus, "numba": _nb_softplus_scalar, "array": _array_softplus}
+
+    @staticmethod
+    def scalar(u):
+        return sympy.log(1 + sympy.exp(u))
+
+    @staticmethod
+    def vjp(ans, x, g):
+        return _had(Sigmoid(x), g)
+
+
+@operation
+class Sign(Elementwise):
+    """The derivative of abs: -1, 0 or 1."""
+    latex, words = r"\operatorname{sign}", "the sign"
+    kernels = {"numpy": "numpy.sign", "numba": _nb_sign_scalar,
+               "array": lambda xp, x: 0 * x + (x > 0) - (x < 0)}
+    scalar = staticmethod(sympy.sign)
+
+    @staticmethod
+    def vjp(ans, x, g):
+        return None  # piecewise constant: no contribution
+
+
+@operation
+class Absolute(Elementwise):
+    """|x| entry by entry; its derivative at 0 is taken as 0."""
+    name, latex, words = "abs", r"\operatorname{abs}", "the absolute value"
+    kernels = {"numpy": "numpy.abs", "numba": _nb_abs_scalar,
+               "array": lambda xp, x: xp.abs(x)}
+    scalar = staticmethod(sympy.Abs)
+
+    @staticmethod
+    def vjp(ans, x, g):
+        return _had(Sign(x), g)
+
+
+@operation
+class SquareRoot(Elementwise):
+    """The square root; nan where the argument is negative (NumPy's convention)."""
+    name, latex, words = "sqrt", r"\operatorname{sqrt}", "the square root"
+    kernels = {"numpy": "numpy.sqrt", "numba": _nb_sqrt_scalar,
+               "array": lambda xp, x: xp.sqrt(x)}
+    scalar = staticmethod(sympy.sqrt)
+
+    @staticmethod
+    def vjp(ans, x, g):
+        return sympy.Rational(1, 2) * _had(Reciprocal(ans), g)
 
 
 def functions():

@@ -4,6 +4,7 @@ derived, verified and lambdified, and checked against the hand-written BPTT and
 forward pass of tests/reference_gated.py. Then the text syntax itself: what
 each construct builds, and the errors, which name the line and the token."""
 import functools
+import types
 
 import numpy as np
 import pytest
@@ -309,11 +310,11 @@ BASE = HEAD + "z = W @ prev(h) + U @ x" + TAIL   # line 5 is z, 6 h, 7 o, 8 the 
     ("W @ prev(h)", "U @ prev(h)", r"line 5: 'U @ prev\(h\)': shapes \(D, N\) @ \(D, 1\) do not fit"),
     ("prev(h)", "prev(x)", r"line 5: 'prev\(x\)': prev takes a state, one of h"),
     ("U @ x", "U @ x +", r"line 5: invalid syntax"),
-    ("U @ x", "exp(U @ x)", r"line 5: 'exp' is not a function"),
+    ("U @ x", "cos(U @ x)", r"line 5: 'cos' is not a function"),
     ("U @ x", "tanh(U @ x, x)", r"line 5: 'tanh\(U @ x, x\)': tanh takes exactly one argument"),
     ("U @ x", "(U @ x if 1 else x)", r"line 5: 'U @ x if 1 else x' is not allowed"),
     ("U @ x", "U @ 'x'", r"line 5: \"'x'\" is not allowed"),
-    ("U @ x", "U @ x / x", r"line 5: 'U @ x / x': only division by a number"),
+    ("U @ x", "U @ x / x", r"line 5: 'U @ x / x': shapes \(D, 1\) / \(N, 1\) differ"),
     ("U @ x", "(U @ x) ** 0.5", r"line 5: '\(U @ x\) \*\* 0.5': the exponent must be a positive"),
     ("U @ x", "x.real", r"line 5: 'x.real': the only attribute is .T"),
     ("U @ x", "U @ x + [x]", r"line 5: '\[x\]' is not allowed"),
@@ -437,3 +438,77 @@ def test_cell_built_in_sympy_rejects_names_the_generated_code_uses(name):
                     equations=[(z, W * symrnn.prev(h) + U * x), (taken, symrnn.tanh(z)),
                                (h, taken)],
                     loss=(h - y).T * (h - y))
+
+
+# -- patterns people ask for (README: "Patterns") ----------------------------------------
+# A per-step weight m^(t) is one more input: m^(t) = 1 at the last step and 0 before
+# is a loss at the last step only (many-to-one); 0/1 per step is a mask of padding.
+MANY_TO_ONE = """
+params: W[D,D] U[D,N] V[M,D]
+input:  x[N] m[1]
+target: y[M]
+state:  h[D]
+h = tanh(W @ prev(h) + U @ x)
+o = V @ h
+loss = m * (-y.T @ log_softmax(o))
+"""
+
+
+def many_to_one_forward(p, x, m, y, h0):
+    h, loss = h0, 0.0
+    for t_ in range(len(x)):
+        h = np.tanh(p["W"] @ h + p["U"] @ x[t_])
+        o = p["V"] @ h
+        loss += m[t_, 0] * -(y[t_] @ (o - o.max() - np.log(np.exp(o - o.max()).sum())))
+    return loss
+
+
+def test_a_loss_at_the_last_step_only():
+    from test_fuzz_cells import ClosedForms
+    cell = symrnn.parse_cell(MANY_TO_ONE)
+    d = symrnn.derive(cell)
+    d.verify(3)
+    rng = np.random.default_rng(2)
+    p = {"W": rng.normal(size=(3, 3)) / 2, "U": rng.normal(size=(3, 2)),
+         "V": rng.normal(size=(2, 3))}
+    T_ = 4
+    x, y, h0 = rng.normal(size=(T_, 2)), np.eye(2)[[0, 1, 1, 0]], rng.normal(size=3)
+    m = np.zeros((T_, 1))
+    m[-1] = 1.0
+    # the closed forms, evaluated entry by entry (tests/test_fuzz_cells.py), against
+    # central differences; the generated code needs two inputs (see below)
+    values = {("h", 0): h0.reshape(-1, 1)}
+    h = h0
+    for k in range(1, T_ + 1):
+        h = np.tanh(p["W"] @ h + p["U"] @ x[k - 1])
+        o = p["V"] @ h
+        for name, v in (("x", x[k - 1]), ("m", m[k - 1]), ("y", y[k - 1]), ("h", h), ("o", o)):
+            values[(name, k)] = np.reshape(v, (-1, 1))
+    shapes = types_of(cell)
+    grads = ClosedForms(d, shapes, p, values, T_).gradients()
+    fd = finite_differences(lambda a: many_to_one_forward(a, x, m, y, a["h0"]), dict(p, h0=h0))
+    for k in fd:
+        assert rel_err(np.reshape(grads[k], fd[k].shape), fd[k]) < 1e-6, k
+    # only the last step's loss counts: dL/dV = (softmax(o^(T)) - y^(T)) h^(T)T
+    o_T, h_T = values[("o", T_)][:, 0], values[("h", T_)][:, 0]
+    assert np.allclose(grads["V"], np.outer(np.exp(o_T) / np.exp(o_T).sum() - y[-1], h_T))
+
+
+def types_of(cell):
+    """What ClosedForms needs to know of a cell: the rows of its parameters."""
+    return types.SimpleNamespace(params={p.name: (str(p.shape[0]), None) for p in cell.params})
+
+
+def test_a_loss_at_the_last_step_only_runs():
+    f = symrnn.derive(symrnn.parse_cell(MANY_TO_ONE)).lambdify()
+    rng = np.random.default_rng(4)
+    p = {"W": rng.normal(size=(3, 3)) / 2, "U": rng.normal(size=(3, 2)),
+         "V": rng.normal(size=(2, 3))}
+    x, y, h0 = rng.normal(size=(5, 2)), np.eye(2)[[0, 1, 1, 0, 1]], rng.normal(size=3)
+    m = np.zeros((5, 1))
+    m[-1] = 1.0
+    loss, grads = f(p, {"x": x, "m": m}, y, h0=h0)
+    assert loss == pytest.approx(many_to_one_forward(p, x, m, y, h0), rel=1e-12)
+    fd = finite_differences(lambda a: many_to_one_forward(a, x, m, y, a["h0"]), dict(p, h0=h0))
+    for k in fd:
+        assert rel_err(grads[k], fd[k]) < 1e-6, k

@@ -185,7 +185,7 @@ def test_labels_out_of_range():
 
 
 @pytest.mark.parametrize("argument, kwargs", [
-    ("activation", dict(activation="softplus")), ("output", dict(output="hinge")),
+    ("activation", dict(activation="swish")), ("output", dict(output="hinge")),
     ("bias", dict(bias="yes"))])
 def test_unknown_model_options(argument, kwargs):
     with pytest.raises(ValueError) as info:

@@ -236,3 +236,114 @@ def test_generated_loops_only_over_the_recurrences():
     assert re.search(r"_grad_W_f = _dot\(_cse\d+\.T, _prev_h\)", source)
     assert "grad_" not in loop
     assert "numpy.outer" not in source and "import symrnn" not in source
+
+
+# -- torch.nn.LSTM and torch.nn.GRU written as cells ---------------------------------
+# PyTorch's documented equations (one layer), with its parameter names: W_i* act on
+# x, W_h* on h^(t-1), and each gate has two biases b_i* and b_h*. The forward passes
+# below are written from those equations, not from symrnn.
+TORCH_LSTM = """
+params: W_ii[H,N] W_hi[H,H] b_ii[H] b_hi[H]   W_if[H,N] W_hf[H,H] b_if[H] b_hf[H]
+params: W_ig[H,N] W_hg[H,H] b_ig[H] b_hg[H]   W_io[H,N] W_ho[H,H] b_io[H] b_ho[H]
+params: V[M,H]
+input:  x[N]
+target: y[M]
+state:  h[H] c[H]
+i = sigmoid(W_ii @ x + b_ii + W_hi @ prev(h) + b_hi)
+f = sigmoid(W_if @ x + b_if + W_hf @ prev(h) + b_hf)
+g = tanh(W_ig @ x + b_ig + W_hg @ prev(h) + b_hg)
+o = sigmoid(W_io @ x + b_io + W_ho @ prev(h) + b_ho)
+c = f * prev(c) + i * g
+h = o * tanh(c)
+loss = 0.5 * (V @ h - y).T @ (V @ h - y)
+"""
+TORCH_GRU = """
+params: W_ir[H,N] W_hr[H,H] b_ir[H] b_hr[H]   W_iz[H,N] W_hz[H,H] b_iz[H] b_hz[H]
+params: W_in[H,N] W_hn[H,H] b_in[H] b_hn[H]   V[M,H]
+input:  x[N]
+target: y[M]
+state:  h[H]
+r = sigmoid(W_ir @ x + b_ir + W_hr @ prev(h) + b_hr)
+z = sigmoid(W_iz @ x + b_iz + W_hz @ prev(h) + b_hz)
+n = tanh(W_in @ x + b_in + r * (W_hn @ prev(h) + b_hn))
+h = (1 - z) * n + z * prev(h)
+loss = 0.5 * (V @ h - y).T @ (V @ h - y)
+"""
+
+
+def _sig(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def torch_lstm_forward(p, x, y, h0, c0):
+    h, c, loss = h0, c0, 0.0
+    for t_ in range(len(x)):
+        gate = {k: p[f"W_i{k}"] @ x[t_] + p[f"b_i{k}"] + p[f"W_h{k}"] @ h + p[f"b_h{k}"]
+                for k in "ifgo"}
+        c = _sig(gate["f"]) * c + _sig(gate["i"]) * np.tanh(gate["g"])
+        h = _sig(gate["o"]) * np.tanh(c)
+        loss += 0.5 * np.sum((p["V"] @ h - y[t_]) ** 2)
+    return loss
+
+
+def torch_gru_forward(p, x, y, h0):
+    h, loss = h0, 0.0
+    for t_ in range(len(x)):
+        r = _sig(p["W_ir"] @ x[t_] + p["b_ir"] + p["W_hr"] @ h + p["b_hr"])
+        z = _sig(p["W_iz"] @ x[t_] + p["b_iz"] + p["W_hz"] @ h + p["b_hz"])
+        n = np.tanh(p["W_in"] @ x[t_] + p["b_in"] + r * (p["W_hn"] @ h + p["b_hn"]))
+        h = (1 - z) * n + z * h
+        loss += 0.5 * np.sum((p["V"] @ h - y[t_]) ** 2)
+    return loss
+
+
+@pytest.mark.parametrize("text, forward, states", [
+    (TORCH_LSTM, torch_lstm_forward, ["h0", "c0"]), (TORCH_GRU, torch_gru_forward, ["h0"])],
+    ids=["torch LSTM", "torch GRU"])
+def test_torch_cells_as_text(text, forward, states):
+    cell = symrnn.parse_cell(text)
+    d = symrnn.derive(cell)
+    d.verify(2)
+    f = d.lambdify()
+    rng = np.random.default_rng(11)
+    H, N, M = 3, 2, 2
+    size = {"H": H, "N": N, "M": M}
+    params = {p.name: rng.normal(size=tuple(size[str(s)] for s in p.shape if s != 1)) * 0.5
+              for p in cell.params}
+    x, y = rng.normal(size=(4, N)), rng.normal(size=(4, M))
+    starts = {s: rng.normal(size=H) for s in states}
+    loss, grads = f(params, x, y, **starts)
+    want = forward(params, x, y, *starts.values())
+    assert loss == pytest.approx(want, rel=1e-12)
+    fd = finite_differences(lambda a: forward({k: a[k] for k in params}, x, y,
+                                              *[a[s] for s in states]), dict(params, **starts))
+    for k in fd:
+        assert rel_err(grads[k], fd[k]) < 1e-6, k
+
+
+def _sorted(expr):
+    """Element-wise products with their factors in one order (a * b is b * a)."""
+    return expr.replace(lambda e: isinstance(e, HadamardProduct),
+                        lambda e: HadamardProduct(*sorted(e.args, key=str)))
+
+
+def test_the_lstm_preset_is_torchs_lstm_with_renamed_gates():
+    # symrnn.LSTM: f forget, g input, q output gate, a candidate, s the cell, one bias
+    # per gate (torch's b_i* + b_h*, which only their sum enters): the same step
+    from sympy import MatrixSymbol, ZeroMatrix
+    torch = symrnn.parse_cell(TORCH_LSTM.replace("H", "D"))
+    preset = symrnn.LSTM()
+    names = {"W_ii": "U_g", "W_hi": "W_g", "W_if": "U_f", "W_hf": "W_f", "W_ig": "U",
+             "W_hg": "W", "W_io": "U_q", "W_ho": "W_q", "b_ii": "b_g", "b_if": "b_f",
+             "b_ig": "b", "b_io": "b_q", "i": "g", "g": "a", "o": "q", "c": "s"}
+    rename = {}
+    for sym in torch.params + torch.variables:
+        if sym.name in names:
+            rename[sym] = MatrixSymbol(names[sym.name], *sym.shape)
+        elif sym.name.startswith("b_h"):
+            rename[sym] = ZeroMatrix(*sym.shape)
+    step = {rename.get(lhs, lhs).name: _sorted(rhs.xreplace(rename).doit())
+            for lhs, rhs in torch.equations[:-1]}
+    want = {lhs.name: _sorted(rhs) for lhs, rhs in preset.equations
+            if lhs.name in ("f", "g", "q", "a", "s", "h")}
+    assert step == want

@@ -1,5 +1,5 @@
 """The array namespaces ``xp`` of the libraries: what symrnn/ops.py's "array"
-kernels use (tanh, exp, log, sqrt, abs, rowmax, rowsum) and what the program
+kernels use (tanh, sigmoid, exp, log, sqrt, abs, rowmax, rowsum) and what the program
 needs besides (zeros, ones, eye, concat, addmm = acc + a @ b in one call where
 the library has one, and a scan over the steps). Each
 namespace makes new arrays with the dtype (and device) of the call."""
@@ -9,6 +9,7 @@ class TorchNamespace:
     def __init__(self, torch, dtype, device):
         self.torch, self.dtype, self.device = torch, dtype, device
         self.tanh, self.exp, self.log = torch.tanh, torch.exp, torch.log
+        self.sigmoid = torch.sigmoid  # one call, where 0.5 + 0.5 tanh(x/2) is four
         self.sqrt, self.abs = torch.sqrt, torch.abs
 
     def rowmax(self, x):
@@ -51,6 +52,9 @@ class JaxNamespace:
         self.jnp, self.lax, self.dtype, self.unroll = jnp, lax, dtype, unroll
         self.tanh, self.exp, self.log = jnp.tanh, jnp.exp, jnp.log
         self.sqrt, self.abs = jnp.sqrt, jnp.abs
+
+    def sigmoid(self, x):
+        return 0.5 + 0.5 * self.jnp.tanh(0.5 * x)  # XLA fuses it into one kernel
 
     def rowmax(self, x):
         return x.max(-1, keepdims=True)

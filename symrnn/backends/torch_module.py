@@ -137,7 +137,7 @@ class DerivedRNN(torch.nn.Module):
                 raise ValueError(f"y: label {int(y[tuple(bad)])} is not a class in 0..{m - 1} "
                                  f"({target} = {m})")
             y = torch.nn.functional.one_hot(y.long(), m).to(ref.dtype)
-        T, B = x.shape[0], x.shape[1]
+        B = x.shape[1]
         initial = []
         for s, v in zip(cell.states, states):
             dim = str(s.shape[0])

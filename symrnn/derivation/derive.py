@@ -1,7 +1,7 @@
 """From the chain rule on one generic step to closed forms for any T."""
 from dataclasses import dataclass, field
 
-from sympy import MatAdd, MatMul, ZeroMatrix
+from sympy import MatAdd, ZeroMatrix
 
 from ..graph.unroll import T, shared, step_equations, t
 from ..model.nodes import Adjoint, StepVar, SumOverTime

@@ -1,13 +1,53 @@
 """A recurrent cell given by the equations of one time step."""
 import keyword
+import math
+import sys
+from collections import Counter
 
-from sympy import MatrixSymbol, ZeroMatrix
+from sympy import Float, Integer, MatrixSymbol, Rational, Symbol, ZeroMatrix
 
 from .nodes import Prev
 
 # names the generated code uses for itself: none a cell can take, since every
 # one of them starts with "_" (see symrnn/codegen/program.py)
 CODE_NAMES = frozenset()
+
+
+def plain_name(name):
+    """Whether ``name`` can name a value: an ASCII identifier, not a keyword, not
+    starting with '_' (Python reads identifiers in NFKC form, so that ``ℌ`` and
+    ``H`` would be one name: non-ASCII names are refused rather than folded)."""
+    return (isinstance(name, str) and name.isascii() and name.isidentifier()
+            and not name.startswith("_") and not keyword.iskeyword(name))
+
+
+_FLOAT_MAX_BITS = sys.float_info.max_exp       # 1024: 2**1024 overflows a float
+_FLOAT_MIN_BITS = sys.float_info.min_exp - 1   # -1022: below, a float loses digits
+
+
+def bad_coefficient(expr):
+    """The first number in ``expr`` that generated code could not hold as a
+    float (an overflow, or a nonzero number that would round to 0), or None."""
+    for n in expr.atoms(Rational, Float):
+        if n == 0:
+            continue
+        if isinstance(n, Float):
+            if not math.isfinite(float(n)):
+                return n
+            continue
+        bits = math.log2(abs(n.p)) - math.log2(n.q)
+        if not _FLOAT_MIN_BITS <= bits < _FLOAT_MAX_BITS:
+            return n
+    return None
+
+
+def check_coefficients(expr, where):
+    """Raise ValueError naming ``where`` if ``expr`` holds a number beyond float range."""
+    n = bad_coefficient(expr)
+    if n is not None:
+        text = str(n) if len(str(n)) <= 40 else f"about 2**{round(math.log2(abs(n.p)) - math.log2(n.q))}"
+        raise ValueError(f"{where}: the coefficient {text} is beyond the range of a float "
+                         "(about 1e-308 to 1e308)")
 
 
 def generated_names(names, params, states):
@@ -30,6 +70,8 @@ class Cell:
 
     def __init__(self, name, *, params, inputs, targets, states, equations, loss,
                  notation=None, targets_are_distributions=False):
+        if not isinstance(name, str):
+            raise ValueError(f"name: expected a string, got {type(name).__name__}")
         self.name = name
         self.params = tuple(params)
         self.inputs = tuple(inputs)
@@ -63,17 +105,31 @@ class Cell:
 
     def _check(self):
         known = set(self.params) | set(self.inputs) | set(self.targets)
+        for group, symbols in (("params", self.params), ("inputs", self.inputs),
+                               ("targets", self.targets), ("states", self.states)):
+            for sym in symbols:
+                if not isinstance(sym, MatrixSymbol):
+                    raise ValueError(f"{group}: {sym!r} is not a MatrixSymbol")
         names = [s.name for s in self.params + self.inputs + self.targets + self.variables]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
+        duplicated = sorted(n for n, k in Counter(names).items() if k > 1)
         if duplicated:
             raise ValueError(f"equations: names used twice: {', '.join(duplicated)}")
         for sym in self.params + self.inputs + self.targets + self.variables:
-            if not sym.name.isidentifier() or sym.name.startswith("_") or keyword.iskeyword(sym.name):
+            if not plain_name(sym.name):
                 raise ValueError(f"equations: {sym.name!r} is not a usable name "
-                                 "(a Python identifier not starting with '_')")
+                                 "(an ASCII identifier not starting with '_')")
+            for dim in sym.shape:
+                if not (isinstance(dim, Symbol) or isinstance(dim, Integer) and dim >= 1):
+                    raise ValueError(f"equations: {sym.name} has the size {dim}; a size is a "
+                                     "Symbol or a positive integer")
         generated = generated_names(names, [p.name for p in self.params],
                                     [s.name for s in self.states])
         sizes = {str(s) for s in self.sizes}
+        for size in sizes:
+            if not plain_name(size) or size in ("T", "t") or size in CODE_NAMES:
+                raise ValueError(f"sizes: {size!r} is not a usable size name (an ASCII "
+                                 "identifier not starting with '_', not T, t or a name the "
+                                 "generated code uses)")
         for n in names:
             if n in generated or n in CODE_NAMES or n in sizes:
                 why = (f"the generated code derives it from {generated[n]!r}" if n in generated
@@ -89,6 +145,7 @@ class Cell:
         for lhs, rhs in self.equations:
             if not isinstance(lhs, MatrixSymbol):
                 raise ValueError(f"equations: left-hand side {lhs} is not a MatrixSymbol")
+            check_coefficients(rhs, f"equations: {lhs}")
             if rhs.shape != lhs.shape:
                 raise ValueError(f"equations: {lhs} has shape {lhs.shape} but its "
                                  f"right-hand side has shape {rhs.shape}")

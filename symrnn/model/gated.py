@@ -5,6 +5,14 @@ pre-activation is W_k h^(t-1) + U_k x^(t) + b_k. Both cells end with
 o^(t) = V h^(t), yhat^(t) = softmax(o^(t)) and the cross-entropy
 L^(t) = -y^(t)T log softmax(o^(t)). tests/test_gated.py writes both cells as
 text for ``symrnn.parse_cell`` and checks that the text gives these equations.
+
+Against PyTorch: ``LSTM`` is the step of ``torch.nn.LSTM`` under other names
+(torch's i, f, g, o, c are g, f, a, q, s here; W_h* is W_*, W_i* is U_*, and
+torch's two biases b_i* + b_h* are one b_* here). ``GRU`` is not the variant of
+``torch.nn.GRU``: here the reset gate multiplies h^(t-1) before W
+(W (r * h^(t-1))), in torch it multiplies W_hn h^(t-1) + b_hn; and torch's update
+gate z keeps the old state as u does here. tests/test_gated.py writes both torch
+cells as text and checks them.
 """
 from sympy import HadamardProduct as hadamard, MatrixSymbol, OneMatrix, symbols
 

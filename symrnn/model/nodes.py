@@ -3,7 +3,7 @@
 Every node is a ``MatrixExpr`` so that SymPy's ``MatMul``, ``MatAdd``,
 ``HadamardProduct`` and ``Transpose`` combine them and check their shapes.
 """
-from sympy import Basic, Integer, MatAdd, ZeroMatrix, sympify
+from sympy import Integer, MatAdd, ZeroMatrix, sympify
 from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
@@ -81,4 +81,4 @@ def prev(state):
     return Prev(state)
 
 
-__all__ = [n for n in dir() if not n.startswith("_") and n not in {"Basic", "Integer", "MatAdd", "ZeroMatrix", "sympify", "Str", "MatrixExpr"}]
+__all__ = [n for n in dir() if not n.startswith("_") and n not in {"Integer", "MatAdd", "ZeroMatrix", "sympify", "Str", "MatrixExpr"}]

@@ -30,7 +30,8 @@ Equations ``name = expression``, one a line, computed in order; the line
     a / 2, a ** 2  division by a number, element-wise integer power
     a.T            transpose
     prev(h)        h^(t-1) for a state h; ``h`` alone is h^(t), once computed
-    tanh sigmoid relu softmax log_softmax   (of a column vector)
+    tanh sigmoid relu softmax log_softmax exp log softplus abs sqrt
+                   (of a column vector; see symrnn/ops.py)
 
 ``#`` starts a comment. Sizes of variables come from their expressions; a
 state's declared size must match its equation. Reserved names: ``loss``, ``L``,
@@ -43,14 +44,15 @@ the constructs above are turned into SymPy expressions. Every error is a
 """
 import ast
 import keyword
+import math
 import re
 from fractions import Fraction
 
 from sympy import HadamardPower, HadamardProduct, Integer, MatrixSymbol, OneMatrix, Rational, Symbol
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from .cell import CODE_NAMES, Cell, generated_names
-from ..ops import functions
+from .cell import CODE_NAMES, Cell, bad_coefficient, generated_names, plain_name
+from ..ops import Reciprocal, functions
 from .nodes import LogSoftmax, Prev
 
 FUNCTIONS = functions()  # the operations of symrnn/ops.py, by name
@@ -61,6 +63,14 @@ LOSS = "loss"
 # names the engine or the generated code uses for itself
 RESERVED = CODE_NAMES | {LOSS, "L", "T", "t", "prev"} | set(FUNCTIONS)
 
+
+# limits that keep every answer fast (each refusal is a CellSyntaxError)
+MAX_CHARACTERS = 20_000    # the whole text (the LSTM is 600); parsing the longest takes ~2 s
+MAX_EQUATIONS = 1_000      # lines with an equation
+MAX_NODES = 2_000          # names, numbers and operations on one line
+MAX_DEPTH = 60             # operations nested in one another on one line
+MAX_POWER = 16             # the largest exponent of an element-wise power
+MAX_EXPONENT_BITS = 1_024  # a number beyond 2**1024 does not fit a float
 
 _HEADER = re.compile(r"\s*([A-Za-z_]\w*)\s*:(.*)$")
 _DECLARATION = re.compile(r"\s*(?:,\s*)?([A-Za-z_]\w*)\s*(?:\[([^\]]*)\])?\s*")
@@ -77,6 +87,27 @@ class CellSyntaxError(ValueError):
 
 def _fail(lineno, message):
     raise CellSyntaxError(f"line {lineno}: {message}")
+
+
+def _check_size(lineno, tree):
+    """Refuse a line with too many operations, or nested too deeply, before any
+    SymPy work (iteratively: no recursion on the user's nesting)."""
+    nodes, todo = 0, [(tree, 0)]
+    while todo:
+        node, depth = todo.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            _fail(lineno, f"the line has more than {MAX_NODES} names, numbers and operations; "
+                          "split it into several equations")
+        if depth > MAX_DEPTH:
+            _fail(lineno, f"expression nested more than {MAX_DEPTH} deep; "
+                          "split it into several equations")
+        todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
+def _bits(number):
+    """log2 |number| for a nonzero SymPy Rational, without computing a float of it."""
+    return math.log2(abs(number.p)) - math.log2(number.q)
 
 
 def _is_matrix(value):
@@ -150,7 +181,7 @@ class _Parser:
             _fail(lineno, f"'{section}:' declares nothing")
 
     def check_name(self, lineno, name):
-        if name.startswith("_") or keyword.iskeyword(name):
+        if not plain_name(name):
             _fail(lineno, f"{name!r} is not a usable name (an identifier not starting with '_')")
         if name in RESERVED:
             _fail(lineno, f"{name!r} is reserved; choose another name")
@@ -166,6 +197,7 @@ class _Parser:
         except (RecursionError, MemoryError):
             _fail(lineno, "expression nested too deeply")
         source = line.strip()
+        _check_size(lineno, tree)
         if (len(tree.body) != 1 or not isinstance(tree.body[0], ast.Assign)
                 or len(tree.body[0].targets) != 1):
             _fail(lineno, f"expected an equation 'name = expression' or a declaration, got {source!r}")
@@ -182,6 +214,9 @@ class _Parser:
             _fail(lineno, "expression nested too deeply")
         if not _is_matrix(rhs):
             _fail(lineno, f"the right-hand side of {name} is a number, not a vector")
+        big = bad_coefficient(rhs)  # SymPy multiplies coefficients together: 2**600 * (2**600 * x)
+        if big is not None:
+            _fail(lineno, "a coefficient is beyond the range of a float (about 1e-308 to 1e308)")
         if name == LOSS:
             if self.loss is not None:
                 _fail(lineno, f"the loss is defined twice (first on line {self.loss[1]})")
@@ -217,7 +252,10 @@ class _Parser:
 
     # -- expressions -------------------------------------------------------------------
     def fail(self, node, message):
-        _fail(self.lineno, message.format(token=repr(ast.get_source_segment(self.source, node))))
+        token = ast.get_source_segment(self.source, node) or ""
+        if len(token) > 60:
+            token = token[:40] + " ... " + token[-15:]
+        _fail(self.lineno, message.format(token=repr(token)))
 
     def expr(self, node):
         method = getattr(self, "_" + type(node).__name__, None)
@@ -248,7 +286,15 @@ class _Parser:
         if value != value or value in (float("inf"), float("-inf")):
             self.fail(node, "{token} is not a finite number")
         # exact: 0.1 is 1/10, so that verify() stays in rational arithmetic
-        return Rational(Fraction(str(value))) if isinstance(value, float) else Integer(value)
+        number = Rational(Fraction(str(value))) if isinstance(value, float) else Integer(value)
+        return self.number(node, number)
+
+    def number(self, node, value):
+        """``value``, refused unless a float of it is finite and, if not 0, not 0."""
+        if value != 0 and not -1022 <= _bits(value) < MAX_EXPONENT_BITS:
+            self.fail(node, "{token}: the number is beyond the range of a float (about 1e-308 "
+                            "to 1e308)")
+        return value
 
     def _UnaryOp(self, node):
         value = self.expr(node.operand)
@@ -290,6 +336,9 @@ class _Parser:
         a, b = self.expr(node.left), self.expr(node.right)
         op = type(node.op)
         ma, mb = _is_matrix(a), _is_matrix(b)
+        if not (ma or mb) and op in (ast.Add, ast.Sub, ast.Mult):
+            return self.number(node, a + b if op is ast.Add else a - b if op is ast.Sub
+                               else a * b)
         if op in (ast.Add, ast.Sub):
             if ma and mb and a.shape != b.shape:
                 self.fail(node, f"{{token}}: shapes {_shape(a)} and {_shape(b)} cannot be added")
@@ -318,27 +367,49 @@ class _Parser:
             self.fail(node, f"{{token}}: shapes {_shape(a)} * {_shape(b)} differ; * is the "
                             "element-wise product, @ the matrix product")
         if op is ast.Div:
-            if mb:
-                self.fail(node, "{token}: only division by a number is allowed")
+            if mb:  # a / b = a * (1/b) entry by entry
+                if ma and a.shape != b.shape and b.shape != (1, 1):
+                    self.fail(node, f"{{token}}: shapes {_shape(a)} / {_shape(b)} differ; / "
+                                    "divides entry by entry, or by a 1x1 value")
+                if not ma:
+                    return a * Reciprocal(b) if a != 1 else Reciprocal(b)
+                if a.shape == b.shape:
+                    return HadamardProduct(a, Reciprocal(b))
+                return a * Reciprocal(b) if a.shape[1] == 1 else Reciprocal(b) * a
             if b == 0:
                 self.fail(node, "{token}: division by zero")
-            return a / b
+            return a / b if ma else self.number(node, a / b)
         if op is ast.Pow:
             if mb or not (b.is_Integer and b >= 1):
                 self.fail(node, "{token}: the exponent must be a positive integer")
             if not ma:
-                return a ** b
+                # bounded before computing: 9**9**9 would take forever exactly
+                if a != 0 and abs(a) != 1 and int(b) * abs(_bits(a)) > MAX_EXPONENT_BITS + 64:
+                    self.fail(node, "{token}: the power is beyond the range of a float")
+                return self.number(node, a ** b)
+            if b > MAX_POWER:
+                self.fail(node, f"{{token}}: the exponent of an element-wise power is at most "
+                                f"{MAX_POWER}")
             return a if b == 1 else HadamardPower(a, b)
         self.fail(node, "{token}: the operators are + - * / ** @")
 
     # -- the whole text ----------------------------------------------------------------
     def parse(self, text):
         self._defined = {}
+        if len(text) > MAX_CHARACTERS:
+            raise CellSyntaxError(f"text: {len(text)} characters; a cell is at most "
+                                  f"{MAX_CHARACTERS}")
         lines = [(i, _strip_comment(raw)) for i, raw in enumerate(text.splitlines(), start=1)]
         equations = []
         for lineno, line in lines:
             if not line.strip():
                 continue
+            if not line.isascii():
+                # Python reads identifiers in NFKC form (ℌ is H, ﬁ is fi): names that
+                # look different would be the same name, so names are ASCII only
+                bad = next(c for c in line if not c.isascii())
+                _fail(lineno, f"non-ASCII character {bad!r}: names, numbers and operators "
+                              "are ASCII (a comment after # may hold any text)")
             m = _HEADER.match(line)
             if m and "=" not in line:
                 key = m.group(1)
@@ -348,6 +419,9 @@ class _Parser:
                 self.declare(lineno, SECTIONS[key.lower()], m.group(2))
             else:
                 equations.append((lineno, line))
+                if len(equations) > MAX_EQUATIONS:
+                    _fail(lineno, f"more than {MAX_EQUATIONS} equations; a cell is at most "
+                                  f"{MAX_EQUATIONS}")
         for section, example in (("params", "params: W[D, D] U[D, N]"), ("inputs", "input: x[N]"),
                                  ("targets", "target: y[M]"), ("states", "state: h[D]")):
             if not self.declared[section]:
@@ -372,9 +446,12 @@ class _Parser:
 
 
 def _size_value(key, value):
-    if not isinstance(key, str) or not key.isidentifier() or key in ("T", "t"):
+    if not plain_name(key) or key in ("T", "t"):
         raise ValueError(f"sizes: {key!r} is not a usable size name")
     if isinstance(value, Symbol):
+        if not plain_name(value.name) or value.name in ("T", "t"):
+            raise ValueError(f"sizes[{key!r}]: the Symbol's name {value.name!r} is not a usable "
+                             "size name (an ASCII identifier not starting with '_')")
         return value
     if isinstance(value, (int, Integer)) and not isinstance(value, bool) and value >= 1:
         return Integer(value)
@@ -405,6 +482,8 @@ def parse_cell(text, *, name="cell", sizes=None, notation=None, targets_are_dist
     """
     if not isinstance(text, str):
         raise ValueError(f"text: expected the equations as a string, got {type(text).__name__}")
+    if not isinstance(name, str):
+        raise ValueError(f"name: expected a string, got {type(name).__name__}")
     if sizes is not None and not hasattr(sizes, "items"):
         raise ValueError("sizes: expected a dict such as {'D': 3} or {'D': Symbol('D')}")
     p = _Parser({k: _size_value(k, v) for k, v in (sizes or {}).items()})

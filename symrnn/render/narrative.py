@@ -20,7 +20,6 @@ from ..derivation.reverse import backprop
 from ..derivation.vjps import VJPS
 from ..ops import Elementwise, functions
 from ..graph.unroll import T, shared, t
-from ..model import nodes
 from ..model.nodes import Adjoint, StepVar, SumOverTime
 from .latex_printer import Partial, printer_for
 from .rewrite import as_diag, unit_sum_facts, unit_sum_targets

@@ -10,15 +10,13 @@ from types import SimpleNamespace
 from sympy import Eq, MatAdd, MatrixSymbol
 
 from ..graph.unroll import T as T_symbol, UnrolledGraph, t
-from ..model.nodes import Elementwise, LogSoftmax, Softmax, StepVar, SumOverTime
+from ..model.nodes import Elementwise, StepVar, SumOverTime
 
 __all__ = ["unrolled_figure"]
 
 COLUMN = 3.3   # cm between steps
 ROW = 1.35     # cm between levels
 SIDE = 1.2     # cm between nodes on the same level of one step
-# an operation that is the log of another: its value is read off the other's
-_LOG_OF = {LogSoftmax: Softmax}
 
 
 def _node_id(var):
@@ -39,7 +37,7 @@ def _read(equations, rhs):
     named = {(type(e), e.arg): lhs for lhs, e in equations if isinstance(e, Elementwise)}
 
     def source(e):
-        for kind in (type(e), _LOG_OF.get(type(e))):
+        for kind in (type(e), type(e).log_of):
             if (kind, e.arg) in named:
                 return named[kind, e.arg]
         return None
