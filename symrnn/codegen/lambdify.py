@@ -111,8 +111,7 @@ def module_source(derivation, backend="numpy"):
         parts += [NumbaPrinter().doprint(g) for g in compiled]
     parts.append("SPEC = " + pprint.pformat(spec(cell), sort_dicts=False))
     if numba:
-        names = [g.name.id for g in compiled if g.name.id not in ("_nb_forward", "_nb_gradients")]
-        parts.append("SHARED = " + pprint.pformat(names))
+        parts.append("SHARED = " + pprint.pformat([g.name.id for g in sharer.functions]))
         parts.append("_compile(globals())")
     parts.append("loss_and_gradients = gradient_function(gradients, SPEC)\n"
                  "loss = forward_function(forward, SPEC)\n")
