@@ -128,6 +128,9 @@ class NumPyPrinter:
         values = [self._print(v) for v in node.values]
         return "return " + (", ".join(values) if len(values) > 1 else values[0])
 
+    def _print_Release(self, node, level):
+        return "del " + ", ".join(self._print(n) for n in node.names)
+
     def _print_Function(self, node, level):
         args = ", ".join(self._print(a) for a in node.args)
         head = f"{self.indent * level}def {self._print(node.name)}({args}):"
@@ -142,3 +145,6 @@ class NumbaPrinter(NumPyPrinter):
 
     def _print_Rows(self, node):
         return self._print(node.value)
+
+    def _print_Release(self, node, level):
+        return []  # Numba compiles no del; its arrays live to the end of the call

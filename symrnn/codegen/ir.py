@@ -32,6 +32,8 @@ Statements
     Alloc       ``target = numpy.empty(shape)`` (or zeros)
     For         ``for var in range(start, stop, step): body``
     Return      ``return values``
+    Release     the arrays of these names are no longer needed (``del`` in NumPy;
+                nothing in Numba, which has no ``del``)
     Function    ``def name(args): body``
 """
 import keyword
@@ -168,6 +170,11 @@ class Return(Stmt):
 
 
 @dataclass(frozen=True)
+class Release(Stmt):
+    names: tuple  # of Name
+
+
+@dataclass(frozen=True)
 class Function(Stmt):
     name: Name
     args: tuple  # of Name
@@ -207,3 +214,14 @@ def mul(a, b):
 def with_out(expr, out):
     """``expr`` computed into ``out``: a call that has no output array yet gets it."""
     return Call(expr.func, expr.args, out)
+
+
+def names_in(node):
+    """Every ``Name`` in ``node`` (an expression or a statement), nested ones included."""
+    if isinstance(node, Name):
+        return {node}
+    if isinstance(node, (tuple, list)):
+        return set().union(*[names_in(n) for n in node])
+    if isinstance(node, (Expr, Stmt)):
+        return set().union(*[names_in(getattr(node, f)) for f in node.__dataclass_fields__])
+    return set()

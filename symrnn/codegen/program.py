@@ -131,6 +131,29 @@ def _plus(a, k):
     return a if k == 0 else ir.BinOp("+" if k > 0 else "-", a, ir.Const(abs(k)))
 
 
+def _released(body, args):
+    """``body`` with a ``Release`` after the last top-level statement that uses
+    an array the function made, so that the arrays that only led to the loss
+    (the log-softmax of the outputs, ...) are freed before the backward pass
+    allocates its own: the peak memory of a call is then that of its live arrays."""
+    made = {t for s in body if isinstance(s, (ir.Assign, ir.Alloc))
+            for t in (s.targets if isinstance(s, ir.Assign) else (s.target,))
+            if isinstance(t, ir.Name)} - set(args) - {T_NAME, B_NAME, LOSS}
+    last = {}
+    for i, s in enumerate(body):
+        for n in ir.names_in(s) & made:
+            last[n] = i
+    kept = ir.names_in(body[-1]) if isinstance(body[-1], ir.Return) else set()
+    out = []
+    for i, s in enumerate(body):
+        out.append(s)
+        done = sorted((n for n, j in last.items() if j == i and n not in kept),
+                      key=lambda n: n.id)
+        if done and i < len(body) - 1:
+            out.append(ir.Release(tuple(done)))
+    return tuple(out)
+
+
 def _distinct_identifiers(cell):
     """Raise if two names of ``cell`` are one identifier to Python, which reads
     ``ℌ`` as ``H`` (NFKC): the generated code would confuse them."""
@@ -582,6 +605,7 @@ class Program:
         grads = self.stacked([(keys[n], e) for n, e in grad_exprs.items() if not e.is_ZeroMatrix])
         returns = ir.Return((LOSS, ir.Tuple(tuple(k.flat() for k in keys.values()))))
         head = self._head()
-        return (ir.Function(ir.Name("forward"), args, tuple(head + forward + [ir.Return((LOSS,))])),
+        return (ir.Function(ir.Name("forward"), args,
+                            _released(head + forward + [ir.Return((LOSS,))], args)),
                 ir.Function(ir.Name("gradients"), args,
-                            tuple(head + full + backward + grads + zero + [returns])))
+                            _released(head + full + backward + grads + zero + [returns], args)))

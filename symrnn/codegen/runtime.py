@@ -16,6 +16,11 @@ import numpy
 _F64 = numpy.dtype(numpy.float64)
 _dot = numpy.dot
 _vdot = numpy.vdot
+# the checks call these on float64 ndarrays only, so NumPy's dispatch to other
+# array types (__array_function__), which costs more than the work on a small
+# array, has nothing to do
+_check_vdot = getattr(numpy.vdot, "_implementation", numpy.vdot)
+_check_concatenate = getattr(numpy.concatenate, "_implementation", numpy.concatenate)
 # the kernels reach NumPy and the builtins only through reserved names (a cell
 # may call a variable numpy, range or list)
 _np = numpy
@@ -153,18 +158,55 @@ def _one_hot(label, k, m, dim, eye):
     return rows[:, None, :] if k.ndim == 1 else rows
 
 
-def _rows(a, batched):
-    """(T, n) -> (T, 1, n) and (T, n, B) -> (T, B, n): one row per step and sequence."""
-    return numpy.ascontiguousarray(a.transpose(0, 2, 1)) if batched else a[:, None, :]
+# the batch layouts of x and y: "TNB" (T, n, B), the default, and "TBN" (T, B, n),
+# as PyTorch and JAX lay out a batch, which is the kernel's own (no copy)
+_LAYOUTS = ("TNB", "TBN")
+# arrays up to this many entries are tested for finiteness together (one copy into
+# one array, one reduction); a larger one by itself, without a copy
+_SMALL = 4096
+
+
+def _rows(a, batched, layout):
+    """(T, n) -> (T, 1, n); (T, n, B) -> (T, B, n) (a copy); (T, B, n) as it is."""
+    if not batched:
+        return a[:, None, :]
+    return a if layout == "TBN" else numpy.ascontiguousarray(a.transpose(0, 2, 1))
+
+
+def _layout(layout):
+    if type(layout) is not str or layout not in _LAYOUTS:
+        raise ValueError(f"layout: expected {' or '.join(map(repr, _LAYOUTS))}, "
+                         f"got {layout!r}")
+    return layout
+
+
+def _all_finite(arrays):
+    """True when the arrays (float64, none None) have finite entries only (or an
+    entry beyond 1e154, which the exact tests of the slow path then clear)."""
+    small, total = [], 0.0
+    for a in arrays:
+        if a.size > _SMALL:
+            total += _check_vdot(a, a)
+        else:
+            small.append(a)
+    if small:
+        flat = _check_concatenate(small, axis=None)
+        total += _check_vdot(flat, flat)
+    return math.isfinite(total)
 
 
 def _preparer(spec):
-    """``prepare(params, x, y, starts, initial) -> (kernel arguments, layouts)``.
+    """``prepare(params, x, y, starts, initial, layout) -> (kernel arguments, layouts)``.
 
     With one input (target), ``x`` (``y``) is its array; with several, a dict
     keyed by their names. ``layouts`` says, per initial state, how its gradient
     (B, D) from the kernel gets the shape of the argument: 0 as (D,), 1 summed
-    to (D,), 2 as (D, B).
+    to (D,), 2 as (D, B), 3 as it is, (B, D).
+
+    A call like the last one whose shapes fit (same shapes, float64 arrays,
+    finite entries) takes the quick path: one finiteness test for all small
+    arrays, no shape checks. Anything else takes the full path, which checks
+    each argument in order and explains the first that is wrong.
     """
     names = [p for p, _ in spec["params"]]
     param_labels = [f"params[{p!r}]" for p in names]
@@ -181,11 +223,13 @@ def _preparer(spec):
 
     x_keys, x_labels, x_dims = per_step("x", spec["inputs"])
     y_keys, y_labels, y_dims = per_step("y", spec["targets"])
+    n_params, n_x, n_y = len(names), len(x_keys), len(y_keys)
+    no_labels = [False] * n_y
     labels = spec["labels"]
     all_dims = [d for dims in param_dims for d in dims] + x_dims + y_dims + state_dims
     fixed = {d: int(d) for d in all_dims if d.isdigit()}  # sizes written as numbers
     eye = {}       # one-hot tables by number of classes
-    cache = [None]  # (shapes, sizes) of the last call whose shapes fit
+    cache = [None]  # (shapes and layout, sizes) of the last call whose shapes fit
 
     def initial_states(starts, initial):
         if len(starts) > len(state_keys):
@@ -201,7 +245,12 @@ def _preparer(spec):
                             "states are " + ", ".join(state_keys))
         return initial
 
-    def sizes_of(arrays, xs, ys, is_labels, states):
+    def per_step_dims(dim, batched, layout):
+        if not batched:
+            return (time, dim)
+        return (time, batch_dim, dim) if layout == "TBN" else (time, dim, batch_dim)
+
+    def sizes_of(arrays, xs, ys, is_labels, states, layout):
         """The sizes (D, N, M, T, B) that the shapes define, or a ValueError."""
         sizes, origin = dict(fixed), dict.fromkeys(fixed)
         for label, dims, a in zip(param_labels, param_dims, arrays):
@@ -210,15 +259,15 @@ def _preparer(spec):
         if not batched:
             if xs[0].ndim != 2:
                 raise ValueError(f"{x_labels[0]}: expected shape ({time}, {x_dims[0]}) or "
-                                 f"({time}, {x_dims[0]}, {batch_dim}), got {xs[0].shape}")
+                                 f"({', '.join(per_step_dims(x_dims[0], True, layout))}), "
+                                 f"got {xs[0].shape}")
             sizes[batch_dim], origin[batch_dim] = 1, x_labels[0]
         for label, dim, xa in zip(x_labels, x_dims, xs):
-            _fit(label, xa.shape, (time, dim, batch_dim) if batched else (time, dim),
-                 sizes, origin)
+            _fit(label, xa.shape, per_step_dims(dim, batched, layout), sizes, origin)
         for label, dim, ya, is_label in zip(y_labels, y_dims, ys, is_labels):
-            dims = (time, dim, batch_dim) if batched else (time, dim)
+            dims = per_step_dims(dim, batched, layout)
             if is_label:
-                _fit(label, ya.shape, dims[::2], sizes, origin)
+                _fit(label, ya.shape, (time, batch_dim)[:ya.ndim], sizes, origin)
             else:
                 if ya.ndim != len(dims):
                     hint = (" (class labels must be integers)"
@@ -229,10 +278,11 @@ def _preparer(spec):
                 _fit(label, ya.shape, dims, sizes, origin)
         for key, dim, a in zip(state_keys, state_dims, states):
             if a is not None:
+                both = (batch_dim, dim) if layout == "TBN" else (dim, batch_dim)
                 if a.ndim not in (1, 2):
-                    raise ValueError(f"{key}: expected shape ({dim},) or ({dim}, {batch_dim}), "
-                                     f"got {a.shape}")
-                _fit(key, a.shape, (dim, batch_dim)[:a.ndim], sizes, origin)
+                    raise ValueError(f"{key}: expected shape ({dim},) or "
+                                     f"({', '.join(both)}), got {a.shape}")
+                _fit(key, a.shape, both if a.ndim == 2 else (dim,), sizes, origin)
             elif dim not in sizes:
                 raise ValueError(f"{key}: needed, since no other argument gives the size {dim}")
         return sizes
@@ -245,9 +295,8 @@ def _preparer(spec):
                 return k, True
         return _array(label, y), False
 
-    def prepare(params, x, y, starts, initial):
-        if starts or initial:
-            initial = initial_states(starts, initial)
+    def checked(params, x, y, given, layout):
+        """The arrays, each checked in order; the sizes, from their shapes."""
         try:
             values = [params[p] for p in names]
         except Exception:
@@ -261,35 +310,96 @@ def _preparer(spec):
             ya, is_label = target(label, v, xs[0].ndim)
             ys.append(ya)
             is_labels.append(is_label)
-        given = [initial.get(key) for key in state_keys] if initial else no_states
         states = [None if v is None else _array(key, v) for key, v in zip(state_keys, given)]
 
         # the shapes of the last call that fit need no second look
-        shapes = [a.shape for a in arrays] + [a.shape for a in xs + ys] + is_labels
+        shapes = [a.shape for a in arrays + xs + ys] + is_labels
         shapes += [a is not None and a.shape for a in states]
+        shapes.append(layout)
         hit = cache[0]
         if hit is not None and hit[0] == shapes:
             sizes = hit[1]
         else:
-            sizes = sizes_of(arrays, xs, ys, is_labels, states)
+            sizes = sizes_of(arrays, xs, ys, is_labels, states, layout)
             cache[0] = (shapes, sizes)
+        return arrays, xs, ys, is_labels, states, sizes
 
+    def quick(params, x, y, given, layout):
+        """``prepare``'s result for a call like the last one that fit; else None."""
+        hit = cache[0]
+        if hit is None or len(hit) != 3 or type(params) is not dict or len(params) != n_params:
+            return None
+        try:
+            values = [params[p] for p in names]
+            steps = [x] if n_x == 1 else [x[k] for k in x_keys]
+            steps += [y] if n_y == 1 else [y[k] for k in y_keys]
+        except Exception:
+            return None
+        if n_x > 1 and len(x) != n_x or n_y > 1 and len(y) != n_y:
+            return None
+        values += steps
+        shapes, present = [], []
+        for v in values:
+            if type(v) is not numpy.ndarray or v.dtype is not _F64:
+                return None
+            shapes.append(v.shape)
+        shapes += no_labels
+        for v in given:
+            if v is None:
+                shapes.append(False)
+            elif type(v) is not numpy.ndarray or v.dtype is not _F64:
+                return None
+            else:
+                shapes.append(v.shape)
+                present.append(v)
+        shapes.append(layout)
+        if hit[0] != shapes or not _all_finite(values + present):
+            return None
+        batched, zeros, layouts = hit[2]
+        del values[n_params:]
+        if not batched:
+            values += [a[:, None, :] for a in steps]
+        elif layout == "TBN":
+            values += steps
+        else:
+            values += [numpy.ascontiguousarray(a.transpose(0, 2, 1)) for a in steps]
+        for v, shape in zip(given, zeros):
+            values.append(numpy.zeros(shape) if v is None else v[None] if v.ndim == 1
+                          else v if layout == "TBN" else v.T)
+        return values, layouts
+
+    def prepare(params, x, y, starts, initial, layout):
+        if starts or initial:
+            initial = initial_states(starts, initial)
+        given = [initial.get(key) for key in state_keys] if initial else no_states
+        return quick(params, x, y, given, layout) or full(params, x, y, given, layout)
+
+    def full(params, x, y, given, layout):
+        arrays, xs, ys, is_labels, states, sizes = checked(params, x, y, given, layout)
         batched = xs[0].ndim == 3
-        arrays += [_rows(xa, batched) for xa in xs]
-        arrays += [_one_hot(label, ya, sizes[dim], dim, eye) if is_label else _rows(ya, batched)
+        arrays = arrays + [_rows(xa, batched, layout) for xa in xs]
+        arrays += [_one_hot(label, ya, sizes[dim], dim, eye) if is_label
+                   else _rows(ya, batched, layout)
                    for label, dim, ya, is_label in zip(y_labels, y_dims, ys, is_labels)]
         batch = sizes[batch_dim]
-        layouts = []
+        layouts, zeros = [], []
         for dim, a in zip(state_dims, states):
+            zeros.append((batch, sizes[dim]))
             if a is None:
                 arrays.append(numpy.zeros((batch, sizes[dim])))
-                layouts.append(2 if batched else 0)
+                layouts.append(0 if not batched else 3 if layout == "TBN" else 2)
             elif a.ndim == 1:
                 arrays.append(a[None])  # one row, the same for every sequence
                 layouts.append(1 if batch > 1 else 0)
+            elif layout == "TBN":
+                arrays.append(a)
+                layouts.append(3)
             else:
                 arrays.append(a.T)
                 layouts.append(2)
+        hit = cache[0]
+        if len(hit) == 2:  # the plan of the quick path for calls with these shapes
+            cache[0] = hit + ((batched, zeros, layouts),)
         return arrays, layouts
 
     return prepare
@@ -310,13 +420,16 @@ def gradient_function(kernel, spec):
     names = spec["params_and_states"]
     state_names = names[len(spec["params"]):]
 
-    def loss_and_gradients(params, x, y, *starts, **initial):
-        args, layouts = prepare(params, x, y, starts, initial)
+    def loss_and_gradients(params, x, y, *starts, layout="TNB", **initial):
+        if type(layout) is not str or layout not in _LAYOUTS:
+            _layout(layout)
+        args, layouts = prepare(params, x, y, starts, initial, layout)
         loss, grads = kernel(*args)
         out = dict(zip(names, grads))
-        for key, layout in zip(state_names, layouts):
-            g = out[key]
-            out[key] = g[0] if layout == 0 else g.sum(0) if layout == 1 else g.T
+        for key, code in zip(state_names, layouts):
+            if code != 3:
+                g = out[key]
+                out[key] = g[0] if code == 0 else g.sum(0) if code == 1 else g.T
         return float(loss), out
 
     return loss_and_gradients
@@ -326,7 +439,9 @@ def forward_function(kernel, spec):
     """``f(params, x, y, h0=None) -> loss`` around ``kernel``."""
     prepare = _preparer(spec)
 
-    def loss(params, x, y, *starts, **initial):
-        return float(kernel(*prepare(params, x, y, starts, initial)[0]))
+    def loss(params, x, y, *starts, layout="TNB", **initial):
+        if type(layout) is not str or layout not in _LAYOUTS:
+            _layout(layout)
+        return float(kernel(*prepare(params, x, y, starts, initial, layout)[0]))
 
     return loss
