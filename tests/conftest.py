@@ -1,9 +1,14 @@
 import functools
+import os
+import tempfile
 
 import numpy as np
 import pytest
 
 import symrnn
+
+# compiled Numba kernels go to a directory of this test run, not to the user's cache
+os.environ.setdefault("SYMRNN_CACHE_DIR", tempfile.mkdtemp(prefix="symrnn-test-cache-"))
 
 
 @functools.lru_cache(maxsize=None)

@@ -394,7 +394,7 @@ def test_documented_example_runs():
                    if "## Define your own cell" in t)
     section = re.split(r"\n## (?!#)", section[3:])[0]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     namespace = {}
     for block in blocks:
         exec(compile(block.replace("print(f.source)", "f.source"), "docs", "exec"), namespace)

@@ -6,8 +6,9 @@ import linecache
 import pprint
 
 from ..ops import OPERATIONS
-from . import ir, runtime
+from . import ir, numba_cache, runtime
 from .emit import NumbaPrinter, NumPyPrinter
+from .ewise import Sharer
 from .lower import kernel
 from .program import Program
 
@@ -103,10 +104,14 @@ def module_source(derivation, backend="numpy"):
                 name = NumbaPrinter().doprint(func)
                 parts.append(f"{name} = _elementwise({scalar.__name__})")
     parts += [NumPyPrinter().doprint(f) for f in functions]
-    if numba:  # the same statements again, printed for Numba: its helpers, 3-D views of the steps
-        parts += [NumbaPrinter().doprint(_numba_function(f)) for f in functions]
+    if numba:  # the same statements again, printed for Numba: its helpers, 3-D views of
+        # the steps, element-wise statements as calls of shared functions (ewise.py)
+        sharer = Sharer()
+        compiled = [sharer.function(_numba_function(f)) for f in functions] + sharer.functions
+        parts += [NumbaPrinter().doprint(g) for g in compiled]
     parts.append("SPEC = " + pprint.pformat(spec(cell), sort_dicts=False))
     if numba:
+        parts.append("SHARED = " + pprint.pformat([g.name.id for g in sharer.functions]))
         parts.append("_compile(globals())")
     parts.append("loss_and_gradients = gradient_function(gradients, SPEC)\n"
                  "loss = forward_function(forward, SPEC)\n")
@@ -120,13 +125,18 @@ def lambdify(derivation, backend="numpy"):
     ``backend="numba"`` (an optional extra) compiles the kernels with Numba, on
     their first call, which takes seconds; a call whose steps are narrow (fewer
     than 1024 state entries per step) then runs without Python overhead per
-    step, a wider one runs the NumPy kernels (see runtime_numba.py).
+    step, a wider one runs the NumPy kernels (see runtime_numba.py). The
+    compiled kernels are cached on disk (see numba_cache.py:
+    ``$SYMRNN_CACHE_DIR``, default ``~/.cache/symrnn``; empty turns it off), so
+    another process with the same cell does not compile them again.
     """
     source = module_source(derivation, backend)
-    filename = f"<symrnn: {derivation.cell.name!r}{' (numba)' if backend == 'numba' else ''}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace = {"__name__": "symrnn_generated"}
-    exec(compile(source, filename, "exec"), namespace)
+    namespace = numba_cache.load(source) if backend == "numba" else None
+    if namespace is None:  # NumPy, or no writable cache directory: no file
+        filename = f"<symrnn: {derivation.cell.name!r}{' (numba)' if backend == 'numba' else ''}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        namespace = {"__name__": "symrnn_generated"}
+        exec(compile(source, filename, "exec"), namespace)
     f = namespace["loss_and_gradients"]
     f.loss = namespace["loss"]
     f.source = source

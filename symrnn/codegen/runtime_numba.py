@@ -113,22 +113,52 @@ def _nb_log_softmax_and_softmax(x, out=None):
     return out, e
 
 
+def _jit(function, cache):
+    """``function`` compiled by Numba on its first call; with ``cache``, kept on
+    disk beside the file that defines it (Numba's cache), unless Numba finds no
+    writable place for it."""
+    if cache:
+        try:
+            return numba.njit(nogil=True, cache=True)(function)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            pass
+    return _njit(function)
+
+
+_F64 = numpy.dtype(numpy.float64)
+
+
+def _plain(a):
+    """``a`` as Numba's one array type per rank: float64, C-contiguous, aligned
+    and writeable (a copy only when ``a`` is not), so that a read-only or a
+    Fortran-ordered argument does not compile the kernel a second time."""
+    flags = a.flags
+    if flags.c_contiguous and flags.writeable and flags.aligned and a.dtype == _F64:
+        return a
+    return numpy.array(a, dtype=_F64, order="C")
+
+
 def _compile(namespace):
     """In ``namespace``, ``forward`` and ``gradients`` become dispatchers: the
     compiled kernel for narrow steps, the NumPy one for wide steps (see
-    COMPILED_BELOW). The compiled kernels get C-contiguous arrays, so that
-    each is compiled once, on its first call."""
+    COMPILED_BELOW). The compiled kernels get plain arrays (``_plain``), so that
+    each is compiled once, on its first call; in a module imported from a file
+    (the on-disk cache of lambdify, or a module written by ``symrnn codegen``)
+    Numba caches them beside that file."""
     spec = namespace["SPEC"]
+    cache = "__file__" in namespace
+    for name in namespace.get("SHARED", ()):  # the element-wise functions, see ewise.py
+        namespace[name] = _jit(namespace[name], cache)
     x_at, states = len(spec["params"]), len(spec["states"])
     for name in ("forward", "gradients"):
-        compiled, interpreted = _njit(namespace["_nb_" + name]), namespace[name]
+        compiled, interpreted = _jit(namespace["_nb_" + name], cache), namespace[name]
 
         def call(*arrays, _compiled=compiled, _interpreted=interpreted):
             starts = arrays[len(arrays) - states:]  # the initial states, (B, n) each
             width = arrays[x_at].shape[1] * sum(a.shape[-1] for a in starts)
             if width >= COMPILED_BELOW:
                 return _interpreted(*arrays)
-            return _compiled(*[numpy.ascontiguousarray(a) for a in arrays])
+            return _compiled(*[_plain(a) for a in arrays])
 
         call.__name__ = call.__qualname__ = name
         call.compiled, call.interpreted = compiled, interpreted
