@@ -18,6 +18,7 @@ T+1 depends on anything).
 from sympy import HadamardProduct, MatAdd
 
 from ..derivation.reverse import adjoint_sum
+from ..derivation.subexpressions import repeated
 from ..graph.unroll import shared, t
 from ..model.nodes import Adjoint, StepVar
 from .expressions import Compiler, _dim, kind
@@ -144,7 +145,7 @@ class Program:
             if term is not None:
                 inputs[v.name] = shared(cell, term)
         named = {}
-        for e in _repeated(list(sums.values()) + list(inputs.values())):
+        for e in repeated(list(sums.values()) + list(inputs.values()), _shareable):
             name = f"_pre{self.placeholders}"
             self.placeholders += 1
             self.shared_terms.append((("v", name, 0), self._compile(e.xreplace(named))))
@@ -281,36 +282,6 @@ class Program:
         return grads, states, given
 
 
-def _repeated(exprs):
-    """The largest per-step sub-expressions (not leaves) that occur more than once."""
-    counts = {}
-
-    def count(e):
-        counts[e] = counts.get(e, 0) + 1
-        if counts[e] == 1:
-            for a in e.args:
-                if getattr(a, "is_Matrix", False):
-                    count(a)
-
-    for e in exprs:
-        count(e)
-    found = []
-
-    def pick(e):
-        if (counts[e] > 1 and not isinstance(e, (StepVar, Adjoint))
-                and kind(e) in ("C", "R", "S")):
-            if e not in found:
-                found.append(e)
-            return
-        for a in e.args:
-            if getattr(a, "is_Matrix", False):
-                pick(a)
-
-    for e in exprs:
-        pick(e)
-    return found
-
-
 def _stacked_value(env, key):
     """The stacked value of ``key``, built from the value at shift 0 when needed."""
     v = env.get(key)
@@ -332,3 +303,8 @@ def _stacked_value(env, key):
         raise NotImplementedError(f"{name} at step t{shift:+d}")
     env[key] = v
     return v
+
+
+def _shareable(e):
+    """A per-step value (not a leaf) worth computing once."""
+    return not isinstance(e, (StepVar, Adjoint)) and kind(e) in ("C", "R", "S")

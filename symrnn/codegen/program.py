@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from sympy import Basic, HadamardProduct, MatAdd, preorder_traversal
 
+from ..derivation.subexpressions import repeated
 from ..graph.unroll import shared, t
 from ..model.nodes import Adjoint, LogSoftmax, Softmax, StepVar
 from . import ir
@@ -65,35 +66,6 @@ def _leaves(expr):
 
 def _forward_values(expr):
     return {v for v in _leaves(expr) if isinstance(v, StepVar)}
-
-
-def _repeated(exprs, is_candidate):
-    """The largest sub-expressions that occur more than once in ``exprs``."""
-    counts = Counter()
-
-    def count(e):
-        counts[e] += 1
-        if counts[e] == 1:
-            for a in e.args:
-                if getattr(a, "is_Matrix", False):
-                    count(a)
-
-    for e in exprs:
-        count(e)
-    found = []
-
-    def pick(e):
-        if counts[e] > 1 and is_candidate(e):
-            if e not in found:
-                found.append(e)
-            return
-        for a in e.args:
-            if getattr(a, "is_Matrix", False):
-                pick(a)
-
-    for e in exprs:
-        pick(e)
-    return found
 
 
 def _inline_single_use(body, local):
@@ -281,11 +253,11 @@ class Program:
             return (not isinstance(e, (StepVar, Adjoint)) and e not in self.shared
                     and self.lowering.kind(e) in ("C", "R") and not e.is_Transpose)
         lines = []
-        repeated = sorted(_repeated([e for _, e in assignments], candidate),
+        to_share = sorted(repeated([e for _, e in assignments], candidate),
                           key=lambda e: len(list(preorder_traversal(e))))
         for i, (key, e) in enumerate(assignments):
-            for r in [r for r in repeated if e.has(r)]:  # computed once, before its first use
-                repeated.remove(r)  # (it may read a value computed by an earlier assignment)
+            for r in [r for r in to_share if e.has(r)]:  # computed once, before its first use
+                to_share.remove(r)  # (it may read a value computed by an earlier assignment)
                 name = ir.Name(f"_cse{self.temps}")
                 self.temps += 1
                 lines += self.assign(name, r, "stacked")[0]
