@@ -24,6 +24,7 @@ params: Wf[D,D] Uf[D,N] W[D,D] U[D,N] V[M,D]
 input:  x[N]
 target: y[M]
 state:  h[D]
+
 f = sigmoid(Wf @ prev(h) + Uf @ x)
 a = tanh(W @ (f * prev(h)) + U @ x)
 h = (1 - f) * prev(h) + f * a
@@ -37,7 +38,7 @@ input:  x[N]
 target: y[M]
 state:  h[D], m[D]
 h = tanh(A @ prev(h) + B @ x + prev(m))
-m = relu(C @ h) * prev(m)
+m = relu((C - eye(D)) @ h) * prev(m)
 loss = -y.T @ log_softmax(V @ h)
 """
 
@@ -123,7 +124,7 @@ def test_a_plotted_norm_is_what_a_hand_written_bptt_gives():
 
 def test_the_derivation_sheet_of_a_text_cell_shows_its_source_and_no_elman_names():
     text = render_cell_document(symrnn.parse_cell(TWO_STATES, name="two-states"), TWO_STATES)
-    assert r"m = relu(C @ h) * prev(m)\\" in text
+    assert r"m = relu((C - eye(D)) @ h) * prev(m)\\" in text and r"\mathbf{I}" in text
     assert r"\bm{m}^{(0)}" in text and r"\bm{A}^{(t)}" in text
     assert r"\delta" not in text and "Problem" not in text
     assert r"\bibitem" not in text  # a cell of its own: nothing to cite

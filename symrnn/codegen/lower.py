@@ -65,8 +65,9 @@ def _ones(f):
 class RowLowering:
     """Lowers expressions in row layout; ``names(leaf)`` gives the IR of each variable."""
 
-    def __init__(self, names, params):
+    def __init__(self, names, params, size=None):
         self.names = names
+        self.size = size  # the IR of a size symbol (read from a shape), for eye(D)
         self.params = set(params)
         self.shared = {}     # expressions already computed once: expression -> IR name
         self.constants = None  # in a loop body: {key: (name, IR)} of fixed values named before it
@@ -135,9 +136,9 @@ class RowLowering:
         return self.number(0)
 
     def _lower_Identity(self, expr):
-        if expr.shape != (1, 1):
-            raise NotImplementedError(f"identity matrix {expr} in row layout")
-        return self.number(1)
+        if expr.shape == (1, 1):
+            return self.number(1)
+        return ir.numpy_call("eye", self.size(expr.shape[0]))
 
     def _lower_Number(self, expr):
         return self.number(expr)

@@ -148,7 +148,7 @@ class Program:
         self.states = [Key(s.name) for s in cell.states]
         self.padded = set(self.states)       # arrays indexed by step, 0 and T+1 allowed
         self.temps = 0
-        self.lowering = RowLowering(self._name, self.params)
+        self.lowering = RowLowering(self._name, self.params, lambda dim: self.size(dim))
         self.mode = "stacked"
         self.shifted = set()  # forward values that the backward pass reads at step t+1
         self.local = set()    # loop variables that nothing outside the loop body reads

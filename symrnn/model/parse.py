@@ -30,6 +30,7 @@ Equations ``name = expression``, one a line, computed in order; the line
     a / 2, a ** 2  division by a number, element-wise integer power
     a.T            transpose
     prev(h)        h^(t-1) for a state h; ``h`` alone is h^(t), once computed
+    eye(D)         the D x D identity matrix (a constant; D a declared size)
     tanh sigmoid relu softmax log_softmax exp log softplus abs sqrt
                    (of a column vector; see symrnn/ops.py)
 
@@ -48,7 +49,8 @@ import math
 import re
 from fractions import Fraction
 
-from sympy import HadamardPower, HadamardProduct, Integer, MatrixSymbol, OneMatrix, Rational, Symbol
+from sympy import (HadamardPower, HadamardProduct, Identity, Integer, MatrixSymbol, OneMatrix,
+                   Rational, Symbol)
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .cell import CODE_NAMES, Cell, bad_coefficient, generated_names, plain_name
@@ -61,7 +63,7 @@ SECTIONS = {"param": "params", "params": "params", "parameters": "params",
             "state": "states", "states": "states"}
 LOSS = "loss"
 # names the engine or the generated code uses for itself
-RESERVED = CODE_NAMES | {LOSS, "L", "T", "t", "prev"} | set(FUNCTIONS)
+RESERVED = CODE_NAMES | {LOSS, "L", "T", "t", "prev", "eye"} | set(FUNCTIONS)
 
 
 # limits that keep every answer fast (each refusal is a CellSyntaxError)
@@ -268,7 +270,7 @@ class _Parser:
         name = node.id
         if name in self.known:
             return self.known[name]
-        if name in FUNCTIONS or name == "prev":
+        if name in FUNCTIONS or name in ("prev", "eye"):
             self.fail(node, "{token} is a function: write " + name + "(...)")
         if name in self.states:
             self.fail(node, "state {token} is used before its equation; write prev(" + name
@@ -314,8 +316,9 @@ class _Parser:
 
     def _Call(self, node):
         func = node.func
-        if not isinstance(func, ast.Name) or (func.id not in FUNCTIONS and func.id != "prev"):
-            self.fail(func, "{token} is not a function here; the functions are prev, "
+        if not isinstance(func, ast.Name) or (func.id not in FUNCTIONS
+                                              and func.id not in ("prev", "eye")):
+            self.fail(func, "{token} is not a function here; the functions are prev, eye, "
                             + ", ".join(FUNCTIONS))
         if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
             self.fail(node, "{token}: " + func.id + " takes exactly one argument")
@@ -325,6 +328,14 @@ class _Parser:
                 self.fail(node, "{token}: prev takes a state, one of "
                                 + ", ".join(self.states) + " (declared in 'state:')")
             return Prev(self.states[arg.id])
+        if func.id == "eye":  # the identity matrix, a constant
+            size = (arg.id if isinstance(arg, ast.Name) else
+                    str(arg.value) if isinstance(arg, ast.Constant) and type(arg.value) is int
+                    else None)
+            if size is None or not (size in self.sizes or size.isdigit() and int(size) >= 1):
+                self.fail(node, "{token}: eye takes a size of the declarations, such as "
+                                "eye(D), or a positive integer")
+            return Identity(self.sizes[size] if size in self.sizes else int(size))
         value = self.expr(arg)
         if not _is_matrix(value) or value.shape[1] != 1:
             what = f"not of shape {_shape(value)}" if _is_matrix(value) else "not a number"

@@ -243,6 +243,8 @@ def cell_context(cell, source=None):
     lines = [line.rstrip() for line in source.splitlines()] if source else []
     while lines and not lines[-1]:
         lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
     return SimpleNamespace(cell=cell, name=_escape(cell.name), d=p, fig=fig,
                            source=lines, checks=checks, check=check,
                            is_gated=isinstance(cell, (LSTM, GRU)),
