@@ -12,6 +12,7 @@ match central finite differences of it (along random directions) to 1e-6.
 this branch, and why; ``python tests/test_fuzz_cells.py`` prints the tally."""
 import collections
 import math
+import os
 
 import numpy as np
 import pytest
@@ -23,6 +24,9 @@ SIZES = {"D": 3, "E": 2, "N": 2, "K": 3, "M": 2, "J": 3}
 STATES = [("h", "D"), ("s", "E")]
 INPUTS = [("x", "N"), ("c", "K")]
 TARGETS = [("y", "M"), ("m", "J")]
+
+
+NUMBA_EXAMPLES = int(os.environ.get("SYMRNN_NUMBA_FUZZ", "3"))
 
 
 def _sigmoid(v):
@@ -419,7 +423,7 @@ def derived_features(cell, parsed, derivation):
     return features
 
 
-def check(cell, verify=True, T=3):
+def check(cell, verify=True, T=3, backend="numpy"):
     """Refused, or derived (gradients right), verified and run with right numbers.
     Returns the outcome, for the tally."""
     try:
@@ -442,7 +446,7 @@ def check(cell, verify=True, T=3):
     missing = sorted(derived_features(cell, parsed, d) & set(CODEGEN_MISSING))
     if missing:
         return ", ".join(outcome + ["generated code not checked: " + missing[0]])
-    f = d.lambdify()
+    f = d.lambdify(backend)
     # one input (target): its array; several: a dict by name
     x, y = ({n: seqs[n] for n, _ in group} if len(group) > 1 else seqs[group[0][0]]
             for group in (cell.inputs, cell.targets))
@@ -458,6 +462,16 @@ def check(cell, verify=True, T=3):
 def test_random_cells(cell, lot):
     # verify() costs about as much as all the rest: run it on a share of the cells
     TALLY[check(cell, verify=lot == 4)] += 1
+
+
+@settings(max_examples=NUMBA_EXAMPLES, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(cells())
+def test_random_cells_numba(cell):
+    # the Numba backend prints the same statements; it compiles for seconds per cell,
+    # so a few cells here (SYMRNN_NUMBA_FUZZ=N for more)
+    pytest.importorskip("numba")
+    check(cell, verify=False, backend="numba")
 
 
 def test_a_wrong_rule_is_caught(monkeypatch):
