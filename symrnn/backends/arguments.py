@@ -5,6 +5,7 @@ learned from the first argument that has it, and every mismatch raises one
 ValueError whose message starts with the argument's name. Only shapes are
 read here, so the checks cost nothing on the arrays themselves.
 """
+from ..codegen.runtime import _bad_params
 
 
 def param_dims(p):
@@ -47,15 +48,8 @@ class Sizes:
 def check_params(cell, params, label="params"):
     """The parameters of ``params`` (a dict) in the cell's order, or a ValueError."""
     names = [p.name for p in cell.params]
-    expected = "expected a dict with the keys " + ", ".join(map(repr, names))
-    if not hasattr(params, "keys"):
-        raise ValueError(f"{label}: {expected}, got a {type(params).__name__}")
-    missing = [p for p in names if p not in params]
-    if missing:
-        raise ValueError(f"{label}: missing {missing[0]!r}; {expected}")
-    extra = sorted(map(repr, set(params) - set(names)))
-    if extra:
-        raise ValueError(f"{label}: unexpected key {extra[0]}; {expected}")
+    if not hasattr(params, "keys") or set(params) != set(names):
+        _bad_params(params, names, label)
     return [params[n] for n in names]
 
 

@@ -19,6 +19,7 @@ from sympy import HadamardProduct, MatAdd
 
 from ..derivation.reverse import adjoint_sum
 from ..derivation.subexpressions import repeated
+from ..graph.reach import reachable
 from ..graph.unroll import shared, t
 from ..model.nodes import Adjoint, StepVar
 from .expressions import Compiler, _dim, kind
@@ -42,16 +43,6 @@ def _leaves(expr):
     return out
 
 
-def _closure(start, edges):
-    seen, todo = set(), list(start)
-    while todo:
-        n = todo.pop()
-        if n not in seen:
-            seen.add(n)
-            todo.extend(edges.get(n, ()))
-    return seen
-
-
 def _split(order, same, future):
     """(loop, before, after) for values in computation ``order``: ``same[n]``
     the values of the same step that n reads, ``future[n]`` whether n reads a
@@ -63,7 +54,7 @@ def _split(order, same, future):
     for n in order:
         if future[n] or same[n] & depends:
             depends.add(n)
-    feeds = _closure(carried, same)
+    feeds = reachable(carried, same)
     loop = [n for n in order if n in carried or (n in depends and n in feeds)]
     after, before = [], []
     for n in order:

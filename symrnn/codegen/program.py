@@ -21,6 +21,7 @@ from typing import NamedTuple
 from sympy import Basic, HadamardProduct, MatAdd, preorder_traversal
 
 from ..derivation.subexpressions import repeated
+from ..graph.reach import reachable
 from ..graph.unroll import shared, t
 from ..model.nodes import Adjoint, LogSoftmax, Softmax, StepVar
 from . import ir
@@ -81,17 +82,6 @@ def _inline_single_use(body, local):
             body[i] = (body[i][0], body[i][1].xreplace({leaf: value}))
             body = [(n, e) for n, e in body if n != name]
     return body
-
-
-def _closure(start, edges):
-    """Everything reachable from ``start`` along ``edges`` (a dict of sets)."""
-    seen, todo = set(), list(start)
-    while todo:
-        n = todo.pop()
-        if n not in seen:
-            seen.add(n)
-            todo.extend(edges.get(n, ()))
-    return seen
 
 
 def _index(k):
@@ -425,7 +415,7 @@ class Program:
             if prev[n] or same[n] & reaches_prev:
                 reaches_prev.add(n)
         states = [s.name for s in self.states]
-        core = (reaches_prev & _closure(states, same)) | set(states)
+        core = (reaches_prev & reachable(states, same)) | set(states)
         while True:
             after_core = set()
             for lhs, _ in eqs:
@@ -441,7 +431,7 @@ class Program:
 
     def _needed(self, roots):
         uses = {lhs.name: {v.name for v in rhs.atoms(StepVar)} for lhs, rhs in self.equations}
-        return _closure(roots, uses)
+        return reachable(roots, uses)
 
     def forward_lines(self, needed, read_after):
         """The forward pass of the values ``needed``; ``read_after``: the names
@@ -498,7 +488,7 @@ class Program:
         base = {a: _base(a) for a in defs}
         refers = {base[a]: {_base(l) for l in e.atoms(Adjoint)} for a, e in defs.items()}
         future = {_base(l) for e in defs.values() for l in e.atoms(Adjoint) if l.var.time != t}
-        core = {b for b in refers if _closure([b], refers) & future}
+        core = {b for b in refers if reachable([b], refers) & future}
         read_after = {_base(l) for e in self.d.gradients.values() for l in e.atoms(Adjoint)}
         self.local = core - future - read_after
         self.padded |= (core | future) - self.local
