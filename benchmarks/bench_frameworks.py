@@ -42,18 +42,8 @@ from symrnn.backends.namespaces import TorchNamespace  # noqa: E402
 
 SIZES = [(8, 8, 8, 10, 1), (64, 64, 64, 100, 1), (64, 64, 64, 100, 32)]
 
-RATE = """
-params: W[D,D] U[D,N] b[D] w[1,D] V[M,D]
-input:  x[N]
-target: y[M]
-state:  h[D]
-k = sigmoid(w @ prev(h))
-a = tanh(W @ prev(h) + U @ x + b)
-h = prev(h) + k * (a - prev(h))
-o = V @ h
-yhat = softmax(o)
-loss = -y.T @ log_softmax(o)
-"""
+RATE_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "examples", "rate.cell")
 
 
 # -- the cells by hand, in eager torch: x (T, B, N), labels y (T, B) --------------
@@ -99,7 +89,12 @@ def lstm_eager(p, x, y):
     return _ce(hs, p["V"], y)
 
 
-CELLS = {"rate": (lambda: symrnn.parse_cell(RATE, name="rate cell (text)"), rate_eager),
+def rate_cell():
+    with open(RATE_FILE) as f:
+        return symrnn.parse_cell(f.read(), name="rate cell (text)")
+
+
+CELLS = {"rate": (rate_cell, rate_eager),
          "elman": (symrnn.ElmanRNN, elman_eager),
          "lstm": (symrnn.LSTM, lstm_eager)}
 

@@ -3,6 +3,7 @@ jax.test_util.check_grads (finite differences of the function itself) and
 against jax.grad of plain hand-written lax.scan forward passes (JAX's own
 autodiff), under jax.jit. float64 throughout (jax_enable_x64)."""
 import functools
+import pathlib
 
 import numpy as np
 import pytest
@@ -14,18 +15,7 @@ from jax.test_util import check_grads  # noqa: E402
 
 import symrnn  # noqa: E402
 
-TEXT = """
-params: W[D,D] U[D,N] b[D] w[1,D] V[M,D]
-input:  x[N]
-target: y[M]
-state:  h[D]
-k = sigmoid(w @ prev(h))
-a = tanh(W @ prev(h) + U @ x + b)
-h = prev(h) + k * (a - prev(h))
-o = V @ h
-yhat = softmax(o)
-loss = -y.T @ log_softmax(o)
-"""
+TEXT = (pathlib.Path(__file__).parents[1] / "examples" / "rate.cell").read_text()
 
 D, N, M, T, B = 3, 2, 3, 4, 2
 

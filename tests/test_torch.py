@@ -3,6 +3,7 @@ torch.autograd.gradcheck (finite differences of the module's own forward), by
 torch.nn.RNN / torch.nn.LSTM with the same weights (PyTorch's own autograd
 through its own kernels), and by a few SGD steps on a text-syntax cell."""
 import functools
+import pathlib
 
 import numpy as np
 import pytest
@@ -15,20 +16,9 @@ import symrnn  # noqa: E402
 
 F64 = torch.float64
 
-# a cell no preset covers: a learned scalar rate k (a row parameter w times the
-# state) mixes the old state and a candidate
-TEXT = """
-params: W[D,D] U[D,N] b[D] w[1,D] V[M,D]
-input:  x[N]
-target: y[M]
-state:  h[D]
-k = sigmoid(w @ prev(h))
-a = tanh(W @ prev(h) + U @ x + b)
-h = prev(h) + k * (a - prev(h))
-o = V @ h
-yhat = softmax(o)
-loss = -y.T @ log_softmax(o)
-"""
+# a cell no preset covers (a learned scalar rate), shared with test_jax.py and
+# benchmarks/bench_frameworks.py
+TEXT = (pathlib.Path(__file__).parents[1] / "examples" / "rate.cell").read_text()
 
 # two states, a 1x1 rate, a 1x1 parameter scaling a column and a row, mse
 TWO_STATES = """

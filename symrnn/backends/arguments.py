@@ -5,7 +5,7 @@ learned from the first argument that has it, and every mismatch raises one
 ValueError whose message starts with the argument's name. Only shapes are
 read here, so the checks cost nothing on the arrays themselves.
 """
-from ..codegen.runtime import _bad_params
+from ..codegen.runtime import _bad_params, _fit
 
 
 def param_dims(p):
@@ -25,21 +25,10 @@ class Sizes:
         self.origin = dict.fromkeys(self.values, "the sizes given")
 
     def fit(self, name, shape, dims):
-        shape = tuple(int(n) for n in shape)
-        if len(shape) != len(dims):
-            raise ValueError(f"{name}: expected {len(dims)} dimension(s) ({', '.join(dims)}), "
-                             f"got shape {shape}")
-        for n, d in zip(shape, dims):
-            known = int(d) if d.isdigit() else self.values.get(d)
-            if known is None:
-                if n == 0:
-                    raise ValueError(f"{name}: shape {shape} has {d} = 0; {d} must be at least 1")
-                self.values[d], self.origin[d] = n, name
-            elif known != n:
-                why = (f"the model fixes this size to {d}" if d.isdigit()
-                       else f"{d} cannot be both {known} and {n}" if self.origin[d] == name
-                       else f"{d} = {n} here but {d} = {known} from {self.origin[d]}")
-                raise ValueError(f"{name}: shape {shape} does not fit ({', '.join(dims)}): {why}")
+        for d in dims:  # a size written as a number is fixed by the model
+            if d.isdigit() and d not in self.values:
+                self.values[d], self.origin[d] = int(d), None
+        _fit(name, tuple(int(n) for n in shape), dims, self.values, self.origin)
 
     def expected(self, dims):
         return f"({', '.join(dims)}) = {_known(dims, self.values)}"
