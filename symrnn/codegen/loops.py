@@ -54,6 +54,8 @@ class Alias:
     root: str
     prefix: tuple = None
     view: int = 0
+    base: ir.Name = None  # exact views: the name that holds ``root`` itself ...
+    steps: tuple = ()     # ... and the IR of ``prefix``, to index it directly
 
 
 @dataclass
@@ -148,10 +150,10 @@ class Loops:
     def function(self, f):
         helpers = {k.name for k in self.scalars if isinstance(k, ir.Helper)}
         self.shapes = Shapes(self.arguments, helpers)
-        self.alias = {name: Alias(name, ()) for name in self.arguments}
+        self.alias = {name: Alias(name, (), base=ir.Name(name)) for name in self.arguments}
         self.views = itertools.count(1)
         self.temps = itertools.count()
-        return dataclasses.replace(f, body=tuple(self._block(f.body)))
+        return dataclasses.replace(f, body=tuple(_unused_views_removed(self._block(f.body))))
 
     # -- blocks: statements, then fused ------------------------------------------
     def _block(self, statements):
@@ -344,8 +346,17 @@ class Loops:
                 index.append(ir.Name(LOOP_VARS[axis]))
                 sizes[axis] = ir.Index(ir.Attr(name, "shape"), ir.Const(len(prefix) + k))
         entry = ir.Index(name, tuple(prefix) + tuple(index))
-        alias = self.alias.get(name.id) or Alias(name.id, ())
-        full = tuple(self._symbolic(i) for i in entry.index)
+        alias = self.alias.get(name.id) or Alias(name.id, (), base=name)
+        if alias.prefix is not None and alias.base is not None and alias.base != name and \
+                self.alias.get(alias.base.id) == Alias(alias.root, (), base=alias.base):
+            # a row of an array: indexed in the array itself, no view needed
+            steps = tuple(alias.steps) + tuple(prefix)
+            entry = ir.Index(alias.base, steps + tuple(index))
+            sizes = {axis: ir.Index(ir.Attr(alias.base, "shape"), ir.Const(len(steps) + k))
+                     for axis, size in sizes.items() for k in [axis - len(space) + len(shape)]}
+            full = tuple(self._symbolic(i) for i in prefix + tuple(index))
+        else:
+            full = tuple(self._symbolic(i) for i in entry.index)
         if alias.prefix is not None:
             access = Access(False, alias.root, True, tuple(alias.prefix) + full, sizes, entry)
         else:
@@ -421,7 +432,7 @@ class Loops:
     def _root(self, node):
         """The alias of the array an expression's value is a view of (None: a new array)."""
         if isinstance(node, ir.Name):
-            return self.alias.get(node.id) or Alias(node.id, ())
+            return self.alias.get(node.id) or Alias(node.id, (), base=node)
         if isinstance(node, ir.Rows):
             return self._root(node.value)
         if isinstance(node, ir.Index) and isinstance(node.value, ir.Name):
@@ -429,7 +440,8 @@ class Loops:
             if self._rows_of_name(node) and base.prefix is not None:
                 index = node.index if isinstance(node.index, tuple) else (node.index,)
                 try:
-                    return Alias(base.root, tuple(base.prefix) + tuple(self._symbolic(i) for i in index))
+                    return Alias(base.root, tuple(base.prefix) + tuple(self._symbolic(i) for i in index),
+                                 base=base.base, steps=tuple(base.steps) + tuple(index))
                 except _Unknown:
                     pass
             return Alias(base.root, None, next(self.views))
@@ -495,7 +507,7 @@ class Loops:
     def _record(self, s):
         self.shapes.bind(s)
         if isinstance(s, ir.Alloc) and isinstance(s.target, ir.Name):
-            self.alias[s.target.id] = Alias(s.target.id + f"#{next(self.views)}", ())
+            self.alias[s.target.id] = Alias(s.target.id + f"#{next(self.views)}", (), base=s.target)
         elif isinstance(s, ir.Assign):
             value = s.value
             first = self._root(value)
@@ -504,7 +516,8 @@ class Loops:
             for k, target in enumerate(s.targets):
                 if isinstance(target, ir.Name):
                     alias = first if k == 0 else None
-                    self.alias[target.id] = alias or Alias(target.id + f"#{next(self.views)}", ())
+                    self.alias[target.id] = alias or Alias(target.id + f"#{next(self.views)}", (),
+                                                           base=target)
 
 
 def _scalar_replaced(body, accesses):
@@ -549,6 +562,67 @@ def _scalar_replaced(body, accesses):
             written.append(key)
     out += [ir.assign(first[k], local[k]) for k in written]
     return out
+
+
+def _pure_view(node):
+    """Whether evaluating ``node`` only names memory (a name, rows, a reshape, a
+    transpose): then a binding of it that nothing reads can go."""
+    if isinstance(node, ir.Name):
+        return True
+    if isinstance(node, (ir.Rows, ir.Transpose)) or isinstance(node, ir.Attr) and node.attr == "T":
+        return _pure_view(node.value)
+    if isinstance(node, ir.Index):
+        return _pure_view(node.value)
+    if isinstance(node, ir.Call) and node.out is None:
+        if node.func == ir.Helper("flat"):
+            return _pure_view(node.args[0])
+        if isinstance(node.func, ir.Attr) and node.func.attr == "reshape":
+            return _pure_view(node.func.value)
+    return False
+
+
+def _view_binding(s):
+    return (isinstance(s, ir.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ir.Name)
+            and _pure_view(s.value))
+
+
+def _unused_views_removed(body):
+    """``body`` without the bindings of views that no statement reads (the loop
+    nests index the arrays themselves, so most rows ``_t_h = _r_h[_t]`` are unused)."""
+    while True:
+        used = set()
+
+        def collect(statements):
+            for s in statements:
+                if isinstance(s, ir.For):
+                    used.update(ir.names_in((s.var, s.start, s.stop)))
+                    collect(s.body)
+                elif _view_binding(s):
+                    used.update(ir.names_in(s.value))
+                elif not isinstance(s, ir.Release):
+                    used.update(ir.names_in(s))
+
+        collect(body)
+
+        def prune(statements):
+            out = []
+            for s in statements:
+                if isinstance(s, ir.For):
+                    out.append(dataclasses.replace(s, body=tuple(prune(s.body))))
+                elif _view_binding(s) and s.targets[0] not in used:
+                    continue
+                elif isinstance(s, ir.Release):
+                    names = tuple(n for n in s.names if n in used)
+                    if names:
+                        out.append(ir.Release(names))
+                else:
+                    out.append(s)
+            return out
+
+        pruned = prune(body)
+        if pruned == list(body):
+            return pruned
+        body = pruned
 
 
 def _calls(node):
