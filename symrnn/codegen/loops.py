@@ -208,7 +208,11 @@ class Loops:
     def _statement(self, s):
         if isinstance(s, ir.For):
             self.shapes.bind(s)
-            return [self._plain(dataclasses.replace(s, body=tuple(self._block(s.body))))]
+            body = self._block(s.body)
+            hoisted = _loop_invariant_allocations(s, body)
+            body = [b for b in body if b not in hoisted]
+            return [self._plain(a) for a in hoisted] + [
+                self._plain(dataclasses.replace(s, body=tuple(body)))]
         try:
             return self._lowered(s)
         except _Unknown:
@@ -562,6 +566,48 @@ def _scalar_replaced(body, accesses):
             written.append(key)
     out += [ir.assign(first[k], local[k]) for k in written]
     return out
+
+
+def _bound(statements):
+    """Every name the statements bind (targets, loop variables), nested ones included."""
+    out = set()
+    for s in statements:
+        if isinstance(s, ir.Assign):
+            out |= {t for t in s.targets if isinstance(t, ir.Name)}
+        elif isinstance(s, ir.Alloc) and isinstance(s.target, ir.Name):
+            out.add(s.target)
+        elif isinstance(s, ir.For):
+            out |= {s.var} | _bound(s.body)
+    return out
+
+
+def _loop_invariant_allocations(loop, body):
+    """The ``Alloc`` statements of a loop body that can run once before the loop:
+    a new array whose sizes the loop does not change, bound nowhere else in the
+    body and never bound to another name (so no step keeps it past its own end):
+    its entries are garbage at every step either way."""
+    inner = _bound(body) | {loop.var}
+    aliased = set()  # names bound to another name or a view of one (not entries read in nests)
+    for s in body:
+        for n in _nested(s):
+            if isinstance(n, ir.Assign) and _pure_view(n.value):
+                aliased |= ir.names_in(n.value)
+    hoisted = []
+    for s in body:
+        if not (isinstance(s, ir.Alloc) and isinstance(s.target, ir.Name)) or s.zeros:
+            continue
+        others = [b for b in body if b is not s and s.target in _bound([b])]
+        if not (ir.names_in(s.shape) & inner) and not others and s.target not in aliased:
+            hoisted.append(s)
+    return hoisted
+
+
+def _nested(s):
+    """``s`` and the statements in its loops, not inside loop nests over entries."""
+    yield s
+    if isinstance(s, ir.For) and s.var.id not in LOOP_VARS:
+        for b in s.body:
+            yield from _nested(b)
 
 
 def _pure_view(node):
