@@ -152,6 +152,7 @@ class Loops:
         self.shapes = Shapes(self.arguments, helpers)
         self.alias = {name: Alias(name, (), base=ir.Name(name)) for name in self.arguments}
         self.views = itertools.count(1)
+        self.named = {}  # view expression -> the temporary name bound to it
         self.temps = itertools.count()
         return dataclasses.replace(f, body=tuple(_unused_views_removed(self._block(f.body))))
 
@@ -208,7 +209,11 @@ class Loops:
     def _statement(self, s):
         if isinstance(s, ir.For):
             self.shapes.bind(s)
+            outer = self.named  # views named before the loop: not for names the loop binds
+            inner = _bound(s.body) | {s.var}
+            self.named = {k: v for k, v in outer.items() if not (ir.names_in(k) | {v}) & inner}
             body = self._block(s.body)
+            self.named = {k: v for k, v in outer.items() if not (ir.names_in(k) | {v}) & inner}
             hoisted = _loop_invariant_allocations(s, body)
             body = [b for b in body if b not in hoisted]
             return [self._plain(a) for a in hoisted] + [
@@ -324,8 +329,12 @@ class Loops:
         """``node`` as a name or a name's rows (``a[_t]``): other views are named first."""
         if isinstance(node, ir.Name) or self._rows_of_name(node):
             return node
+        if node in self.named:  # the same view, named before and still valid
+            return self.named[node]
         name = self._temp()
         pre.extend(self._statement(ir.assign(name, node)))
+        if _pure_view(node):
+            self.named[node] = name
         return name
 
     def _rows_of_name(self, node):
@@ -510,6 +519,10 @@ class Loops:
 
     def _record(self, s):
         self.shapes.bind(s)
+        bound = _bound([s]) if not isinstance(s, ir.For) else _bound(s.body) | {s.var}
+        if bound:  # a named view that reads a rebound name is no longer that view
+            self.named = {k: v for k, v in self.named.items()
+                          if not (ir.names_in(k) | {v}) & bound}
         if isinstance(s, ir.Alloc) and isinstance(s.target, ir.Name):
             self.alias[s.target.id] = Alias(s.target.id + f"#{next(self.views)}", (), base=s.target)
         elif isinstance(s, ir.Assign):
