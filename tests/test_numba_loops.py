@@ -16,7 +16,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from sympy import Symbol
 
 import symrnn
@@ -92,7 +91,7 @@ print(json.dumps(worst))
 """
 
 
-def test_loop_kernels_give_the_numbers_of_the_numpy_backend(tmp_path):
+def test_loop_kernels_give_the_numbers_of_the_numpy_backend():
     texts = {"stacked": STACKED, "mixed": MIXED}
     env = dict(os.environ, NUMBA_DISABLE_JIT="1", SYMRNN_CACHE_DIR="",
                PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))

@@ -32,7 +32,7 @@ import dataclasses
 import itertools
 from dataclasses import dataclass, field
 
-from sympy import Integer, Symbol
+from sympy import Symbol
 
 from . import ir
 from .shapes import Shapes, ufunc
@@ -365,8 +365,9 @@ class Loops:
             # a row of an array: indexed in the array itself, no view needed
             steps = tuple(alias.steps) + tuple(prefix)
             entry = ir.Index(alias.base, steps + tuple(index))
-            sizes = {axis: ir.Index(ir.Attr(alias.base, "shape"), ir.Const(len(steps) + k))
-                     for axis, size in sizes.items() for k in [axis - len(space) + len(shape)]}
+            first = len(steps) - len(space) + len(shape)  # the array's axis of the nest's axis 0
+            sizes = {axis: ir.Index(ir.Attr(alias.base, "shape"), ir.Const(first + axis))
+                     for axis in sizes}
             full = tuple(self._symbolic(i) for i in prefix + tuple(index))
         else:
             full = tuple(self._symbolic(i) for i in entry.index)
@@ -453,8 +454,9 @@ class Loops:
             if self._rows_of_name(node) and base.prefix is not None:
                 index = node.index if isinstance(node.index, tuple) else (node.index,)
                 try:
-                    return Alias(base.root, tuple(base.prefix) + tuple(self._symbolic(i) for i in index),
-                                 base=base.base, steps=tuple(base.steps) + tuple(index))
+                    prefix = tuple(base.prefix) + tuple(self._symbolic(i) for i in index)
+                    return Alias(base.root, prefix, base=base.base,
+                                 steps=tuple(base.steps) + tuple(index))
                 except _Unknown:
                     pass
             return Alias(base.root, None, next(self.views))
@@ -480,7 +482,8 @@ class Loops:
         reshape, ``flat``, a transpose): evaluating it reads no entry."""
         if isinstance(node, ir.Name):
             return True
-        if isinstance(node, (ir.Rows, ir.Transpose)) or isinstance(node, ir.Attr) and node.attr == "T":
+        if isinstance(node, (ir.Rows, ir.Transpose)) or (
+                isinstance(node, ir.Attr) and node.attr == "T"):
             return self._view(node.value)
         if isinstance(node, ir.Index):
             index = node.index if isinstance(node.index, tuple) else (node.index,)
