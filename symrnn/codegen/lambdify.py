@@ -5,12 +5,14 @@ import inspect
 import linecache
 import pprint
 
+from sympy import Symbol
+
 from ..ops import OPERATIONS
 from . import ir, numba_cache, runtime
 from .emit import NumbaPrinter, NumPyPrinter
-from .ewise import Sharer
+from .loops import Loops
 from .lower import kernel
-from .program import Program
+from .program import B_NAME, T_NAME, Program
 
 
 def kernels(backend):
@@ -21,6 +23,12 @@ def kernels(backend):
         if callable(k) and k not in out:
             out.append(k)
     return out
+
+
+def scalar_kernels():
+    """``{IR function of an operation's NumPy kernel: its scalar Numba kernel}``."""
+    return {kernel(op): op.kernels["numba"] for op in OPERATIONS.values()
+            if callable(op.kernels.get("numba"))}
 
 
 def spec(cell):
@@ -47,6 +55,8 @@ def spec(cell):
         "params_and_states": [p.name for p in cell.params] + [s.name + "0" for s in cell.states],
     }
 
+
+STEP_SIZES = (Symbol(T_NAME.id, integer=True), Symbol(B_NAME.id, integer=True))
 
 BACKENDS = ("numpy", "numba")
 
@@ -91,27 +101,26 @@ def module_source(derivation, backend="numpy"):
     if not cell.inputs and not cell.targets:
         raise ValueError("cell: code generation needs at least one input or target")
     numba = _backend(backend) == "numba"
-    functions = Program(derivation).functions()
+    program = Program(derivation)
+    functions = program.functions()
     parts = [docstring(cell, backend), _body(runtime)]
     parts += [inspect.getsource(k).strip() for k in kernels("numpy")]
     if numba:
         from . import runtime_numba
         parts.append(_body(runtime_numba))
-        for op in OPERATIONS.values():  # element-wise loops around the scalar kernels
-            scalar, func = op.kernels.get("numba"), kernel(op)
-            if scalar is not None and isinstance(func, ir.Helper):
-                parts.append(inspect.getsource(scalar).strip())
-                name = NumbaPrinter().doprint(func)
-                parts.append(f"{name} = _elementwise({scalar.__name__})")
+        for func, scalar in scalar_kernels().items():  # compiled; the loops call them
+            parts.append(inspect.getsource(scalar).strip())
+            parts.append(f"{scalar.__name__} = _njit({scalar.__name__})")
+            if isinstance(func, ir.Helper):  # and an element-wise loop around it
+                parts.append(f"{NumbaPrinter().doprint(func)} = _elementwise({scalar.__name__})")
     parts += [NumPyPrinter().doprint(f) for f in functions]
     if numba:  # the same statements again, printed for Numba: its helpers, 3-D views of
-        # the steps, element-wise statements as calls of shared functions (ewise.py)
-        sharer = Sharer()
-        compiled = [sharer.function(_numba_function(f)) for f in functions] + sharer.functions
-        parts += [NumbaPrinter().doprint(g) for g in compiled]
+        # the steps, element-wise statements as loops over their entries (loops.py)
+        loops = Loops(program.argument_shapes(*STEP_SIZES),
+                      {func: scalar.__name__ for func, scalar in scalar_kernels().items()})
+        parts += [NumbaPrinter().doprint(loops.function(_numba_function(f))) for f in functions]
     parts.append("SPEC = " + pprint.pformat(spec(cell), sort_dicts=False))
     if numba:
-        parts.append("SHARED = " + pprint.pformat([g.name.id for g in sharer.functions]))
         parts.append("_compile(globals())")
     parts.append("loss_and_gradients = gradient_function(gradients, SPEC)\n"
                  "loss = forward_function(forward, SPEC)\n")

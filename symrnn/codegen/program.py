@@ -526,6 +526,20 @@ class Program:
         return ([p.name for p in cell.params] + [s.name for s in cell.inputs + cell.targets]
                 + [Key(s.name).role("init").id for s in cell.states])
 
+    def argument_shapes(self, steps, batch):
+        """``{argument: shape}`` in the kernel's layout, in the cell's sizes, with
+        ``steps`` and ``batch`` for T and B: a parameter column (n,), a matrix
+        (r, c), an input or target (T, B, n), an initial state (B, n)."""
+        cell, out = self.cell, {}
+        for p in cell.params:
+            rows, cols = p.shape
+            out[p.name] = (rows,) if cols == 1 else (rows, cols)
+        for s in cell.inputs + cell.targets:
+            out[s.name] = (steps, batch, s.shape[0])
+        for s in cell.states:
+            out[Key(s.name).role("init").id] = (batch, s.shape[0])
+        return out
+
     def _head(self):
         per_step = self.cell.inputs + self.cell.targets
         first = ir.Attr(ir.Name(per_step[0].name), "shape")

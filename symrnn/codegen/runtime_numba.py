@@ -35,8 +35,7 @@ def _nb_flat(a):
 
 
 def _elementwise(scalar):
-    """``f(x, out=None)``: ``scalar`` applied to every entry of a 2-D array."""
-    scalar = _njit(scalar)
+    """``f(x, out=None)``: ``scalar`` (compiled) applied to every entry of a 2-D array."""
 
     @_njit
     def apply(x, out=None):
@@ -50,11 +49,17 @@ def _elementwise(scalar):
     return apply
 
 
+# The helpers below are loops, not array expressions: Numba compiles each array
+# expression as a function of its own, which costs more than the loop.
+
 @_njit
 def _nb_rowsum(a):
     out = numpy.empty((a.shape[0], 1))
     for i in range(a.shape[0]):
-        out[i, 0] = a[i].sum()
+        total = 0.0
+        for j in range(a.shape[1]):
+            total += a[i, j]
+        out[i, 0] = total
     return out
 
 
@@ -71,16 +76,18 @@ def _nb_vdot(a, b):
 def _nb_shifted_exp(x, s, e):
     """Row by row: s = x - max(x), e = exp(s); returns the row sums of e.
     ``s`` may be ``x`` itself."""
-    z = numpy.empty((x.shape[0], 1))
+    z = numpy.empty(x.shape[0])
     for i in range(x.shape[0]):
-        m = x[i].max()
+        m = x[i, 0]
+        for j in range(1, x.shape[1]):
+            m = max(m, x[i, j])
         total = 0.0
         for j in range(x.shape[1]):
             v = x[i, j] - m
             s[i, j] = v
             e[i, j] = math.exp(v)
             total += e[i, j]
-        z[i, 0] = total
+        z[i] = total
     return z
 
 
@@ -89,7 +96,9 @@ def _nb_softmax(x, out=None):
     if out is None:
         out = numpy.empty_like(x)
     z = _nb_shifted_exp(x, out, out)
-    out /= z
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            out[i, j] /= z[i]
     return out
 
 
@@ -98,7 +107,10 @@ def _nb_log_softmax(x, out=None):
     if out is None:
         out = numpy.empty_like(x)
     z = _nb_shifted_exp(x, out, numpy.empty_like(x))
-    out -= numpy.log(z)
+    for i in range(x.shape[0]):
+        log_z = math.log(z[i])
+        for j in range(x.shape[1]):
+            out[i, j] -= log_z
     return out
 
 
@@ -108,8 +120,11 @@ def _nb_log_softmax_and_softmax(x, out=None):
         out = numpy.empty_like(x)
     e = numpy.empty_like(x)
     z = _nb_shifted_exp(x, out, e)
-    e /= z
-    out -= numpy.log(z)
+    for i in range(x.shape[0]):
+        log_z = math.log(z[i])
+        for j in range(x.shape[1]):
+            e[i, j] /= z[i]
+            out[i, j] -= log_z
     return out, e
 
 
@@ -147,8 +162,6 @@ def _compile(namespace):
     Numba caches them beside that file."""
     spec = namespace["SPEC"]
     cache = "__file__" in namespace
-    for name in namespace.get("SHARED", ()):  # the element-wise functions, see ewise.py
-        namespace[name] = _jit(namespace[name], cache)
     x_at, states = len(spec["params"]), len(spec["states"])
     for name in ("forward", "gradients"):
         compiled, interpreted = _jit(namespace["_nb_" + name], cache), namespace[name]
@@ -158,6 +171,12 @@ def _compile(namespace):
             width = arrays[x_at].shape[1] * sum(a.shape[-1] for a in starts)
             if width >= COMPILED_BELOW:
                 return _interpreted(*arrays)
+            batch = arrays[x_at].shape[1]
+            # the compiled loops read an initial state (B, n): one row for every
+            # sequence is repeated here (NumPy broadcasts it instead)
+            starts = [numpy.broadcast_to(a, (batch, a.shape[1])) if a.shape[0] != batch
+                      else a for a in starts]
+            arrays = arrays[:len(arrays) - states] + tuple(starts)
             return _compiled(*[_plain(a) for a in arrays])
 
         call.__name__ = call.__qualname__ = name
