@@ -21,7 +21,7 @@ from typing import NamedTuple
 from sympy import Basic, HadamardProduct, MatAdd, preorder_traversal
 
 from ..derivation.subexpressions import repeated
-from ..graph.reach import reachable
+from ..graph.reach import components, reachable
 from ..graph.unroll import shared, t
 from ..model.nodes import Adjoint, LogSoftmax, Softmax, StepVar
 from . import ir
@@ -82,6 +82,12 @@ def _inline_single_use(body, local):
             body[i] = (body[i][0], body[i][1].xreplace({leaf: value}))
             body = [(n, e) for n, e in body if n != name]
     return body
+
+
+def _read_across(parts, reads):
+    """The variables that a component other than their own reads."""
+    where = {n: i for i, part in enumerate(parts) for n in part}
+    return {m for n, ms in reads.items() for m in ms if where[m] != where[n]}
 
 
 def _index(k):
@@ -435,33 +441,53 @@ class Program:
 
     def forward_lines(self, needed, read_after):
         """The forward pass of the values ``needed``; ``read_after``: the names
-        the backward pass reads."""
+        the backward pass reads. The loop's variables run as one loop per
+        strongly connected component of their dependencies, in an order where
+        each loop comes after those it reads: what a loop reads of an earlier
+        one is then known for every step, and computed for all steps at once
+        (the input projection of a stacked layer is one matrix product)."""
         eqs = [(lhs, rhs) for lhs, rhs in self.equations if lhs.name in needed]
         core, after = self._forward_parts(eqs)
         read_after = set(read_after) | {v.name for lhs, rhs in eqs if lhs.name in after
                                         for v in rhs.atoms(StepVar)}
-        self.local = {Key(n) for n in core - {s.name for s in self.states} - read_after}
+        reads = {lhs.name: {v.name for v in rhs.atoms(StepVar)} & core
+                 for lhs, rhs in eqs if lhs.name in core}
+        parts = components([lhs.name for lhs, _ in eqs if lhs.name in core], reads)
+        read_across = _read_across(parts, reads)
+        self.local = {Key(n) for n in core - {s.name for s in self.states} - read_after
+                      - read_across}
         self.padded |= {Key(n) for n in core} - self.local
-        before, hoisted, loop, end = [], [], [], []
+        before, end = [], []
         for lhs, rhs in eqs:
-            if lhs.name in core:
-                loop.append((Key(lhs.name), self._hoist(rhs, lambda l: _base(l).name in core
-                                                        and not _base(l).adjoint, hoisted)))
-            elif lhs.name in after:
+            if lhs.name in after:
                 if Key(lhs.name) in self.shifted:
                     raise NotImplementedError(f"{lhs.name} is read at step t+1 but is not "
                                               "computed in the recurrence")
                 end.append((Key(lhs.name), rhs))
-            else:
+            elif lhs.name not in core:
                 before.append((Key(lhs.name), rhs))
         lines = self.stacked(before)
         stacked = {Key(s.name) for s in self.cell.inputs + self.cell.targets} | {
             Key(lhs.name) for lhs, _ in eqs if lhs.name not in core | after}
         for key in sorted(self.shifted & stacked):  # read at t+1: a step T+1
             lines += self._pad(key, forward=True)
-        stored = [lhs for lhs, _ in eqs if Key(lhs.name) in {Key(n) for n in core} - self.local]
+        for part in parts:
+            lines += self._forward_loop([(lhs, rhs) for lhs, rhs in eqs if lhs.name in part])
+        self.local = set()
+        return lines + self.stacked(end)
+
+    def _forward_loop(self, eqs):
+        """The loop of one component ``eqs`` of the forward recurrence, with the
+        work before it that does not depend on its own variables."""
+        part = {lhs.name for lhs, _ in eqs}
+        hoisted, loop = [], []
+        for lhs, rhs in eqs:
+            loop.append((Key(lhs.name), self._hoist(rhs, lambda l: _base(l).name in part
+                                                    and not _base(l).adjoint, hoisted)))
+        stored = [lhs for lhs, _ in eqs if Key(lhs.name) not in self.local]
         loop, filled = self._loop(ir.Const(1), _plus(T_NAME, 1), 1, loop,
                                   {Key(l.name) for l in stored}, {k for k, _ in hoisted})
+        lines = []
         for lhs in stored:
             key = Key(lhs.name)
             lines += self._allocate(key, self.size(lhs.shape[0]), key in self.shifted)
@@ -476,46 +502,59 @@ class Program:
                 lines.append(ir.assign(key.role("prev"), self._steps(key, 0)))
             if key in self.shifted:
                 lines += self._last_again(key)
-        self.local = set()
-        for lhs, rhs in eqs:
-            if lhs.name in core:
-                self._done(rhs)
-        return lines + self.stacked(end)
+        for _, rhs in eqs:
+            self._done(rhs)
+        return lines
 
     # -- the backward pass ----------------------------------------------------
     def backward_lines(self):
+        """The backward pass: the adjoints that need step t+1 run step by step,
+        one loop per strongly connected component as in ``forward_lines``
+        (here from step T down)."""
         defs = self.d.adjoints
         base = {a: _base(a) for a in defs}
         refers = {base[a]: {_base(l) for l in e.atoms(Adjoint)} for a, e in defs.items()}
         future = {_base(l) for e in defs.values() for l in e.atoms(Adjoint) if l.var.time != t}
         core = {b for b in refers if reachable([b], refers) & future}
+        reads = {b: refers[b] & core for b in core}
+        parts = components([base[a] for a in defs if base[a] in core], reads)
         read_after = {_base(l) for e in self.d.gradients.values() for l in e.atoms(Adjoint)}
-        self.local = core - future - read_after
+        self.local = core - future - read_after - _read_across(parts, reads)
         self.padded |= (core | future) - self.local
-        before, hoisted, loop, pads = [], [], [], []
+        before, pads = [], []
         for a, e in defs.items():
-            if base[a] in core:
-                loop.append((base[a], self._hoist(e, lambda l: _base(l) in core, hoisted)))
-            else:
+            if base[a] not in core:
                 before.append((base[a], e))
                 if base[a] in self.padded:  # used at t+1: stored with a zero step T+1
                     self.padded.discard(base[a])
                     pads.append(base[a])
-        stored = [a for a in defs if base[a] in core - self.local]
-        loop, filled = self._loop(T_NAME, ir.Const(0), -1, loop, {base[a] for a in stored},
-                                  {k for k, _ in hoisted})
         lines = self.stacked(before)
         for key in pads:
             lines += self._pad(key)
-        for a in stored:
-            lines += self._allocate(base[a], self.size(a.shape[0]), True)
-        lines += self.stacked(hoisted, filled, share=True) + loop
-        lines += [ir.assign(base[a].flat(), self._steps(base[a], 1)) for a in stored
-                  if base[a] not in filled.values()]
+        for part in parts:
+            lines += self._backward_loop([(a, e) for a, e in defs.items() if base[a] in part])
         self.local = set()
-        for a, e in defs.items():
-            if base[a] in core:
-                self._done(e)
+        return lines
+
+    def _backward_loop(self, defs):
+        """The loop of one component ``defs`` ([(adjoint, expression)]) of the
+        backward recurrence, with the work before it that does not depend on
+        its own adjoints."""
+        part = {_base(a) for a, _ in defs}
+        hoisted, loop = [], []
+        for a, e in defs:
+            loop.append((_base(a), self._hoist(e, lambda l: _base(l) in part, hoisted)))
+        stored = [a for a, _ in defs if _base(a) not in self.local]
+        loop, filled = self._loop(T_NAME, ir.Const(0), -1, loop, {_base(a) for a in stored},
+                                  {k for k, _ in hoisted})
+        lines = []
+        for a in stored:
+            lines += self._allocate(_base(a), self.size(a.shape[0]), True)
+        lines += self.stacked(hoisted, filled, share=True) + loop
+        lines += [ir.assign(_base(a).flat(), self._steps(_base(a), 1)) for a in stored
+                  if _base(a) not in filled.values()]
+        for _, e in defs:
+            self._done(e)
         return lines
 
     # -- whole functions --------------------------------------------------------
