@@ -91,7 +91,9 @@ def module_source(derivation, backend="numpy"):
     if not cell.inputs and not cell.targets:
         raise ValueError("cell: code generation needs at least one input or target")
     numba = _backend(backend) == "numba"
-    functions = Program(derivation).functions()
+    # the NumPy kernels compute the gates of a step as one (fuse.py); Numba's
+    # compiled loops have no Python overhead per call to save
+    functions = Program(derivation, fuse=True).functions()
     parts = [docstring(cell, backend), _body(runtime)]
     parts += [inspect.getsource(k).strip() for k in kernels("numpy")]
     if numba:
@@ -107,7 +109,8 @@ def module_source(derivation, backend="numpy"):
     if numba:  # the same statements again, printed for Numba: its helpers, 3-D views of
         # the steps, element-wise statements as calls of shared functions (ewise.py)
         sharer = Sharer()
-        compiled = [sharer.function(_numba_function(f)) for f in functions] + sharer.functions
+        compiled = [sharer.function(_numba_function(f)) for f in Program(derivation).functions()]
+        compiled += sharer.functions
         parts += [NumbaPrinter().doprint(g) for g in compiled]
     parts.append("SPEC = " + pprint.pformat(spec(cell), sort_dicts=False))
     if numba:

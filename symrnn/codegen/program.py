@@ -24,11 +24,16 @@ from ..derivation.subexpressions import repeated
 from ..graph.reach import components, reachable
 from ..graph.unroll import shared, t
 from ..model.nodes import Adjoint, LogSoftmax, Softmax, StepVar
+from ..ops import OPERATIONS
 from . import ir
+from .fuse import Fuser, Member
 from .inplace import assign, makes_array
-from .lower import RowLowering
+from .lower import RowLowering, kernel
 
 T_NAME, B_NAME, LOOP, LOSS = ir.Name("_T"), ir.Name("_B"), ir.Name("_t"), ir.Name("_loss")
+# the helpers that work element by element (those with a scalar kernel for Numba)
+_ELEMENTWISE = {kernel(op).name for op in OPERATIONS.values()
+                if op.kernels.get("numba") is not None and isinstance(kernel(op), ir.Helper)}
 
 
 class Key(NamedTuple):
@@ -136,8 +141,11 @@ def _distinct_identifiers(cell):
 class Program:
     """Builds the IR of ``forward`` and ``gradients`` for one derivation."""
 
-    def __init__(self, derivation):
+    def __init__(self, derivation, fuse=False):
         self.d = derivation
+        self.fuse = fuse      # fuse same-form statements of a loop body (NumPy only, fuse.py)
+        self.groups = []      # the fused groups of the last loop: [(group key, [member keys])]
+        self.group_keys = {}  # a group's name of its list of rows -> its key
         cell = self.cell = derivation.cell
         _distinct_identifiers(cell)
         self.params = [p.name for p in cell.params]
@@ -344,14 +352,17 @@ class Program:
         of arrays, the others live in one step), preceded by the lists of
         per-step rows it reads and writes. Returns the statements and ``{hoisted
         key: stored key}`` for the ``hoisted`` values that a stored row starts
-        from: they are to be computed straight into its array."""
+        from: they are to be computed straight into its array. The groups of
+        fused rows are left in ``self.groups`` (their arrays are to be allocated
+        together, see ``_allocate``)."""
+        self.groups = []
         body = _inline_single_use(body, self.local)
         if not body:
             return [], {}
         uses = Counter(_base(l) for _, e in body for l in _leaves(e))
         hoisted = {l for _, e in body for l in _leaves(e)
                    if _base(l) in hoisted and uses[_base(l)] == 1}
-        self.rows, self.bound, filled, lines = set(), set(), {}, []
+        self.rows, self.bound, filled, codes = set(), set(), {}, []
         self.lowering.constants = constants = {}
         for key, expr in body:
             if key in stored:
@@ -367,9 +378,9 @@ class Program:
                     filled[_base(used)] = key
             else:
                 code, _ = self.assign(key.role("t"), expr, "loop")
-            lines += code
+            codes.append(code)
         self.lowering.constants, self.bound = None, set()
-        if not lines:  # every row was computed before the loop, straight into its array
+        if not any(codes):  # every row was computed before the loop, straight into its array
             return [], filled
         self.rows -= set(filled)
         rows = []
@@ -378,15 +389,79 @@ class Program:
                 ir.Attr(key.flat(), "reshape"), T_NAME, B_NAME, ir.Const(-1))
             rows.append(ir.assign(key.role("r"), ir.Rows(steps)))
         rows += [ir.assign(name, value) for name, value in constants.values()]
+        groups = self._fused(body, codes, stored, constants) if self.fuse else []
+        fused = {i: g for g in groups for i in g.positions}
+        lines = []
+        for i, code in enumerate(codes):
+            group = fused.get(i)
+            if group is None:
+                lines += code
+            elif i == group.positions[0]:
+                lines += self._group_lines(group, body, codes, rows)
         return rows + [ir.For(LOOP, start, stop, step, tuple(lines))], filled
+
+    # -- horizontal fusion (fuse.py) ----------------------------------------------
+    def _fused(self, body, codes, stored, constants):
+        """The groups of same-form rows of a loop body, fused."""
+        varying = {}
+        for p in self.cell.params:
+            varying[ir.Name(p.name)] = ("vector" if p.shape[1] == 1 else "matrix", p.shape)
+        for key, (name, value) in constants.items():  # a parameter's transpose
+            if isinstance(key, tuple) and isinstance(value, ir.Transpose) \
+                    and value.value in varying and varying[value.value][0] == "matrix":
+                varying[name] = ("matrix", key[1].T.shape)
+        members = [Member(code, key.role("t"), key.role("r"), expr.shape, key in stored)
+                   for (key, expr), code in zip(body, codes)]
+
+        def names():
+            self.temps += 1
+            group = Key(f"_fused{self.temps}", body[0][0].adjoint)
+            self.group_keys[group.role("r")] = group
+            return group.role("t"), group.role("r")
+        return Fuser(LOOP, varying, _ELEMENTWISE, names).groups(members)
+
+    def _group_lines(self, group, body, codes, rows):
+        """The fused statements of ``group``, in the place of its first member;
+        the rows of the stacked parameters and of the group are made before the
+        loop (appended to ``rows``), its array after (``self.groups``)."""
+        keys = [body[i][0] for i in group.positions]
+        key = self.group_keys[group.names[1]]
+        k = ir.Const(len(keys))
+        for name, members, kind in group.stacked:
+            value = ir.numpy_call("stack", ir.Tuple(tuple(members)))
+            if kind == "vector":  # (k, 1, n): broadcast against the rows (k, B, n)
+                value = ir.call(ir.Attr(value, "reshape"), k, ir.Const(1), ir.Const(-1))
+            rows.append(ir.assign(name, value))
+        rows.append(ir.assign(key.role("r"), ir.Rows(ir.call(
+            ir.Attr(key.role("all"), "transpose"), *map(ir.Const, (1, 0, 2, 3))))))
+        self.groups.append((key, keys))
+        lines = list(group.lines)
+        others = set().union(*[ir.names_in(s) for i, code in enumerate(codes)
+                               if i not in group.positions for s in code])
+        for member in keys:  # the row of a member that other statements read by its view
+            if member.role("t") in others:
+                lines.append(ir.assign(member.role("t"), ir.Index(member.role("r"), LOOP)))
+        return lines
 
     def _allocate(self, key, rows, shifted):
         """The array of a value computed step by step: steps 0..T, and a zero
-        step T+1 when it is read at t+1."""
-        if not shifted:
-            return [ir.Alloc(key.role("all"), (_plus(T_NAME, 1), B_NAME, rows))]
-        return [ir.Alloc(key.role("all"), (_plus(T_NAME, 2), B_NAME, rows)),
-                ir.assign(ir.Index(key.role("all"), _plus(T_NAME, 1)), ir.Const(0.0))]
+        step T+1 when it is read at t+1. A member of a fused group is its slice
+        of the group's array (k, steps, B, rows), allocated with its first member."""
+        steps = _plus(T_NAME, 2 if shifted else 1)
+        lines = [ir.Alloc(key.role("all"), (steps, B_NAME, rows))]
+        for group, members in self.groups:
+            if key in members:
+                i = members.index(key)
+                if i == 0:  # one array for all: steps 0..T+1 (those read at t+1 need it)
+                    lines = [ir.Alloc(group.role("all"), (ir.Const(len(members)), _plus(
+                        T_NAME, 2), B_NAME, rows))]
+                else:
+                    lines = []
+                part = ir.Const(i) if shifted else ir.Tuple((ir.Const(i), ir.Slice(None, steps)))
+                lines.append(ir.assign(key.role("all"), ir.Index(group.role("all"), part)))
+        if shifted:
+            lines.append(ir.assign(ir.Index(key.role("all"), _plus(T_NAME, 1)), ir.Const(0.0)))
+        return lines
 
     def _pad(self, key, forward=False):
         """A stacked value that is read at step t+1: a copy with a zero step T+1
