@@ -2,17 +2,17 @@
 
 On a narrow step every NumPy call costs about a microsecond of Python, so the
 gates of an LSTM step, ``f = sigmoid(w_f * h_prev + pre_f)``, ``g = ...``,
-``q = ...``, each three calls, are worth computing as one: the rows of the k
-gates of a step are one (k, B, n) view of an array (k, steps, B, n) that holds
-the k gates' arrays side by side (each gate's own array ``_all_f`` is its
-slice ``[i]``, contiguous, so everything else reads it as before), and the
-parameters that differ between the gates are stacked once before the loop.
+``q = ...``, each three calls, are worth computing as one: the k gates' rows
+of a step are one contiguous (B, k, n) row of an array (steps, B, k, n) that
+holds them side by side (a gate's own array ``_all_f`` is its slice
+``[:, :, i]``, which everything else reads as before), and the parameters that
+differ between the gates are stacked once before the loop: a vector as (k, n),
+a matrix P in ``dot(a, P)`` as the columns (n, k m) of one matrix product.
 
 Only statements that are element-wise in their rows fuse: ufuncs, the
 operations' element-wise kernels, ``+ - * / **``, rows of the step, and
-``dot(a, P)`` with a parameter P (which becomes ``matmul`` with the stacked
-(k, n, m) parameters). A shared operand, a (B, n) row, broadcasts against the
-(k, B, n) rows; a differing vector parameter is stacked as (k, 1, n).
+``dot(a, P)`` of a shared row ``a``. A shared operand, a (B, n) row, is read as
+(B, 1, n) so that it broadcasts against the (B, k, n) rows.
 """
 import dataclasses
 from typing import NamedTuple
@@ -74,8 +74,8 @@ class Fuser:
     ``elementwise``: the names of the helpers that work element by element.
     ``new_names``: () -> the names (t, r) of a new group's row and rows."""
 
-    def __init__(self, loop, varying, elementwise, new_names):
-        self.loop, self.varying = loop, varying
+    def __init__(self, loop, batch, varying, elementwise, new_names):
+        self.loop, self.batch, self.varying = loop, batch, varying
         self.elementwise, self.new_names = set(elementwise), new_names
         self.kinds = {}
 
@@ -104,15 +104,14 @@ class Fuser:
 
     def _statement(self, stmt):
         if isinstance(stmt, ir.Assign):
-            return len(stmt.targets) == 1 and self._row(stmt.targets[0]) \
-                and self._expr(stmt.value)
+            return len(stmt.targets) == 1 and _own(stmt.targets[0]) and self._expr(stmt.value)
         if isinstance(stmt, ir.Update):
-            return stmt.op in ("+", "-", "*", "/") and self._row(stmt.target) \
+            return stmt.op in ("+", "-", "*", "/") and _own(stmt.target) \
                 and self._expr(stmt.value)
         if isinstance(stmt, ir.Fill):
-            return self._row(stmt.target) and self._expr(stmt.value)
+            return _own(stmt.target) and self._expr(stmt.value)
         if isinstance(stmt, ir.Do):
-            return self._expr(stmt.call)
+            return stmt.call.out is not None and self._expr(stmt.call)
         return False
 
     def _row(self, node):
@@ -135,17 +134,41 @@ class Fuser:
         if isinstance(node, ir.Neg):
             return self._expr(node.value)
         if isinstance(node, ir.Call):
-            if node.out is not None and not self._row(node.out):
+            if node.out is not None and not _own(node.out):
                 return False
-            if node.func == ir.Helper("dot"):
-                return len(node.args) == 2 and self._expr(node.args[0]) \
-                    and self.kinds.get(node.args[1]) == "matrix"
+            if node.func == ir.Helper("dot"):  # of a shared row: one product, see _stacked
+                return len(node.args) == 2 and node.out is None and self._row(node.args[0]) \
+                    and not _own(node.args[0]) and self.kinds.get(node.args[1]) == "matrix"
             func = node.func
             ok = (isinstance(func, ir.NumPy) and isinstance(getattr(numpy, func.attr, None),
                                                             numpy.ufunc)) or \
                 (isinstance(func, ir.Helper) and func.name in self.elementwise)
             return ok and all(self._expr(a) for a in node.args)
         return False
+
+    def _broadcast(self, node, k):
+        """A member's statement (with placeholders) for the (B, k, n) rows of the
+        group: a shared row read as (B, 1, n), ``dot(a, P)`` as one product with
+        the stacked columns, reshaped to (B, k, m)."""
+        if _own(node) or node == _OWN_T:
+            return node
+        if isinstance(node, ir.Call) and node.func == ir.Helper("dot"):
+            product = ir.Call(node.func, node.args)  # the shared row as it is
+            return ir.call(ir.Attr(product, "reshape"), self.batch, ir.Const(k), ir.Const(-1))
+        if isinstance(node, (ir.Name, ir.Index)) and self._row(node):
+            return _expand(node)
+        if isinstance(node, (ir.Assign, ir.Update, ir.Fill)) or \
+                isinstance(node, ir.Call) and node.out is not None:
+            # the targets are the group's own rows: only the values are broadcast
+            fields = {"value": self._broadcast(node.value, k)} if not isinstance(
+                node, ir.Call) else {"args": tuple(self._broadcast(a, k) for a in node.args)}
+            return dataclasses.replace(node, **fields)
+        if isinstance(node, tuple):
+            return tuple(self._broadcast(n, k) for n in node)
+        if isinstance(node, (ir.Expr, ir.Stmt)):
+            return dataclasses.replace(node, **{f: self._broadcast(getattr(node, f), k)
+                                                for f in node.__dataclass_fields__})
+        return node
 
     def groups(self, members):
         """The groups (two or more members) of the same form, fused; a member
@@ -165,15 +188,22 @@ class Fuser:
                 continue
             t_name, r_name = self.new_names()
             mapping = {_OWN_T: t_name, _OWN_R: r_name}
+            self.kinds = {_vary(j): self.varying[n][0] for j, n in enumerate(picked[0][1])}
             stacked = []
             for j in range(len(picked[0][1])):
                 name = ir.Name(f"_st{r_name.id}_{j}")
                 stacked.append((name, [order[j] for _, order in picked],
                                 self.varying[picked[0][1][j]][0]))
                 mapping[_vary(j)] = name
-            fused = [_matmul(s) for s in _rebuild(lines, lambda n: mapping.get(n, n))]
+            fused = [_rebuild(self._broadcast(s, len(picked)), lambda n: mapping.get(n, n))
+                     for s in lines]
             out.append(Group((t_name, r_name), [i for i, _ in picked], fused, stacked))
         return out
+
+
+def _expand(node):
+    """A (B, n) row as (B, 1, n)."""
+    return ir.Index(node, (ir.Slice(), ir.Const(None)))
 
 
 def _movable(members, found):
@@ -196,13 +226,8 @@ def _movable(members, found):
     return picked
 
 
-def _matmul(node):
-    """``dot(a, P)`` with stacked P (k, n, m) as ``matmul``, which gives (k, B, m)."""
-    if isinstance(node, tuple):
-        return tuple(_matmul(n) for n in node)
-    if isinstance(node, (ir.Expr, ir.Stmt)):
-        node = dataclasses.replace(node, **{k: _matmul(getattr(node, k))
-                                            for k in node.__dataclass_fields__})
-        if isinstance(node, ir.Call) and node.func == ir.Helper("dot"):
-            return ir.Call(ir.NumPy("matmul"), node.args, node.out)
-    return node
+def _own(node):
+    """The member's row (``_own_t``) or one of its rows (``_own_r[...]``)."""
+    return node == _OWN_T or isinstance(node, ir.Index) and node.value == _OWN_R
+
+

@@ -270,6 +270,12 @@ class Program:
             if key in filled:
                 view = filled[key]
                 lines.append(ir.assign(view.flat(), self._steps(view, 1)))
+                if any(view in members for _, members in self.groups):
+                    # a column of a group's array, not contiguous: NumPy's dot
+                    # cannot write into it
+                    code, _ = self.assign(key.flat(), e, "stacked")
+                    lines += code + [ir.Fill(view.flat(), key.flat())]
+                    continue
                 lines += self.assign(view.flat(), e, "stacked", into=True)[0]
                 continue
             group = [x for _, x in assignments[i + 1:]]
@@ -418,7 +424,7 @@ class Program:
             group = Key(f"_fused{self.temps}", body[0][0].adjoint)
             self.group_keys[group.role("r")] = group
             return group.role("t"), group.role("r")
-        return Fuser(LOOP, varying, _ELEMENTWISE, names).groups(members)
+        return Fuser(LOOP, B_NAME, varying, _ELEMENTWISE, names).groups(members)
 
     def _group_lines(self, group, body, codes, rows):
         """The fused statements of ``group``, in the place of its first member;
@@ -426,14 +432,11 @@ class Program:
         loop (appended to ``rows``), its array after (``self.groups``)."""
         keys = [body[i][0] for i in group.positions]
         key = self.group_keys[group.names[1]]
-        k = ir.Const(len(keys))
-        for name, members, kind in group.stacked:
-            value = ir.numpy_call("stack", ir.Tuple(tuple(members)))
-            if kind == "vector":  # (k, 1, n): broadcast against the rows (k, B, n)
-                value = ir.call(ir.Attr(value, "reshape"), k, ir.Const(1), ir.Const(-1))
+        for name, members, kind in group.stacked:  # vectors (k, n), matrices side by side
+            value = ir.numpy_call("stack", ir.Tuple(tuple(members))) if kind == "vector" else \
+                ir.numpy_call("concatenate", ir.Tuple(tuple(members)), ir.Const(1))
             rows.append(ir.assign(name, value))
-        rows.append(ir.assign(key.role("r"), ir.Rows(ir.call(
-            ir.Attr(key.role("all"), "transpose"), *map(ir.Const, (1, 0, 2, 3))))))
+        rows.append(ir.assign(key.role("r"), ir.Rows(key.role("all"))))
         self.groups.append((key, keys))
         lines = list(group.lines)
         others = set().union(*[ir.names_in(s) for i, code in enumerate(codes)
@@ -446,18 +449,18 @@ class Program:
     def _allocate(self, key, rows, shifted):
         """The array of a value computed step by step: steps 0..T, and a zero
         step T+1 when it is read at t+1. A member of a fused group is its slice
-        of the group's array (k, steps, B, rows), allocated with its first member."""
+        of the group's array (steps, B, k, rows), allocated with its first member."""
         steps = _plus(T_NAME, 2 if shifted else 1)
         lines = [ir.Alloc(key.role("all"), (steps, B_NAME, rows))]
         for group, members in self.groups:
             if key in members:
                 i = members.index(key)
                 if i == 0:  # one array for all: steps 0..T+1 (those read at t+1 need it)
-                    lines = [ir.Alloc(group.role("all"), (ir.Const(len(members)), _plus(
-                        T_NAME, 2), B_NAME, rows))]
+                    lines = [ir.Alloc(group.role("all"), (_plus(T_NAME, 2), B_NAME,
+                                                          ir.Const(len(members)), rows))]
                 else:
                     lines = []
-                part = ir.Const(i) if shifted else ir.Tuple((ir.Const(i), ir.Slice(None, steps)))
+                part = (ir.Slice(None, None if shifted else steps), ir.Slice(), ir.Const(i))
                 lines.append(ir.assign(key.role("all"), ir.Index(group.role("all"), part)))
         if shifted:
             lines.append(ir.assign(ir.Index(key.role("all"), _plus(T_NAME, 1)), ir.Const(0.0)))
