@@ -14,7 +14,7 @@ operations' element-wise kernels, ``+ - * / **``, rows of the step, and
 ``dot(a, P)`` of a shared row ``a``. A shared operand, a (B, n) row, is read as
 (B, 1, n) so that it broadcasts against the (B, k, n) rows.
 """
-import dataclasses
+from dataclasses import replace as with_fields  # a node with some fields changed
 from typing import NamedTuple
 
 import numpy
@@ -37,7 +37,7 @@ class Member(NamedTuple):
 
 class Group(NamedTuple):
     names: tuple      # (t, r): the names of the group's row and list of rows
-    positions: list   # the members' positions in the body, the first one's first
+    positions: list   # the members' positions in the body, in the group's layout
     lines: list       # the fused statements (with the group's names)
     stacked: list     # [(name, [the members' names], kind)] to build before the loop
 
@@ -49,7 +49,7 @@ def _rebuild(node, f):
     if isinstance(node, tuple):
         return tuple(_rebuild(n, f) for n in node)
     if isinstance(node, (ir.Expr, ir.Stmt)):
-        return dataclasses.replace(node, **{k: _rebuild(getattr(node, k), f)
+        return with_fields(node, **{k: _rebuild(getattr(node, k), f)
                                             for k in node.__dataclass_fields__})
     return node
 
@@ -60,8 +60,13 @@ def _step_index(node, loop):
                             and node.left == loop and isinstance(node.right, ir.Const))
 
 
+_VARY = {}  # the placeholders of differing parameters: name -> position
+
+
 def _vary(j):
-    return ir.Name(f"_vary{j}")
+    name = ir.Name(f"_vary{j}")
+    _VARY[name] = j
+    return name
 
 
 class Fuser:
@@ -162,43 +167,70 @@ class Fuser:
             # the targets are the group's own rows: only the values are broadcast
             fields = {"value": self._broadcast(node.value, k)} if not isinstance(
                 node, ir.Call) else {"args": tuple(self._broadcast(a, k) for a in node.args)}
-            return dataclasses.replace(node, **fields)
+            return with_fields(node, **fields)
         if isinstance(node, tuple):
             return tuple(self._broadcast(n, k) for n in node)
         if isinstance(node, (ir.Expr, ir.Stmt)):
-            return dataclasses.replace(node, **{f: self._broadcast(getattr(node, f), k)
+            return with_fields(node, **{f: self._broadcast(getattr(node, f), k)
                                                 for f in node.__dataclass_fields__})
         return node
 
     def groups(self, members):
         """The groups (two or more members) of the same form, fused; a member
         whose statements read another member's names, or that reads what an
-        entry between it and the group's first member writes, is left alone."""
+        entry between it and the group's first member writes, is left alone.
+        Members whose last statements differ only in an in-place element-wise
+        function of their row (the activation: sigmoid for three gates, tanh
+        for the fourth) fuse all the same: the function runs on the columns of
+        the group that have it, and the group's members are laid out by it."""
         forms = {}
         for i, m in enumerate(members):
             form = self._form(m) if m.stored else None
             if form is not None:
                 lines, order = form
                 shapes = tuple(self.varying[n] for n in order)
-                forms.setdefault((lines, shapes, m.width), []).append((i, order))
+                tail = lines[-1] if len(lines) > 1 and _in_place(lines[-1], self) else None
+                head = lines[:-1] if tail is not None else lines
+                forms.setdefault((head, shapes, m.width), []).append((i, order, tail))
         out = []
         for (lines, _, _), found in forms.items():
             picked = _movable(members, found)
             if len(picked) < 2:
                 continue
+            tails = list(dict.fromkeys(tail for _, _, tail in picked))
+            picked.sort(key=lambda p: tails.index(p[2]))  # the layout: by activation
+            k = len(picked)
             t_name, r_name = self.new_names()
             mapping = {_OWN_T: t_name, _OWN_R: r_name}
             self.kinds = {_vary(j): self.varying[n][0] for j, n in enumerate(picked[0][1])}
             stacked = []
             for j in range(len(picked[0][1])):
                 name = ir.Name(f"_st{r_name.id}_{j}")
-                stacked.append((name, [order[j] for _, order in picked],
+                stacked.append((name, [order[j] for _, order, _ in picked],
                                 self.varying[picked[0][1][j]][0]))
                 mapping[_vary(j)] = name
-            fused = [_rebuild(self._broadcast(s, len(picked)), lambda n: mapping.get(n, n))
-                     for s in lines]
-            out.append(Group((t_name, r_name), [i for i, _ in picked], fused, stacked))
+            fused = [rename(self._broadcast(s, k), mapping) for s in lines]
+            lo = 0
+            for tail in tails:
+                hi = lo + sum(1 for p in picked if p[2] == tail)
+                if tail is not None and len(tails) == 1:
+                    fused.append(rename(tail, mapping))
+                elif tail is not None:  # on the columns lo..hi of the row
+                    part = ir.Name(f"{t_name.id}_{lo}")
+                    fused.append(ir.assign(part, ir.Index(
+                        t_name, (ir.Slice(), ir.Slice(ir.Const(lo), ir.Const(hi))))))
+                    fused.append(rename(tail, {**mapping, _OWN_T: part}))
+                lo = hi
+            out.append(Group((t_name, r_name), [i for i, _, _ in picked], fused, stacked))
         return out
+
+
+def _in_place(stmt, fuser):
+    """Whether ``stmt`` is ``f(row, row)``: an element-wise function of the row
+    (the member's view ``_own_t``) into itself."""
+    return (isinstance(stmt, ir.Do) and stmt.call.out == _OWN_T
+            and all(a == _OWN_T or isinstance(a, ir.Const) for a in stmt.call.args)
+            and fuser._statement(stmt))
 
 
 def _expand(node):
@@ -212,17 +244,17 @@ def _movable(members, found):
     itself, writes, and none writes what another of them reads."""
     picked = [found[0]]
     first = found[0][0]
-    for i, order in found[1:]:
+    for i, *rest in found[1:]:
         reads = set().union(*[ir.names_in(s) for s in members[i].lines])
         mine = {members[i].t_name, members[i].r_name}
         written = set()
-        for j in list(range(first + 1, i)) + [p for p, _ in picked]:
+        for j in list(range(first + 1, i)) + [p[0] for p in picked]:
             written |= {members[j].t_name, members[j].r_name}
         if reads & (written - mine):
             continue
-        if any(mine & ir.names_in(s) for p, _ in picked for s in members[p].lines):
+        if any(mine & ir.names_in(s) for p in picked for s in members[p[0]].lines):
             continue
-        picked.append((i, order))
+        picked.append((i, *rest))
     return picked
 
 
@@ -231,3 +263,106 @@ def _own(node):
     return node == _OWN_T or isinstance(node, ir.Index) and node.value == _OWN_R
 
 
+
+
+# -- sums of same-form terms --------------------------------------------------------
+
+def rename(node, mapping):
+    """``node`` with the names in ``mapping`` replaced."""
+    return _rebuild(node, lambda n: mapping.get(n, n))
+
+
+def canonical(code, own, varying):
+    """``(form, varying names in order)``: the IR of a term with the names in
+    ``own`` renamed as it says and those in ``varying`` as ``_vary0``, ... in the
+    order of first use."""
+    order = []
+
+    def f(n):
+        if n in own:
+            return own[n]
+        if n in varying:
+            if n not in order:
+                order.append(n)
+            return _vary(order.index(n))
+        return n
+    return _commuted(_rebuild(code, f)), order
+
+
+def _commuted(node):
+    """``node`` with the operands of ``+`` and ``*`` in one order (by their text),
+    so that ``a * b`` and ``b * a`` have one form."""
+    if isinstance(node, tuple):
+        return tuple(_commuted(n) for n in node)
+    if not isinstance(node, (ir.Expr, ir.Stmt)):
+        return node
+    node = with_fields(node, **{f: _commuted(getattr(node, f))
+                                        for f in node.__dataclass_fields__})
+    if isinstance(node, ir.BinOp) and node.op in ("+", "*"):
+        left, right = sorted((node.left, node.right), key=repr)
+        return ir.BinOp(node.op, left, right)
+    return node
+
+
+_SLOTS = (ir.Name("_slota"), ir.Name("_slotp"))
+
+
+def _has_slot(node):
+    return any(n in _SLOTS for n in ir.walk(node) if isinstance(n, ir.Name))
+
+
+def fuse_sum(form, batch):
+    """The sum over k terms of one ``form`` (a term's IR with its rows as
+    ``_slota[...]``/``_slotp[...]``, now (B, k, n) rows of the terms side by
+    side, and its parameters as ``_vary{j}``): ``dot(X, P)`` as one product
+    ``dot(X.reshape(B, -1), [P_1; ...; P_k])``, an element-wise term as
+    ``X.sum(1)``. Returns ``(value, {j: "vector" or "matrix"})``, or
+    ``(None, None)`` for another form."""
+    kinds = {}
+
+    def elementwise(node):
+        if isinstance(node, ir.Const):
+            return isinstance(node.value, (int, float))
+        if isinstance(node, ir.Name):
+            if node in _VARY:
+                return kinds.setdefault(node, "vector") == "vector"
+            return True
+        if isinstance(node, ir.Index):
+            return isinstance(node.value, ir.Name) and node.value not in _VARY
+        if isinstance(node, ir.BinOp):
+            return node.op in ("+", "-", "*", "/", "**") and elementwise(node.left) \
+                and elementwise(node.right)
+        if isinstance(node, ir.Neg):
+            return elementwise(node.value)
+        if isinstance(node, ir.Call) and node.out is None:
+            func = node.func
+            ok = (isinstance(func, ir.NumPy) and isinstance(getattr(numpy, func.attr, None),
+                                                            numpy.ufunc))
+            return ok and all(elementwise(a) for a in node.args)
+        return False
+
+    def expand(node):
+        """Shared (B, n) rows read as (B, 1, n); the slots are (B, k, n) already."""
+        if isinstance(node, ir.Index) and node.value in _SLOTS:
+            return node
+        if isinstance(node, (ir.Index, ir.Name)) and node not in _VARY:
+            return _expand(node)
+        if isinstance(node, (ir.BinOp, ir.Neg, ir.Call)):
+            return with_fields(node, **{
+                f: (tuple(expand(a) for a in getattr(node, f)) if f == "args"
+                    else expand(getattr(node, f))) for f in node.__dataclass_fields__
+                if f not in ("op", "func", "out")})
+        return node
+
+    if isinstance(form, ir.Call) and form.func == ir.Helper("dot") and form.out is None \
+            and len(form.args) == 2 and form.args[1] in _VARY:
+        x, matrix = form.args
+        kinds[matrix] = "matrix"
+        if not elementwise(x) or not _has_slot(x) or kinds[matrix] != "matrix":
+            return None, None
+        flat = ir.call(ir.Attr(expand(x), "reshape"), batch, ir.Const(-1))
+        return ir.Call(form.func, (flat, matrix)), {_VARY[n]: k for n, k in kinds.items()}
+    if elementwise(form) and _has_slot(form):
+        total = ir.call(ir.Attr(expand(form), "sum"), ir.Const(1))
+        return total, {_VARY[n]: k for n, k in kinds.items()}
+    return None, None
