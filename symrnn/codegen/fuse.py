@@ -40,6 +40,7 @@ class Group(NamedTuple):
     positions: list   # the members' positions in the body, in the group's layout
     lines: list       # the fused statements (with the group's names)
     stacked: list     # [(name, [the members' names], kind)] to build before the loop
+    parts: list       # [(name, lo, hi)]: lists of the rows' columns lo..hi, made before the loop
 
 
 def _rebuild(node, f):
@@ -79,8 +80,9 @@ class Fuser:
     ``elementwise``: the names of the helpers that work element by element.
     ``new_names``: () -> the names (t, r) of a new group's row and rows."""
 
-    def __init__(self, loop, batch, varying, elementwise, new_names):
+    def __init__(self, loop, batch, varying, elementwise, new_names, expanded):
         self.loop, self.batch, self.varying = loop, batch, varying
+        self.expanded = expanded  # the lists of rows read as (B, 1, n): name -> list
         self.elementwise, self.new_names = set(elementwise), new_names
         self.kinds = {}
 
@@ -161,7 +163,7 @@ class Fuser:
             product = ir.Call(node.func, node.args)  # the shared row as it is
             return ir.call(ir.Attr(product, "reshape"), self.batch, ir.Const(k), ir.Const(-1))
         if isinstance(node, (ir.Name, ir.Index)) and self._row(node):
-            return _expand(node)
+            return _expand(node, self.expanded)
         if isinstance(node, (ir.Assign, ir.Update, ir.Fill)) or \
                 isinstance(node, ir.Call) and node.out is not None:
             # the targets are the group's own rows: only the values are broadcast
@@ -210,18 +212,19 @@ class Fuser:
                                 self.varying[picked[0][1][j]][0]))
                 mapping[_vary(j)] = name
             fused = [rename(self._broadcast(s, k), mapping) for s in lines]
-            lo = 0
+            lo, parts = 0, []
             for tail in tails:
                 hi = lo + sum(1 for p in picked if p[2] == tail)
                 if tail is not None and len(tails) == 1:
                     fused.append(rename(tail, mapping))
                 elif tail is not None:  # on the columns lo..hi of the row
-                    part = ir.Name(f"{t_name.id}_{lo}")
-                    fused.append(ir.assign(part, ir.Index(
-                        t_name, (ir.Slice(), ir.Slice(ir.Const(lo), ir.Const(hi))))))
+                    part, rows = ir.Name(f"{t_name.id}_{lo}"), ir.Name(f"{r_name.id}_{lo}")
+                    parts.append((rows, lo, hi))
+                    fused.append(ir.assign(part, ir.Index(rows, self.loop)))
                     fused.append(rename(tail, {**mapping, _OWN_T: part}))
                 lo = hi
-            out.append(Group((t_name, r_name), [i for i, _, _ in picked], fused, stacked))
+            out.append(Group((t_name, r_name), [i for i, _, _ in picked], fused, stacked,
+                             parts))
         return out
 
 
@@ -233,8 +236,13 @@ def _in_place(stmt, fuser):
             and fuser._statement(stmt))
 
 
-def _expand(node):
-    """A (B, n) row as (B, 1, n)."""
+def _expand(node, expanded):
+    """A (B, n) row as (B, 1, n): a row of a list of rows from a list of those
+    views, made before the loop (``expanded``: its name -> the list's name)."""
+    if isinstance(node, ir.Index) and isinstance(node.value, ir.Name):
+        rows = ir.Name(f"_x{node.value.id}")
+        expanded[rows] = node.value
+        return ir.Index(rows, node.index)
     return ir.Index(node, (ir.Slice(), ir.Const(None)))
 
 
@@ -311,7 +319,7 @@ def _has_slot(node):
     return any(n in _SLOTS for n in ir.walk(node) if isinstance(n, ir.Name))
 
 
-def fuse_sum(form, batch):
+def fuse_sum(form, batch, expanded):
     """The sum over k terms of one ``form`` (a term's IR with its rows as
     ``_slota[...]``/``_slotp[...]``, now (B, k, n) rows of the terms side by
     side, and its parameters as ``_vary{j}``): ``dot(X, P)`` as one product
@@ -346,7 +354,7 @@ def fuse_sum(form, batch):
         if isinstance(node, ir.Index) and node.value in _SLOTS:
             return node
         if isinstance(node, (ir.Index, ir.Name)) and node not in _VARY:
-            return _expand(node)
+            return _expand(node, expanded)
         if isinstance(node, (ir.BinOp, ir.Neg, ir.Call)):
             return with_fields(node, **{
                 f: (tuple(expand(a) for a in getattr(node, f)) if f == "args"

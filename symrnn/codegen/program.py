@@ -178,6 +178,7 @@ class Program:
         self.group_keys = {}  # a group's name of its list of rows -> its key
         self.slots = {}       # a value computed before a loop -> (group, position, size)
         self.slot_arrays = set()  # the groups of those whose array is allocated
+        self.expanded = {}        # in a loop: lists of rows read as (B, 1, n) -> their list
         self.allocated = set()    # the groups of rows whose array is allocated
         cell = self.cell = derivation.cell
         _distinct_identifiers(cell)
@@ -410,7 +411,7 @@ class Program:
         from: they are to be computed straight into its array. The groups of
         fused rows are left in ``self.groups`` (their arrays are to be allocated
         together, see ``_allocate``)."""
-        self.groups, self.slots = [], {}
+        self.groups, self.slots, self.expanded = [], {}, {}
         body0, body_keys = body, []
         body = _inline_single_use(body, self.local)
         if not body:
@@ -455,11 +456,12 @@ class Program:
         codes = [[_dot_then_copy(s) for s in code] if entry is not None and entry[0] in summed
                  else code for entry, code in zip(body_keys, codes)]
         self.rows -= set(filled)
-        rows = []
+        rows, sources = [], {}
         for key in sorted(self.rows):
             steps = key.role("all") if key in self.padded else ir.call(
                 ir.Attr(key.flat(), "reshape"), T_NAME, B_NAME, ir.Const(-1))
             rows.append(ir.assign(key.role("r"), ir.Rows(steps)))
+            sources[key.role("r")] = steps
         rows += [ir.assign(name, value) for name, value in constants.values()] + after
         # the entries of the body next to their statements (a fused sum: None)
         entries = [(e, c) for e, c in zip(body_keys, codes) if e is not None]
@@ -478,6 +480,9 @@ class Program:
                 lines += self._group_lines(group, body, entry_codes + [
                     c for e, c in zip(body_keys, codes) if e is None], rows)
             i += 1
+        for name, rows_name in self.expanded.items():  # rows (B, 1, n), see fuse._expand
+            rows.append(ir.assign(name, ir.Rows(ir.Index(sources[rows_name], (
+                ir.Slice(), ir.Slice(), ir.Const(None))))))
         return rows + [ir.For(LOOP, start, stop, step, tuple(lines))], filled
 
     # -- sums of same-form terms (fuse.py) ----------------------------------------
@@ -563,7 +568,9 @@ class Program:
             form, order = canonical(code, own, varying)
             forms.append(form)
             names.append(order)
-        self.rows = rows_before | {_base(r) for r in group.rows}
+        # the terms' shared rows are read as before; the slots from the group's list
+        self.rows -= {_base(p) for p in group.slots}
+        self.rows |= {_base(r) for r in group.rows}
         if any(f != forms[0] for f in forms) or any(len(n) != len(names[0]) for n in names):
             return None
         k = len(group.rows)
@@ -579,7 +586,7 @@ class Program:
                 self.slots[_base(slot)] = (p_key, i, k)
             mapping[ir.Name("_slotp")] = p_key.role("r")
             after.append(ir.assign(p_key.role("r"), ir.Rows(p_key.role("all"))))
-        value, kinds = fuse_sum(forms[0], B_NAME)
+        value, kinds = fuse_sum(forms[0], B_NAME, self.expanded)
         if value is None:
             return None
         for j, kind in kinds.items():
@@ -609,7 +616,7 @@ class Program:
             group = Key(f"_fused{self.temps}", body[0][0].adjoint)
             self.group_keys[group.role("r")] = group
             return group.role("t"), group.role("r")
-        return Fuser(LOOP, B_NAME, varying, _ELEMENTWISE, names).groups(members)
+        return Fuser(LOOP, B_NAME, varying, _ELEMENTWISE, names, self.expanded).groups(members)
 
     def _group_lines(self, group, body, codes, rows):
         """The fused statements of ``group``, in the place of its first member;
@@ -622,6 +629,9 @@ class Program:
                 ir.numpy_call("concatenate", ir.Tuple(tuple(members)), ir.Const(1))
             rows.append(ir.assign(name, value))
         rows.append(ir.assign(key.role("r"), ir.Rows(key.role("all"))))
+        for name, lo, hi in group.parts:  # the rows' columns lo..hi (one activation)
+            rows.append(ir.assign(name, ir.Rows(ir.Index(key.role("all"), (
+                ir.Slice(), ir.Slice(), ir.Slice(ir.Const(lo), ir.Const(hi)))))))
         self.groups.append((key, keys))
         lines = list(group.lines)
         others = set().union(*[ir.names_in(s) for i, code in enumerate(codes)
