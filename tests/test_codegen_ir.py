@@ -5,7 +5,7 @@ import inspect
 
 import pytest
 
-from symrnn.codegen import emit, inplace, ir, lower, program
+from symrnn.codegen import emit, fuse, inplace, ir, lower, program
 
 W, Q, a, b, c = (ir.Name(n) for n in ("W", "Q", "a", "b", "c"))
 
@@ -46,7 +46,7 @@ def test_a_name_is_one_identifier(name):
 def test_no_string_surgery_in_code_generation():
     # the modules that build and print code: no text operations on code
     forbidden = {"replace", "startswith", "endswith", "strip", "rstrip", "lstrip"}
-    for module in (lower, inplace, program, emit):
+    for module in (lower, inplace, program, fuse, emit):
         tree = ast.parse(inspect.getsource(module))
         calls = {n.func.attr for n in ast.walk(tree)
                  if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}

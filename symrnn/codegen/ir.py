@@ -225,3 +225,14 @@ def names_in(node):
     if isinstance(node, (Expr, Stmt)):
         return set().union(*[names_in(getattr(node, f)) for f in node.__dataclass_fields__])
     return set()
+
+
+def walk(node):
+    """``node`` and every node inside it, depth first."""
+    yield node
+    if isinstance(node, (tuple, list)):
+        for n in node:
+            yield from walk(n)
+    elif isinstance(node, (Expr, Stmt)):
+        for f in node.__dataclass_fields__:
+            yield from walk(getattr(node, f))

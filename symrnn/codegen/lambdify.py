@@ -101,8 +101,9 @@ def module_source(derivation, backend="numpy"):
     if not cell.inputs and not cell.targets:
         raise ValueError("cell: code generation needs at least one input or target")
     numba = _backend(backend) == "numba"
-    program = Program(derivation)
-    functions = program.functions()
+    # the NumPy kernels compute the gates of a step as one (fuse.py); Numba's
+    # compiled loops have no Python overhead per call to save
+    functions = Program(derivation, fuse=True).functions()
     parts = [docstring(cell, backend), _body(runtime)]
     parts += [inspect.getsource(k).strip() for k in kernels("numpy")]
     if numba:
@@ -116,9 +117,11 @@ def module_source(derivation, backend="numpy"):
     parts += [NumPyPrinter().doprint(f) for f in functions]
     if numba:  # the same statements again, printed for Numba: its helpers, 3-D views of
         # the steps, element-wise statements as loops over their entries (loops.py)
+        program = Program(derivation)
+        compiled = program.functions()
         loops = Loops(program.argument_shapes(*STEP_SIZES),
                       {func: scalar.__name__ for func, scalar in scalar_kernels().items()})
-        parts += [NumbaPrinter().doprint(loops.function(_numba_function(f))) for f in functions]
+        parts += [NumbaPrinter().doprint(loops.function(_numba_function(f))) for f in compiled]
     parts.append("SPEC = " + pprint.pformat(spec(cell), sort_dicts=False))
     if numba:
         parts.append("_compile(globals())")

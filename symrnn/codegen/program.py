@@ -18,17 +18,22 @@ import unicodedata
 from collections import Counter
 from typing import NamedTuple
 
-from sympy import Basic, HadamardProduct, MatAdd, preorder_traversal
+from sympy import Basic, HadamardProduct, MatAdd, MatrixSymbol, preorder_traversal
 
 from ..derivation.subexpressions import repeated
-from ..graph.reach import reachable
+from ..graph.reach import components, reachable
 from ..graph.unroll import shared, t
 from ..model.nodes import Adjoint, LogSoftmax, Softmax, StepVar
+from ..ops import OPERATIONS
 from . import ir
+from .fuse import Fuser, Member, canonical, fuse_sum, rename
 from .inplace import assign, makes_array
-from .lower import RowLowering
+from .lower import RowLowering, kernel
 
 T_NAME, B_NAME, LOOP, LOSS = ir.Name("_T"), ir.Name("_B"), ir.Name("_t"), ir.Name("_loss")
+# the helpers that work element by element (those with a scalar kernel for Numba)
+_ELEMENTWISE = {kernel(op).name for op in OPERATIONS.values()
+                if op.kernels.get("numba") is not None and isinstance(kernel(op), ir.Helper)}
 
 
 class Key(NamedTuple):
@@ -84,6 +89,42 @@ def _inline_single_use(body, local):
     return body
 
 
+def _read_across(parts, reads):
+    """The variables that a component other than their own reads."""
+    where = {n: i for i, part in enumerate(parts) for n in part}
+    return {m for n, ms in reads.items() for m in ms if where[m] != where[n]}
+
+
+class SumGroup(NamedTuple):
+    expr: object   # the entry's expression with the terms replaced by ``leaf``
+    terms: list    # the terms of one form
+    rows: list     # the row of a stored value in each term
+    slots: list    # the value computed before the loop in each term (or empty)
+    leaf: object   # the loop-local value that holds their sum
+
+
+def _commuted(expr):
+    """``expr`` with the operands of sums and element-wise products in one order
+    (by their text), so that the form of a term does not depend on its names."""
+    if not isinstance(expr, Basic) or not expr.args or isinstance(
+            expr, (StepVar, Adjoint, MatrixSymbol)):
+        return expr
+    args = [_commuted(a) for a in expr.args]
+    if isinstance(expr, (HadamardProduct, MatAdd)):
+        args.sort(key=str)
+    return expr.func(*args)
+
+
+def _dot_then_copy(stmt):
+    """``dot(a, b, out)`` as ``out[:] = dot(a, b)``, for an ``out`` that is not contiguous."""
+    if isinstance(stmt, ir.Do) and stmt.call.func == ir.Helper("dot"):
+        return ir.Fill(stmt.call.out, ir.Call(stmt.call.func, stmt.call.args))
+    if any(isinstance(n, ir.Call) and n.func == ir.Helper("dot") and n.out is not None
+           for n in ir.walk(stmt)):
+        raise NotImplementedError("a product written into a row inside an expression")
+    return stmt
+
+
 def _index(k):
     """``_t + k`` (the loop's step shifted by ``k``)."""
     return LOOP if k == 0 else ir.BinOp("+" if k > 0 else "-", LOOP, ir.Const(abs(k)))
@@ -130,8 +171,15 @@ def _distinct_identifiers(cell):
 class Program:
     """Builds the IR of ``forward`` and ``gradients`` for one derivation."""
 
-    def __init__(self, derivation):
+    def __init__(self, derivation, fuse=False):
         self.d = derivation
+        self.fuse = fuse      # fuse same-form statements of a loop body (NumPy only, fuse.py)
+        self.groups = []      # the fused groups of the last loop: [(group key, [member keys])]
+        self.group_keys = {}  # a group's name of its list of rows -> its key
+        self.slots = {}       # a value computed before a loop -> (group, position, size)
+        self.slot_arrays = set()  # the groups of those whose array is allocated
+        self.expanded = {}        # in a loop: lists of rows read as (B, 1, n) -> their list
+        self.allocated = set()    # the groups of rows whose array is allocated
         cell = self.cell = derivation.cell
         _distinct_identifiers(cell)
         self.params = [p.name for p in cell.params]
@@ -253,9 +301,31 @@ class Program:
                 lines += self.assign(name, r, "stacked")[0]
                 self.shared[r] = name
             self._done(e)
+            if key in self.slots:  # a column of a group's array (a fused sum reads them)
+                group, i, k = self.slots[key]
+                if group not in self.slot_arrays:
+                    self.slot_arrays.add(group)
+                    rows, cols = e.shape
+                    lines.append(ir.Alloc(group.role("all"), (T_NAME, B_NAME, ir.Const(k),
+                                                              self.size(cols if rows == 1 else rows))))
+                value = ir.Name(f"_tmp{self.temps}")
+                self.temps += 1
+                lines += self.assign(value, e, "stacked")[0]
+                lines.append(ir.assign(key.flat(), ir.helper("flat", ir.Index(
+                    group.role("all"), (ir.Slice(), ir.Slice(), ir.Const(i))))))
+                lines.append(ir.Fill(key.flat(), value))
+                if share:
+                    self.shared.setdefault(e, key.flat())
+                continue
             if key in filled:
                 view = filled[key]
                 lines.append(ir.assign(view.flat(), self._steps(view, 1)))
+                if any(view in members for _, members in self.groups):
+                    # a column of a group's array, not contiguous: NumPy's dot
+                    # cannot write into it
+                    code, _ = self.assign(key.flat(), e, "stacked")
+                    lines += code + [ir.Fill(view.flat(), key.flat())]
+                    continue
                 lines += self.assign(view.flat(), e, "stacked", into=True)[0]
                 continue
             group = [x for _, x in assignments[i + 1:]]
@@ -333,21 +403,36 @@ class Program:
         return expr.func(*[self._hoist(a, is_loop_leaf, before) if getattr(a, "is_Matrix", False)
                            else a for a in args])
 
-    def _loop(self, start, stop, step, body, stored, hoisted):
+    def _loop(self, start, stop, step, body, stored, hoisted, sum_terms=True):
         """The loop over ``body`` ([(key, expr)]; the keys in ``stored`` are rows
         of arrays, the others live in one step), preceded by the lists of
         per-step rows it reads and writes. Returns the statements and ``{hoisted
         key: stored key}`` for the ``hoisted`` values that a stored row starts
-        from: they are to be computed straight into its array."""
+        from: they are to be computed straight into its array. The groups of
+        fused rows are left in ``self.groups`` (their arrays are to be allocated
+        together, see ``_allocate``)."""
+        self.groups, self.slots, self.expanded = [], {}, {}
+        body0, body_keys = body, []
         body = _inline_single_use(body, self.local)
         if not body:
             return [], {}
+        sums = self._sum_groups(body, stored, hoisted) if self.fuse and sum_terms else {}
+        body = [(key, sums[i].expr if i in sums else expr) for i, (key, expr) in enumerate(body)]
         uses = Counter(_base(l) for _, e in body for l in _leaves(e))
+        hoisted_keys = hoisted
         hoisted = {l for _, e in body for l in _leaves(e)
                    if _base(l) in hoisted and uses[_base(l)] == 1}
-        self.rows, self.bound, filled, lines = set(), set(), {}, []
+        self.rows, self.bound, filled, codes = set(), set(), {}, []
         self.lowering.constants = constants = {}
-        for key, expr in body:
+        after = []  # the stacked parameters and rows of fused sums, after the constants
+        for i, (key, expr) in enumerate(body):
+            if i in sums:
+                fused = self._sum_lines(sums[i], after)
+                if fused is None:  # not of one form once lowered: without fused sums
+                    self.lowering.constants, self.bound = None, set()
+                    return self._loop(start, stop, step, body0, stored, hoisted_keys, False)
+                codes.append(fused)
+                body_keys.append(None)
             if key in stored:
                 code, used = self.assign(key.role("t"), expr, "loop", True, hoisted)
                 if len(code) > 1:  # several updates of the row: through a local view
@@ -361,26 +446,222 @@ class Program:
                     filled[_base(used)] = key
             else:
                 code, _ = self.assign(key.role("t"), expr, "loop")
-            lines += code
+            codes.append(code)
+            body_keys.append((key, expr))
         self.lowering.constants, self.bound = None, set()
-        if not lines:  # every row was computed before the loop, straight into its array
+        if not any(codes):  # every row was computed before the loop, straight into its array
             return [], filled
+        summed = {_base(r) for g in sums.values() for r in g.rows}
+        # a row of a group is not contiguous: NumPy's dot cannot write into it
+        codes = [[_dot_then_copy(s) for s in code] if entry is not None and entry[0] in summed
+                 else code for entry, code in zip(body_keys, codes)]
         self.rows -= set(filled)
-        rows = []
+        rows, sources = [], {}
         for key in sorted(self.rows):
             steps = key.role("all") if key in self.padded else ir.call(
                 ir.Attr(key.flat(), "reshape"), T_NAME, B_NAME, ir.Const(-1))
             rows.append(ir.assign(key.role("r"), ir.Rows(steps)))
-        rows += [ir.assign(name, value) for name, value in constants.values()]
+            sources[key.role("r")] = steps
+        rows += [ir.assign(name, value) for name, value in constants.values()] + after
+        # the entries of the body next to their statements (a fused sum: None)
+        entries = [(e, c) for e, c in zip(body_keys, codes) if e is not None]
+        body, entry_codes = [e for e, _ in entries], [c for _, c in entries]
+        groups = self._fused(body, entry_codes, stored - summed, constants) if self.fuse else []
+        fused = {i: g for g in groups for i in g.positions}
+        lines, i = [], 0
+        for entry, code in zip(body_keys, codes):
+            if entry is None:
+                lines += code
+                continue
+            group = fused.get(i)
+            if group is None:
+                lines += code
+            elif i == min(group.positions):
+                lines += self._group_lines(group, body, entry_codes + [
+                    c for e, c in zip(body_keys, codes) if e is None], rows)
+            i += 1
+        for name, rows_name in self.expanded.items():  # rows (B, 1, n), see fuse._expand
+            rows.append(ir.assign(name, ir.Rows(ir.Index(sources[rows_name], (
+                ir.Slice(), ir.Slice(), ir.Const(None))))))
         return rows + [ir.For(LOOP, start, stop, step, tuple(lines))], filled
+
+    # -- sums of same-form terms (fuse.py) ----------------------------------------
+    def _sum_groups(self, body, stored, hoisted):
+        """{entry: SumGroup}: in an entry that is a sum, the terms of one form
+        (a row of a stored value, a value computed before the loop, parameters:
+        dL/dh gets W_k^T (sigma'_k * dL/dz_k) from each gate k), to be computed
+        as one product over the rows of the terms side by side."""
+        out, taken = {}, set()
+        uses = Counter(_base(l) for _, e in body for l in _leaves(e))
+        for i, (key, expr) in enumerate(body):
+            if not isinstance(expr, MatAdd):
+                continue
+            forms = {}
+            for term in expr.args:
+                parts = self._term_parts(term, stored, hoisted)
+                if parts is not None:
+                    forms.setdefault(parts[0], []).append((term,) + parts[1:])
+            for form, found in forms.items():
+                rows = [r for _, r, _ in found]
+                slots = [p for _, _, p in found if p is not None]
+                if len(found) < 2 or len({_base(r) for r in rows}) < len(rows) or \
+                        slots and len({_base(p) for p in slots}) < len(rows) or \
+                        any(uses[_base(p)] > 1 for p in slots) or \
+                        {_base(r) for r in rows + slots} & taken or key in {_base(r) for r in rows}:
+                    continue
+                taken |= {_base(r) for r in rows + slots}
+                terms = [term for term, _, _ in found]
+                self.temps += 1
+                leaf = StepVar(f"_sum{self.temps}", t, *expr.shape)
+                self.local.add(Key(leaf.name))
+                rest = [a for a in expr.args if a not in terms]
+                out[i] = SumGroup(MatAdd(*rest, leaf) if rest else leaf, terms, rows, slots, leaf)
+                break
+        return out
+
+    def _term_parts(self, term, stored, hoisted):
+        """``(form, row, slot)`` of a term: its one row of a stored value of the
+        loop, its value computed before the loop (or None), and the term with
+        both and its parameters as placeholders; None if it has no such row."""
+        rows, slots, replace = [], [], {}
+        params = [l for l in preorder_traversal(term) if isinstance(l, (StepVar, MatrixSymbol))
+                  and l.name in self.params]
+        for l in _leaves(term):
+            b = _base(l)
+            if b in stored and b not in self.local:
+                rows.append(l)
+            elif b in hoisted and _time(l) == t:
+                slots.append(l)
+        if len(rows) != 1 or len(slots) > 1 or any(term.count(l) != 1 for l in rows + slots):
+            return None
+        for name, leaf in [("_slota", rows[0])] + [("_slotp", p) for p in slots]:
+            var = leaf.var if isinstance(leaf, Adjoint) else leaf
+            place = StepVar(name, var.time, *var.shape)
+            replace[leaf] = Adjoint(place) if isinstance(leaf, Adjoint) else place
+        for j, p in enumerate(dict.fromkeys(params)):
+            replace[p] = StepVar(f"_slotw{j}", p.time, *p.shape) if isinstance(p, StepVar) \
+                else MatrixSymbol(f"_slotw{j}", *p.shape)
+        return _commuted(term.xreplace(replace)), rows[0], (slots[0] if slots else None)
+
+    def _sum_lines(self, group, after):
+        """``[_t__sumN = ...]``: the terms of ``group`` as one product over the
+        (B, k, n) rows of their values side by side (see ``fuse.fuse_sum``), or
+        None if, once lowered, the terms are not of one form. The stacked
+        parameters and the lists of rows go to ``after`` (before the loop)."""
+        rows_before = set(self.rows)
+        forms, names = [], []
+        for term, row, slot in zip(group.terms, group.rows, group.slots or [None] * len(group.rows)):
+            code = self.code(term, "loop")
+            row_ir = self.code(row, "loop")
+            slot_ir = self.code(slot, "loop") if slot is not None else None
+            if not isinstance(row_ir, ir.Index) or slot is not None and not isinstance(
+                    slot_ir, ir.Index):
+                self.rows = rows_before
+                return None
+            varying = {ir.Name(p) for p in self.params} | {
+                name for name, value in self.lowering.constants.values()
+                if isinstance(value, ir.Transpose) and value.value in
+                {ir.Name(p) for p in self.params}}
+            own = {row_ir.value: ir.Name("_slota")}
+            if slot_ir is not None:
+                own[slot_ir.value] = ir.Name("_slotp")
+            form, order = canonical(code, own, varying)
+            forms.append(form)
+            names.append(order)
+        # the terms' shared rows are read as before; the slots from the group's list
+        self.rows -= {_base(p) for p in group.slots}
+        self.rows |= {_base(r) for r in group.rows}
+        if any(f != forms[0] for f in forms) or any(len(n) != len(names[0]) for n in names):
+            return None
+        k = len(group.rows)
+        self.temps += 1
+        a_key = Key(f"_fused{self.temps}", isinstance(group.rows[0], Adjoint))
+        mapping = {ir.Name("_slota"): a_key.role("r")}
+        self.groups.append((a_key, [_base(r) for r in group.rows]))
+        after.append(ir.assign(a_key.role("r"), ir.Rows(a_key.role("all"))))
+        if group.slots:
+            self.temps += 1
+            p_key = Key(f"_fused{self.temps}")
+            for i, slot in enumerate(group.slots):
+                self.slots[_base(slot)] = (p_key, i, k)
+            mapping[ir.Name("_slotp")] = p_key.role("r")
+            after.append(ir.assign(p_key.role("r"), ir.Rows(p_key.role("all"))))
+        value, kinds = fuse_sum(forms[0], B_NAME, self.expanded)
+        if value is None:
+            return None
+        for j, kind in kinds.items():
+            members = ir.Tuple(tuple(n[j] for n in names))
+            name = ir.Name(f"_st{a_key.role('r').id}_{j}")
+            after.append(ir.assign(name, ir.numpy_call("stack", members) if kind == "vector"
+                                   else ir.numpy_call("concatenate", members, ir.Const(0))))
+            mapping[ir.Name(f"_vary{j}")] = name
+        value = rename(value, mapping)
+        return [ir.assign(Key(group.leaf.name).role("t"), value)]
+
+    # -- horizontal fusion (fuse.py) ----------------------------------------------
+    def _fused(self, body, codes, stored, constants):
+        """The groups of same-form rows of a loop body, fused."""
+        varying = {}
+        for p in self.cell.params:
+            varying[ir.Name(p.name)] = ("vector" if p.shape[1] == 1 else "matrix", p.shape)
+        for key, (name, value) in constants.items():  # a parameter's transpose
+            if isinstance(key, tuple) and isinstance(value, ir.Transpose) \
+                    and value.value in varying and varying[value.value][0] == "matrix":
+                varying[name] = ("matrix", key[1].T.shape)
+        members = [Member(code, key.role("t"), key.role("r"), expr.shape, key in stored)
+                   for (key, expr), code in zip(body, codes)]
+
+        def names():
+            self.temps += 1
+            group = Key(f"_fused{self.temps}", body[0][0].adjoint)
+            self.group_keys[group.role("r")] = group
+            return group.role("t"), group.role("r")
+        return Fuser(LOOP, B_NAME, varying, _ELEMENTWISE, names, self.expanded).groups(members)
+
+    def _group_lines(self, group, body, codes, rows):
+        """The fused statements of ``group``, in the place of its first member;
+        the rows of the stacked parameters and of the group are made before the
+        loop (appended to ``rows``), its array after (``self.groups``)."""
+        keys = [body[i][0] for i in group.positions]
+        key = self.group_keys[group.names[1]]
+        for name, members, kind in group.stacked:  # vectors (k, n), matrices side by side
+            value = ir.numpy_call("stack", ir.Tuple(tuple(members))) if kind == "vector" else \
+                ir.numpy_call("concatenate", ir.Tuple(tuple(members)), ir.Const(1))
+            rows.append(ir.assign(name, value))
+        rows.append(ir.assign(key.role("r"), ir.Rows(key.role("all"))))
+        for name, lo, hi in group.parts:  # the rows' columns lo..hi (one activation)
+            rows.append(ir.assign(name, ir.Rows(ir.Index(key.role("all"), (
+                ir.Slice(), ir.Slice(), ir.Slice(ir.Const(lo), ir.Const(hi)))))))
+        self.groups.append((key, keys))
+        lines = list(group.lines)
+        others = set().union(*[ir.names_in(s) for i, code in enumerate(codes)
+                               if i not in group.positions for s in code])
+        for member in keys:  # the row of a member that other statements read by its view
+            if member.role("t") in others:
+                lines.append(ir.assign(member.role("t"), ir.Index(member.role("r"), LOOP)))
+        return lines
 
     def _allocate(self, key, rows, shifted):
         """The array of a value computed step by step: steps 0..T, and a zero
-        step T+1 when it is read at t+1."""
-        if not shifted:
-            return [ir.Alloc(key.role("all"), (_plus(T_NAME, 1), B_NAME, rows))]
-        return [ir.Alloc(key.role("all"), (_plus(T_NAME, 2), B_NAME, rows)),
-                ir.assign(ir.Index(key.role("all"), _plus(T_NAME, 1)), ir.Const(0.0))]
+        step T+1 when it is read at t+1. A member of a fused group is its slice
+        of the group's array (steps, B, k, rows), allocated with its first member."""
+        steps = _plus(T_NAME, 2 if shifted else 1)
+        lines = [ir.Alloc(key.role("all"), (steps, B_NAME, rows))]
+        for group, members in self.groups:
+            if key in members:
+                i = members.index(key)
+                if group not in self.allocated:  # one array for all, with the first
+                    # member allocated: steps 0..T+1 (those read at t+1 need it)
+                    self.allocated.add(group)
+                    lines = [ir.Alloc(group.role("all"), (_plus(T_NAME, 2), B_NAME,
+                                                          ir.Const(len(members)), rows))]
+                else:
+                    lines = []
+                part = (ir.Slice(None, None if shifted else steps), ir.Slice(), ir.Const(i))
+                lines.append(ir.assign(key.role("all"), ir.Index(group.role("all"), part)))
+        if shifted:
+            lines.append(ir.assign(ir.Index(key.role("all"), _plus(T_NAME, 1)), ir.Const(0.0)))
+        return lines
 
     def _pad(self, key, forward=False):
         """A stacked value that is read at step t+1: a copy with a zero step T+1
@@ -435,33 +716,53 @@ class Program:
 
     def forward_lines(self, needed, read_after):
         """The forward pass of the values ``needed``; ``read_after``: the names
-        the backward pass reads."""
+        the backward pass reads. The loop's variables run as one loop per
+        strongly connected component of their dependencies, in an order where
+        each loop comes after those it reads: what a loop reads of an earlier
+        one is then known for every step, and computed for all steps at once
+        (the input projection of a stacked layer is one matrix product)."""
         eqs = [(lhs, rhs) for lhs, rhs in self.equations if lhs.name in needed]
         core, after = self._forward_parts(eqs)
         read_after = set(read_after) | {v.name for lhs, rhs in eqs if lhs.name in after
                                         for v in rhs.atoms(StepVar)}
-        self.local = {Key(n) for n in core - {s.name for s in self.states} - read_after}
+        reads = {lhs.name: {v.name for v in rhs.atoms(StepVar)} & core
+                 for lhs, rhs in eqs if lhs.name in core}
+        parts = components([lhs.name for lhs, _ in eqs if lhs.name in core], reads)
+        read_across = _read_across(parts, reads)
+        self.local = {Key(n) for n in core - {s.name for s in self.states} - read_after
+                      - read_across}
         self.padded |= {Key(n) for n in core} - self.local
-        before, hoisted, loop, end = [], [], [], []
+        before, end = [], []
         for lhs, rhs in eqs:
-            if lhs.name in core:
-                loop.append((Key(lhs.name), self._hoist(rhs, lambda l: _base(l).name in core
-                                                        and not _base(l).adjoint, hoisted)))
-            elif lhs.name in after:
+            if lhs.name in after:
                 if Key(lhs.name) in self.shifted:
                     raise NotImplementedError(f"{lhs.name} is read at step t+1 but is not "
                                               "computed in the recurrence")
                 end.append((Key(lhs.name), rhs))
-            else:
+            elif lhs.name not in core:
                 before.append((Key(lhs.name), rhs))
         lines = self.stacked(before)
         stacked = {Key(s.name) for s in self.cell.inputs + self.cell.targets} | {
             Key(lhs.name) for lhs, _ in eqs if lhs.name not in core | after}
         for key in sorted(self.shifted & stacked):  # read at t+1: a step T+1
             lines += self._pad(key, forward=True)
-        stored = [lhs for lhs, _ in eqs if Key(lhs.name) in {Key(n) for n in core} - self.local]
+        for part in parts:
+            lines += self._forward_loop([(lhs, rhs) for lhs, rhs in eqs if lhs.name in part])
+        self.local = set()
+        return lines + self.stacked(end)
+
+    def _forward_loop(self, eqs):
+        """The loop of one component ``eqs`` of the forward recurrence, with the
+        work before it that does not depend on its own variables."""
+        part = {lhs.name for lhs, _ in eqs}
+        hoisted, loop = [], []
+        for lhs, rhs in eqs:
+            loop.append((Key(lhs.name), self._hoist(rhs, lambda l: _base(l).name in part
+                                                    and not _base(l).adjoint, hoisted)))
+        stored = [lhs for lhs, _ in eqs if Key(lhs.name) not in self.local]
         loop, filled = self._loop(ir.Const(1), _plus(T_NAME, 1), 1, loop,
                                   {Key(l.name) for l in stored}, {k for k, _ in hoisted})
+        lines = []
         for lhs in stored:
             key = Key(lhs.name)
             lines += self._allocate(key, self.size(lhs.shape[0]), key in self.shifted)
@@ -476,46 +777,59 @@ class Program:
                 lines.append(ir.assign(key.role("prev"), self._steps(key, 0)))
             if key in self.shifted:
                 lines += self._last_again(key)
-        self.local = set()
-        for lhs, rhs in eqs:
-            if lhs.name in core:
-                self._done(rhs)
-        return lines + self.stacked(end)
+        for _, rhs in eqs:
+            self._done(rhs)
+        return lines
 
     # -- the backward pass ----------------------------------------------------
     def backward_lines(self):
+        """The backward pass: the adjoints that need step t+1 run step by step,
+        one loop per strongly connected component as in ``forward_lines``
+        (here from step T down)."""
         defs = self.d.adjoints
         base = {a: _base(a) for a in defs}
         refers = {base[a]: {_base(l) for l in e.atoms(Adjoint)} for a, e in defs.items()}
         future = {_base(l) for e in defs.values() for l in e.atoms(Adjoint) if l.var.time != t}
         core = {b for b in refers if reachable([b], refers) & future}
+        reads = {b: refers[b] & core for b in core}
+        parts = components([base[a] for a in defs if base[a] in core], reads)
         read_after = {_base(l) for e in self.d.gradients.values() for l in e.atoms(Adjoint)}
-        self.local = core - future - read_after
+        self.local = core - future - read_after - _read_across(parts, reads)
         self.padded |= (core | future) - self.local
-        before, hoisted, loop, pads = [], [], [], []
+        before, pads = [], []
         for a, e in defs.items():
-            if base[a] in core:
-                loop.append((base[a], self._hoist(e, lambda l: _base(l) in core, hoisted)))
-            else:
+            if base[a] not in core:
                 before.append((base[a], e))
                 if base[a] in self.padded:  # used at t+1: stored with a zero step T+1
                     self.padded.discard(base[a])
                     pads.append(base[a])
-        stored = [a for a in defs if base[a] in core - self.local]
-        loop, filled = self._loop(T_NAME, ir.Const(0), -1, loop, {base[a] for a in stored},
-                                  {k for k, _ in hoisted})
         lines = self.stacked(before)
         for key in pads:
             lines += self._pad(key)
-        for a in stored:
-            lines += self._allocate(base[a], self.size(a.shape[0]), True)
-        lines += self.stacked(hoisted, filled, share=True) + loop
-        lines += [ir.assign(base[a].flat(), self._steps(base[a], 1)) for a in stored
-                  if base[a] not in filled.values()]
+        for part in parts:
+            lines += self._backward_loop([(a, e) for a, e in defs.items() if base[a] in part])
         self.local = set()
-        for a, e in defs.items():
-            if base[a] in core:
-                self._done(e)
+        return lines
+
+    def _backward_loop(self, defs):
+        """The loop of one component ``defs`` ([(adjoint, expression)]) of the
+        backward recurrence, with the work before it that does not depend on
+        its own adjoints."""
+        part = {_base(a) for a, _ in defs}
+        hoisted, loop = [], []
+        for a, e in defs:
+            loop.append((_base(a), self._hoist(e, lambda l: _base(l) in part, hoisted)))
+        stored = [a for a, _ in defs if _base(a) not in self.local]
+        loop, filled = self._loop(T_NAME, ir.Const(0), -1, loop, {_base(a) for a in stored},
+                                  {k for k, _ in hoisted})
+        lines = []
+        for a in stored:
+            lines += self._allocate(_base(a), self.size(a.shape[0]), True)
+        lines += self.stacked(hoisted, filled, share=True) + loop
+        lines += [ir.assign(_base(a).flat(), self._steps(_base(a), 1)) for a in stored
+                  if _base(a) not in filled.values()]
+        for _, e in defs:
+            self._done(e)
         return lines
 
     # -- whole functions --------------------------------------------------------

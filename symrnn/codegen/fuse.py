@@ -1,0 +1,376 @@
+"""Horizontal fusion of a loop body's statements of the same form (IR to IR).
+
+On a narrow step every NumPy call costs about a microsecond of Python, so the
+gates of an LSTM step, ``f = sigmoid(w_f * h_prev + pre_f)``, ``g = ...``,
+``q = ...``, each three calls, are worth computing as one: the k gates' rows
+of a step are one contiguous (B, k, n) row of an array (steps, B, k, n) that
+holds them side by side (a gate's own array ``_all_f`` is its slice
+``[:, :, i]``, which everything else reads as before), and the parameters that
+differ between the gates are stacked once before the loop: a vector as (k, n),
+a matrix P in ``dot(a, P)`` as the columns (n, k m) of one matrix product.
+
+Only statements that are element-wise in their rows fuse: ufuncs, the
+operations' element-wise kernels, ``+ - * / **``, rows of the step, and
+``dot(a, P)`` of a shared row ``a``. A shared operand, a (B, n) row, is read as
+(B, 1, n) so that it broadcasts against the (B, k, n) rows.
+"""
+from dataclasses import replace as with_fields  # a node with some fields changed
+from typing import NamedTuple
+
+import numpy
+
+from . import ir
+
+_OWN_T, _OWN_R = ir.Name("_own_t"), ir.Name("_own_r")  # placeholders
+
+
+class Member(NamedTuple):
+    """An entry of the loop body: its statements, its names (the row view
+    ``_t_x`` and the list of rows ``_r_x``), its width (a size), and whether it
+    is a row of an array (only those fuse)."""
+    lines: list
+    t_name: ir.Name
+    r_name: ir.Name
+    width: object
+    stored: bool
+
+
+class Group(NamedTuple):
+    names: tuple      # (t, r): the names of the group's row and list of rows
+    positions: list   # the members' positions in the body, in the group's layout
+    lines: list       # the fused statements (with the group's names)
+    stacked: list     # [(name, [the members' names], kind)] to build before the loop
+    parts: list       # [(name, lo, hi)]: lists of the rows' columns lo..hi, made before the loop
+
+
+def _rebuild(node, f):
+    """``node`` with every Name n replaced by ``f(n)`` (nested ones included)."""
+    if isinstance(node, ir.Name):
+        return f(node)
+    if isinstance(node, tuple):
+        return tuple(_rebuild(n, f) for n in node)
+    if isinstance(node, (ir.Expr, ir.Stmt)):
+        return with_fields(node, **{k: _rebuild(getattr(node, k), f)
+                                            for k in node.__dataclass_fields__})
+    return node
+
+
+def _step_index(node, loop):
+    """Whether ``node`` is the loop variable shifted by a constant."""
+    return node == loop or (isinstance(node, ir.BinOp) and node.op in "+-"
+                            and node.left == loop and isinstance(node.right, ir.Const))
+
+
+_VARY = {}  # the placeholders of differing parameters: name -> position
+
+
+def _vary(j):
+    name = ir.Name(f"_vary{j}")
+    _VARY[name] = j
+    return name
+
+
+class Fuser:
+    """``groups(members)``: the groups of same-form members, fused.
+
+    ``varying``: {name: (kind, shape)} of the names that may differ between
+    the members of a group (parameters, and constants of the loop such as a
+    parameter's transpose); kind "vector" (a 1-D array, broadcast against the
+    rows) or "matrix" (only as the second factor of ``dot``).
+    ``elementwise``: the names of the helpers that work element by element.
+    ``new_names``: () -> the names (t, r) of a new group's row and rows."""
+
+    def __init__(self, loop, batch, varying, elementwise, new_names, expanded):
+        self.loop, self.batch, self.varying = loop, batch, varying
+        self.expanded = expanded  # the lists of rows read as (B, 1, n): name -> list
+        self.elementwise, self.new_names = set(elementwise), new_names
+        self.kinds = {}
+
+    def _form(self, member):
+        """``(statements, varying names)``: the statements with the member's own
+        names and its varying names as placeholders (``_own_t``, ``_own_r``,
+        ``_vary0``, ...), and the varying names in order of first use; None if
+        a statement is not element-wise."""
+        order = []
+
+        def rename(n):
+            if n == member.t_name:
+                return _OWN_T
+            if n == member.r_name:
+                return _OWN_R
+            if n in self.varying:
+                if n not in order:
+                    order.append(n)
+                return _vary(order.index(n))
+            return n
+        lines = _rebuild(tuple(member.lines), rename)
+        self.kinds = {_vary(j): self.varying[n][0] for j, n in enumerate(order)}
+        if not all(self._statement(s) for s in lines):
+            return None
+        return lines, order
+
+    def _statement(self, stmt):
+        if isinstance(stmt, ir.Assign):
+            return len(stmt.targets) == 1 and _own(stmt.targets[0]) and self._expr(stmt.value)
+        if isinstance(stmt, ir.Update):
+            return stmt.op in ("+", "-", "*", "/") and _own(stmt.target) \
+                and self._expr(stmt.value)
+        if isinstance(stmt, ir.Fill):
+            return _own(stmt.target) and self._expr(stmt.value)
+        if isinstance(stmt, ir.Do):
+            return stmt.call.out is not None and self._expr(stmt.call)
+        return False
+
+    def _row(self, node):
+        """A name of a row, or a list of rows indexed by the step."""
+        if isinstance(node, ir.Name):
+            return node not in self.kinds
+        return (isinstance(node, ir.Index) and isinstance(node.value, ir.Name)
+                and node.value not in self.kinds and _step_index(node.index, self.loop))
+
+    def _expr(self, node):
+        if isinstance(node, ir.Const):
+            return isinstance(node.value, (int, float))
+        if isinstance(node, ir.Name) and node in self.kinds:
+            return self.kinds[node] == "vector"
+        if isinstance(node, (ir.Name, ir.Index)):
+            return self._row(node)
+        if isinstance(node, ir.BinOp):
+            return node.op in ("+", "-", "*", "/", "**") and self._expr(node.left) \
+                and self._expr(node.right)
+        if isinstance(node, ir.Neg):
+            return self._expr(node.value)
+        if isinstance(node, ir.Call):
+            if node.out is not None and not _own(node.out):
+                return False
+            if node.func == ir.Helper("dot"):  # of a shared row: one product, see _stacked
+                return len(node.args) == 2 and node.out is None and self._row(node.args[0]) \
+                    and not _own(node.args[0]) and self.kinds.get(node.args[1]) == "matrix"
+            func = node.func
+            ok = (isinstance(func, ir.NumPy) and isinstance(getattr(numpy, func.attr, None),
+                                                            numpy.ufunc)) or \
+                (isinstance(func, ir.Helper) and func.name in self.elementwise)
+            return ok and all(self._expr(a) for a in node.args)
+        return False
+
+    def _broadcast(self, node, k):
+        """A member's statement (with placeholders) for the (B, k, n) rows of the
+        group: a shared row read as (B, 1, n), ``dot(a, P)`` as one product with
+        the stacked columns, reshaped to (B, k, m)."""
+        if _own(node) or node == _OWN_T:
+            return node
+        if isinstance(node, ir.Call) and node.func == ir.Helper("dot"):
+            product = ir.Call(node.func, node.args)  # the shared row as it is
+            return ir.call(ir.Attr(product, "reshape"), self.batch, ir.Const(k), ir.Const(-1))
+        if isinstance(node, (ir.Name, ir.Index)) and self._row(node):
+            return _expand(node, self.expanded)
+        if isinstance(node, (ir.Assign, ir.Update, ir.Fill)) or \
+                isinstance(node, ir.Call) and node.out is not None:
+            # the targets are the group's own rows: only the values are broadcast
+            fields = {"value": self._broadcast(node.value, k)} if not isinstance(
+                node, ir.Call) else {"args": tuple(self._broadcast(a, k) for a in node.args)}
+            return with_fields(node, **fields)
+        if isinstance(node, tuple):
+            return tuple(self._broadcast(n, k) for n in node)
+        if isinstance(node, (ir.Expr, ir.Stmt)):
+            return with_fields(node, **{f: self._broadcast(getattr(node, f), k)
+                                                for f in node.__dataclass_fields__})
+        return node
+
+    def groups(self, members):
+        """The groups (two or more members) of the same form, fused; a member
+        whose statements read another member's names, or that reads what an
+        entry between it and the group's first member writes, is left alone.
+        Members whose last statements differ only in an in-place element-wise
+        function of their row (the activation: sigmoid for three gates, tanh
+        for the fourth) fuse all the same: the function runs on the columns of
+        the group that have it, and the group's members are laid out by it."""
+        forms = {}
+        for i, m in enumerate(members):
+            form = self._form(m) if m.stored else None
+            if form is not None:
+                lines, order = form
+                shapes = tuple(self.varying[n] for n in order)
+                tail = lines[-1] if len(lines) > 1 and _in_place(lines[-1], self) else None
+                head = lines[:-1] if tail is not None else lines
+                forms.setdefault((head, shapes, m.width), []).append((i, order, tail))
+        out = []
+        for (lines, _, _), found in forms.items():
+            picked = _movable(members, found)
+            if len(picked) < 2:
+                continue
+            tails = list(dict.fromkeys(tail for _, _, tail in picked))
+            picked.sort(key=lambda p: tails.index(p[2]))  # the layout: by activation
+            k = len(picked)
+            t_name, r_name = self.new_names()
+            mapping = {_OWN_T: t_name, _OWN_R: r_name}
+            self.kinds = {_vary(j): self.varying[n][0] for j, n in enumerate(picked[0][1])}
+            stacked = []
+            for j in range(len(picked[0][1])):
+                name = ir.Name(f"_st{r_name.id}_{j}")
+                stacked.append((name, [order[j] for _, order, _ in picked],
+                                self.varying[picked[0][1][j]][0]))
+                mapping[_vary(j)] = name
+            fused = [rename(self._broadcast(s, k), mapping) for s in lines]
+            lo, parts = 0, []
+            for tail in tails:
+                hi = lo + sum(1 for p in picked if p[2] == tail)
+                if tail is not None and len(tails) == 1:
+                    fused.append(rename(tail, mapping))
+                elif tail is not None:  # on the columns lo..hi of the row
+                    part, rows = ir.Name(f"{t_name.id}_{lo}"), ir.Name(f"{r_name.id}_{lo}")
+                    parts.append((rows, lo, hi))
+                    fused.append(ir.assign(part, ir.Index(rows, self.loop)))
+                    fused.append(rename(tail, {**mapping, _OWN_T: part}))
+                lo = hi
+            out.append(Group((t_name, r_name), [i for i, _, _ in picked], fused, stacked,
+                             parts))
+        return out
+
+
+def _in_place(stmt, fuser):
+    """Whether ``stmt`` is ``f(row, row)``: an element-wise function of the row
+    (the member's view ``_own_t``) into itself."""
+    return (isinstance(stmt, ir.Do) and stmt.call.out == _OWN_T
+            and all(a == _OWN_T or isinstance(a, ir.Const) for a in stmt.call.args)
+            and fuser._statement(stmt))
+
+
+def _expand(node, expanded):
+    """A (B, n) row as (B, 1, n): a row of a list of rows from a list of those
+    views, made before the loop (``expanded``: its name -> the list's name)."""
+    if isinstance(node, ir.Index) and isinstance(node.value, ir.Name):
+        rows = ir.Name(f"_x{node.value.id}")
+        expanded[rows] = node.value
+        return ir.Index(rows, node.index)
+    return ir.Index(node, (ir.Slice(), ir.Const(None)))
+
+
+def _movable(members, found):
+    """The members of ``found`` (in body order) that can move to the first one's
+    place: none reads what another of them, or an entry between the first and
+    itself, writes, and none writes what another of them reads."""
+    picked = [found[0]]
+    first = found[0][0]
+    for i, *rest in found[1:]:
+        reads = set().union(*[ir.names_in(s) for s in members[i].lines])
+        mine = {members[i].t_name, members[i].r_name}
+        written = set()
+        for j in list(range(first + 1, i)) + [p[0] for p in picked]:
+            written |= {members[j].t_name, members[j].r_name}
+        if reads & (written - mine):
+            continue
+        if any(mine & ir.names_in(s) for p in picked for s in members[p[0]].lines):
+            continue
+        picked.append((i, *rest))
+    return picked
+
+
+def _own(node):
+    """The member's row (``_own_t``) or one of its rows (``_own_r[...]``)."""
+    return node == _OWN_T or isinstance(node, ir.Index) and node.value == _OWN_R
+
+
+
+
+# -- sums of same-form terms --------------------------------------------------------
+
+def rename(node, mapping):
+    """``node`` with the names in ``mapping`` replaced."""
+    return _rebuild(node, lambda n: mapping.get(n, n))
+
+
+def canonical(code, own, varying):
+    """``(form, varying names in order)``: the IR of a term with the names in
+    ``own`` renamed as it says and those in ``varying`` as ``_vary0``, ... in the
+    order of first use."""
+    order = []
+
+    def f(n):
+        if n in own:
+            return own[n]
+        if n in varying:
+            if n not in order:
+                order.append(n)
+            return _vary(order.index(n))
+        return n
+    return _commuted(_rebuild(code, f)), order
+
+
+def _commuted(node):
+    """``node`` with the operands of ``+`` and ``*`` in one order (by their text),
+    so that ``a * b`` and ``b * a`` have one form."""
+    if isinstance(node, tuple):
+        return tuple(_commuted(n) for n in node)
+    if not isinstance(node, (ir.Expr, ir.Stmt)):
+        return node
+    node = with_fields(node, **{f: _commuted(getattr(node, f))
+                                        for f in node.__dataclass_fields__})
+    if isinstance(node, ir.BinOp) and node.op in ("+", "*"):
+        left, right = sorted((node.left, node.right), key=repr)
+        return ir.BinOp(node.op, left, right)
+    return node
+
+
+_SLOTS = (ir.Name("_slota"), ir.Name("_slotp"))
+
+
+def _has_slot(node):
+    return any(n in _SLOTS for n in ir.walk(node) if isinstance(n, ir.Name))
+
+
+def fuse_sum(form, batch, expanded):
+    """The sum over k terms of one ``form`` (a term's IR with its rows as
+    ``_slota[...]``/``_slotp[...]``, now (B, k, n) rows of the terms side by
+    side, and its parameters as ``_vary{j}``): ``dot(X, P)`` as one product
+    ``dot(X.reshape(B, -1), [P_1; ...; P_k])``, an element-wise term as
+    ``X.sum(1)``. Returns ``(value, {j: "vector" or "matrix"})``, or
+    ``(None, None)`` for another form."""
+    kinds = {}
+
+    def elementwise(node):
+        if isinstance(node, ir.Const):
+            return isinstance(node.value, (int, float))
+        if isinstance(node, ir.Name):
+            if node in _VARY:
+                return kinds.setdefault(node, "vector") == "vector"
+            return True
+        if isinstance(node, ir.Index):
+            return isinstance(node.value, ir.Name) and node.value not in _VARY
+        if isinstance(node, ir.BinOp):
+            return node.op in ("+", "-", "*", "/", "**") and elementwise(node.left) \
+                and elementwise(node.right)
+        if isinstance(node, ir.Neg):
+            return elementwise(node.value)
+        if isinstance(node, ir.Call) and node.out is None:
+            func = node.func
+            ok = (isinstance(func, ir.NumPy) and isinstance(getattr(numpy, func.attr, None),
+                                                            numpy.ufunc))
+            return ok and all(elementwise(a) for a in node.args)
+        return False
+
+    def expand(node):
+        """Shared (B, n) rows read as (B, 1, n); the slots are (B, k, n) already."""
+        if isinstance(node, ir.Index) and node.value in _SLOTS:
+            return node
+        if isinstance(node, (ir.Index, ir.Name)) and node not in _VARY:
+            return _expand(node, expanded)
+        if isinstance(node, (ir.BinOp, ir.Neg, ir.Call)):
+            return with_fields(node, **{
+                f: (tuple(expand(a) for a in getattr(node, f)) if f == "args"
+                    else expand(getattr(node, f))) for f in node.__dataclass_fields__
+                if f not in ("op", "func", "out")})
+        return node
+
+    if isinstance(form, ir.Call) and form.func == ir.Helper("dot") and form.out is None \
+            and len(form.args) == 2 and form.args[1] in _VARY:
+        x, matrix = form.args
+        kinds[matrix] = "matrix"
+        if not elementwise(x) or not _has_slot(x) or kinds[matrix] != "matrix":
+            return None, None
+        flat = ir.call(ir.Attr(expand(x), "reshape"), batch, ir.Const(-1))
+        return ir.Call(form.func, (flat, matrix)), {_VARY[n]: k for n, k in kinds.items()}
+    if elementwise(form) and _has_slot(form):
+        total = ir.call(ir.Attr(expand(form), "sum"), ir.Const(1))
+        return total, {_VARY[n]: k for n, k in kinds.items()}
+    return None, None
