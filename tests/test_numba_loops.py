@@ -186,7 +186,8 @@ def test_no_array_expression_is_left_in_the_compiled_kernel():
     f(params, rng.normal(size=(4, 3)), rng.normal(size=(4, 3)))
     namespace = f.__globals__  # the generated module's, which holds the dispatchers
     text = io.StringIO()
-    namespace["gradients"].compiled.inspect_types(file=text)
+    for loop in namespace["gradients"].loops:
+        loop.inspect_types(file=text)
     typed = text.getvalue()
-    assert "def _nb_gradients" in typed and "for _i" in f.source
+    assert "_nb_loop" in typed and "for _i" in f.source
     assert "arrayexpr" not in typed

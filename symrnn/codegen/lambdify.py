@@ -10,9 +10,9 @@ from sympy import Symbol
 from ..ops import OPERATIONS
 from . import ir, numba_cache, runtime
 from .emit import NumbaPrinter, NumPyPrinter
-from .loops import Loops
+from .outline import Outliner
 from .lower import kernel
-from .program import B_NAME, T_NAME, Program
+from .program import B_NAME, LOOP, T_NAME, Program
 
 
 def kernels(backend):
@@ -116,12 +116,16 @@ def module_source(derivation, backend="numpy"):
                 parts.append(f"{NumbaPrinter().doprint(func)} = _elementwise({scalar.__name__})")
     parts += [NumPyPrinter().doprint(f) for f in functions]
     if numba:  # the same statements again, printed for Numba: its helpers, 3-D views of
-        # the steps, element-wise statements as loops over their entries (loops.py)
+        # the steps, each step loop as a compiled function (outline.py), its
+        # element-wise statements as loops over their entries (loops.py)
         program = Program(derivation)
-        compiled = program.functions()
-        loops = Loops(program.argument_shapes(*STEP_SIZES),
-                      {func: scalar.__name__ for func, scalar in scalar_kernels().items()})
-        parts += [NumbaPrinter().doprint(loops.function(_numba_function(f))) for f in compiled]
+        outliner = Outliner(program.argument_shapes(*STEP_SIZES),
+                            {func: scalar.__name__ for func, scalar in scalar_kernels().items()},
+                            LOOP)
+        parts += [NumPyPrinter().doprint(outliner.function(_numba_function(f)))
+                  for f in program.functions()]
+        parts += [NumbaPrinter().doprint(g) for g in outliner.loops]
+        parts.append("LOOPS = " + pprint.pformat([g.name.id for g in outliner.loops]))
     parts.append("SPEC = " + pprint.pformat(spec(cell), sort_dicts=False))
     if numba:
         parts.append("_compile(globals())")

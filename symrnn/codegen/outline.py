@@ -1,0 +1,168 @@
+"""The Numba kernels as Python functions that call compiled step loops (IR to IR).
+
+Numba hands a function to LLVM as one module, and LLVM's optimisation time grows
+faster than the function: a whole kernel of a six-layer cell took minutes to
+compile (issue 15). So only the loops over the steps are compiled, each as a
+function of its own (its element-wise statements as loop nests, see
+``loops.py``); the rest of a kernel, a few NumPy calls over all steps at once,
+runs as in the NumPy kernel. Loops of the same form, such as the layers of a
+stacked cell or the forward loop of ``forward`` and of ``gradients``, are one
+compiled function called with different arrays.
+"""
+import dataclasses
+import re
+
+from . import ir
+from .loops import LOOP_VARS, Loops
+from .shapes import Shapes
+
+PREFIX = "_nb_loop"
+
+
+def _binds(s):
+    """The names statement ``s`` binds at its own level and inside it."""
+    if isinstance(s, ir.Assign):
+        return {t for t in s.targets if isinstance(t, ir.Name)}
+    if isinstance(s, ir.Alloc) and isinstance(s.target, ir.Name):
+        return {s.target}
+    if isinstance(s, ir.For):
+        return {s.var}.union(*[_binds(b) for b in s.body])
+    return set()
+
+
+def _read_later(statements, names):
+    """Those of ``names`` that ``statements`` read before binding them again."""
+    live, rebound = set(), set()
+    for s in statements:
+        if isinstance(s, ir.Release):
+            continue
+        bound = _binds(s) if isinstance(s, (ir.Assign, ir.Alloc)) else set()
+        targets = set(getattr(s, "targets", ())) | ({s.target} if isinstance(s, ir.Alloc) else set())
+        read = ir.names_in(s) - (targets & bound)
+        live |= (read & names) - rebound
+        rebound |= bound
+    return live
+
+
+def _ordered_names(node):
+    """The names in ``node`` in order of first appearance."""
+    seen = {}
+    for n in ir.walk(node):
+        if isinstance(n, ir.Name):
+            seen.setdefault(n, None)
+    return list(seen)
+
+
+def _renamed(node, mapping):
+    if isinstance(node, ir.Name):
+        return mapping.get(node, node)
+    if isinstance(node, tuple):
+        return tuple(_renamed(n, mapping) for n in node)
+    if isinstance(node, (ir.Expr, ir.Stmt)):
+        return dataclasses.replace(node, **{f: _renamed(getattr(node, f), mapping)
+                                            for f in node.__dataclass_fields__})
+    return node
+
+
+def _canonical(f, keep):
+    """``f`` with its arguments (``_a0``, ...) and the names it binds (``_v0``, ...;
+    except those in ``keep``, the same in every loop) renamed in order of first
+    appearance, so that two loops of the same form become equal."""
+    bound = set().union(*[_binds(s) for s in f.body]) - set(f.args)
+    mapping = {a: ir.Name(f"_a{i}") for i, a in enumerate(f.args)}
+    own = [n for n in _ordered_names(f.body) if n in bound and not keep(n)]
+    mapping.update({n: ir.Name(f"_v{i}") for i, n in enumerate(own)})
+    return _renamed(f.args, mapping), _renamed(f.body, mapping)
+
+
+def _generic(name):
+    """A name that ``loops.py`` gives alike in every loop nest: the entry
+    variables and the temporaries."""
+    return name.id in LOOP_VARS or re.fullmatch(r"_(s|lp)[0-9]+", name.id)
+
+
+class Outliner:
+    """``function(f)``: ``f`` (a kernel's IR) with each step loop replaced by a call
+    of a compiled loop function; ``loops``: those functions, one per form.
+    ``arguments`` and ``scalars`` as for ``Loops``; ``step_var``: the loop
+    variable of the step loops."""
+
+    def __init__(self, arguments, scalars, step_var):
+        self.arguments, self.scalars, self.step_var = dict(arguments), scalars, step_var
+        self.forms = {}
+
+    @property
+    def loops(self):
+        return list(self.forms.values())
+
+    def function(self, f):
+        body, out = list(f.body), []
+        shapes = Shapes(self.arguments, {k.name for k in self.scalars if isinstance(k, ir.Helper)})
+        defined = set(f.args)
+        for i, s in enumerate(body):
+            if not (isinstance(s, ir.For) and s.var == self.step_var):
+                out.append(s)
+                defined |= _binds(s)
+                shapes.bind(s)
+                continue
+            part, moved = [s], []
+            reads = ir.names_in(s)
+            while out and self._prelude(out[-1], reads):  # the rows and constants it reads
+                last = out.pop()
+                if isinstance(last, ir.Release):
+                    moved.insert(0, last)
+                else:
+                    part.insert(0, last)
+                    reads |= ir.names_in(last)
+            inside = set().union(*[_binds(p) for p in part])
+            later = _read_later(body[i + 1:], inside)
+            args = [n for n in _ordered_names(tuple(part)) if n in defined and n not in inside
+                    or n in defined and self._read_before_bound(n, part)]
+            results = tuple(sorted(inside & later - {self.step_var}, key=lambda n: n.id))
+            out.append(self._call(part, args, results, shapes))
+            defined = (defined - inside) | set(results)
+            out += [r for r in (self._released(m, defined) for m in moved) if r]
+            shapes.bind(s)
+        kept = []
+        for s in out:
+            if isinstance(s, ir.Release):
+                s = self._released(s, defined | set(f.args))
+                if s is None:
+                    continue
+            kept.append(s)
+        return dataclasses.replace(f, body=tuple(kept))
+
+    @staticmethod
+    def _read_before_bound(name, part):
+        for p in part:
+            if name in ir.names_in(p) and name not in _binds(p):
+                return True
+            if name in _binds(p):
+                return isinstance(p, ir.For) or name in ir.names_in(getattr(p, "value", ()))
+        return False
+
+    @staticmethod
+    def _prelude(s, reads):
+        """A statement just before a step loop that goes into the loop's function:
+        the binding of rows (or a constant) that only the loop reads, or a release."""
+        if isinstance(s, ir.Release):
+            return True
+        return (isinstance(s, ir.Assign) and len(s.targets) == 1 and s.targets[0] in reads
+                and (isinstance(s.value, ir.Rows) or isinstance(s.value, ir.Transpose)))
+
+    @staticmethod
+    def _released(s, defined):
+        names = tuple(n for n in s.names if n in defined)
+        return ir.Release(names) if names else None
+
+    def _call(self, part, args, results, shapes):
+        body = tuple(part) + ((ir.Return(results),) if results else ())
+        f = ir.Function(ir.Name(PREFIX), tuple(args), body)
+        known = {n.id: shapes.env.get(n.id) for n in args}
+        lowered = Loops(known, self.scalars).function(f)
+        key = _canonical(lowered, lambda n: n == self.step_var or _generic(n))
+        if key not in self.forms:
+            name = ir.Name(f"{PREFIX}{len(self.forms)}")
+            self.forms[key] = ir.Function(name, key[0], key[1])
+        call = ir.call(self.forms[key].name, *args)
+        return ir.Assign(results, call) if results else ir.Do(call)
