@@ -306,8 +306,8 @@ class Program:
                 if group not in self.slot_arrays:
                     self.slot_arrays.add(group)
                     rows, cols = e.shape
-                    lines.append(ir.Alloc(group.role("all"), (T_NAME, B_NAME, ir.Const(k),
-                                                              self.size(cols if rows == 1 else rows))))
+                    width = self.size(cols if rows == 1 else rows)
+                    lines.append(ir.Alloc(group.role("all"), (T_NAME, B_NAME, ir.Const(k), width)))
                 value = ir.Name(f"_tmp{self.temps}")
                 self.temps += 1
                 lines += self.assign(value, e, "stacked")[0]
@@ -550,7 +550,8 @@ class Program:
         parameters and the lists of rows go to ``after`` (before the loop)."""
         rows_before = set(self.rows)
         forms, names = [], []
-        for term, row, slot in zip(group.terms, group.rows, group.slots or [None] * len(group.rows)):
+        slots = group.slots or [None] * len(group.rows)
+        for term, row, slot in zip(group.terms, group.rows, slots):
             code = self.code(term, "loop")
             row_ir = self.code(row, "loop")
             slot_ir = self.code(slot, "loop") if slot is not None else None
