@@ -126,11 +126,21 @@ def _log_softmax(x, out=None):
 
 
 def _nb_tanh_scalar(v):
-    return math.tanh(v)
+    # expm1 is faster than libm's tanh and as accurate; beyond |v| = 20,
+    # tanh is +-1 in floating point (and expm1 would overflow to inf/inf)
+    if v > 20.0:
+        return 1.0
+    if v < -20.0:
+        return -1.0
+    e = math.expm1(2.0 * v)
+    return e / (e + 2.0)
 
 
 def _nb_sigmoid_scalar(v):
-    return 0.5 + 0.5 * math.tanh(0.5 * v)
+    # one exp, a third of the time of a tanh, and accurate to the last bits
+    # where sigmoid is tiny (0.5 + 0.5 tanh(v/2) cancels there); exp(-v) = inf
+    # gives 0, as it should
+    return 1.0 / (1.0 + math.exp(-v))
 
 
 def _nb_relu_scalar(v):
