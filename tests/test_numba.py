@@ -62,13 +62,22 @@ def test_elman_kernels_are_compiled():
     f({"W": np.eye(2), "U": np.ones((2, 2)), "V": np.ones((3, 2))}, rng.normal(size=(4, 2)),
       [0, 1, 2, 0])
     kernel = f.__globals__["gradients"]
-    # the step loops are Numba's dispatchers, each with a compiled signature, and the
-    # kernel calls them; the compiled loops index 3-D arrays, not lists of rows
-    assert any(loop.signatures for loop in kernel.loops)
-    assert "_nb_loop0(" in f.source.split("def _nb_gradients")[1]
-    compiled_source = f.source.split("def _nb_loop0")[1].split("SPEC =")[0]
-    assert "list(" not in compiled_source
+    # a small kernel is compiled whole: Numba's dispatchers, with compiled signatures
+    assert [k.py_func.__name__ for k in kernel.loops] == ["_nb_forward", "_nb_gradients"]
+    assert kernel.compiled is kernel.loops[1] and kernel.compiled.signatures
+    compiled_source = f.source.split("def _nb_forward")[1].split("SPEC =")[0]
+    assert "list(" not in compiled_source  # 3-D arrays of steps, not lists of rows
     assert "_compile(globals())" in f.source
+
+
+def test_a_larger_kernel_runs_its_compiled_step_loops():
+    # beyond WHOLE_KERNELS_UP_TO statements, the kernel is Python calling its
+    # step loops, each compiled on its own (outline.py)
+    f = compiled("lstm")
+    kernel = f.__globals__["gradients"]
+    assert [k.py_func.__name__ for k in kernel.loops][:1] == ["_nb_loop0"]
+    assert "_nb_loop" in f.source.split("def _nb_gradients")[1].split("def ")[0]
+    assert not hasattr(kernel.compiled, "signatures")  # plain Python
 
 
 @pytest.mark.parametrize("threshold", [0, 10**9], ids=["numpy kernel", "compiled kernel"])

@@ -10,6 +10,7 @@ from sympy import Symbol
 from ..ops import OPERATIONS
 from . import ir, numba_cache, runtime
 from .emit import NumbaPrinter, NumPyPrinter
+from .loops import Loops
 from .outline import Outliner
 from .lower import kernel
 from .program import B_NAME, LOOP, T_NAME, Program
@@ -86,6 +87,33 @@ def _numba_function(function):
     return dataclasses.replace(function, name=ir.Name("_nb_" + function.name.id))
 
 
+# A kernel of at most this many statements (both kernels, as loops.py writes
+# them) is compiled whole; a larger one as Python calling its compiled step loops
+# (outline.py). Whole kernels save the interpreter's microseconds between the
+# loops on short sequences, but LLVM's compile time grows faster than a
+# function's length: 4.9 s for the Elman network (109 statements), 10.6 s for
+# the LSTM (475), minutes for stacked cells, against 2-5 s for their loops alone.
+WHOLE_KERNELS_UP_TO = 200
+
+
+def _numba_kernels(program):
+    """The source of ``_nb_forward`` and ``_nb_gradients`` and ``LOOPS``, the
+    functions that ``runtime_numba._compile`` compiles."""
+    scalars = {func: scalar.__name__ for func, scalar in scalar_kernels().items()}
+    arguments = program.argument_shapes(*STEP_SIZES)
+    functions = [_numba_function(f) for f in program.functions()]
+    loops = Loops(arguments, scalars)
+    whole = [loops.function(f) for f in functions]
+    if sum(isinstance(n, ir.Stmt) for n in ir.walk(whole)) <= WHOLE_KERNELS_UP_TO:
+        compiled, parts = whole, []
+    else:
+        outliner = Outliner(arguments, scalars, LOOP)
+        parts = [NumPyPrinter().doprint(outliner.function(f)) for f in functions]
+        compiled = outliner.loops
+    parts += [NumbaPrinter().doprint(g) for g in compiled]
+    return parts + ["LOOPS = " + pprint.pformat([g.name.id for g in compiled])]
+
+
 def docstring(cell, backend):
     """The module's docstring as a string literal: the cell's name is data (``repr``),
     so that no name can end the literal or add a line of code."""
@@ -116,16 +144,7 @@ def module_source(derivation, backend="numpy"):
                 parts.append(f"{NumbaPrinter().doprint(func)} = _elementwise({scalar.__name__})")
     parts += [NumPyPrinter().doprint(f) for f in functions]
     if numba:  # the same statements again, printed for Numba: its helpers, 3-D views of
-        # the steps, each step loop as a compiled function (outline.py), its
-        # element-wise statements as loops over their entries (loops.py)
-        program = Program(derivation)
-        outliner = Outliner(program.argument_shapes(*STEP_SIZES),
-                            {func: scalar.__name__ for func, scalar in scalar_kernels().items()},
-                            LOOP)
-        parts += [NumPyPrinter().doprint(outliner.function(_numba_function(f)))
-                  for f in program.functions()]
-        parts += [NumbaPrinter().doprint(g) for g in outliner.loops]
-        parts.append("LOOPS = " + pprint.pformat([g.name.id for g in outliner.loops]))
+        parts += _numba_kernels(Program(derivation))
     parts.append("SPEC = " + pprint.pformat(spec(cell), sort_dicts=False))
     if numba:
         parts.append("_compile(globals())")

@@ -155,12 +155,13 @@ def _plain(a):
 
 def _compile(namespace):
     """In ``namespace``, ``forward`` and ``gradients`` become dispatchers: for
-    narrow steps ``_nb_forward`` and ``_nb_gradients``, which run their step
-    loops as the compiled functions listed in ``LOOPS`` (see outline.py), for
-    wide steps the NumPy kernels (see COMPILED_BELOW). The compiled loops get
-    plain arrays (``_plain``), so that each is compiled once, on its first
-    call; in a module imported from a file (the on-disk cache of lambdify, or a
-    module written by ``symrnn codegen``) Numba caches them beside that file."""
+    narrow steps ``_nb_forward`` and ``_nb_gradients``, for wide steps the
+    NumPy kernels (see COMPILED_BELOW). The functions named in ``LOOPS`` are
+    compiled: the two kernels themselves, or the step loops they call (see
+    outline.py). The compiled functions get plain arrays (``_plain``), so that
+    each is compiled once, on its first call; in a module imported from a file
+    (the on-disk cache of lambdify, or a module written by ``symrnn codegen``)
+    Numba caches them beside that file."""
     spec = namespace["SPEC"]
     cache = "__file__" in namespace
     loops = [_jit(namespace[name], cache) for name in namespace["LOOPS"]]
@@ -174,6 +175,12 @@ def _compile(namespace):
             width = arrays[x_at].shape[1] * sum(a.shape[-1] for a in starts)
             if width >= COMPILED_BELOW:
                 return _interpreted(*arrays)
+            batch = arrays[x_at].shape[1]
+            # compiled loops read an initial state (B, n): one row for every
+            # sequence is repeated here (NumPy broadcasts it instead)
+            starts = [numpy.broadcast_to(a, (batch, a.shape[1])) if a.shape[0] != batch
+                      else a for a in starts]
+            arrays = arrays[:len(arrays) - states] + tuple(starts)
             return _compiled(*[_plain(a) for a in arrays])
 
         call.__name__ = call.__qualname__ = name
