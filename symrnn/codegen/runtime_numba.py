@@ -2,11 +2,14 @@
 
 A module generated for the Numba backend holds runtime.py's source, then this
 module's source, then the kernels twice: ``forward`` and ``gradients`` for
-NumPy, and the same statements as ``_nb_forward`` and ``_nb_gradients``, which
-call the ``_nb_`` helpers below and read each step's rows from 3-D views (Numba
-compiles no list of arrays). ``_compile(globals())`` at the end compiles the
-latter and puts a dispatcher in place of each pair. Like runtime.py, this
-module imports nothing from symrnn, so that ``symrnn codegen`` can copy it.
+NumPy, and ``_nb_forward`` and ``_nb_gradients`` for Numba, which read each
+step's rows from 3-D arrays (Numba compiles no list of arrays) and call the
+``_nb_`` helpers below. A small kernel is compiled whole; a larger one stays
+Python and calls its step loops, each compiled as a function of its own
+(``LOOPS`` names what is compiled; see lambdify.py and outline.py).
+``_compile(globals())`` at the end compiles them and puts a dispatcher in place
+of each pair. Like runtime.py, this module imports nothing from symrnn, so that
+``symrnn codegen`` can copy it.
 
 Every array a kernel handles is 2-D (one row per step and sequence), and
 Numba accepts the output array of a ufunc only as a positional argument.

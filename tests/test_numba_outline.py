@@ -1,0 +1,84 @@
+"""outline.py: a large Numba kernel is Python calling its step loops, each compiled on
+its own, and loops of the same form (the layers of a stacked cell) are one compiled
+function. Checked against the NumPy backend (a separate printer and no outlining)
+and, for the numbers, against central finite differences of the NumPy loss."""
+import re
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+import symrnn  # noqa: E402
+from symrnn.codegen import lambdify as lambdify_module  # noqa: E402
+
+
+def stacked(layers):
+    """A stacked cell with diagonal recurrent weights and layers of different widths
+    (so that equal forms must not assume equal sizes)."""
+    widths = [f"D{k}" for k in range(1, layers + 1)]
+    lines = ["input: x[N]", "target: y[M]",
+             "state: " + " ".join(f"h{k}[{w}] s{k}[{w}]" for k, w in enumerate(widths, 1)),
+             f"params: V[M,{widths[-1]}]"]
+    for k, w in enumerate(widths, 1):
+        below = "N" if k == 1 else widths[k - 2]
+        lines.append("params: " + " ".join(f"w_{g}{k}[{w}] U_{g}{k}[{w},{below}]" for g in "fa"))
+        source = "x" if k == 1 else f"h{k - 1}"
+        lines += [f"f{k} = sigmoid(w_f{k} * prev(h{k}) + U_f{k} @ {source})",
+                  f"a{k} = tanh(w_a{k} * prev(h{k}) + U_a{k} @ {source})",
+                  f"s{k} = f{k} * prev(s{k}) + (1 - f{k}) * a{k}",
+                  f"h{k} = tanh(s{k})"]
+    lines += [f"o = V @ h{layers}", "loss = -y.T @ log_softmax(o)"]
+    return symrnn.parse_cell("\n".join(lines) + "\n")
+
+
+def problem(cell, sizes, T, B, seed=0):
+    rng = np.random.default_rng(seed)
+    params = {p.name: rng.normal(size=tuple(sizes[str(d)] for d in
+                                            (p.shape[:1] if p.shape[1] == 1 else p.shape))) / 2
+              for p in cell.params}
+    x = rng.normal(size=(T, sizes["N"]) if B == 1 else (T, sizes["N"], B))
+    y = rng.integers(0, sizes["M"], size=(T,) if B == 1 else (T, B))
+    return params, x, y
+
+
+@pytest.fixture(scope="module")
+def modules():
+    d = symrnn.derive(stacked(3))
+    return d, d.lambdify("numba"), d.lambdify()
+
+
+def test_same_form_loops_are_one_compiled_function(modules):
+    _, f, _ = modules
+    kernel = f.source.split("def _nb_gradients")[1].split("\ndef ")[0]
+    calls = re.findall(r"(_nb_loop[0-9]+)\(", kernel)
+    assert len(calls) == 6  # one loop per layer, forward and backward
+    assert len(set(calls)) < len(calls)  # layers of the same form share a function
+
+
+@pytest.mark.parametrize("B", [1, 3])
+def test_outlined_kernel_matches_numpy_and_finite_differences(modules, B):
+    d, f, numpy_f = modules
+    sizes = {"N": 3, "M": 4, "D1": 2, "D2": 3, "D3": 2}
+    params, x, y = problem(d.cell, sizes, 5, B)
+    loss, grads = f(params, x, y)
+    ref_loss, ref = numpy_f(params, x, y)
+    assert abs(loss - ref_loss) < 1e-12 * max(1.0, abs(ref_loss))
+    for k in ref:
+        assert np.allclose(grads[k], ref[k], rtol=1e-10, atol=1e-12), k
+    for name in ("w_f2", "U_a3", "V"):  # a few entries by central differences
+        p = params[name]
+        for idx in [(0,) * p.ndim, tuple(s - 1 for s in p.shape)]:
+            old, step = p[idx], 1e-6
+            p[idx] = old + step
+            up = numpy_f.loss(params, x, y)
+            p[idx] = old - step
+            down = numpy_f.loss(params, x, y)
+            p[idx] = old
+            assert abs((up - down) / (2 * step) - grads[name][idx]) < 1e-6
+
+
+def test_a_small_kernel_is_compiled_whole():
+    f = symrnn.derive(symrnn.ElmanRNN()).lambdify("numba")
+    assert f.__globals__["LOOPS"] == ["_nb_forward", "_nb_gradients"]
+    assert lambdify_module.WHOLE_KERNELS_UP_TO >= 109  # the Elman network's statements
