@@ -82,3 +82,63 @@ def test_a_small_kernel_is_compiled_whole():
     f = symrnn.derive(symrnn.ElmanRNN()).lambdify("numba")
     assert f.__globals__["LOOPS"] == ["_nb_forward", "_nb_gradients"]
     assert lambdify_module.WHOLE_KERNELS_UP_TO >= 109  # the Elman network's statements
+
+
+# cells the Numba fuzz test found: a step loop left with nothing to do once its
+# unused views were removed (outlined, and whole); rows read by a loop bound before
+# a constant of it
+FOUND = ["""
+params: b0[D] P1[E, D] w2[1, D] b3[D] b4[E] V5[M, D]
+input: x[N]
+target: y[M]
+state: h[D] s[E]
+a0 = (prev(h) * prev(h))
+h = tanh((b0 + a0))
+a1 = ((prev(s) - prev(s)) * (P1 @ h))
+s = sigmoid((((w2 @ (b3 * prev(h))) * (b4 - prev(s))) + a1))
+o0 = V5 @ h
+loss = y.T @ o0
+""", """
+params: b0[D] b1[D] w2[1, D] b3[D] V4[M, D]
+input: x[N]
+target: y[M]
+state: h[D] s[E]
+a0 = (prev(h) * (0.5 * b0))
+h = tanh((((b1 * prev(h)) + ((w2 @ b3) * prev(h))) + a0))
+s = sigmoid(prev(s))
+o0 = V4 @ h
+loss = 0.5 * (o0 - y).T @ (o0 - y)
+""", """
+params: V0[M, D]
+input: x[N]
+target: y[M]
+state: h[D]
+g0 = sigmoid((prev(h) - prev(h)))
+h = g0 * prev(h) + (1 - g0) * tanh(g0)
+o0 = V0 @ h
+loss = -y.T @ log_softmax(o0)
+"""]
+
+
+@pytest.mark.parametrize("text, whole_up_to", [(t, 0) for t in FOUND + ["lstm", "gru"]]
+                         + [(t, 10**6) for t in FOUND])  # (the LSTM compiled whole: 10 s)
+def test_kernels_outlined_or_whole_match_numpy(monkeypatch, text, whole_up_to):
+    monkeypatch.setattr(lambdify_module, "WHOLE_KERNELS_UP_TO", whole_up_to)
+    cell = {"lstm": symrnn.LSTM, "gru": symrnn.GRU}.get(text, lambda: symrnn.parse_cell(text))()
+    d = symrnn.derive(cell)
+    f, numpy_f = d.lambdify("numba"), d.lambdify()
+    assert ("_nb_loop" in f.source) == (whole_up_to == 0)
+    rng = np.random.default_rng(4)
+    sizes = {"D": 3, "E": 2, "N": 2, "M": 3}
+    params = {p.name: rng.normal(size=tuple(sizes.get(str(s), 1) for s in
+                                            (p.shape[:1] if p.shape[1] == 1 else p.shape))) / 2
+              for p in cell.params}
+    x = rng.normal(size=(4, sizes["N"], 2))
+    labels = cell.targets_are_distributions
+    y = rng.integers(0, sizes["M"], size=(4, 2)) if labels else rng.normal(size=(4, sizes["M"], 2))
+    starts = {s.name + "0": rng.normal(size=(sizes[str(s.shape[0])], 2)) for s in cell.states}
+    loss, grads = f(params, x, y, **starts)
+    ref_loss, ref = numpy_f(params, x, y, **starts)
+    assert abs(loss - ref_loss) < 1e-12 * max(1.0, abs(ref_loss))
+    for k in ref:
+        assert np.allclose(grads[k], ref[k], rtol=1e-10, atol=1e-12), k

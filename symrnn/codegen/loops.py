@@ -154,7 +154,8 @@ class Loops:
         self.views = itertools.count(1)
         self.named = {}  # view expression -> the temporary name bound to it
         self.temps = itertools.count()
-        return dataclasses.replace(f, body=tuple(_unused_views_removed(self._block(f.body))))
+        body = _without_empty_loops(_unused_views_removed(self._block(f.body)))
+        return dataclasses.replace(f, body=body)
 
     # -- blocks: statements, then fused ------------------------------------------
     def _block(self, statements):
@@ -646,6 +647,20 @@ def _pure_view(node):
 def _view_binding(s):
     return (isinstance(s, ir.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ir.Name)
             and _pure_view(s.value))
+
+
+def _without_empty_loops(statements):
+    """``statements`` without loops left with nothing to do (a loop whose only
+    statement was a view that nothing read)."""
+    out = []
+    for s in statements:
+        if isinstance(s, ir.For):
+            body = _without_empty_loops(s.body)
+            if not body:
+                continue
+            s = dataclasses.replace(s, body=body)
+        out.append(s)
+    return tuple(out)
 
 
 def _unused_views_removed(body):

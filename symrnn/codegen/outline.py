@@ -119,7 +119,9 @@ class Outliner:
             args = [n for n in _ordered_names(tuple(part)) if n in defined and n not in inside
                     or n in defined and self._read_before_bound(n, part)]
             results = tuple(sorted(inside & later - {self.step_var}, key=lambda n: n.id))
-            out.append(self._call(part, args, results, shapes))
+            call = self._call(part, args, results, shapes)
+            if call is not None:
+                out.append(call)
             defined = (defined - inside) | set(results)
             out += [r for r in (self._released(m, defined) for m in moved) if r]
             shapes.bind(s)
@@ -143,12 +145,13 @@ class Outliner:
 
     @staticmethod
     def _prelude(s, reads):
-        """A statement just before a step loop that goes into the loop's function:
-        the binding of rows (or a constant) that only the loop reads, or a release."""
+        """A statement just before a step loop that goes into the loop's function: a
+        value the loop reads (its rows, which only a compiled loop can take as a 3-D
+        array, and the constants made for it), or a release."""
         if isinstance(s, ir.Release):
             return True
-        return (isinstance(s, ir.Assign) and len(s.targets) == 1 and s.targets[0] in reads
-                and (isinstance(s.value, ir.Rows) or isinstance(s.value, ir.Transpose)))
+        return (isinstance(s, ir.Assign) and len(s.targets) == 1
+                and isinstance(s.targets[0], ir.Name) and s.targets[0] in reads)
 
     @staticmethod
     def _released(s, defined):
@@ -160,6 +163,8 @@ class Outliner:
         f = ir.Function(ir.Name(PREFIX), tuple(args), body)
         known = {n.id: shapes.env.get(n.id) for n in args}
         lowered = Loops(known, self.scalars).function(f)
+        if not lowered.body:  # a loop with nothing left to do
+            return None
         key = _canonical(lowered, lambda n: n == self.step_var or _generic(n))
         if key not in self.forms:
             name = ir.Name(f"{PREFIX}{len(self.forms)}")
