@@ -43,18 +43,6 @@ class Group(NamedTuple):
     parts: list       # [(name, lo, hi)]: lists of the rows' columns lo..hi, made before the loop
 
 
-def _rebuild(node, f):
-    """``node`` with every Name n replaced by ``f(n)`` (nested ones included)."""
-    if isinstance(node, ir.Name):
-        return f(node)
-    if isinstance(node, tuple):
-        return tuple(_rebuild(n, f) for n in node)
-    if isinstance(node, (ir.Expr, ir.Stmt)):
-        return with_fields(node, **{k: _rebuild(getattr(node, k), f)
-                                            for k in node.__dataclass_fields__})
-    return node
-
-
 def _step_index(node, loop):
     """Whether ``node`` is the loop variable shifted by a constant."""
     return node == loop or (isinstance(node, ir.BinOp) and node.op in "+-"
@@ -103,7 +91,7 @@ class Fuser:
                     order.append(n)
                 return _vary(order.index(n))
             return n
-        lines = _rebuild(tuple(member.lines), rename)
+        lines = ir.rebuild(tuple(member.lines), rename)
         self.kinds = {_vary(j): self.varying[n][0] for j, n in enumerate(order)}
         if not all(self._statement(s) for s in lines):
             return None
@@ -211,17 +199,17 @@ class Fuser:
                 stacked.append((name, [order[j] for _, order, _ in picked],
                                 self.varying[picked[0][1][j]][0]))
                 mapping[_vary(j)] = name
-            fused = [rename(self._broadcast(s, k), mapping) for s in lines]
+            fused = [ir.rename(self._broadcast(s, k), mapping) for s in lines]
             lo, parts = 0, []
             for tail in tails:
                 hi = lo + sum(1 for p in picked if p[2] == tail)
                 if tail is not None and len(tails) == 1:
-                    fused.append(rename(tail, mapping))
+                    fused.append(ir.rename(tail, mapping))
                 elif tail is not None:  # on the columns lo..hi of the row
                     part, rows = ir.Name(f"{t_name.id}_{lo}"), ir.Name(f"{r_name.id}_{lo}")
                     parts.append((rows, lo, hi))
                     fused.append(ir.assign(part, ir.Index(rows, self.loop)))
-                    fused.append(rename(tail, {**mapping, _OWN_T: part}))
+                    fused.append(ir.rename(tail, {**mapping, _OWN_T: part}))
                 lo = hi
             out.append(Group((t_name, r_name), [i for i, _, _ in picked], fused, stacked,
                              parts))
@@ -275,11 +263,6 @@ def _own(node):
 
 # -- sums of same-form terms --------------------------------------------------------
 
-def rename(node, mapping):
-    """``node`` with the names in ``mapping`` replaced."""
-    return _rebuild(node, lambda n: mapping.get(n, n))
-
-
 def canonical(code, own, varying):
     """``(form, varying names in order)``: the IR of a term with the names in
     ``own`` renamed as it says and those in ``varying`` as ``_vary0``, ... in the
@@ -294,7 +277,7 @@ def canonical(code, own, varying):
                 order.append(n)
             return _vary(order.index(n))
         return n
-    return _commuted(_rebuild(code, f)), order
+    return _commuted(ir.rebuild(code, f)), order
 
 
 def _commuted(node):

@@ -37,7 +37,7 @@ Statements
     Function    ``def name(args): body``
 """
 import keyword
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 class Expr:
@@ -236,3 +236,32 @@ def walk(node):
     elif isinstance(node, (Expr, Stmt)):
         for f in node.__dataclass_fields__:
             yield from walk(getattr(node, f))
+
+
+def rebuild(node, f):
+    """``node`` with every Name n replaced by ``f(n)`` (nested ones included)."""
+    if isinstance(node, Name):
+        return f(node)
+    if isinstance(node, tuple):
+        return tuple(rebuild(n, f) for n in node)
+    if isinstance(node, (Expr, Stmt)):
+        return replace(node, **{k: rebuild(getattr(node, k), f) for k in node.__dataclass_fields__})
+    return node
+
+
+def rename(node, mapping):
+    """``node`` with the names in ``mapping`` replaced."""
+    return rebuild(node, lambda n: mapping.get(n, n))
+
+
+def bound(statements):
+    """Every name the statements bind (targets, loop variables), nested ones included."""
+    out = set()
+    for s in statements:
+        if isinstance(s, Assign):
+            out |= {t for t in s.targets if isinstance(t, Name)}
+        elif isinstance(s, Alloc) and isinstance(s.target, Name):
+            out.add(s.target)
+        elif isinstance(s, For):
+            out |= {s.var} | bound(s.body)
+    return out

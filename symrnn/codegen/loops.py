@@ -211,7 +211,7 @@ class Loops:
         if isinstance(s, ir.For):
             self.shapes.bind(s)
             outer = self.named  # views named before the loop: not for names the loop binds
-            inner = _bound(s.body) | {s.var}
+            inner = ir.bound(s.body) | {s.var}
             self.named = {k: v for k, v in outer.items() if not (ir.names_in(k) | {v}) & inner}
             body = self._block(s.body)
             self.named = {k: v for k, v in outer.items() if not (ir.names_in(k) | {v}) & inner}
@@ -523,7 +523,7 @@ class Loops:
 
     def _record(self, s):
         self.shapes.bind(s)
-        bound = _bound([s]) if not isinstance(s, ir.For) else _bound(s.body) | {s.var}
+        bound = ir.bound([s])
         if bound:  # a named view that reads a rebound name is no longer that view
             self.named = {k: v for k, v in self.named.items()
                           if not (ir.names_in(k) | {v}) & bound}
@@ -585,25 +585,12 @@ def _scalar_replaced(body, accesses):
     return out
 
 
-def _bound(statements):
-    """Every name the statements bind (targets, loop variables), nested ones included."""
-    out = set()
-    for s in statements:
-        if isinstance(s, ir.Assign):
-            out |= {t for t in s.targets if isinstance(t, ir.Name)}
-        elif isinstance(s, ir.Alloc) and isinstance(s.target, ir.Name):
-            out.add(s.target)
-        elif isinstance(s, ir.For):
-            out |= {s.var} | _bound(s.body)
-    return out
-
-
 def _loop_invariant_allocations(loop, body):
     """The ``Alloc`` statements of a loop body that can run once before the loop:
     a new array whose sizes the loop does not change, bound nowhere else in the
     body and never bound to another name (so no step keeps it past its own end):
     its entries are garbage at every step either way."""
-    inner = _bound(body) | {loop.var}
+    inner = ir.bound(body) | {loop.var}
     aliased = set()  # names bound to another name or a view of one (not entries read in nests)
     for s in body:
         for n in _nested(s):
@@ -613,7 +600,7 @@ def _loop_invariant_allocations(loop, body):
     for s in body:
         if not (isinstance(s, ir.Alloc) and isinstance(s.target, ir.Name)) or s.zeros:
             continue
-        others = [b for b in body if b is not s and s.target in _bound([b])]
+        others = [b for b in body if b is not s and s.target in ir.bound([b])]
         if not (ir.names_in(s.shape) & inner) and not others and s.target not in aliased:
             hoisted.append(s)
     return hoisted

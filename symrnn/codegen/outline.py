@@ -19,24 +19,13 @@ from .shapes import Shapes
 PREFIX = "_nb_loop"
 
 
-def _binds(s):
-    """The names statement ``s`` binds at its own level and inside it."""
-    if isinstance(s, ir.Assign):
-        return {t for t in s.targets if isinstance(t, ir.Name)}
-    if isinstance(s, ir.Alloc) and isinstance(s.target, ir.Name):
-        return {s.target}
-    if isinstance(s, ir.For):
-        return {s.var}.union(*[_binds(b) for b in s.body])
-    return set()
-
-
 def _read_later(statements, names):
     """Those of ``names`` that ``statements`` read before binding them again."""
     live, rebound = set(), set()
     for s in statements:
         if isinstance(s, ir.Release):
             continue
-        bound = _binds(s) if isinstance(s, (ir.Assign, ir.Alloc)) else set()
+        bound = ir.bound([s]) if isinstance(s, (ir.Assign, ir.Alloc)) else set()
         targets = set(getattr(s, "targets", ())) | ({s.target} if isinstance(s, ir.Alloc) else set())
         read = ir.names_in(s) - (targets & bound)
         live |= (read & names) - rebound
@@ -53,26 +42,15 @@ def _ordered_names(node):
     return list(seen)
 
 
-def _renamed(node, mapping):
-    if isinstance(node, ir.Name):
-        return mapping.get(node, node)
-    if isinstance(node, tuple):
-        return tuple(_renamed(n, mapping) for n in node)
-    if isinstance(node, (ir.Expr, ir.Stmt)):
-        return dataclasses.replace(node, **{f: _renamed(getattr(node, f), mapping)
-                                            for f in node.__dataclass_fields__})
-    return node
-
-
 def _canonical(f, keep):
     """``f`` with its arguments (``_a0``, ...) and the names it binds (``_v0``, ...;
     except those in ``keep``, the same in every loop) renamed in order of first
     appearance, so that two loops of the same form become equal."""
-    bound = set().union(*[_binds(s) for s in f.body]) - set(f.args)
+    bound = ir.bound(f.body) - set(f.args)
     mapping = {a: ir.Name(f"_a{i}") for i, a in enumerate(f.args)}
     own = [n for n in _ordered_names(f.body) if n in bound and not keep(n)]
     mapping.update({n: ir.Name(f"_v{i}") for i, n in enumerate(own)})
-    return _renamed(f.args, mapping), _renamed(f.body, mapping)
+    return ir.rename(f.args, mapping), ir.rename(f.body, mapping)
 
 
 def _generic(name):
@@ -102,7 +80,7 @@ class Outliner:
         for i, s in enumerate(body):
             if not (isinstance(s, ir.For) and s.var == self.step_var):
                 out.append(s)
-                defined |= _binds(s)
+                defined |= ir.bound([s])
                 shapes.bind(s)
                 continue
             part, moved = [s], []
@@ -114,7 +92,7 @@ class Outliner:
                 else:
                     part.insert(0, last)
                     reads |= ir.names_in(last)
-            inside = set().union(*[_binds(p) for p in part])
+            inside = ir.bound(part)
             later = _read_later(body[i + 1:], inside)
             args = [n for n in _ordered_names(tuple(part)) if n in defined and n not in inside
                     or n in defined and self._read_before_bound(n, part)]
@@ -137,9 +115,9 @@ class Outliner:
     @staticmethod
     def _read_before_bound(name, part):
         for p in part:
-            if name in ir.names_in(p) and name not in _binds(p):
+            if name in ir.names_in(p) and name not in ir.bound([p]):
                 return True
-            if name in _binds(p):
+            if name in ir.bound([p]):
                 return isinstance(p, ir.For) or name in ir.names_in(getattr(p, "value", ()))
         return False
 

@@ -26,7 +26,7 @@ from ..graph.unroll import shared, t
 from ..model.nodes import Adjoint, LogSoftmax, Softmax, StepVar
 from ..ops import OPERATIONS
 from . import ir
-from .fuse import Fuser, Member, canonical, fuse_sum, rename
+from .fuse import Fuser, Member, canonical, fuse_sum
 from .inplace import assign, makes_array
 from .lower import RowLowering, kernel
 
@@ -596,7 +596,7 @@ class Program:
             after.append(ir.assign(name, ir.numpy_call("stack", members) if kind == "vector"
                                    else ir.numpy_call("concatenate", members, ir.Const(0))))
             mapping[ir.Name(f"_vary{j}")] = name
-        value = rename(value, mapping)
+        value = ir.rename(value, mapping)
         return [ir.assign(Key(group.leaf.name).role("t"), value)]
 
     # -- horizontal fusion (fuse.py) ----------------------------------------------
