@@ -152,6 +152,12 @@ def test_missing_numba_is_one_clear_error(monkeypatch):
     assert cli.main(["codegen", "--backend", "numba", "-o", "-"]) == 1
 
 
+def test_missing_scipy_is_one_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "scipy", None)  # Numba's np.dot would fail to compile
+    with pytest.raises(ImportError, match=r"needs SciPy .*symrnn\[numba\]"):
+        symrnn.derive(symrnn.ElmanRNN()).lambdify("numba")
+
+
 def test_standalone_module_with_the_numba_backend(tmp_path):
     out = tmp_path / "elman_numba.py"
     run = subprocess.run([sys.executable, "-m", "symrnn", "codegen", "--backend", "numba",

@@ -71,6 +71,11 @@ def _backend(backend):
             import numba  # noqa: F401
         except ImportError:
             raise ImportError("backend='numba' needs Numba: pip install 'symrnn[numba]'") from None
+        try:  # Numba's matrix products call SciPy's BLAS
+            import scipy  # noqa: F401
+        except ImportError:
+            raise ImportError("backend='numba' needs SciPy (Numba's matrix products call "
+                              "its BLAS): pip install 'symrnn[numba]'") from None
     return backend
 
 
