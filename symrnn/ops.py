@@ -125,22 +125,71 @@ def _log_softmax(x, out=None):
     return s
 
 
+# Numba's exponentials are written out, not libm's exp and expm1: a call is
+# something LLVM cannot vectorise (there is no vector math library here), this
+# is ~2 ulp and SIMD. The textbook reduction: x = k ln2 + r with k an integer
+# and |r| <= ln2/2, expm1(r) from its Taylor series, 2^k built from its bits.
+_LN2_HI = math.ldexp(math.floor(math.ldexp(math.log(2), 32)), -32)  # k * _LN2_HI is exact
+_LN2_LO = float((sympy.log(2) - sympy.Rational(_LN2_HI)).evalf(40))
+_LOG2E = 1 / math.log(2)
+_ROUND = 1.5 * 2.0 ** 52    # (t + _ROUND) - _ROUND is t rounded; its low bits hold it as an int
+_ROUND_BITS = int(numpy.float64(_ROUND).view(numpy.int64))
+# 1/13!, ..., 1/2!: the series' remainder is below a tenth of an ulp for |r| <= ln2/2
+_EXPM1_TAYLOR = tuple(1 / math.factorial(n) for n in range(13, 1, -1))
+
+# the helpers and constants the Numba scalar kernels use (the generated module
+# copies them before the kernels)
+NUMBA_CONSTANTS = ("_LN2_HI", "_LN2_LO", "_LOG2E", "_ROUND", "_ROUND_BITS", "_EXPM1_TAYLOR")
+
+
+def _nb_expm1_parts(x):
+    """(expm1(r), k) with x = k ln2 + r, |r| <= ln2/2, for |x| below 2^50."""
+    t = x * _LOG2E + _ROUND
+    k = numpy.float64(t).view(numpy.int64) - _ROUND_BITS
+    kf = t - _ROUND
+    r = (x - kf * _LN2_HI) - kf * _LN2_LO
+    p = _EXPM1_TAYLOR[0]
+    for c in _EXPM1_TAYLOR[1:]:
+        p = p * r + c
+    return r + r * r * p, k
+
+
+def _nb_pow2(k):
+    """2.0 ** k for an integer k in [-1022, 1023], from its bits."""
+    return numpy.int64((k + 1023) << 52).view(numpy.float64)
+
+
+NUMBA_HELPERS = (_nb_expm1_parts, _nb_pow2)
+
+
+def _nb_exp_scalar(v):
+    # beyond [-746, 710] exp is 0 or inf in floating point: clamped (NaN stays NaN);
+    # 2^k is applied in two halves, so that 2^k and a subnormal result are
+    # never built from bits directly, and the result is rounded once
+    v = 710.0 if v > 710.0 else v
+    v = -746.0 if v < -746.0 else v
+    q, k = _nb_expm1_parts(v)
+    half = k >> 1
+    return (1.0 + q) * _nb_pow2(half) * _nb_pow2(k - half)
+
+
 def _nb_tanh_scalar(v):
-    # expm1 is faster than libm's tanh and as accurate; beyond |v| = 20,
-    # tanh is +-1 in floating point (and expm1 would overflow to inf/inf)
-    if v > 20.0:
-        return 1.0
-    if v < -20.0:
-        return -1.0
-    e = math.expm1(2.0 * v)
+    # (e^2v - 1) / (e^2v + 1) with expm1, accurate near 0; beyond |v| = 20, tanh is
+    # +-1 in floating point (clamped: NaN stays NaN)
+    v = 20.0 if v > 20.0 else v
+    v = -20.0 if v < -20.0 else v
+    q, k = _nb_expm1_parts(2.0 * v)
+    s = _nb_pow2(k)
+    e = s * q + (s - 1.0)                       # expm1(2v)
     return e / (e + 2.0)
 
 
 def _nb_sigmoid_scalar(v):
-    # one exp, a third of the time of a tanh, and accurate to the last bits
-    # where sigmoid is tiny (0.5 + 0.5 tanh(v/2) cancels there); exp(-v) = inf
-    # gives 0, as it should
-    return 1.0 / (1.0 + math.exp(-v))
+    # one exp of -|v| (it never overflows), and accurate to the last bits where
+    # sigmoid is tiny, subnormal included (0.5 + 0.5 tanh(v/2) cancels there)
+    e = _nb_exp_scalar(-abs(v))
+    s = 1.0 / (1.0 + e)
+    return s if v >= 0.0 else e * s
 
 
 def _nb_relu_scalar(v):
@@ -174,10 +223,6 @@ def _softplus(x, out=None):
 
 def _reciprocal(x, out=None):
     return numpy.divide(1.0, x, out)
-
-
-def _nb_exp_scalar(v):
-    return math.exp(v)
 
 
 def _nb_log_scalar(v):
