@@ -229,3 +229,36 @@ def test_former_code_generator_defects_numba_and_numpy():
         loss, grads = d.lambdify(backend)(params, x, y, **starts)
         assert abs(loss - want) < 1e-12 * max(1, abs(want)), backend
         assert max(rel_err(grads[k], numeric[k]) for k in numeric) < 1e-6, backend
+
+
+def test_wide_batched_steps_run_the_compiled_loops(monkeypatch):
+    # 2 x 40 state entries for each of 32 sequences: beyond the 1024 at which the
+    # NumPy kernel used to take over; the compiled step loops run and agree with the
+    # NumPy backend, the reference BPTT and a central difference along a direction
+    f, numpy_f = compiled("lstm"), symrnn.derive(symrnn.LSTM()).lambdify()
+    calls = []
+    for name in f.__globals__["LOOPS"]:
+        loop = f.__globals__[name]
+        monkeypatch.setitem(f.__globals__, name,
+                            lambda *a, _loop=loop: calls.append(1) or _loop(*a))
+    rng = np.random.default_rng(13)
+    D, N, M, T, B = 40, 3, 5, 4, 32
+    shapes = {"W": (D, D), "U": (D, N), "b": (D,), "V": (M, D)}
+    keys = ["W_f", "U_f", "b_f", "W_g", "U_g", "b_g", "W_q", "U_q", "b_q", "W", "U", "b", "V"]
+    params = {k: rng.normal(size=shapes[k[0]]) / np.sqrt(shapes[k[0]][-1]) for k in keys}
+    x, y = rng.normal(size=(T, N, B)), np.moveaxis(rng.dirichlet(np.ones(M), (T, B)), -1, 1)
+    h0 = rng.normal(size=(D, B))
+    loss, grads = f(params, x, y, h0=h0)
+    assert calls
+    same_loss, same = numpy_f(params, x, y, h0=h0)
+    assert abs(loss - same_loss) < 1e-12 * abs(same_loss)
+    assert max(rel_err(grads[k], same[k]) for k in same) < 1e-10
+    ref_loss, ref = over_batch(lstm_bptt, params, x, y, h0=h0, s0=None)
+    assert abs(loss - ref_loss) < 1e-12 * abs(ref_loss)
+    assert max(rel_err(grads[k], ref[k]) for k in ref) < 1e-10
+    direction = {k: rng.normal(size=v.shape) for k, v in params.items()}
+    eps = 1e-5
+    moved = [f.loss({k: params[k] + s * eps * direction[k] for k in keys}, x, y, h0=h0)
+             for s in (1, -1)]
+    numeric = (moved[0] - moved[1]) / (2 * eps)
+    assert numeric == pytest.approx(sum(np.vdot(grads[k], direction[k]) for k in keys), rel=1e-7)

@@ -93,11 +93,24 @@ def test_kernels_outside_the_domain_follow_numpy():
             np.testing.assert_array_equal(op.kernels["array"](XP, x), want)
 
 
+def compiled_scalar_kernels(numba):
+    """{operation name: its Numba scalar kernel compiled}, each calling the
+    compiled helpers and kernels it names (ops.NUMBA_HELPERS, other kernels)."""
+    namespace = dict(vars(ops))
+    functions = list(ops.NUMBA_HELPERS) + [op.kernels["numba"] for op in ops.OPERATIONS.values()
+                                           if callable(op.kernels.get("numba"))]
+    for f in functions:
+        namespace[f.__name__] = numba.njit(types.FunctionType(f.__code__, namespace))
+    return {name: namespace[op.kernels["numba"].__name__] for name, op in BY_CLASS.items()
+            if callable(op.kernels.get("numba"))}
+
+
 def test_numba_scalar_kernels_compile():
     numba = pytest.importorskip("numba")
+    kernels = compiled_scalar_kernels(numba)
     for name in NEW:
         op = BY_CLASS[name]
-        compiled = numba.njit(op.kernels["numba"])
+        compiled = kernels[name]
         x = points(name)
         np.testing.assert_allclose([compiled(v) for v in x], exact(op, x), rtol=1e-14)
 

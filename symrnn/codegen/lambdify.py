@@ -7,6 +7,7 @@ import pprint
 
 from sympy import Symbol
 
+from .. import ops
 from ..ops import OPERATIONS
 from . import ir, numba_cache, runtime
 from .emit import NumbaPrinter, NumPyPrinter
@@ -142,6 +143,10 @@ def module_source(derivation, backend="numpy"):
     if numba:
         from . import runtime_numba
         parts.append(_body(runtime_numba))
+        parts += [f"{name} = {getattr(ops, name)!r}" for name in ops.NUMBA_CONSTANTS]
+        for helper in ops.NUMBA_HELPERS:  # what the scalar kernels call
+            parts.append(inspect.getsource(helper).strip())
+            parts.append(f"{helper.__name__} = _njit({helper.__name__})")
         for func, scalar in scalar_kernels().items():  # compiled; the loops call them
             parts.append(inspect.getsource(scalar).strip())
             parts.append(f"{scalar.__name__} = _njit({scalar.__name__})")
@@ -163,9 +168,8 @@ def lambdify(derivation, backend="numpy"):
 
     ``f.loss`` computes the loss alone; ``f.source`` is the generated module.
     ``backend="numba"`` (an optional extra) compiles the kernels with Numba, on
-    their first call, which takes seconds; a call whose steps are narrow (fewer
-    than 1024 state entries per step) then runs without Python overhead per
-    step, a wider one runs the NumPy kernels (see runtime_numba.py). The
+    their first call, which takes seconds; calls then run without Python
+    overhead per step (see runtime_numba.py). The
     compiled kernels are cached on disk (see numba_cache.py:
     ``$SYMRNN_CACHE_DIR``, default ``~/.cache/symrnn``; empty turns it off), so
     another process with the same cell does not compile them again.
