@@ -3,11 +3,12 @@
 This module imports nothing from symrnn or SymPy: ``symrnn codegen`` copies
 its source into the standalone module it writes.
 
-The checks run on every call, so the common case (float64 arrays whose shapes
-fit) costs a handful of cheap operations: one reduction per array for the
-finiteness test, shape tuples compared in Python, views instead of copies where
-the layout allows. Everything that explains what is wrong is computed only once
-something is wrong. Every ValueError message starts with the argument's name.
+The checks run on every call, so the common case (float64 arrays with the
+shapes of an earlier call that fit) costs a handful of cheap operations: one
+finiteness test for all small arrays together, the key of the call (types,
+dtypes, shapes) compared in Python, views instead of copies where the layout
+allows (see _preparer). Everything that explains what is wrong is computed only
+once something is wrong. Every ValueError message starts with the argument's name.
 """
 import math
 from operator import attrgetter, itemgetter
@@ -263,12 +264,12 @@ def _preparer(spec):
     (B, D) from the kernel gets the shape of the argument: 0 as (D,), 1 summed
     to (D,), 2 as (D, B), 3 as it is, (B, D).
 
-    A call whose arguments are ndarrays with the types, dtypes and shapes of an
-    earlier call that passed the full checks (and the same layout and initial
-    states) takes that call's plan: one joint finiteness test, and for labels
-    one range test; no shape checks. Anything else, or a plan whose test fails,
-    takes the full path, which checks each argument in order and explains the
-    first that is wrong.
+    A call whose arguments are ndarrays (not subclasses) with the dtypes and
+    shapes of an earlier call that passed the full checks (and the same layout
+    and initial states) takes that call's plan, made once: one joint finiteness
+    test, for labels one range test, no shape checks, the kernel's arguments
+    as views. Anything else, or a plan whose test fails, takes the full path,
+    which checks each argument in order and explains the first that is wrong.
     """
     names = [p for p, _ in spec["params"]]
     param_labels = [f"params[{p!r}]" for p in names]
@@ -416,19 +417,18 @@ def _preparer(spec):
                 values += states
         except Exception:  # not subscriptable, missing keys
             return None
-        types = tuple(map(type, values))
-        if types.count(numpy.ndarray) != len(types):
-            return None
-        return values, (layout, given, types, tuple(map(_dtype_of, values)),
+        if tuple(map(type, values)).count(numpy.ndarray) != len(values):
+            return None  # (a subclass may compute otherwise: the full path converts it)
+        return values, (layout, given, tuple(map(_dtype_of, values)),
                         tuple(map(_shape_of, values)))
 
     def plan_of(values, key, is_labels, sizes, layouts):
         """``plan(values) -> kernel arguments``, or None when a test fails, for the
         calls with ``key``; None when this call's arrays are not all usable as given."""
-        layout, given, _, dtypes, _ = key
+        layout, given, dtypes, _ = key
         n_steps = n_params + n_x + n_y
         label_at = [False] * (n_params + n_x) + list(is_labels) + [False] * len(given)
-        for d, is_label in zip(dtypes, label_at):  # (keyed: every type is ndarray)
+        for d, is_label in zip(dtypes, label_at):
             if not (d.kind in "iu" and d.isnative if is_label else d == _F64):
                 return None
         batched = values[n_params].ndim == 3
@@ -555,7 +555,7 @@ def gradient_function(kernel, spec):
         for key, code in zip(state_names, layouts):
             if code != 3:
                 g = out[key]
-                out[key] = g[0] if code == 0 else g.sum(0) if code == 1 else g.T
+                out[key] = g[0] if code == 0 else _add_reduce(g, 0) if code == 1 else g.T
         return float(loss), out
 
     return loss_and_gradients
