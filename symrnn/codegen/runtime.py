@@ -410,15 +410,20 @@ def _preparer(spec):
                     return None
             given = ()
             if initial:
-                states, given = tuple(initial.values()), tuple(initial)
-                if _NoneType in map(type, states):  # h0=None: as if not given
-                    given = tuple(k for k, v in zip(given, states) if v is not None)
-                    states = tuple(v for v in states if v is not None)
-                values += states
+                given = tuple(initial)
+                values += tuple(initial.values())
         except Exception:  # not subscriptable, missing keys
             return None
-        if tuple(map(type, values)).count(numpy.ndarray) != len(values):
-            return None  # (a subclass may compute otherwise: the full path converts it)
+        types = tuple(map(type, values))
+        if types.count(numpy.ndarray) != len(values):
+            if _NoneType not in types[n_params + n_x + n_y:]:
+                return None  # (a subclass may compute otherwise: the full path converts it)
+            # h0=None: as if not given
+            given = tuple(k for k, v in zip(given, initial.values()) if v is not None)
+            steps = n_params + n_x + n_y
+            values = values[:steps] + tuple(v for v in values[steps:] if v is not None)
+            if tuple(map(type, values)).count(numpy.ndarray) != len(values):
+                return None
         return values, (layout, given, tuple(map(_dtype_of, values)),
                         tuple(map(_shape_of, values)))
 
