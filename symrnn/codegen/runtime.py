@@ -491,10 +491,11 @@ def _preparer(spec):
             key, hit = last[0]
             if found[1] != key:
                 hit = plans.get(found[1])
+                if hit is not None:
+                    last[0] = found[1], hit
             if hit is not None:
                 args = hit[0](found[0])
                 if args is not None:
-                    last[0] = found[1], hit
                     return args, hit[1]
         if initial:
             initial = initial_states((), initial)
