@@ -179,3 +179,15 @@ def test_positional_initial_states_and_forward():
     x[-1, -1] = np.nan
     with pytest.raises(ValueError, match=r"^x: contains NaN at index \(4, 1\)"):
         loss(params, x, y, **starts)
+
+
+def test_more_shapes_than_plans_kept():
+    """More keys than the plans kept (32): the plans are dropped and made again; every
+    call still gives its own numbers."""
+    f, _ = fresh(symrnn.ElmanRNN())
+    g, _ = fresh(symrnn.ElmanRNN())
+    problems = [problem(symrnn.ElmanRNN(), T=T, seed=T) for T in range(1, 41)]
+    expected = [g(params, x, y, **starts) for params, x, y, starts in problems]
+    for _ in range(2):
+        for (params, x, y, starts), out in zip(problems, expected):
+            same(f(params, x, y, **starts), out)
