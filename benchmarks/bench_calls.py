@@ -3,9 +3,13 @@
 Three measurements, each as medians of paired, interleaved per-round ratios in one
 process (the machine may be busy: ratios, not absolute times):
 
-  overhead  the checked public call ``f(params, x, y, **starts)`` against the bare
-            kernel ``gradients(*arrays)`` of the same module, at small sizes
-            (difference in microseconds, and the ratio)
+  overhead  the checked public call ``f(params, x, y, **starts)`` around a kernel
+            that returns its precomputed result at once (so: the checks and
+            conversions alone), and the bare kernel ``gradients(*arrays)`` of the same
+            module, at small sizes, for one-hot targets, integer labels and a batch
+            in both layouts; ``--against FILE`` adds the same wrapper from another
+            runtime.py (e.g. /work/main/symrnn/codegen/runtime.py: before/after in
+            one run)
   memory    peak traced memory (tracemalloc) of one call at (64,64,64,1000,32) with
             the batch as (T, B, N) (``layout="TBN"``, no copy) and as (T, N, B),
             against the hand-written stacked Elman BPTT
@@ -17,6 +21,7 @@ package); ``--gradbench DIR`` points at another copy of it.
 
     python benchmarks/bench_calls.py                 # all three
     python benchmarks/bench_calls.py overhead --rounds 200
+    python benchmarks/bench_calls.py overhead --against /work/main/symrnn/codegen/runtime.py
     python benchmarks/bench_calls.py narrow --layers 2 4 6 --T 1024
 """
 import argparse
@@ -32,11 +37,19 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _module(derivation):
-    """The generated module's namespace (its kernel ``gradients`` and its public call)."""
-    from symrnn.codegen.lambdify import module_source
+def _module(derivation, runtime_file=None):
+    """The generated module's namespace (its kernel ``gradients`` and its public call);
+    with ``runtime_file``, that runtime.py's code in place of this checkout's."""
+    from symrnn.codegen import lambdify, runtime
+    source = lambdify.module_source(derivation)
+    if runtime_file:
+        with open(runtime_file) as fh:
+            other = fh.read()
+        first = ast.parse(other).body[1].lineno  # after the docstring, as lambdify does
+        other = "".join(other.splitlines(True)[first - 1:])
+        source = source.replace(lambdify._body(runtime), other)
     ns = {"__name__": "bench_calls_generated"}
-    exec(compile(module_source(derivation), "<bench>", "exec"), ns)
+    exec(compile(source, "<bench>", "exec"), ns)
     return ns
 
 
@@ -62,41 +75,62 @@ def _problem(cell, size, seed=0):
     return make_problem(cell, size, seed)
 
 
+def _overhead_cases(bc, size):
+    """(name, (params, x, y), keywords) of the calls timed at ``size``."""
+    params, x, y, starts = _problem(bc, size)
+    if size[4] == 1:
+        return [("one-hot", (params, x, y), dict(starts)),
+                ("labels", (params, x, y.argmax(-1)), dict(starts))]
+    xn, yn = (np.ascontiguousarray(a.transpose(0, 2, 1)) for a in (x, y))
+    return [("TBN", (params, x, y), dict(starts, layout="TBN")),
+            ("TNB", (params, xn, yn), {k: np.ascontiguousarray(v.T) for k, v in starts.items()})]
+
+
 def overhead(args):
     """The checks and conversions alone: the public wrapper around a kernel that
     returns its (precomputed) result at once, against the kernel itself."""
     import symrnn
-    from gradbench.cells import elman, lstm
+    from gradbench.cells import elman, gru, lstm
+    against = ["wrapper µs (IQR)"] + (["--against wrapper µs (IQR)"] if args.against else [])
     print("## Checked public call vs bare kernel (NumPy backend)\n")
-    print("| cell | (D,N,M,T,B) | kernel µs | public − kernel µs (IQR) | public / kernel |")
-    print("|---|---|---|---|---|")
-    for bc in (elman(), lstm()):
-        ns = _module(symrnn.derive(bc.make()))
-        kern = ns["gradients"]
-        for size in [(4, 4, 4, 5, 1), (8, 8, 8, 10, 1)]:
-            params, x, y, starts = _problem(bc, size)
-            prepare = ns["_preparer"](ns["SPEC"])
-            try:
-                arrays, _ = prepare(params, x, y, (), dict(starts), "TNB")
-            except TypeError:  # a module from before layout=
-                arrays, _ = prepare(params, x, y, (), dict(starts))
-            result = kern(*arrays)
-            wrapper = ns["gradient_function"](lambda *a: result, ns["SPEC"])
-            kernel_times, wrapper_times = [], []
-            for _ in range(args.rounds):
-                t0 = time.perf_counter()
-                for _ in range(args.inner):
-                    kern(*arrays)
-                t1 = time.perf_counter()
-                for _ in range(args.inner):
-                    wrapper(params, x, y, **starts)
-                t2 = time.perf_counter()
-                kernel_times.append((t1 - t0) / args.inner)
-                wrapper_times.append((t2 - t1) / args.inner)
-            tk, tw = statistics.median(kernel_times), statistics.median(wrapper_times)
-            q = statistics.quantiles(wrapper_times, n=4)
-            print(f"| {bc.key} | {size} | {tk * 1e6:.1f} | {tw * 1e6:.1f} "
-                  f"({q[0] * 1e6:.1f}–{q[2] * 1e6:.1f}) | {(tk + tw) / tk:.3f} |")
+    print(f"| cell | (D,N,M,T,B) | y | kernel µs | {' | '.join(against)} |")
+    print("|---|---|---|---|" + "---|" * len(against))
+    cells = {"elman": elman, "lstm": lstm, "gru": gru}
+    for key in args.cells:
+        bc = cells[key]()
+        derivation = symrnn.derive(bc.make())
+        spaces = [_module(derivation)] + ([_module(derivation, args.against)] if args.against
+                                          else [])
+        kern = spaces[0]["gradients"]
+        for size in args.overhead_sizes:
+            for name, call, kw in _overhead_cases(bc, tuple(size)):
+                starts = {k: v for k, v in kw.items() if k != "layout"}
+                prepare = spaces[0]["_preparer"](spaces[0]["SPEC"])
+                arrays, _ = prepare(*call, (), dict(starts), kw.get("layout", "TNB"))
+                result = kern(*arrays)
+                wrappers = [ns["gradient_function"](lambda *a: result, ns["SPEC"])
+                            for ns in spaces]
+                for w in wrappers:
+                    w(*call, **kw)
+                times = [[] for _ in range(1 + len(wrappers))]
+                for _ in range(args.rounds):  # interleaved: the same load for each
+                    t0 = time.perf_counter()
+                    for _ in range(args.inner):
+                        kern(*arrays)
+                    times[0].append((time.perf_counter() - t0) / args.inner)
+                    for w, ts in zip(wrappers, times[1:]):
+                        t0 = time.perf_counter()
+                        for _ in range(args.inner):
+                            w(*call, **kw)
+                        ts.append((time.perf_counter() - t0) / args.inner)
+                cols = []
+                for ts in times[1:]:
+                    q = statistics.quantiles(ts, n=4)
+                    cols.append(f"{statistics.median(ts) * 1e6:.1f} "
+                                f"({q[0] * 1e6:.1f}–{q[2] * 1e6:.1f})")
+                print(f"| {bc.key} | {tuple(size)} | {name} | "
+                      f"{statistics.median(times[0]) * 1e6:.1f} | {' | '.join(cols)} |",
+                      flush=True)
     print()
 
 
@@ -197,6 +231,14 @@ def main(argv=None):
                    choices=["overhead", "memory", "narrow"])
     p.add_argument("--rounds", type=int, default=101)
     p.add_argument("--inner", type=int, default=20)
+    p.add_argument("--cells", nargs="+", default=["elman", "lstm", "gru"],
+                   choices=["elman", "lstm", "gru"], help="cells of the overhead table")
+    p.add_argument("--overhead-sizes", type=int, nargs=5, action="append",
+                   metavar=("D", "N", "M", "T", "B"),
+                   help="sizes of the overhead table (repeat the option; default "
+                        "4 4 4 5 1, 8 8 8 10 1 and 8 8 8 10 4)")
+    p.add_argument("--against", metavar="FILE",
+                   help="overhead: also time the wrapper of this runtime.py")
     p.add_argument("--narrow-rounds", type=int, default=15)
     p.add_argument("--layers", type=int, nargs="+", default=[2, 4, 6])
     p.add_argument("--T", type=int, default=1024)
@@ -204,6 +246,8 @@ def main(argv=None):
     p.add_argument("--gradbench", default=HERE,
                    help="the directory that holds the gradbench package")
     args = p.parse_args(argv)
+    args.overhead_sizes = args.overhead_sizes or [[4, 4, 4, 5, 1], [8, 8, 8, 10, 1],
+                                                  [8, 8, 8, 10, 4]]
     sys.path.insert(0, args.gradbench)
     for what in args.what:
         globals()[what](args)

@@ -112,16 +112,18 @@ def _step(x, out=None):
     return numpy.greater(x, 0.0, out)
 
 
+# the reductions as ufunc methods, (x, axis, dtype, out, keepdims): x.max(-1,
+# keepdims=True) and x.sum reach the same through a Python wrapper of NumPy's
 def _softmax(x, out=None):
-    e = numpy.subtract(x, x.max(-1, keepdims=True), out=out)
+    e = numpy.subtract(x, numpy.maximum.reduce(x, -1, None, None, True), out)
     numpy.exp(e, out=e)
-    e /= e.sum(-1, keepdims=True)
+    e /= numpy.add.reduce(e, -1, None, None, True)
     return e
 
 
 def _log_softmax(x, out=None):
-    s = numpy.subtract(x, x.max(-1, keepdims=True), out=out)
-    s -= numpy.log(numpy.exp(s).sum(-1, keepdims=True))
+    s = numpy.subtract(x, numpy.maximum.reduce(x, -1, None, None, True), out)
+    s -= numpy.log(numpy.add.reduce(numpy.exp(s), -1, None, None, True))
     return s
 
 

@@ -3,24 +3,33 @@
 This module imports nothing from symrnn or SymPy: ``symrnn codegen`` copies
 its source into the standalone module it writes.
 
-The checks run on every call, so the common case (float64 arrays whose shapes
-fit) costs a handful of cheap operations: one reduction per array for the
-finiteness test, shape tuples compared in Python, views instead of copies where
-the layout allows. Everything that explains what is wrong is computed only once
-something is wrong. Every ValueError message starts with the argument's name.
+The checks run on every call, so the common case (float64 arrays with the
+shapes of an earlier call that fit) costs a handful of cheap operations: one
+finiteness test for all small arrays together, the key of the call (types,
+dtypes, shapes) compared in Python, views instead of copies where the layout
+allows (see _preparer). Everything that explains what is wrong is computed only
+once something is wrong. Every ValueError message starts with the argument's name.
 """
 import math
+from operator import attrgetter, itemgetter
 
 import numpy
 
 _F64 = numpy.dtype(numpy.float64)
-_dot = numpy.dot
-_vdot = numpy.vdot
-# the checks call these on float64 ndarrays only, so NumPy's dispatch to other
-# array types (__array_function__), which costs more than the work on a small
-# array, has nothing to do
-_check_vdot = getattr(numpy.vdot, "_implementation", numpy.vdot)
+# the kernels and the checks call these on ndarrays only, so NumPy's dispatch to
+# other array types (__array_function__), which costs more than the work on a
+# small array, has nothing to do
+_dot = getattr(numpy.dot, "_implementation", numpy.dot)
+_vdot = getattr(numpy.vdot, "_implementation", numpy.vdot)
+_check_vdot = _vdot
 _check_concatenate = getattr(numpy.concatenate, "_implementation", numpy.concatenate)
+# reductions as ufunc methods: ``a.max(axis, keepdims=True)`` and ``a.sum`` reach
+# the same ones through a Python wrapper (numpy/_core/_methods.py)
+_max_reduce, _min_reduce = numpy.maximum.reduce, numpy.minimum.reduce
+_add_reduce = numpy.add.reduce
+_frombuffer, _join, _zeros = numpy.frombuffer, b"".join, numpy.zeros
+_dtype_of, _shape_of = attrgetter("dtype"), attrgetter("shape")
+_isfinite = math.isfinite
 # the kernels reach NumPy and the builtins only through reserved names (a cell
 # may call a variable numpy, range or list)
 _np = numpy
@@ -38,14 +47,14 @@ def _flat(a):
 
 
 def _rowsum(a):
-    return a.sum(-1, keepdims=True)
+    return _add_reduce(a, -1, None, None, True)  # a.sum(-1, keepdims=True)
 
 
 def _log_softmax_and_softmax(x, out=None):
     """Both from one pass of ``exp``: the loss needs one, the gradient the other."""
-    s = numpy.subtract(x, x.max(-1, keepdims=True), out=out)
+    s = numpy.subtract(x, _max_reduce(x, -1, None, None, True), out)
     e = numpy.exp(s)
-    z = e.sum(-1, keepdims=True)
+    z = _add_reduce(e, -1, None, None, True)
     e /= z
     s -= numpy.log(z)
     return s, e
@@ -161,9 +170,11 @@ def _one_hot(label, k, m, dim, eye):
 # the batch layouts of x and y: "TNB" (T, n, B), the default, and "TBN" (T, B, n),
 # as PyTorch and JAX lay out a batch, which is the kernel's own (no copy)
 _LAYOUTS = ("TNB", "TBN")
-# arrays up to this many entries are tested for finiteness together (one copy into
-# one array, one reduction); a larger one by itself, without a copy
-_SMALL = 4096
+# the quick path tests arrays up to this many entries for finiteness together (one
+# copy of their bytes, one reduction); a larger one by itself, without a copy
+_JOINED = 1024
+# plans kept for calls of different shapes, layouts or initial states
+_PLANS = 32
 
 
 def _rows(a, batched, layout):
@@ -180,19 +191,69 @@ def _layout(layout):
     return layout
 
 
-def _all_finite(arrays):
-    """True when the arrays (float64, none None) have finite entries only (or an
-    entry beyond 1e154, which the exact tests of the slow path then clear)."""
-    small, total = [], 0.0
-    for a in arrays:
-        if a.size > _SMALL:
-            total += _check_vdot(a, a)
-        else:
-            small.append(a)
-    if small:
-        flat = _check_concatenate(small, axis=None)
-        total += _check_vdot(flat, flat)
-    return math.isfinite(total)
+def _picker(positions):
+    """``f(sequence or mapping) -> tuple`` of the items at ``positions`` (also for one)."""
+    if len(positions) == 1:
+        only = positions[0]
+        return lambda values: (values[only],)
+    return itemgetter(*positions) if positions else (lambda values: ())
+
+
+def _joint_sum_of_squares(arrays):
+    """Σ a² over all entries of the float64 ``arrays``: one copy of their bytes
+    (``bytes.join`` costs a tenth of ``concatenate`` per array) and one ``vdot``."""
+    try:
+        flat = _frombuffer(_join(arrays))
+    except TypeError:  # an array that is not C-contiguous has no simple buffer
+        flat = _check_concatenate(arrays, axis=None)
+    return _check_vdot(flat, flat)
+
+
+def _label_rows(m, table, dtype, batched):
+    """``rows(k)``: the one-hot rows (T, B, m) of integer labels ``k`` of ``dtype``,
+    or None when one of them is not a class in 0..m-1 (the full checks say which)."""
+    if dtype.kind == "i" and m <= 1 << (8 * dtype.itemsize - 1):
+        # seen as unsigned, a negative label is at least 2**(bits-1) >= m: one reduction
+        unsigned = numpy.dtype(f"u{dtype.itemsize}")
+
+        def fit(k):
+            return _max_reduce(k.view(unsigned), None) < m
+    elif dtype.kind == "u":
+        def fit(k):
+            return _max_reduce(k, None) < m
+    else:
+        def fit(k):
+            return _min_reduce(k, None) >= 0 and _max_reduce(k, None) < m
+
+    def rows(k):
+        if not fit(k):
+            return None
+        r = table.take(k, 0)
+        return r if batched else r[:, None, :]
+    return rows
+
+
+def _keep_rows(a):
+    return a
+
+
+def _single_rows(a):
+    return a[:, None, :]
+
+
+def _transposed_rows(a):
+    return _np.ascontiguousarray(a.transpose(0, 2, 1))
+
+
+def _one_row(a):
+    return a[None]
+
+
+def _transposed(a):
+    return a.T
+
+
+_NoneType = type(None)
 
 
 def _preparer(spec):
@@ -203,10 +264,12 @@ def _preparer(spec):
     (B, D) from the kernel gets the shape of the argument: 0 as (D,), 1 summed
     to (D,), 2 as (D, B), 3 as it is, (B, D).
 
-    A call like the last one whose shapes fit (same shapes, float64 arrays,
-    finite entries) takes the quick path: one finiteness test for all small
-    arrays, no shape checks. Anything else takes the full path, which checks
-    each argument in order and explains the first that is wrong.
+    A call whose arguments are ndarrays (not subclasses) with the dtypes and
+    shapes of an earlier call that passed the full checks (and the same layout
+    and initial states) takes that call's plan, made once: one joint finiteness
+    test, for labels one range test, no shape checks, the kernel's arguments
+    as views. Anything else, or a plan whose test fails, takes the full path,
+    which checks each argument in order and explains the first that is wrong.
     """
     names = [p for p, _ in spec["params"]]
     param_labels = [f"params[{p!r}]" for p in names]
@@ -224,12 +287,20 @@ def _preparer(spec):
     x_keys, x_labels, x_dims = per_step("x", spec["inputs"])
     y_keys, y_labels, y_dims = per_step("y", spec["targets"])
     n_params, n_x, n_y = len(names), len(x_keys), len(y_keys)
-    no_labels = [False] * n_y
     labels = spec["labels"]
     all_dims = [d for dims in param_dims for d in dims] + x_dims + y_dims + state_dims
     fixed = {d: int(d) for d in all_dims if d.isdigit()}  # sizes written as numbers
     eye = {}       # one-hot tables by number of classes
-    cache = [None]  # (shapes and layout, sizes) of the last call whose shapes fit
+    cache = [None]  # (shapes and layout, sizes) of the last call of the full path that fit
+    plans = {}      # key of a call (see keyed) -> (plan, layouts), for calls that fit
+    last = [(None, None)]  # (key, plan) of the last call that had one (one object:
+    # another thread sees the pair, never one half of it)
+    get_params = _picker(names)
+    get_x = _picker([0] if n_x == 1 else x_keys)
+    get_y = _picker([0] if n_y == 1 else y_keys)
+    x_arg = (lambda v: (v,)) if n_x == 1 else get_x
+    y_arg = (lambda v: (v,)) if n_y == 1 else get_y
+    one_each = n_x == 1 and n_y == 1
 
     def initial_states(starts, initial):
         if len(starts) > len(state_keys):
@@ -324,55 +395,120 @@ def _preparer(spec):
             cache[0] = (shapes, sizes)
         return arrays, xs, ys, is_labels, states, sizes
 
-    def quick(params, x, y, given, layout):
-        """``prepare``'s result for a call like the last one that fit; else None."""
-        hit = cache[0]
-        if hit is None or len(hit) != 3 or type(params) is not dict or len(params) != n_params:
+    def keyed(params, x, y, initial, layout):
+        """``(values, key)``: the arrays of a call as given (params, x, y, then the
+        initial states in the order given) and what a plan for them depends on;
+        None when the call cannot have a plan."""
+        if type(params) is not dict or len(params) != n_params:
             return None
         try:
-            values = [params[p] for p in names]
-            steps = [x] if n_x == 1 else [x[k] for k in x_keys]
-            steps += [y] if n_y == 1 else [y[k] for k in y_keys]
-        except Exception:
-            return None
-        if n_x > 1 and len(x) != n_x or n_y > 1 and len(y) != n_y:
-            return None
-        values += steps
-        shapes, present = [], []
-        for v in values:
-            if type(v) is not numpy.ndarray or v.dtype is not _F64:
-                return None
-            shapes.append(v.shape)
-        shapes += no_labels
-        for v in given:
-            if v is None:
-                shapes.append(False)
-            elif type(v) is not numpy.ndarray or v.dtype is not _F64:
-                return None
+            if one_each:
+                values = get_params(params) + (x, y)
             else:
-                shapes.append(v.shape)
-                present.append(v)
-        shapes.append(layout)
-        if hit[0] != shapes or not _all_finite(values + present):
+                values = get_params(params) + x_arg(x) + y_arg(y)
+                if n_x > 1 and len(x) != n_x or n_y > 1 and len(y) != n_y:
+                    return None
+            given = ()
+            if initial:
+                given = tuple(initial)
+                values += tuple(initial.values())
+        except Exception:  # not subscriptable, missing keys
             return None
-        batched, zeros, layouts = hit[2]
-        del values[n_params:]
-        if not batched:
-            values += [a[:, None, :] for a in steps]
-        elif layout == "TBN":
-            values += steps
-        else:
-            values += [numpy.ascontiguousarray(a.transpose(0, 2, 1)) for a in steps]
-        for v, shape in zip(given, zeros):
-            values.append(numpy.zeros(shape) if v is None else v[None] if v.ndim == 1
-                          else v if layout == "TBN" else v.T)
-        return values, layouts
+        types = tuple(map(type, values))
+        if types.count(numpy.ndarray) != len(values):
+            if _NoneType not in types[n_params + n_x + n_y:]:
+                return None  # (a subclass may compute otherwise: the full path converts it)
+            # h0=None: as if not given
+            given = tuple(k for k, v in zip(given, initial.values()) if v is not None)
+            steps = n_params + n_x + n_y
+            values = values[:steps] + tuple(v for v in values[steps:] if v is not None)
+            if tuple(map(type, values)).count(numpy.ndarray) != len(values):
+                return None
+        return values, (layout, given, tuple(map(_dtype_of, values)),
+                        tuple(map(_shape_of, values)))
+
+    def plan_of(values, key, is_labels, sizes, layouts):
+        """``plan(values) -> kernel arguments``, or None when a test fails, for the
+        calls with ``key``; None when this call's arrays are not all usable as given."""
+        layout, given, dtypes, _ = key
+        n_steps = n_params + n_x + n_y
+        label_at = [False] * (n_params + n_x) + list(is_labels) + [False] * len(given)
+        for d, is_label in zip(dtypes, label_at):
+            if not (d.kind in "iu" and d.isnative if is_label else d == _F64):
+                return None
+        batched = values[n_params].ndim == 3
+        floats = [i for i, is_label in enumerate(label_at) if not is_label]
+        joined = [i for i in floats if values[i].size <= _JOINED]
+        small = None if joined == list(range(len(values))) else _picker(joined)
+        large = tuple(i for i in floats if values[i].size > _JOINED)
+        steps = _keep_rows if batched and layout == "TBN" else (
+            _transposed_rows if batched else _single_rows)
+        convert = [steps] * n_x
+        for dim, is_label in zip(y_dims, is_labels):
+            if is_label:
+                m = sizes[dim]
+                table = eye.get(m)
+                if table is None:
+                    table = eye[m] = numpy.eye(m)
+                convert.append(_label_rows(m, table, dtypes[len(convert) + n_params], batched))
+            else:
+                convert.append(steps)
+        starts = []  # per state: its position in values and its conversion, or its zeros
+        for key, dim in zip(state_keys, state_dims):
+            if key in given:
+                i = n_steps + given.index(key)
+                starts.append((i, _one_row if values[i].ndim == 1 else
+                               _keep_rows if layout == "TBN" else _transposed))
+            else:
+                starts.append((None, (sizes[batch_dim], sizes[dim])))
+        step_positions = tuple(zip(range(n_params, n_steps), convert))
+
+        def plan(values):
+            # one sum of squares of all small arrays: finite unless an entry is NaN or
+            # Inf (or beyond 1e154, which sends the call to the exact tests)
+            total = _joint_sum_of_squares(values if small is None else small(values))
+            for i in large:
+                total += _check_vdot(values[i], values[i])
+            if not _isfinite(total):
+                return None
+            args = list(values[:n_params])
+            for i, conv in step_positions:
+                a = conv(values[i])
+                if a is None:  # a label out of range
+                    return None
+                args.append(a)
+            for i, how in starts:
+                args.append(_zeros(how) if i is None else how(values[i]))
+            return args
+        return plan
 
     def prepare(params, x, y, starts, initial, layout):
-        if starts or initial:
+        if starts:
             initial = initial_states(starts, initial)
+        found = keyed(params, x, y, initial, layout)
+        if found is not None:
+            # the plan of the last call first: comparing keys costs less than hashing one
+            key, hit = last[0]
+            if found[1] != key:
+                hit = plans.get(found[1])
+                if hit is not None:
+                    last[0] = found[1], hit
+            if hit is not None:
+                args = hit[0](found[0])
+                if args is not None:
+                    return args, hit[1]
+        if initial:
+            initial = initial_states((), initial)
         given = [initial.get(key) for key in state_keys] if initial else no_states
-        return quick(params, x, y, given, layout) or full(params, x, y, given, layout)
+        args, layouts, is_labels, sizes = full(params, x, y, given, layout)
+        if found is not None and found[1] not in plans:
+            plan = plan_of(found[0], found[1], is_labels, sizes, layouts)
+            if plan is not None:
+                if len(plans) >= _PLANS:
+                    plans.clear()
+                plans[found[1]] = (plan, layouts)
+                last[0] = found[1], plans[found[1]]
+        return args, layouts
 
     def full(params, x, y, given, layout):
         arrays, xs, ys, is_labels, states, sizes = checked(params, x, y, given, layout)
@@ -382,9 +518,8 @@ def _preparer(spec):
                    else _rows(ya, batched, layout)
                    for label, dim, ya, is_label in zip(y_labels, y_dims, ys, is_labels)]
         batch = sizes[batch_dim]
-        layouts, zeros = [], []
+        layouts = []
         for dim, a in zip(state_dims, states):
-            zeros.append((batch, sizes[dim]))
             if a is None:
                 arrays.append(numpy.zeros((batch, sizes[dim])))
                 layouts.append(0 if not batched else 3 if layout == "TBN" else 2)
@@ -397,10 +532,7 @@ def _preparer(spec):
             else:
                 arrays.append(a.T)
                 layouts.append(2)
-        hit = cache[0]
-        if len(hit) == 2:  # the plan of the quick path for calls with these shapes
-            cache[0] = hit + ((batched, zeros, layouts),)
-        return arrays, layouts
+        return arrays, layouts, is_labels, sizes
 
     return prepare
 
@@ -429,7 +561,7 @@ def gradient_function(kernel, spec):
         for key, code in zip(state_names, layouts):
             if code != 3:
                 g = out[key]
-                out[key] = g[0] if code == 0 else g.sum(0) if code == 1 else g.T
+                out[key] = g[0] if code == 0 else _add_reduce(g, 0) if code == 1 else g.T
         return float(loss), out
 
     return loss_and_gradients
