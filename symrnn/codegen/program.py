@@ -26,9 +26,11 @@ from ..graph.unroll import shared, t
 from ..model.nodes import Adjoint, LogSoftmax, Softmax, StepVar
 from ..ops import OPERATIONS
 from . import ir
+from .carried import carry_products
 from .fuse import Fuser, Member, canonical, fuse_sum
 from .inplace import assign, makes_array
 from .lower import RowLowering, kernel
+from .preactivation import preactivation_adjoints
 
 T_NAME, B_NAME, LOOP, LOSS = ir.Name("_T"), ir.Name("_B"), ir.Name("_t"), ir.Name("_loss")
 # the helpers that work element by element (those with a scalar kernel for Numba)
@@ -196,6 +198,9 @@ class Program:
         self.owned = set()    # arrays made by this function (so free to reuse when dead)
         self.pending = []     # expressions still to lower in this function
         self.equations = [(lhs, shared(cell, rhs)) for lhs, rhs in derivation.step]
+        self.adjoints, self.gradients = derivation.adjoints, derivation.gradients
+        if fuse:  # the adjoints of pre-activations, where a gate's adjoint is only read so
+            self.adjoints, self.gradients = preactivation_adjoints(self.adjoints, self.gradients)
         self.sizes = self._sizes()
 
     # -- sizes: from the shapes of the arguments, by position -----------------------
@@ -787,14 +792,14 @@ class Program:
         """The backward pass: the adjoints that need step t+1 run step by step,
         one loop per strongly connected component as in ``forward_lines``
         (here from step T down)."""
-        defs = self.d.adjoints
+        defs = self.adjoints
         base = {a: _base(a) for a in defs}
         refers = {base[a]: {_base(l) for l in e.atoms(Adjoint)} for a, e in defs.items()}
         future = {_base(l) for e in defs.values() for l in e.atoms(Adjoint) if l.var.time != t}
         core = {b for b in refers if reachable([b], refers) & future}
         reads = {b: refers[b] & core for b in core}
         parts = components([base[a] for a in defs if base[a] in core], reads)
-        read_after = {_base(l) for e in self.d.gradients.values() for l in e.atoms(Adjoint)}
+        read_after = {_base(l) for e in self.gradients.values() for l in e.atoms(Adjoint)}
         self.local = core - future - read_after - _read_across(parts, reads)
         self.padded |= (core | future) - self.local
         before, pads = [], []
@@ -817,6 +822,11 @@ class Program:
         backward recurrence, with the work before it that does not depend on
         its own adjoints."""
         part = {_base(a) for a, _ in defs}
+        if self.fuse:  # a product read at step t and at t+1: once per step (carried.py)
+            defs = carry_products(defs, lambda a: _base(a) in part, self._carry_name)
+            carried = {_base(a) for a, _ in defs} - part
+            part |= carried
+            self.padded |= carried
         hoisted, loop = [], []
         for a, e in defs:
             loop.append((_base(a), self._hoist(e, lambda l: _base(l) in part, hoisted)))
@@ -832,6 +842,10 @@ class Program:
         for _, e in defs:
             self._done(e)
         return lines
+
+    def _carry_name(self):
+        self.temps += 1
+        return f"_carry{self.temps}"
 
     # -- whole functions --------------------------------------------------------
     def arguments(self):
@@ -908,8 +922,8 @@ class Program:
         self._start(needed, [L_rhs])
         forward = self.forward_lines(needed, ()) + self._loss(L_rhs, L in needed)
 
-        grad_exprs = self.d.gradients
-        backward_exprs = list(self.d.adjoints.values()) + list(grad_exprs.values())
+        grad_exprs = self.gradients
+        backward_exprs = list(self.adjoints.values()) + list(grad_exprs.values())
         leaves = set()
         for e in backward_exprs:
             values = _forward_values(e)
