@@ -41,6 +41,8 @@ class Group(NamedTuple):
     lines: list       # the fused statements (with the group's names)
     stacked: list     # [(name, [the members' names], kind)] to build before the loop
     parts: list       # [(name, lo, hi)]: lists of the rows' columns lo..hi, made before the loop
+    within: tuple = None  # (array, lo, hi): the members are columns lo..hi of an existing
+    #                       group's array (a fused sum's), in order; else a new array
 
 
 def _step_index(node, loop):
@@ -165,14 +167,19 @@ class Fuser:
                                                 for f in node.__dataclass_fields__})
         return node
 
-    def groups(self, members):
+    def groups(self, members, placed=None):
         """The groups (two or more members) of the same form, fused; a member
         whose statements read another member's names, or that reads what an
         entry between it and the group's first member writes, is left alone.
         Members whose last statements differ only in an in-place element-wise
         function of their row (the activation: sigmoid for three gates, tanh
         for the fourth) fuse all the same: the function runs on the columns of
-        the group that have it, and the group's members are laid out by it."""
+        the group that have it, and the group's members are laid out by it.
+
+        ``placed``: {member position: (array, column)} for members that are
+        columns of an existing array already; they fuse only with members of
+        the same array at adjacent columns (the group is then a view of those)."""
+        placed = placed or {}
         forms = {}
         for i, m in enumerate(members):
             form = self._form(m) if m.stored else None
@@ -181,11 +188,17 @@ class Fuser:
                 shapes = tuple(self.varying[n] for n in order)
                 tail = lines[-1] if len(lines) > 1 and _in_place(lines[-1], self) else None
                 head = lines[:-1] if tail is not None else lines
-                forms.setdefault((head, shapes, m.width), []).append((i, order, tail))
+                array = placed[i][0] if i in placed else None
+                forms.setdefault((head, shapes, m.width, array), []).append((i, order, tail))
         out = []
-        for (lines, _, _), found in forms.items():
+        for (lines, _, _, array), found in forms.items():
             picked = _movable(members, found)
-            if len(picked) < 2:
+            within = None
+            if array is not None:
+                picked = _adjacent(picked, placed)
+                within = (array, placed[picked[0][0]][1], placed[picked[-1][0]][1] + 1) \
+                    if picked else None
+            if len(picked) < 2 or within is not None and len({p[2] for p in picked}) > 1:
                 continue
             tails = list(dict.fromkeys(tail for _, _, tail in picked))
             picked.sort(key=lambda p: tails.index(p[2]))  # the layout: by activation
@@ -212,7 +225,7 @@ class Fuser:
                     fused.append(ir.rename(tail, {**mapping, _OWN_T: part}))
                 lo = hi
             out.append(Group((t_name, r_name), [i for i, _, _ in picked], fused, stacked,
-                             parts))
+                             parts, within))
         return out
 
 
@@ -252,6 +265,19 @@ def _movable(members, found):
             continue
         picked.append((i, *rest))
     return picked
+
+
+def _adjacent(picked, placed):
+    """The longest run of ``picked`` at adjacent columns of their array, by column."""
+    picked = sorted(picked, key=lambda p: placed[p[0]][1])
+    best, run = [], []
+    for p in picked:
+        if run and placed[p[0]][1] != placed[run[-1][0]][1] + 1:
+            run = []
+        run.append(p)
+        if len(run) > len(best):
+            best = list(run)
+    return best
 
 
 def _own(node):
