@@ -15,7 +15,9 @@ multiply per step).
 
 It applies to any adjoint (of any cell) whose every occurrence, in the
 adjoints and in the gradients, is a factor of an element-wise product whose
-other factors read no adjoint and are, up to the step, one expression K.
+other factors read no adjoint and include, up to the step, the factors of K
+(those that all occurrences have: the gradient of a diagonal weight w_f reads
+``sigma'(f) * dL/df * h_prev``).
 A sum whose terms all share an adjoint factor is factored first
 (``-(dh * a) + dh * h_prev`` as ``dh * (h_prev - a)``), so that what remains
 is a forward value.
@@ -73,8 +75,8 @@ def factor_common(expr):
 
 def _uses(var_name, exprs):
     """``(occurrences, products)``: how many adjoints of ``var_name`` the
-    expressions read, and ``[(product node, time, K)]`` for those that are a
-    factor of an element-wise product with adjoint-free other factors."""
+    expressions read, and ``[(product node, time, other factors)]`` for those
+    that are a factor of an element-wise product with adjoint-free other factors."""
     count, found = 0, []
     for e in exprs:
         for node in preorder_traversal(e):
@@ -86,8 +88,40 @@ def _uses(var_name, exprs):
                     continue
                 others = [a for a in node.args if a is not mine[0] and a != mine[0]]
                 if others and not any(_adjoints_in(o) for o in others):
-                    found.append((node, mine[0].var.time, _product(others)))
+                    found.append((node, mine[0].var.time, others))
     return count, found
+
+
+def _common(found):
+    """The factors (written at step t) that every product of ``found`` has,
+    at its own step, or None; a step without t (dL/dh0 reads step 1) is
+    checked, not used to find them."""
+    common = None
+    for _, time, others in found:
+        if not time.has(t):
+            continue
+        mine = [o.subs(t, 2 * t - time) for o in others]  # back at step t
+        if common is None:
+            common = mine
+        else:
+            left = list(mine)
+            common = [c for c in common if c in left and not left.remove(c)]
+    if not common:
+        return None
+    for _, time, others in found:
+        left = list(others)
+        for c in common:
+            if _at(c, time) not in left:
+                return None
+            left.remove(_at(c, time))
+    return common
+
+
+def _rest(others, common, time):
+    left = list(others)
+    for c in common:
+        left.remove(_at(c, time))
+    return left
 
 
 def _at(expr, time):
@@ -109,15 +143,13 @@ def preactivation_adjoints(adjoints, gradients):
         count, found = _uses(var.name, exprs)
         if not found or len(found) != count:
             continue
-        ref = next(((time, k) for _, time, k in found if time.has(t)), None)
-        if ref is None:
-            continue
-        K = ref[1].subs(t, 2 * t - ref[0])  # back at step t
-        if not all(k == _at(K, time) for _, time, k in found):
+        common = _common(found)
+        if common is None:
             continue
         z = StepVar(f"_in_{var.name}", t, *var.shape)
-        swap = {node: Adjoint(z.at(time)) for node, time, _ in found}
-        defined = HadamardProduct(*_factors(K), *_factors(adjoints[a].xreplace(swap)))
+        swap = {node: _product([Adjoint(z.at(time))] + _rest(others, common, time))
+                for node, time, others in found}
+        defined = HadamardProduct(*common, *_factors(adjoints[a].xreplace(swap)))
         adjoints = {(Adjoint(z) if b == a else b): (defined if b == a else e.xreplace(swap))
                     for b, e in adjoints.items()}
         gradients = {n: e.xreplace(swap) for n, e in gradients.items()}
