@@ -43,6 +43,7 @@ class Group(NamedTuple):
     parts: list       # [(name, lo, hi)]: lists of the rows' columns lo..hi, made before the loop
     within: tuple = None  # (array, lo, hi): the members are columns lo..hi of an existing
     #                       group's array (a fused sum's), in order; else a new array
+    halved: tuple = ()    # positions of members whose row before the loop is to be halved
 
 
 def _step_index(node, loop):
@@ -167,7 +168,7 @@ class Fuser:
                                                 for f in node.__dataclass_fields__})
         return node
 
-    def groups(self, members, placed=None):
+    def groups(self, members, placed=None, prefilled=frozenset()):
         """The groups (two or more members) of the same form, fused; a member
         whose statements read another member's names, or that reads what an
         entry between it and the group's first member writes, is left alone.
@@ -178,7 +179,14 @@ class Fuser:
 
         ``placed``: {member position: (array, column)} for members that are
         columns of an existing array already; they fuse only with members of
-        the same array at adjacent columns (the group is then a view of those)."""
+        the same array at adjacent columns (the group is then a view of those).
+
+        A group whose activations are sigmoid and tanh, and whose rows are a
+        value computed before the loop (``prefilled``: those members'
+        positions) plus products with its stacked parameters, applies one tanh
+        to all its columns: sigmoid(z) = (1 + tanh(z/2))/2, and the halves are
+        folded into the stacked parameters and the values before the loop
+        (``Group.halved``), exactly, since halving is exact in floating point."""
         placed = placed or {}
         forms = {}
         for i, m in enumerate(members):
@@ -201,6 +209,9 @@ class Fuser:
             if len(picked) < 2 or within is not None and len({p[2] for p in picked}) > 1:
                 continue
             tails = list(dict.fromkeys(tail for _, _, tail in picked))
+            halves = _halves(lines, tails, picked, prefilled) if within is None else None
+            if halves is not None:  # the sigmoid members first
+                tails.sort(key=lambda tail: tail != _SIGMOID)
             picked.sort(key=lambda p: tails.index(p[2]))  # the layout: by activation
             k = len(picked)
             t_name, r_name = self.new_names()
@@ -213,6 +224,18 @@ class Fuser:
                                 self.varying[picked[0][1][j]][0]))
                 mapping[_vary(j)] = name
             fused = [ir.rename(self._broadcast(s, k), mapping) for s in lines]
+            if halves is not None:
+                sigmoid = [p[2] == _SIGMOID for p in picked]
+                for j in halves:
+                    name, names, kind = stacked[j]
+                    stacked[j] = (name, [ir.mul(ir.Const(0.5), n) if half else n
+                                         for n, half in zip(names, sigmoid)], kind)
+                fused += _half_tanh(t_name, r_name, sum(sigmoid), k, self.loop)
+                parts = [(ir.Name(f"{r_name.id}_0"), 0, sum(sigmoid))] if sum(sigmoid) < k else []
+                halved = tuple(p[0] for p, half in zip(picked, sigmoid) if half)
+                out.append(Group((t_name, r_name), [i for i, _, _ in picked], fused, stacked,
+                                 parts, within, halved))
+                continue
             lo, parts = 0, []
             for tail in tails:
                 hi = lo + sum(1 for p in picked if p[2] == tail)
@@ -227,6 +250,58 @@ class Fuser:
             out.append(Group((t_name, r_name), [i for i, _, _ in picked], fused, stacked,
                              parts, within))
         return out
+
+
+_SIGMOID = ir.Do(ir.Call(ir.Helper("sigmoid"), (_OWN_T,), _OWN_T))
+_TANH = ir.Do(ir.Call(ir.NumPy("tanh"), (_OWN_T,), _OWN_T))
+
+
+def _scaled_by(value):
+    """The one varying name that ``value`` is linear in as a factor (``dot(a, P)``
+    or ``w * a``), or None."""
+    def free(n):
+        return not any(isinstance(m, ir.Name) and m in _VARY for m in ir.walk(n))
+    if isinstance(value, ir.Call) and value.func == ir.Helper("dot") and value.out is None \
+            and len(value.args) == 2 and value.args[1] in _VARY and free(value.args[0]):
+        return value.args[1]
+    if isinstance(value, ir.BinOp) and value.op == "*":
+        for mine, other in ((value.left, value.right), (value.right, value.left)):
+            if isinstance(mine, ir.Name) and mine in _VARY and free(other):
+                return mine
+    return None
+
+
+def _halves(head, tails, picked, prefilled):
+    """The positions j of the stacked parameters ``_vary{j}`` to halve in the
+    sigmoid members, when the group can share one tanh (see ``groups``); else None."""
+    if _SIGMOID not in tails or any(tail not in (_SIGMOID, _TANH) for tail in tails) or any(
+            p[2] == _SIGMOID and p[0] not in prefilled for p in picked):
+        return None
+    scaled = []
+    for s in head:
+        if isinstance(s, ir.Assign) and s.targets == (_OWN_T,) and _own(s.value):
+            continue  # the view of the row
+        if not (isinstance(s, ir.Update) and _own(s.target) and s.op in "+-"):
+            return None
+        name = _scaled_by(s.value)
+        if name is None:
+            return None
+        scaled.append(name)
+    uses = [n for s in head for n in ir.walk(s) if isinstance(n, ir.Name) and n in _VARY]
+    if not scaled or any(uses.count(n) != 1 for n in scaled):
+        return None
+    return [_VARY[n] for n in scaled]
+
+
+def _half_tanh(t_name, r_name, n_sigmoid, k, loop):
+    """tanh of the whole (B, k, n) row, then (1 + v)/2 on its first
+    ``n_sigmoid`` columns (the sigmoid members, whose inputs are halved)."""
+    lines = [ir.Do(ir.Call(ir.NumPy("tanh"), (t_name,), t_name))]
+    part = t_name
+    if n_sigmoid < k:
+        part, rows = ir.Name(f"{t_name.id}_0"), ir.Name(f"{r_name.id}_0")
+        lines.append(ir.assign(part, ir.Index(rows, loop)))
+    return lines + [ir.Update(part, "*", ir.Const(0.5)), ir.Update(part, "+", ir.Const(0.5))]
 
 
 def _in_place(stmt, fuser):

@@ -197,6 +197,7 @@ class Program:
         self.expanded = {}        # in a loop: lists of rows read as (B, 1, n) -> their list
         self.allocated = set()    # the groups of rows whose array is allocated
         self.columns = {}         # a member's stacked rows -> (its group, column, width)
+        self.halved = set()       # rows filled before a loop whose values are to be halved
         cell = self.cell = derivation.cell
         _distinct_identifiers(cell)
         self.params = [p.name for p in cell.params]
@@ -349,8 +350,10 @@ class Program:
                     except NotImplementedError:
                         code, _ = self.assign(key.flat(), e, "stacked")
                         lines += code + [ir.Fill(view.flat(), key.flat())]
-                    continue
-                lines += self.assign(view.flat(), e, "stacked", into=True)[0]
+                else:
+                    lines += self.assign(view.flat(), e, "stacked", into=True)[0]
+                if view in self.halved:
+                    lines.append(ir.Update(view.flat(), "*", ir.Const(0.5)))
                 continue
             group = [x for _, x in assignments[i + 1:]]
             if isinstance(e, Softmax) and any(LogSoftmax(e.arg) in x.atoms(LogSoftmax)
@@ -492,7 +495,11 @@ class Program:
         body, entry_codes = [e for e, _ in entries], [c for _, c in entries]
         placed = {j: (a_key, members.index(key)) for a_key, members in self.groups
                   for j, (key, _) in enumerate(body) if key in members}  # fused sums' rows
-        groups = self._fused(body, entry_codes, stored, constants, placed) if self.fuse else []
+        prefilled = {j for j, (key, _) in enumerate(body) if key in filled.values()}
+        groups = self._fused(body, entry_codes, stored, constants, placed, prefilled) \
+            if self.fuse else []
+        for g in groups:  # halved before the loop (one tanh for sigmoid and tanh, fuse.py)
+            self.halved |= {body[i][0] for i in g.halved}
         fused = {i: g for g in groups for i in g.positions}
         lines, i = [], 0
         for entry, code in zip(body_keys, codes):
@@ -646,7 +653,7 @@ class Program:
         return [ir.assign(Key(group.leaf.name).role("t"), value)]
 
     # -- horizontal fusion (fuse.py) ----------------------------------------------
-    def _fused(self, body, codes, stored, constants, placed):
+    def _fused(self, body, codes, stored, constants, placed, prefilled):
         """The groups of same-form rows of a loop body, fused."""
         varying = {}
         for p in self.cell.params:
@@ -664,7 +671,7 @@ class Program:
             self.group_keys[group.role("r")] = group
             return group.role("t"), group.role("r")
         return Fuser(LOOP, B_NAME, varying, _ELEMENTWISE, names, self.expanded).groups(
-            members, placed)
+            members, placed, prefilled)
 
     def _group_lines(self, group, body, codes, rows):
         """The fused statements of ``group``, in the place of its first member;
@@ -993,6 +1000,7 @@ class Program:
     def _start(self, needed, later):
         """A new function: it computes ``needed`` and then lowers ``later``."""
         self.padded, self.shared, self.owned = set(self.states), {}, set()
+        self.halved = set()
         self.pending = [rhs for lhs, rhs in self.equations if lhs.name in needed] + later
 
     def _grad_key(self, name):
