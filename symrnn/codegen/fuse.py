@@ -397,6 +397,7 @@ def _commuted(node):
 
 
 _SLOTS = (ir.Name("_slota"), ir.Name("_slotp"))
+FLAT_ROWS = ir.Name("_slotf")  # in a fused sum: the rows of the terms as (B, k n)
 
 
 def _has_slot(node):
@@ -408,7 +409,8 @@ def fuse_sum(form, batch, expanded):
     ``_slota[...]``/``_slotp[...]``, now (B, k, n) rows of the terms side by
     side, and its parameters as ``_vary{j}``): ``dot(X, P)`` as one product
     ``dot(X.reshape(B, -1), [P_1; ...; P_k])``, an element-wise term as
-    ``X.sum(1)``. Returns ``(value, {j: "vector" or "matrix"})``, or
+    ``X.sum(1)`` (a product of the terms' rows alone reads them from the list
+    ``FLAT_ROWS`` of their (B, k n) views, made before the loop). Returns ``(value, {j: "vector" or "matrix"})``, or
     ``(None, None)`` for another form."""
     kinds = {}
 
@@ -452,7 +454,10 @@ def fuse_sum(form, batch, expanded):
         kinds[matrix] = "matrix"
         if not elementwise(x) or not _has_slot(x) or kinds[matrix] != "matrix":
             return None, None
-        flat = ir.call(ir.Attr(expand(x), "reshape"), batch, ir.Const(-1))
+        if isinstance(x, ir.Index) and x.value == _SLOTS[0]:  # a row of the terms as it is:
+            flat = ir.Index(FLAT_ROWS, x.index)  # from a list of (B, k n) views of the rows
+        else:
+            flat = ir.call(ir.Attr(expand(x), "reshape"), batch, ir.Const(-1))
         return ir.Call(form.func, (flat, matrix)), {_VARY[n]: k for n, k in kinds.items()}
     if elementwise(form) and _has_slot(form):
         total = ir.call(ir.Attr(expand(form), "sum"), ir.Const(1))

@@ -27,7 +27,7 @@ from ..model.nodes import Adjoint, LogSoftmax, Softmax, StepVar
 from ..ops import OPERATIONS
 from . import ir
 from .carried import carry_products
-from .fuse import Fuser, Member, canonical, fuse_sum
+from .fuse import FLAT_ROWS, Fuser, Member, canonical, fuse_sum
 from .inplace import assign, makes_array
 from .lower import RowLowering, kernel
 from .preactivation import preactivation_adjoints
@@ -649,6 +649,12 @@ class Program:
             after.append(ir.assign(name, ir.numpy_call("stack", members) if kind == "vector"
                                    else ir.numpy_call("concatenate", members, ir.Const(0))))
             mapping[ir.Name(f"_vary{j}")] = name
+        if FLAT_ROWS in ir.names_in(value):
+            flat = a_key.role("rf")
+            whole = a_key.role("all")
+            mapping[FLAT_ROWS] = flat
+            after.append(ir.assign(flat, ir.Rows(ir.call(ir.Attr(whole, "reshape"), ir.Index(
+                ir.Attr(whole, "shape"), ir.Const(0)), B_NAME, ir.Const(-1)))))
         value = ir.rename(value, mapping)
         return [ir.assign(Key(group.leaf.name).role("t"), value)]
 
