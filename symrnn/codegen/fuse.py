@@ -410,7 +410,8 @@ def fuse_sum(form, batch, expanded):
     side, and its parameters as ``_vary{j}``): ``dot(X, P)`` as one product
     ``dot(X.reshape(B, -1), [P_1; ...; P_k])``, an element-wise term as
     ``X.sum(1)`` (a product of the terms' rows alone reads them from the list
-    ``FLAT_ROWS`` of their (B, k n) views, made before the loop). Returns ``(value, {j: "vector" or "matrix"})``, or
+    ``FLAT_ROWS`` of their (B, k n) views, made before the loop). Returns
+    ``(value, {j: "vector" or "matrix"})``, or
     ``(None, None)`` for another form."""
     kinds = {}
 

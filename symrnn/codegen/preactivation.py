@@ -22,7 +22,7 @@ A sum whose terms all share an adjoint factor is factored first
 (``-(dh * a) + dh * h_prev`` as ``dh * (h_prev - a)``), so that what remains
 is a forward value.
 """
-from sympy import Basic, HadamardProduct, MatAdd, MatMul, preorder_traversal
+from sympy import HadamardProduct, MatAdd, MatMul, preorder_traversal
 
 from ..graph.unroll import t
 from ..model.nodes import Adjoint, StepVar
