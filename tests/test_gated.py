@@ -3,6 +3,7 @@ derivation checked by verify(T), and the lambdified gradients against the
 hand-written BPTT of tests/reference_gated.py and against central finite
 differences of that file's own forward passes."""
 import functools
+import itertools
 import re
 
 import numpy as np
@@ -231,9 +232,13 @@ def test_generated_loops_only_over_the_recurrences():
     # the LSTM's backward pass carries dL/dh and dL/ds from step t+1; the
     # parameter gradients are sums over t, one matrix product each
     source = gradient_function("lstm").source
-    loop = source[source.index("for _t in _range(_T, 0, -1):"):source.index("_grad_W_f")]
+    after = source[source.index("for _t in _range(_T, 0, -1):"):].split("\n")[1:]
+    loop = "\n".join(itertools.takewhile(lambda line: line.startswith(" " * 8), after))
     assert "_dt_s += _dr_s[_t + 1] * _r_f[_t + 1]" in loop  # dL/ds carried from t+1
-    assert re.search(r"_grad_W_f = _dot\(_cse\d+\.T, _prev_h\)", source)
+    # the adjoints of the gates' pre-activations, side by side: one product for
+    # the four W_k (preactivation.py, Program._fused_gradients)
+    assert len(re.findall(r"_rows\d+ = _dot\(_cols\d+\.T, _prev_h\)", source)) == 1
+    assert re.search(r"_grad_W_f = _rows\d+\[", source)
     assert "grad_" not in loop
     assert "numpy.outer" not in source and "import symrnn" not in source
 

@@ -41,6 +41,9 @@ class Group(NamedTuple):
     lines: list       # the fused statements (with the group's names)
     stacked: list     # [(name, [the members' names], kind)] to build before the loop
     parts: list       # [(name, lo, hi)]: lists of the rows' columns lo..hi, made before the loop
+    within: tuple = None  # (array, lo, hi): the members are columns lo..hi of an existing
+    #                       group's array (a fused sum's), in order; else a new array
+    halved: tuple = ()    # positions of members whose row before the loop is to be halved
 
 
 def _step_index(node, loop):
@@ -165,14 +168,26 @@ class Fuser:
                                                 for f in node.__dataclass_fields__})
         return node
 
-    def groups(self, members):
+    def groups(self, members, placed=None, prefilled=frozenset()):
         """The groups (two or more members) of the same form, fused; a member
         whose statements read another member's names, or that reads what an
         entry between it and the group's first member writes, is left alone.
         Members whose last statements differ only in an in-place element-wise
         function of their row (the activation: sigmoid for three gates, tanh
         for the fourth) fuse all the same: the function runs on the columns of
-        the group that have it, and the group's members are laid out by it."""
+        the group that have it, and the group's members are laid out by it.
+
+        ``placed``: {member position: (array, column)} for members that are
+        columns of an existing array already; they fuse only with members of
+        the same array at adjacent columns (the group is then a view of those).
+
+        A group whose activations are sigmoid and tanh, and whose rows are a
+        value computed before the loop (``prefilled``: those members'
+        positions) plus products with its stacked parameters, applies one tanh
+        to all its columns: sigmoid(z) = (1 + tanh(z/2))/2, and the halves are
+        folded into the stacked parameters and the values before the loop
+        (``Group.halved``), exactly, since halving is exact in floating point."""
+        placed = placed or {}
         forms = {}
         for i, m in enumerate(members):
             form = self._form(m) if m.stored else None
@@ -181,13 +196,22 @@ class Fuser:
                 shapes = tuple(self.varying[n] for n in order)
                 tail = lines[-1] if len(lines) > 1 and _in_place(lines[-1], self) else None
                 head = lines[:-1] if tail is not None else lines
-                forms.setdefault((head, shapes, m.width), []).append((i, order, tail))
+                array = placed[i][0] if i in placed else None
+                forms.setdefault((head, shapes, m.width, array), []).append((i, order, tail))
         out = []
-        for (lines, _, _), found in forms.items():
+        for (lines, _, _, array), found in forms.items():
             picked = _movable(members, found)
-            if len(picked) < 2:
+            within = None
+            if array is not None:
+                picked = _adjacent(picked, placed)
+                within = (array, placed[picked[0][0]][1], placed[picked[-1][0]][1] + 1) \
+                    if picked else None
+            if len(picked) < 2 or within is not None and len({p[2] for p in picked}) > 1:
                 continue
             tails = list(dict.fromkeys(tail for _, _, tail in picked))
+            halves = _halves(lines, tails, picked, prefilled) if within is None else None
+            if halves is not None:  # the sigmoid members first
+                tails.sort(key=lambda tail: tail != _SIGMOID)
             picked.sort(key=lambda p: tails.index(p[2]))  # the layout: by activation
             k = len(picked)
             t_name, r_name = self.new_names()
@@ -200,6 +224,18 @@ class Fuser:
                                 self.varying[picked[0][1][j]][0]))
                 mapping[_vary(j)] = name
             fused = [ir.rename(self._broadcast(s, k), mapping) for s in lines]
+            if halves is not None:
+                sigmoid = [p[2] == _SIGMOID for p in picked]
+                for j in halves:
+                    name, names, kind = stacked[j]
+                    stacked[j] = (name, [ir.mul(ir.Const(0.5), n) if half else n
+                                         for n, half in zip(names, sigmoid)], kind)
+                fused += _half_tanh(t_name, r_name, sum(sigmoid), k, self.loop)
+                parts = [(ir.Name(f"{r_name.id}_0"), 0, sum(sigmoid))] if sum(sigmoid) < k else []
+                halved = tuple(p[0] for p, half in zip(picked, sigmoid) if half)
+                out.append(Group((t_name, r_name), [i for i, _, _ in picked], fused, stacked,
+                                 parts, within, halved))
+                continue
             lo, parts = 0, []
             for tail in tails:
                 hi = lo + sum(1 for p in picked if p[2] == tail)
@@ -212,8 +248,60 @@ class Fuser:
                     fused.append(ir.rename(tail, {**mapping, _OWN_T: part}))
                 lo = hi
             out.append(Group((t_name, r_name), [i for i, _, _ in picked], fused, stacked,
-                             parts))
+                             parts, within))
         return out
+
+
+_SIGMOID = ir.Do(ir.Call(ir.Helper("sigmoid"), (_OWN_T,), _OWN_T))
+_TANH = ir.Do(ir.Call(ir.NumPy("tanh"), (_OWN_T,), _OWN_T))
+
+
+def _scaled_by(value):
+    """The one varying name that ``value`` is linear in as a factor (``dot(a, P)``
+    or ``w * a``), or None."""
+    def free(n):
+        return not any(isinstance(m, ir.Name) and m in _VARY for m in ir.walk(n))
+    if isinstance(value, ir.Call) and value.func == ir.Helper("dot") and value.out is None \
+            and len(value.args) == 2 and value.args[1] in _VARY and free(value.args[0]):
+        return value.args[1]
+    if isinstance(value, ir.BinOp) and value.op == "*":
+        for mine, other in ((value.left, value.right), (value.right, value.left)):
+            if isinstance(mine, ir.Name) and mine in _VARY and free(other):
+                return mine
+    return None
+
+
+def _halves(head, tails, picked, prefilled):
+    """The positions j of the stacked parameters ``_vary{j}`` to halve in the
+    sigmoid members, when the group can share one tanh (see ``groups``); else None."""
+    if _SIGMOID not in tails or any(tail not in (_SIGMOID, _TANH) for tail in tails) or any(
+            p[2] == _SIGMOID and p[0] not in prefilled for p in picked):
+        return None
+    scaled = []
+    for s in head:
+        if isinstance(s, ir.Assign) and s.targets == (_OWN_T,) and _own(s.value):
+            continue  # the view of the row
+        if not (isinstance(s, ir.Update) and _own(s.target) and s.op in "+-"):
+            return None
+        name = _scaled_by(s.value)
+        if name is None:
+            return None
+        scaled.append(name)
+    uses = [n for s in head for n in ir.walk(s) if isinstance(n, ir.Name) and n in _VARY]
+    if not scaled or any(uses.count(n) != 1 for n in scaled):
+        return None
+    return [_VARY[n] for n in scaled]
+
+
+def _half_tanh(t_name, r_name, n_sigmoid, k, loop):
+    """tanh of the whole (B, k, n) row, then (1 + v)/2 on its first
+    ``n_sigmoid`` columns (the sigmoid members, whose inputs are halved)."""
+    lines = [ir.Do(ir.Call(ir.NumPy("tanh"), (t_name,), t_name))]
+    part = t_name
+    if n_sigmoid < k:
+        part, rows = ir.Name(f"{t_name.id}_0"), ir.Name(f"{r_name.id}_0")
+        lines.append(ir.assign(part, ir.Index(rows, loop)))
+    return lines + [ir.Update(part, "*", ir.Const(0.5)), ir.Update(part, "+", ir.Const(0.5))]
 
 
 def _in_place(stmt, fuser):
@@ -252,6 +340,19 @@ def _movable(members, found):
             continue
         picked.append((i, *rest))
     return picked
+
+
+def _adjacent(picked, placed):
+    """The longest run of ``picked`` at adjacent columns of their array, by column."""
+    picked = sorted(picked, key=lambda p: placed[p[0]][1])
+    best, run = [], []
+    for p in picked:
+        if run and placed[p[0]][1] != placed[run[-1][0]][1] + 1:
+            run = []
+        run.append(p)
+        if len(run) > len(best):
+            best = list(run)
+    return best
 
 
 def _own(node):
@@ -296,6 +397,7 @@ def _commuted(node):
 
 
 _SLOTS = (ir.Name("_slota"), ir.Name("_slotp"))
+FLAT_ROWS = ir.Name("_slotf")  # in a fused sum: the rows of the terms as (B, k n)
 
 
 def _has_slot(node):
@@ -307,7 +409,9 @@ def fuse_sum(form, batch, expanded):
     ``_slota[...]``/``_slotp[...]``, now (B, k, n) rows of the terms side by
     side, and its parameters as ``_vary{j}``): ``dot(X, P)`` as one product
     ``dot(X.reshape(B, -1), [P_1; ...; P_k])``, an element-wise term as
-    ``X.sum(1)``. Returns ``(value, {j: "vector" or "matrix"})``, or
+    ``X.sum(1)`` (a product of the terms' rows alone reads them from the list
+    ``FLAT_ROWS`` of their (B, k n) views, made before the loop). Returns
+    ``(value, {j: "vector" or "matrix"})``, or
     ``(None, None)`` for another form."""
     kinds = {}
 
@@ -351,7 +455,10 @@ def fuse_sum(form, batch, expanded):
         kinds[matrix] = "matrix"
         if not elementwise(x) or not _has_slot(x) or kinds[matrix] != "matrix":
             return None, None
-        flat = ir.call(ir.Attr(expand(x), "reshape"), batch, ir.Const(-1))
+        if isinstance(x, ir.Index) and x.value == _SLOTS[0]:  # a row of the terms as it is:
+            flat = ir.Index(FLAT_ROWS, x.index)  # from a list of (B, k n) views of the rows
+        else:
+            flat = ir.call(ir.Attr(expand(x), "reshape"), batch, ir.Const(-1))
         return ir.Call(form.func, (flat, matrix)), {_VARY[n]: k for n, k in kinds.items()}
     if elementwise(form) and _has_slot(form):
         total = ir.call(ir.Attr(expand(form), "sum"), ir.Const(1))

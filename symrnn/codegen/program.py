@@ -26,9 +26,11 @@ from ..graph.unroll import shared, t
 from ..model.nodes import Adjoint, LogSoftmax, Softmax, StepVar
 from ..ops import OPERATIONS
 from . import ir
-from .fuse import Fuser, Member, canonical, fuse_sum
+from .carried import carry_products
+from .fuse import FLAT_ROWS, Fuser, Member, canonical, fuse_sum
 from .inplace import assign, makes_array
 from .lower import RowLowering, kernel
+from .preactivation import preactivation_adjoints
 
 T_NAME, B_NAME, LOOP, LOSS = ir.Name("_T"), ir.Name("_B"), ir.Name("_t"), ir.Name("_loss")
 # the helpers that work element by element (those with a scalar kernel for Numba)
@@ -134,6 +136,20 @@ def _plus(a, k):
     return a if k == 0 else ir.BinOp("+" if k > 0 else "-", a, ir.Const(abs(k)))
 
 
+def _read_only(made, loop):
+    """The statements of ``made`` (each names one value before ``loop``) whose
+    value the loop or a later one of them reads: the lists of rows of members
+    of a fused group are read through the group's list (a list of T rows costs
+    a view per step to make)."""
+    needed = ir.names_in(loop)
+    kept = []
+    for s in reversed(made):
+        if set(s.targets) & needed:
+            kept.append(s)
+            needed |= ir.names_in(s.value)
+    return kept[::-1]
+
+
 def _released(body, args):
     """``body`` with a ``Release`` after the last top-level statement that uses
     an array the function made, so that the arrays that only led to the loss
@@ -180,6 +196,8 @@ class Program:
         self.slot_arrays = set()  # the groups of those whose array is allocated
         self.expanded = {}        # in a loop: lists of rows read as (B, 1, n) -> their list
         self.allocated = set()    # the groups of rows whose array is allocated
+        self.columns = {}         # a member's stacked rows -> (its group, column, width)
+        self.halved = set()       # rows filled before a loop whose values are to be halved
         cell = self.cell = derivation.cell
         _distinct_identifiers(cell)
         self.params = [p.name for p in cell.params]
@@ -196,6 +214,9 @@ class Program:
         self.owned = set()    # arrays made by this function (so free to reuse when dead)
         self.pending = []     # expressions still to lower in this function
         self.equations = [(lhs, shared(cell, rhs)) for lhs, rhs in derivation.step]
+        self.adjoints, self.gradients = derivation.adjoints, derivation.gradients
+        if fuse:  # the adjoints of pre-activations, where a gate's adjoint is only read so
+            self.adjoints, self.gradients = preactivation_adjoints(self.adjoints, self.gradients)
         self.sizes = self._sizes()
 
     # -- sizes: from the shapes of the arguments, by position -----------------------
@@ -322,11 +343,17 @@ class Program:
                 lines.append(ir.assign(view.flat(), self._steps(view, 1)))
                 if any(view in members for _, members in self.groups):
                     # a column of a group's array, not contiguous: NumPy's dot
-                    # cannot write into it
-                    code, _ = self.assign(key.flat(), e, "stacked")
-                    lines += code + [ir.Fill(view.flat(), key.flat())]
-                    continue
-                lines += self.assign(view.flat(), e, "stacked", into=True)[0]
+                    # cannot write into it (a ufunc can)
+                    code, _ = self.assign(view.flat(), e, "stacked", into=True)
+                    try:
+                        lines += [_dot_then_copy(c) for c in code]
+                    except NotImplementedError:
+                        code, _ = self.assign(key.flat(), e, "stacked")
+                        lines += code + [ir.Fill(view.flat(), key.flat())]
+                else:
+                    lines += self.assign(view.flat(), e, "stacked", into=True)[0]
+                if view in self.halved:
+                    lines.append(ir.Update(view.flat(), "*", ir.Const(0.5)))
                 continue
             group = [x for _, x in assignments[i + 1:]]
             if isinstance(e, Softmax) and any(LogSoftmax(e.arg) in x.atoms(LogSoftmax)
@@ -466,7 +493,13 @@ class Program:
         # the entries of the body next to their statements (a fused sum: None)
         entries = [(e, c) for e, c in zip(body_keys, codes) if e is not None]
         body, entry_codes = [e for e, _ in entries], [c for _, c in entries]
-        groups = self._fused(body, entry_codes, stored - summed, constants) if self.fuse else []
+        placed = {j: (a_key, members.index(key)) for a_key, members in self.groups
+                  for j, (key, _) in enumerate(body) if key in members}  # fused sums' rows
+        prefilled = {j for j, (key, _) in enumerate(body) if key in filled.values()}
+        groups = self._fused(body, entry_codes, stored, constants, placed, prefilled) \
+            if self.fuse else []
+        for g in groups:  # halved before the loop (one tanh for sigmoid and tanh, fuse.py)
+            self.halved |= {body[i][0] for i in g.halved}
         fused = {i: g for g in groups for i in g.positions}
         lines, i = [], 0
         for entry, code in zip(body_keys, codes):
@@ -483,7 +516,8 @@ class Program:
         for name, rows_name in self.expanded.items():  # rows (B, 1, n), see fuse._expand
             rows.append(ir.assign(name, ir.Rows(ir.Index(sources[rows_name], (
                 ir.Slice(), ir.Slice(), ir.Const(None))))))
-        return rows + [ir.For(LOOP, start, stop, step, tuple(lines))], filled
+        loop = ir.For(LOOP, start, stop, step, tuple(lines))
+        return _read_only(rows, loop) + [loop], filled
 
     # -- sums of same-form terms (fuse.py) ----------------------------------------
     def _sum_groups(self, body, stored, hoisted):
@@ -502,6 +536,7 @@ class Program:
                 if parts is not None:
                     forms.setdefault(parts[0], []).append((term,) + parts[1:])
             for form, found in forms.items():
+                found = self._by_definition(found, body, hoisted)
                 rows = [r for _, r, _ in found]
                 slots = [p for _, _, p in found if p is not None]
                 if len(found) < 2 or len({_base(r) for r in rows}) < len(rows) or \
@@ -518,6 +553,24 @@ class Program:
                 out[i] = SumGroup(MatAdd(*rest, leaf) if rest else leaf, terms, rows, slots, leaf)
                 break
         return out
+
+    def _by_definition(self, found, body, hoisted):
+        """The terms ``found`` of a sum with the rows whose definitions in ``body``
+        have one form next to each other (they are the group's columns, and rows
+        computed alike fuse into one statement on adjacent columns)."""
+        defs = dict(body)
+
+        def form(row):
+            e = defs.get(_base(row))
+            if e is None:
+                return ""
+            own = {l: StepVar("_slot", _time(l), *l.shape) for l in _leaves(e)
+                   if _base(l) in hoisted}
+            return str(_commuted(e.xreplace(own)))
+        forms = [form(r) for _, r, _ in found]
+        first = {f: forms.index(f) for f in forms}
+        order = sorted(range(len(found)), key=lambda i: (first[forms[i]], i))
+        return [found[i] for i in order]
 
     def _term_parts(self, term, stored, hoisted):
         """``(form, row, slot)`` of a term: its one row of a stored value of the
@@ -596,11 +649,17 @@ class Program:
             after.append(ir.assign(name, ir.numpy_call("stack", members) if kind == "vector"
                                    else ir.numpy_call("concatenate", members, ir.Const(0))))
             mapping[ir.Name(f"_vary{j}")] = name
+        if FLAT_ROWS in ir.names_in(value):
+            flat = a_key.role("rf")
+            whole = a_key.role("all")
+            mapping[FLAT_ROWS] = flat
+            after.append(ir.assign(flat, ir.Rows(ir.call(ir.Attr(whole, "reshape"), ir.Index(
+                ir.Attr(whole, "shape"), ir.Const(0)), B_NAME, ir.Const(-1)))))
         value = ir.rename(value, mapping)
         return [ir.assign(Key(group.leaf.name).role("t"), value)]
 
     # -- horizontal fusion (fuse.py) ----------------------------------------------
-    def _fused(self, body, codes, stored, constants):
+    def _fused(self, body, codes, stored, constants, placed, prefilled):
         """The groups of same-form rows of a loop body, fused."""
         varying = {}
         for p in self.cell.params:
@@ -617,7 +676,8 @@ class Program:
             group = Key(f"_fused{self.temps}", body[0][0].adjoint)
             self.group_keys[group.role("r")] = group
             return group.role("t"), group.role("r")
-        return Fuser(LOOP, B_NAME, varying, _ELEMENTWISE, names, self.expanded).groups(members)
+        return Fuser(LOOP, B_NAME, varying, _ELEMENTWISE, names, self.expanded).groups(
+            members, placed, prefilled)
 
     def _group_lines(self, group, body, codes, rows):
         """The fused statements of ``group``, in the place of its first member;
@@ -629,11 +689,17 @@ class Program:
             value = ir.numpy_call("stack", ir.Tuple(tuple(members))) if kind == "vector" else \
                 ir.numpy_call("concatenate", ir.Tuple(tuple(members)), ir.Const(1))
             rows.append(ir.assign(name, value))
-        rows.append(ir.assign(key.role("r"), ir.Rows(key.role("all"))))
+        if group.within is not None:  # columns of a fused sum's array
+            array, lo, hi = group.within
+            rows.append(ir.assign(key.role("r"), ir.Rows(ir.Index(array.role("all"), (
+                ir.Slice(), ir.Slice(), ir.Slice(ir.Const(lo), ir.Const(hi)))))))
+        else:
+            rows.append(ir.assign(key.role("r"), ir.Rows(key.role("all"))))
         for name, lo, hi in group.parts:  # the rows' columns lo..hi (one activation)
             rows.append(ir.assign(name, ir.Rows(ir.Index(key.role("all"), (
                 ir.Slice(), ir.Slice(), ir.Slice(ir.Const(lo), ir.Const(hi)))))))
-        self.groups.append((key, keys))
+        if group.within is None:
+            self.groups.append((key, keys))
         lines = list(group.lines)
         others = set().union(*[ir.names_in(s) for i, code in enumerate(codes)
                                if i not in group.positions for s in code])
@@ -651,6 +717,7 @@ class Program:
         for group, members in self.groups:
             if key in members:
                 i = members.index(key)
+                self.columns[key.flat()] = (group, i, rows)
                 if group not in self.allocated:  # one array for all, with the first
                     # member allocated: steps 0..T+1 (those read at t+1 need it)
                     self.allocated.add(group)
@@ -787,14 +854,14 @@ class Program:
         """The backward pass: the adjoints that need step t+1 run step by step,
         one loop per strongly connected component as in ``forward_lines``
         (here from step T down)."""
-        defs = self.d.adjoints
+        defs = self.adjoints
         base = {a: _base(a) for a in defs}
         refers = {base[a]: {_base(l) for l in e.atoms(Adjoint)} for a, e in defs.items()}
         future = {_base(l) for e in defs.values() for l in e.atoms(Adjoint) if l.var.time != t}
         core = {b for b in refers if reachable([b], refers) & future}
         reads = {b: refers[b] & core for b in core}
         parts = components([base[a] for a in defs if base[a] in core], reads)
-        read_after = {_base(l) for e in self.d.gradients.values() for l in e.atoms(Adjoint)}
+        read_after = {_base(l) for e in self.gradients.values() for l in e.atoms(Adjoint)}
         self.local = core - future - read_after - _read_across(parts, reads)
         self.padded |= (core | future) - self.local
         before, pads = [], []
@@ -817,6 +884,11 @@ class Program:
         backward recurrence, with the work before it that does not depend on
         its own adjoints."""
         part = {_base(a) for a, _ in defs}
+        if self.fuse:  # a product read at step t and at t+1: once per step (carried.py)
+            defs = carry_products(defs, lambda a: _base(a) in part, self._carry_name)
+            carried = {_base(a) for a, _ in defs} - part
+            part |= carried
+            self.padded |= carried
         hoisted, loop = [], []
         for a, e in defs:
             loop.append((_base(a), self._hoist(e, lambda l: _base(l) in part, hoisted)))
@@ -832,6 +904,63 @@ class Program:
         for _, e in defs:
             self._done(e)
         return lines
+
+    def _fused_gradients(self, items):
+        """``(statements, the other items)``: gradients of one form that read one
+        member each of a fused group ([(key, expression)]; ``W_k`` gets
+        ``dot(dz_k.T, h_prev)`` for each gate k), from adjacent columns of the
+        group's array, as one product over those columns (a view, (T B, k n)),
+        whose rows are the gradients. Only forms whose rows are the member's
+        columns: ``dot(z.T, R)`` and ``z.sum(0)``."""
+        self._use("stacked")
+        slot = ir.Name("_slotg")
+        forms = {}
+        for key, e in items:
+            code = self.lowering.lower(e)
+            mine = [n for n in ir.names_in(code) if n in self.columns]
+            if len(mine) != 1:
+                continue
+            form = ir.rename(code, {mine[0]: slot})
+            by_rows = form == ir.call(ir.Attr(slot, "sum"), ir.Const(0)) or (
+                isinstance(form, ir.Call) and form.func == ir.Helper("dot") and form.out is None
+                and len(form.args) == 2 and form.args[0] == ir.Transpose(slot)
+                and slot not in ir.names_in(form.args[1]))
+            if by_rows:
+                group, i, width = self.columns[mine[0]]
+                forms.setdefault((form, group, width), []).append((i, key, e))
+        lines, done = [], set()
+        for (form, group, width), found in forms.items():
+            found.sort(key=lambda f: f[0])
+            runs = [[found[0]]]
+            for f in found[1:]:
+                if f[0] == runs[-1][-1][0] + 1:
+                    runs[-1].append(f)
+                else:
+                    runs.append([f])
+            for run in runs:
+                if len(run) < 2:
+                    continue
+                lo, hi = run[0][0], run[-1][0] + 1
+                self.temps += 1
+                view, value = ir.Name(f"_cols{self.temps}"), ir.Name(f"_rows{self.temps}")
+                columns = ir.Index(group.role("all"), (ir.Slice(ir.Const(1), _plus(T_NAME, 1)),
+                                                       ir.Slice(), ir.Slice(ir.Const(lo),
+                                                                            ir.Const(hi))))
+                lines.append(ir.assign(view, ir.call(ir.Attr(columns, "reshape"),
+                                                     ir.mul(T_NAME, B_NAME), ir.Const(-1))))
+                lines.append(ir.assign(value, ir.rename(form, {slot: view})))
+                for i, key, e in run:
+                    j = i - lo
+                    part = ir.Slice(ir.mul(ir.Const(j), width) if j else None,
+                                    ir.mul(ir.Const(j + 1), width) if j + 1 > 1 else width)
+                    lines.append(ir.assign(key.flat(), ir.Index(value, part)))
+                    done.add(key)
+                    self._done(e)
+        return lines, [(k, e) for k, e in items if k not in done]
+
+    def _carry_name(self):
+        self.temps += 1
+        return f"_carry{self.temps}"
 
     # -- whole functions --------------------------------------------------------
     def arguments(self):
@@ -877,6 +1006,7 @@ class Program:
     def _start(self, needed, later):
         """A new function: it computes ``needed`` and then lowers ``later``."""
         self.padded, self.shared, self.owned = set(self.states), {}, set()
+        self.halved = set()
         self.pending = [rhs for lhs, rhs in self.equations if lhs.name in needed] + later
 
     def _grad_key(self, name):
@@ -908,8 +1038,8 @@ class Program:
         self._start(needed, [L_rhs])
         forward = self.forward_lines(needed, ()) + self._loss(L_rhs, L in needed)
 
-        grad_exprs = self.d.gradients
-        backward_exprs = list(self.d.adjoints.values()) + list(grad_exprs.values())
+        grad_exprs = self.gradients
+        backward_exprs = list(self.adjoints.values()) + list(grad_exprs.values())
         leaves = set()
         for e in backward_exprs:
             values = _forward_values(e)
@@ -922,7 +1052,9 @@ class Program:
         backward = self.backward_lines()
         keys = {name: self._grad_key(name) for name in grad_exprs}
         zero = [self._zero_gradient(keys[n], n) for n, e in grad_exprs.items() if e.is_ZeroMatrix]
-        grads = self.stacked([(keys[n], e) for n, e in grad_exprs.items() if not e.is_ZeroMatrix])
+        items = [(keys[n], e) for n, e in grad_exprs.items() if not e.is_ZeroMatrix]
+        fused, items = self._fused_gradients(items) if self.fuse else ([], items)
+        grads = fused + self.stacked(items)
         returns = ir.Return((LOSS, ir.Tuple(tuple(k.flat() for k in keys.values()))))
         head = self._head()
         return (ir.Function(ir.Name("forward"), args,
