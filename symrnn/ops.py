@@ -48,6 +48,11 @@ class Elementwise(MatrixExpr):
     log_of = None        # the operation this one is the log of (log_softmax: softmax)
     words = ""
     activation = False   # offered as an activation of the Elman network
+    # (g, inner, outer, offset): this operation is outer * g(inner * z) + offset, for
+    # the operation named g, with inner and outer powers of two (so that scaling is
+    # exact): the NumPy kernels then compute gates of both with one call of g
+    # (codegen/fuse.py); tests/test_ops.py proves it from the definitions
+    affine_of = None
     kernels = {}
 
     def __new__(cls, arg):
@@ -281,6 +286,7 @@ class Tanh(Elementwise):
 @operation
 class Sigmoid(Elementwise):
     name, latex, words, activation = "sigmoid", r"\sigma", "the logistic sigmoid", True
+    affine_of = ("tanh", 0.5, 0.5, 0.5)
     kernels = {"numpy": _sigmoid, "numba": _nb_sigmoid_scalar,
                "array": lambda xp, x: xp.sigmoid(x)}
 

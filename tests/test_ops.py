@@ -323,3 +323,20 @@ def test_codegen_defects_found_here(case):
     fd = finite_differences(lambda a: forward({k: a[k] for k in params}, x, y, a["h0"], step),
                             dict(params, h0=h0))
     assert all(rel_err(grads[k], fd[k]) < 1e-6 for k in fd)
+
+
+@pytest.mark.parametrize("name", [n for n, op in BY_CLASS.items() if op.affine_of])
+def test_affine_of_follows_from_the_definitions(name):
+    """f(z) = outer * g(inner * z) + offset, from the SymPy definitions of f and g
+    (the NumPy kernels compute gates of f and g with one call of g), with
+    inner and outer powers of two, so that scaling by them is exact."""
+    op = BY_CLASS[name]
+    base, inner, outer, offset = op.affine_of
+    g = symrnn.ops.OPERATIONS[base]
+    u = sympy.Symbol("u", real=True)
+    f_u = op.definition([u])[0]
+    g_u = g.definition([sympy.nsimplify(inner) * u])[0]
+    difference = f_u - (sympy.nsimplify(outer) * g_u + sympy.nsimplify(offset))
+    assert sympy.simplify(difference.rewrite(sympy.exp)) == 0
+    for scale in (inner, outer):
+        assert math.frexp(scale)[0] == 0.5  # a power of two

@@ -19,7 +19,9 @@ from typing import NamedTuple
 
 import numpy
 
+from ..ops import OPERATIONS
 from . import ir
+from .lower import kernel
 
 _OWN_T, _OWN_R = ir.Name("_own_t"), ir.Name("_own_r")  # placeholders
 
@@ -43,7 +45,8 @@ class Group(NamedTuple):
     parts: list       # [(name, lo, hi)]: lists of the rows' columns lo..hi, made before the loop
     within: tuple = None  # (array, lo, hi): the members are columns lo..hi of an existing
     #                       group's array (a fused sum's), in order; else a new array
-    halved: tuple = ()    # positions of members whose row before the loop is to be halved
+    scaled: tuple = ()    # positions of members whose row before the loop is to be scaled
+    scale: float = 1.0    # by this factor (see Fuser.groups: one call for two activations)
 
 
 def _step_index(node, loop):
@@ -181,12 +184,13 @@ class Fuser:
         columns of an existing array already; they fuse only with members of
         the same array at adjacent columns (the group is then a view of those).
 
-        A group whose activations are sigmoid and tanh, and whose rows are a
-        value computed before the loop (``prefilled``: those members'
-        positions) plus products with its stacked parameters, applies one tanh
-        to all its columns: sigmoid(z) = (1 + tanh(z/2))/2, and the halves are
-        folded into the stacked parameters and the values before the loop
-        (``Group.halved``), exactly, since halving is exact in floating point."""
+        A group whose activations are an operation f = outer * g(inner z) + offset
+        (``affine_of`` in symrnn/ops.py: sigmoid(z) = tanh(z/2)/2 + 1/2) and
+        possibly g itself, and whose rows are a value computed before the loop
+        (``prefilled``: those members' positions) plus products with its stacked
+        parameters, applies one g to all its columns: ``inner`` is folded into
+        the stacked parameters and the values before the loop (``Group.scaled``),
+        exactly, since it is a power of two."""
         placed = placed or {}
         forms = {}
         for i, m in enumerate(members):
@@ -209,9 +213,9 @@ class Fuser:
             if len(picked) < 2 or within is not None and len({p[2] for p in picked}) > 1:
                 continue
             tails = list(dict.fromkeys(tail for _, _, tail in picked))
-            halves = _halves(lines, tails, picked, prefilled) if within is None else None
-            if halves is not None:  # the sigmoid members first
-                tails.sort(key=lambda tail: tail != _SIGMOID)
+            shared = _one_call(lines, tails, picked, prefilled) if within is None else None
+            if shared is not None:  # the members of the affine operation first
+                tails.sort(key=lambda tail: tail != shared[0])
             picked.sort(key=lambda p: tails.index(p[2]))  # the layout: by activation
             k = len(picked)
             t_name, r_name = self.new_names()
@@ -224,17 +228,19 @@ class Fuser:
                                 self.varying[picked[0][1][j]][0]))
                 mapping[_vary(j)] = name
             fused = [ir.rename(self._broadcast(s, k), mapping) for s in lines]
-            if halves is not None:
-                sigmoid = [p[2] == _SIGMOID for p in picked]
-                for j in halves:
+            if shared is not None:
+                tail, positions, (base, inner, outer, offset) = shared
+                affine = [p[2] == tail for p in picked]
+                for j in positions:
                     name, names, kind = stacked[j]
-                    stacked[j] = (name, [ir.mul(ir.Const(0.5), n) if half else n
-                                         for n, half in zip(names, sigmoid)], kind)
-                fused += _half_tanh(t_name, r_name, sum(sigmoid), k, self.loop)
-                parts = [(ir.Name(f"{r_name.id}_0"), 0, sum(sigmoid))] if sum(sigmoid) < k else []
-                halved = tuple(p[0] for p, half in zip(picked, sigmoid) if half)
+                    stacked[j] = (name, [ir.mul(ir.Const(inner), n) if scaled else n
+                                         for n, scaled in zip(names, affine)], kind)
+                n = sum(affine)
+                fused += _affine_call(base, outer, offset, t_name, r_name, n, k, self.loop)
+                parts = [(ir.Name(f"{r_name.id}_0"), 0, n)] if n < k else []
                 out.append(Group((t_name, r_name), [i for i, _, _ in picked], fused, stacked,
-                                 parts, within, halved))
+                                 parts, within, tuple(p[0] for p, a in zip(picked, affine) if a),
+                                 inner))
                 continue
             lo, parts = 0, []
             for tail in tails:
@@ -252,8 +258,9 @@ class Fuser:
         return out
 
 
-_SIGMOID = ir.Do(ir.Call(ir.Helper("sigmoid"), (_OWN_T,), _OWN_T))
-_TANH = ir.Do(ir.Call(ir.NumPy("tanh"), (_OWN_T,), _OWN_T))
+def _in_place_call(op):
+    """``op``'s NumPy kernel applied to a member's row in place."""
+    return ir.Do(ir.Call(kernel(op), (_OWN_T,), _OWN_T))
 
 
 def _scaled_by(value):
@@ -271,11 +278,28 @@ def _scaled_by(value):
     return None
 
 
-def _halves(head, tails, picked, prefilled):
-    """The positions j of the stacked parameters ``_vary{j}`` to halve in the
-    sigmoid members, when the group can share one tanh (see ``groups``); else None."""
-    if _SIGMOID not in tails or any(tail not in (_SIGMOID, _TANH) for tail in tails) or any(
-            p[2] == _SIGMOID and p[0] not in prefilled for p in picked):
+def _affine_pair(tails):
+    """``(tail of f, f.affine_of)`` when the activations ``tails`` are an operation
+    f = outer * g(inner z) + offset, and possibly g itself; else None."""
+    by_tail = {}
+    for op in OPERATIONS.values():
+        if op.kernels.get("numpy") is not None:
+            by_tail.setdefault(_in_place_call(op), op)
+    ops = [by_tail.get(tail) for tail in tails]
+    for f in ops:
+        if f is not None and f.affine_of is not None:
+            if all(op is f or op is not None and op.name == f.affine_of[0] for op in ops):
+                base = OPERATIONS[f.affine_of[0]]
+                return _in_place_call(f), (base,) + tuple(f.affine_of[1:])
+    return None
+
+
+def _one_call(head, tails, picked, prefilled):
+    """``(tail of f, positions j of the stacked parameters _vary{j} to scale in
+    f's members, (g, inner, outer, offset))`` when the group can compute its
+    activations with one call of g (see ``groups``); else None."""
+    pair = _affine_pair(tails)
+    if pair is None or any(p[2] == pair[0] and p[0] not in prefilled for p in picked):
         return None
     scaled = []
     for s in head:
@@ -290,18 +314,18 @@ def _halves(head, tails, picked, prefilled):
     uses = [n for s in head for n in ir.walk(s) if isinstance(n, ir.Name) and n in _VARY]
     if not scaled or any(uses.count(n) != 1 for n in scaled):
         return None
-    return [_VARY[n] for n in scaled]
+    return pair[0], [_VARY[n] for n in scaled], pair[1]
 
 
-def _half_tanh(t_name, r_name, n_sigmoid, k, loop):
-    """tanh of the whole (B, k, n) row, then (1 + v)/2 on its first
-    ``n_sigmoid`` columns (the sigmoid members, whose inputs are halved)."""
-    lines = [ir.Do(ir.Call(ir.NumPy("tanh"), (t_name,), t_name))]
+def _affine_call(base, outer, offset, t_name, r_name, n_affine, k, loop):
+    """``base`` on the whole (B, k, n) row, then ``outer * v + offset`` on its first
+    ``n_affine`` columns (the members of the affine operation, whose inputs are scaled)."""
+    lines = [ir.Do(ir.Call(kernel(base), (t_name,), t_name))]
     part = t_name
-    if n_sigmoid < k:
+    if n_affine < k:
         part, rows = ir.Name(f"{t_name.id}_0"), ir.Name(f"{r_name.id}_0")
         lines.append(ir.assign(part, ir.Index(rows, loop)))
-    return lines + [ir.Update(part, "*", ir.Const(0.5)), ir.Update(part, "+", ir.Const(0.5))]
+    return lines + [ir.Update(part, "*", ir.Const(outer)), ir.Update(part, "+", ir.Const(offset))]
 
 
 def _in_place(stmt, fuser):

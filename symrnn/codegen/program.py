@@ -197,7 +197,7 @@ class Program:
         self.expanded = {}        # in a loop: lists of rows read as (B, 1, n) -> their list
         self.allocated = set()    # the groups of rows whose array is allocated
         self.columns = {}         # a member's stacked rows -> (its group, column, width)
-        self.halved = set()       # rows filled before a loop whose values are to be halved
+        self.scaled = {}          # rows filled before a loop -> the factor to scale them by
         cell = self.cell = derivation.cell
         _distinct_identifiers(cell)
         self.params = [p.name for p in cell.params]
@@ -352,8 +352,8 @@ class Program:
                         lines += code + [ir.Fill(view.flat(), key.flat())]
                 else:
                     lines += self.assign(view.flat(), e, "stacked", into=True)[0]
-                if view in self.halved:
-                    lines.append(ir.Update(view.flat(), "*", ir.Const(0.5)))
+                if view in self.scaled:
+                    lines.append(ir.Update(view.flat(), "*", ir.Const(self.scaled[view])))
                 continue
             group = [x for _, x in assignments[i + 1:]]
             if isinstance(e, Softmax) and any(LogSoftmax(e.arg) in x.atoms(LogSoftmax)
@@ -498,8 +498,8 @@ class Program:
         prefilled = {j for j, (key, _) in enumerate(body) if key in filled.values()}
         groups = self._fused(body, entry_codes, stored, constants, placed, prefilled) \
             if self.fuse else []
-        for g in groups:  # halved before the loop (one tanh for sigmoid and tanh, fuse.py)
-            self.halved |= {body[i][0] for i in g.halved}
+        for g in groups:  # scaled before the loop (one call for two activations, fuse.py)
+            self.scaled.update((body[i][0], g.scale) for i in g.scaled)
         fused = {i: g for g in groups for i in g.positions}
         lines, i = [], 0
         for entry, code in zip(body_keys, codes):
@@ -1006,7 +1006,7 @@ class Program:
     def _start(self, needed, later):
         """A new function: it computes ``needed`` and then lowers ``later``."""
         self.padded, self.shared, self.owned = set(self.states), {}, set()
-        self.halved = set()
+        self.scaled = {}
         self.pending = [rhs for lhs, rhs in self.equations if lhs.name in needed] + later
 
     def _grad_key(self, name):
