@@ -241,8 +241,11 @@ def main(argv=None):
     if args.memory:
         keys = ["elman"] if args.quick else [k for k in args.cell if k != "stacked"]
         for cell in cells.bench_cells(keys, [1]):
-            names = [build.BASELINE, "symrnn", "symrnn (T,B,N) view", "symrnn kernel"]
-            names += [] if args.no_numba or cell.key not in args.numba_cells else ["symrnn numba"]
+            # symrnn's public call in its default layout (it copies the batch) and on the
+            # benchmark's (T, B, N) arrays (layout='TBN', no copy)
+            names = [build.BASELINE, "symrnn", "symrnn" + rep.TBN, "symrnn kernel"]
+            names += [] if args.no_numba or cell.key not in args.numba_cells else [
+                "symrnn numba", "symrnn numba" + rep.TBN]
             names += ([build.TORCH_NAME] if torch else []) + ([build.JAX_NAME] if jax else [])
             print(f"memory probes: {cell.title} at {MEMORY_SIZE}", flush=True)
             memory[(cell.key, MEMORY_SIZE)] = {
