@@ -106,20 +106,18 @@ def _common(found):
         else:
             left = list(mine)
             common = [c for c in common if c in left and not left.remove(c)]
-    if not common:
+    if not common or any(_rest(others, common, time) is None for _, time, others in found):
         return None
-    for _, time, others in found:
-        left = list(others)
-        for c in common:
-            if _at(c, time) not in left:
-                return None
-            left.remove(_at(c, time))
     return common
 
 
 def _rest(others, common, time):
+    """``others`` without the factors ``common`` at step ``time`` (each once),
+    or None when one of them is missing."""
     left = list(others)
     for c in common:
+        if _at(c, time) not in left:
+            return None
         left.remove(_at(c, time))
     return left
 
