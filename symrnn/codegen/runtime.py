@@ -21,7 +21,6 @@ _F64 = numpy.dtype(numpy.float64)
 # small array, has nothing to do
 _dot = getattr(numpy.dot, "_implementation", numpy.dot)
 _vdot = getattr(numpy.vdot, "_implementation", numpy.vdot)
-_check_vdot = _vdot
 _check_concatenate = getattr(numpy.concatenate, "_implementation", numpy.concatenate)
 # reductions as ufunc methods: ``a.max(axis, keepdims=True)`` and ``a.sum`` reach
 # the same ones through a Python wrapper (numpy/_core/_methods.py)
@@ -206,7 +205,7 @@ def _joint_sum_of_squares(arrays):
         flat = _frombuffer(_join(arrays))
     except TypeError:  # an array that is not C-contiguous has no simple buffer
         flat = _check_concatenate(arrays, axis=None)
-    return _check_vdot(flat, flat)
+    return _vdot(flat, flat)
 
 
 def _label_rows(m, table, dtype, batched):
@@ -468,7 +467,7 @@ def _preparer(spec):
             # Inf (or beyond 1e154, which sends the call to the exact tests)
             total = _joint_sum_of_squares(values if small is None else small(values))
             for i in large:
-                total += _check_vdot(values[i], values[i])
+                total += _vdot(values[i], values[i])
             if not _isfinite(total):
                 return None
             args = list(values[:n_params])
