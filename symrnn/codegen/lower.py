@@ -15,9 +15,14 @@ its transpose, which is built from the tree (the transpose of a parameter is a
 around it, that of a product the product of the transposes in reverse order),
 so that every operand order and parenthesis comes from the expression.
 """
-from sympy import MatMul, OneMatrix
+import math
 
-from ..model.nodes import StepVar
+import numpy
+from sympy import (HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol,
+                   OneMatrix, Transpose, ZeroMatrix)
+
+from ..model.nodes import Adjoint, StepVar
+from ..ops import Elementwise
 from . import ir
 
 
@@ -54,6 +59,63 @@ def number(value):
     return ir.Const(f)
 
 
+def _kernel_function(op):
+    k = op.kernels["numpy"]
+    return getattr(numpy, k.split(".")[1]) if isinstance(k, str) else k
+
+
+def constant(expr):
+    """Whether ``expr`` reads no parameter and no value: numbers, ones, eye(D)."""
+    return not expr.atoms(MatrixSymbol, StepVar, Adjoint)
+
+
+def uniform(expr):
+    """The float c with ``expr`` = c times a matrix of ones, for a constant
+    expression that is one (``0.5 * 1``, ``exp(0 * x)``, ``1.T @ 1`` of a known
+    size); None otherwise. A function is applied by its own NumPy kernel, so that
+    the number is the one the code would compute (relu' at 0 is 0)."""
+    if isinstance(expr, OneMatrix):
+        return 1.0
+    if isinstance(expr, ZeroMatrix):
+        return 0.0
+    if isinstance(expr, Identity):
+        return 1.0 if expr.shape == (1, 1) else None
+    if expr.is_Number:
+        return float(expr)
+    if isinstance(expr, Transpose):
+        return uniform(expr.arg)
+    if isinstance(expr, (MatAdd, HadamardProduct, HadamardPower, MatMul)):
+        args = expr.as_coeff_matrices()[1] if isinstance(expr, MatMul) else \
+            [expr.base] if isinstance(expr, HadamardPower) else expr.args
+        values = [uniform(a) for a in args]
+        if None in values:
+            return None
+        if isinstance(expr, MatAdd):
+            return math.fsum(values)
+        if isinstance(expr, HadamardPower):
+            return values[0] ** int(expr.exp) if expr.exp.is_Integer else None
+        value = math.prod(values)
+        if isinstance(expr, MatMul):  # each inner size is a sum of that many products
+            inner = [f.shape[1] for f in args[:-1]]
+            if not all(d.is_Integer for d in inner):
+                return None
+            value *= float(expr.as_coeff_matrices()[0]) * math.prod(int(d) for d in inner)
+        return value
+    if isinstance(expr, Elementwise):
+        value, n = uniform(expr.arg), expr.shape[0]
+        entrywise = type(expr).definition.__func__ is Elementwise.definition.__func__
+        if value is None or not (entrywise or n.is_Integer):
+            return None
+        with numpy.errstate(all="ignore"):
+            out = _kernel_function(type(expr))(numpy.full((1, 1 if entrywise else int(n)),
+                                                          value))
+        out = numpy.asarray(out, dtype=float)
+        if not (out == out[0, 0]).all() or not math.isfinite(out[0, 0]):
+            return None
+        return float(out[0, 0])
+    return None
+
+
 def _reshape(code, *shape):
     return ir.call(ir.Attr(code, "reshape"), *map(ir.Const, shape))
 
@@ -65,9 +127,10 @@ def _ones(f):
 class RowLowering:
     """Lowers expressions in row layout; ``names(leaf)`` gives the IR of each variable."""
 
-    def __init__(self, names, params, size=None):
+    def __init__(self, names, params, size=None, rows=None):
         self.names = names
         self.size = size  # the IR of a size symbol (read from a shape), for eye(D)
+        self.rows = rows  # the IR of the number of stacked rows (steps times sequences)
         self.params = set(params)
         self.shared = {}     # expressions already computed once: expression -> IR name
         self.constants = None  # in a loop body: {key: (name, IR)} of fixed values named before it
@@ -76,6 +139,10 @@ class RowLowering:
         name = self.shared.get(expr)
         if name is not None:
             return name
+        if getattr(expr, "is_Matrix", False) and constant(expr):
+            value = uniform(expr)  # a number broadcasts against any rows
+            if value is not None:
+                return self.number(value)
         for cls in type(expr).__mro__:
             method = getattr(self, "_lower_" + cls.__name__, None)
             if method is not None:
@@ -165,8 +232,10 @@ class RowLowering:
         return ir.BinOp("**", self.lower(expr.base), exp)
 
     def _lower_Transpose(self, expr):
-        if self.kind(expr) == "F":
+        if self.kind(expr) == "F" and 1 not in expr.shape:
             return self.fixed_T(expr.arg)
+        if self.kind(expr) == "F":  # a fixed row or column: stored as its entries, (n,) or (1, n)
+            return self.lower(expr.arg)
         return self.lower(expr.arg)  # a row and a column have the same storage
 
     def _lower_MatMul(self, expr):
@@ -210,9 +279,15 @@ class RowLowering:
         stored 1-D, a transposed row 2-D: both made the column they are)."""
         code = self.lower(f)
         rows, cols = f.shape
+        if isinstance(code, ir.Const):  # a constant: the matrix of its entries
+            return self.full((rows, cols), code)
         if cols == 1:
             return _reshape(code, -1, 1)
         return _reshape(code, 1, -1) if rows == 1 else code
+
+    def full(self, shape, value):
+        """The array of ``shape`` (size symbols) with every entry ``value``."""
+        return ir.numpy_call("full", ir.Tuple(tuple(self.size(d) for d in shape)), value)
 
     def _scale(self, coeff, code):
         if coeff == 1:
@@ -285,10 +360,12 @@ class RowLowering:
     # -- element-wise functions -----------------------------------------
     def _lower_Elementwise(self, expr):
         arg = self.lower(expr.arg)
-        if self.kind(expr) == "F" and expr.shape[1] == 1 and not isinstance(arg, ir.Const):
+        if self.kind(expr) == "F" and expr.shape[1] == 1:
             # a fixed column, stored 1-D: the kernel runs on it as one row (the
-            # compiled kernels take 2-D arrays)
-            return _reshape(ir.call(kernel(type(expr)), _reshape(arg, 1, -1)), -1)
+            # compiled kernels take 2-D arrays); a constant one, as the row of its entries
+            row = self.full((1, expr.shape[0]), arg) if isinstance(arg, ir.Const) else \
+                _reshape(arg, 1, -1)
+            return _reshape(ir.call(kernel(type(expr)), row), -1)
         return ir.call(kernel(type(expr)), arg)
 
     def _lower_SumOverTime(self, expr):
@@ -296,6 +373,15 @@ class RowLowering:
         # the steps is summing the rows
         kind = self.kind(expr.term)
         term = self.lower(expr.term)
+        if kind == "F":  # the same at every step and sequence: times their number
+            rows, cols = expr.shape
+            if isinstance(term, ir.Const):
+                shape = (rows,) if cols == 1 else (rows, cols)
+                return self.full(shape, ir.mul(term, self.rows))
+            total = ir.mul(self.rows, term)
+            if cols == 1:   # stored as a parameter column, (n,)
+                return _reshape(total, -1)
+            return _reshape(total, 1, -1) if rows == 1 else total
         if kind in ("C", "S"):
             return ir.call(ir.Attr(term, "sum"), ir.Const(0))
         if kind == "R":  # the gradient of a row parameter w[1, c]: stored (1, c)
@@ -309,6 +395,11 @@ class RowLowering:
         kinds = [self.kind(f) for f in factors]
         if kinds == ["R", "C"]:  # a row times a column at every step: one dot product
             code = ir.helper("vdot", self.lower(factors[0]), self.lower(factors[1]))
+        elif not self._per_step(term):  # the same at every step and sequence
+            code = ir.mul(self.rows, self.lower(term))
+            if not isinstance(code.right, ir.Const):  # a 1x1 array of the parameters
+                code = ir.call(ir.Attr(code, "sum"))
+            coeff = 1
         else:
             code, coeff = ir.call(ir.Attr(self.lower(term), "sum")), 1
         if coeff == 1:

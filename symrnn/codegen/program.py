@@ -204,7 +204,8 @@ class Program:
         self.states = [Key(s.name) for s in cell.states]
         self.padded = set(self.states)       # arrays indexed by step, 0 and T+1 allowed
         self.temps = 0
-        self.lowering = RowLowering(self._name, self.params, lambda dim: self.size(dim))
+        self.lowering = RowLowering(self._name, self.params, lambda dim: self.size(dim),
+                                   ir.mul(T_NAME, B_NAME))
         self.mode = "stacked"
         self.shifted = set()  # forward values that the backward pass reads at step t+1
         self.local = set()    # loop variables that nothing outside the loop body reads
@@ -858,7 +859,11 @@ class Program:
         base = {a: _base(a) for a in defs}
         refers = {base[a]: {_base(l) for l in e.atoms(Adjoint)} for a, e in defs.items()}
         future = {_base(l) for e in defs.values() for l in e.atoms(Adjoint) if l.var.time != t}
-        core = {b for b in refers if reachable([b], refers) & future}
+        # what reads an adjoint of step t+1, itself or through others, runs step by step;
+        # a value read at t+1 that reads none (dL/dL^(t) = 1) is stacked and padded
+        reads_next = {base[a] for a, e in defs.items() if any(l.var.time != t
+                                                               for l in e.atoms(Adjoint))}
+        core = {b for b in refers if reachable([b], refers) & reads_next}
         reads = {b: refers[b] & core for b in core}
         parts = components([base[a] for a in defs if base[a] in core], reads)
         read_after = {_base(l) for e in self.gradients.values() for l in e.atoms(Adjoint)}

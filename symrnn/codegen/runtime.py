@@ -61,8 +61,16 @@ def _log_softmax_and_softmax(x, out=None):
 
 # -- checks ---------------------------------------------------------------------
 
+def _unmasked(name, value):
+    """Refuse a masked array: NumPy's functions would use the entries under its mask."""
+    if isinstance(value, numpy.ma.MaskedArray):
+        raise ValueError(f"{name}: a masked array; its mask would be ignored (pass "
+                         f"{name}.filled(value) or the entries to use as a plain array)")
+
+
 def _convert(name, value):
     """``value`` as a new float64 array, or a ValueError naming ``name``."""
+    _unmasked(name, value)
     try:
         a = numpy.asarray(value)
     except (TypeError, ValueError):
@@ -360,6 +368,7 @@ def _preparer(spec):
     def target(label, y, ndim):
         """``(array, is_labels)``: integer labels (one axis fewer than x) or values."""
         if labels and (type(y) is not numpy.ndarray or y.dtype is not _F64):
+            _unmasked(label, y)
             k = _integers(y)
             if k is not None and k.ndim == ndim - 1:
                 return k, True

@@ -1,7 +1,7 @@
 """From the chain rule on one generic step to closed forms for any T."""
 from dataclasses import dataclass, field
 
-from sympy import MatAdd, ZeroMatrix
+from sympy import Identity, MatAdd, MatMul, ZeroMatrix
 
 from ..graph.unroll import T, shared, step_equations, t
 from ..model.nodes import Adjoint, StepVar, SumOverTime
@@ -27,6 +27,8 @@ class Derivation:
     terminal: dict
     gradients: dict
     copy_gradients: dict = field(default_factory=dict)
+    # what verify() found wrong, if it did: code built from it would be wrong too
+    failed_verification: str = field(default=None, repr=False, compare=False)
 
     def verify(self, T, seed=0, sizes=None, raises=True):
         """Compare the closed forms with an independent scalar chain rule for T steps
@@ -39,11 +41,19 @@ class Derivation:
         from ..codegen.lambdify import lambdify
         return lambdify(self, backend)
 
+    def refuse_if_failed(self, what):
+        """Raise a ValueError if ``verify`` found this derivation wrong: ``what``
+        (code built from it) would compute the same wrong gradients."""
+        if self.failed_verification is not None:
+            raise ValueError(f"derivation: {what} refused, since {self.failed_verification}; "
+                             "the gradients it would compute are wrong")
+
     def torch(self, sizes=None, **options):
         """A ``torch.nn.Module`` whose backward is this derivation's BPTT; the
         parameters' sizes as keywords (``D=8, N=4, M=5``) or a dict ``sizes``;
         options ``batch_first``, ``dtype``, ``device``. Needs PyTorch
         (``pip install 'symrnn[torch]'``); see ``symrnn.backends.torch_module``."""
+        self.refuse_if_failed("torch()")
         try:
             from ..backends.torch_module import module
         except ImportError as e:
@@ -55,6 +65,7 @@ class Derivation:
         """``f(params, x, y, h0=None) -> loss`` in JAX with this derivation's BPTT
         as its ``jax.custom_vjp``; see ``symrnn.backends.jax_function``. Needs
         JAX (``pip install 'symrnn[jax]'``)."""
+        self.refuse_if_failed("jax()")
         try:
             from ..backends.jax_function import function
         except ImportError as e:
@@ -86,6 +97,18 @@ class Derivation:
                             lookup).doit()
 
 
+def _carried(contributions, loss):
+    """dL/ds^(t-1) through step t: the sum of ``contributions``. A term that the loss
+    L^(t) contributes directly (a loss that reads prev(s)) holds no adjoint of step t,
+    which would make it vanish where step t does not exist (t = T+1 once shifted):
+    it is multiplied by dL/dL^(t), which is 1 for t <= T and 0 beyond."""
+    through = [c for c in contributions if c.consumer != loss]
+    direct = adjoint_sum([c for c in contributions if c.consumer == loss])
+    if direct is None:
+        return adjoint_sum(through)
+    return MatAdd(*[c.term for c in through], MatMul(direct, Adjoint(loss))).doit()
+
+
 def derive(cell):
     """Derive the BPTT gradients of ``cell`` for any sequence length T."""
     step = step_equations(cell, t)
@@ -93,14 +116,19 @@ def derive(cell):
     found = backprop(step, seed(step[-1][0]), live=states)
     share = lambda e: shared(cell, e)
 
+    loss = step[-1][0]
     adjoints = {}
     for lhs, _ in reversed(step[:-1]):
         if lhs not in found and lhs not in states:
             continue  # nothing depends on it: yhat when the loss is written in o
         within = adjoint_sum(found.get(lhs, []))
-        carried = adjoint_sum(found.get(lhs.at(t - 1), []))
+        carried = _carried(found.get(lhs.at(t - 1), []), loss)
         terms = [e for e in (within, carried and carried.subs(t, t + 1)) if e is not None]
         adjoints[Adjoint(lhs)] = share(MatAdd(*terms).doit()) if terms else ZeroMatrix(*lhs.shape)
+    if any(e.has(Adjoint(loss.at(t + 1))) for e in adjoints.values()):
+        # dL/dL^(t) = 1 at every step t = 1..T, and 0 at the step T+1 that does not
+        # exist: the factor that drops the loss's own terms of step t+1 at t = T
+        adjoints = {Adjoint(loss): Identity(1), **adjoints}
 
     terminal = {}
     for s in cell.states:

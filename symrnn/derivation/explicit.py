@@ -5,7 +5,7 @@ evaluate a closed form): ``leaf(expr)`` gives the rows of a leaf (or of any
 node the caller evaluates itself) and None otherwise; ``size`` turns a size
 symbol into an int; ``number`` turns a SymPy coefficient into the entries' type.
 """
-from sympy import (HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, OneMatrix,
+from sympy import (S, HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, OneMatrix,
                    Transpose, ZeroMatrix)
 
 from ..ops import Elementwise
@@ -57,7 +57,7 @@ def evaluate(expr, leaf, size, number=lambda c: c):
             return [list(c) for c in zip(*ev(e.arg))]
         if isinstance(e, (OneMatrix, ZeroMatrix, Identity)):
             rows, cols = _shape(e, size)
-            one, zero = number(1), number(0)
+            one, zero = number(S.One), number(S.Zero)
             if isinstance(e, OneMatrix):
                 return [[one] * cols for _ in range(rows)]
             return [[one if isinstance(e, Identity) and i == j else zero for j in range(cols)]

@@ -147,7 +147,9 @@ class _ScalarRoute:
         for k in range(T, 0, -1):
             for tpl, entries in reversed(steps[k - 1]):
                 for i, partial in enumerate(entries):
-                    a = 1 if tpl.lhs.name == "L" else adjoint.get((tpl.lhs.name, k, i), 0)
+                    if tpl.lhs.name == self.cell.loss_var.name:  # dL/dL^(k) = 1
+                        adjoint[(tpl.lhs.name, k, i)] = mpmath.mpf(1)
+                    a = adjoint.get((tpl.lhs.name, k, i), 0)
                     partials += len(partial)
                     if a == 0:
                         continue
@@ -191,8 +193,12 @@ class _ClosedForm:
         return int(time.xreplace({t: Integer(self.k or 0), T_symbol: Integer(self.T)}))
 
     def _column(self, name, k, rows):
-        if k > self.T:  # a term of step T+1: it also carries an adjoint of that step, 0
-            return [[mpmath.mpf(0)] for _ in range(rows)]
+        # a term of step T+1 is multiplied by an adjoint of that step, which is 0
+        # (dL/dL^(T+1) for the loss's own terms); the generated code and the
+        # backends rely on it and hold any finite values there (codegen: the
+        # values of step T again): so does this route, so that a term of step
+        # T+1 that is not multiplied by 0 makes a difference here too
+        k = min(k, self.T)
         return [[self.values[(name, k, i)]] for i in range(rows)]
 
     def leaf(self, expr):
@@ -209,9 +215,6 @@ class _ClosedForm:
         if isinstance(expr, StepVar):
             return self._column(expr.name, self._time(expr.time), self.size(expr.shape[0]))
         if isinstance(expr, Elementwise):  # an unnamed value such as tanh(s^(t))
-            if any(self._time(v.time) > self.T for v in expr.atoms(StepVar)
-                   if v.name not in self.params):  # of step T+1, times its adjoint, 0
-                return [[mpmath.mpf(0)] for _ in range(self.size(expr.shape[0]))]
             arg = evaluate(expr.arg, self.leaf, self.size, _mpf)
             return [[v] for v in self._function(type(expr), len(arg))(*[r[0] for r in arg])]
         if isinstance(expr, SumOverTime):
@@ -298,6 +301,8 @@ def _compare(derivation, route, sizes, T, rng, raises):
         if bad:
             report.mismatches.append(f"{name}: the closed form differs from the independent "
                                      f"chain rule by {mpmath.nstr(by, 3)}")
+            if derivation.failed_verification is None:  # the builders consult it
+                derivation.failed_verification = f"verify(T={T}) found {report.mismatches[-1]}"
             if raises:
                 raise VerificationError(report.mismatches[-1])
 
