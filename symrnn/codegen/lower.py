@@ -17,12 +17,10 @@ so that every operand order and parenthesis comes from the expression.
 """
 import math
 
-import numpy
-from sympy import (HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol,
-                   OneMatrix, Transpose, ZeroMatrix)
+from sympy import MatAdd, MatMul, OneMatrix
 
-from ..model.nodes import Adjoint, StepVar
-from ..ops import Elementwise
+from ..model.constant import constant, uniform
+from ..model.nodes import StepVar, SumOverTime
 from . import ir
 
 
@@ -59,63 +57,6 @@ def number(value):
     return ir.Const(f)
 
 
-def _kernel_function(op):
-    k = op.kernels["numpy"]
-    return getattr(numpy, k.split(".")[1]) if isinstance(k, str) else k
-
-
-def constant(expr):
-    """Whether ``expr`` reads no parameter and no value: numbers, ones, eye(D)."""
-    return not expr.atoms(MatrixSymbol, StepVar, Adjoint)
-
-
-def uniform(expr):
-    """The float c with ``expr`` = c times a matrix of ones, for a constant
-    expression that is one (``0.5 * 1``, ``exp(0 * x)``, ``1.T @ 1`` of a known
-    size); None otherwise. A function is applied by its own NumPy kernel, so that
-    the number is the one the code would compute (relu' at 0 is 0)."""
-    if isinstance(expr, OneMatrix):
-        return 1.0
-    if isinstance(expr, ZeroMatrix):
-        return 0.0
-    if isinstance(expr, Identity):
-        return 1.0 if expr.shape == (1, 1) else None
-    if expr.is_Number:
-        return float(expr)
-    if isinstance(expr, Transpose):
-        return uniform(expr.arg)
-    if isinstance(expr, (MatAdd, HadamardProduct, HadamardPower, MatMul)):
-        args = expr.as_coeff_matrices()[1] if isinstance(expr, MatMul) else \
-            [expr.base] if isinstance(expr, HadamardPower) else expr.args
-        values = [uniform(a) for a in args]
-        if None in values:
-            return None
-        if isinstance(expr, MatAdd):
-            return math.fsum(values)
-        if isinstance(expr, HadamardPower):
-            return values[0] ** int(expr.exp) if expr.exp.is_Integer else None
-        value = math.prod(values)
-        if isinstance(expr, MatMul):  # each inner size is a sum of that many products
-            inner = [f.shape[1] for f in args[:-1]]
-            if not all(d.is_Integer for d in inner):
-                return None
-            value *= float(expr.as_coeff_matrices()[0]) * math.prod(int(d) for d in inner)
-        return value
-    if isinstance(expr, Elementwise):
-        value, n = uniform(expr.arg), expr.shape[0]
-        entrywise = type(expr).definition.__func__ is Elementwise.definition.__func__
-        if value is None or not (entrywise or n.is_Integer):
-            return None
-        with numpy.errstate(all="ignore"):
-            out = _kernel_function(type(expr))(numpy.full((1, 1 if entrywise else int(n)),
-                                                          value))
-        out = numpy.asarray(out, dtype=float)
-        if not (out == out[0, 0]).all() or not math.isfinite(out[0, 0]):
-            return None
-        return float(out[0, 0])
-    return None
-
-
 def _reshape(code, *shape):
     return ir.call(ir.Attr(code, "reshape"), *map(ir.Const, shape))
 
@@ -141,7 +82,7 @@ class RowLowering:
             return name
         if getattr(expr, "is_Matrix", False) and constant(expr):
             value = uniform(expr)  # a number broadcasts against any rows
-            if value is not None:
+            if value is not None and math.isfinite(value):
                 return self.number(value)
         for cls in type(expr).__mro__:
             method = getattr(self, "_lower_" + cls.__name__, None)
@@ -274,6 +215,11 @@ class RowLowering:
             code = ir.helper("dot", ir.Transpose(left or self.number(1)), right or self.number(1))
         return self._scale(coeff, code)
 
+    def _lower_MatPow(self, expr):  # A @ A @ ... (the parser makes it of a positive integer)
+        if not (expr.exp.is_Integer and expr.exp >= 1):
+            raise NotImplementedError(f"the matrix power {expr}")
+        return self.lower(MatMul(*[expr.base] * int(expr.exp)))
+
     def _fixed_factor(self, f):
         """A factor of a fixed product as a 2-D array (a parameter column is
         stored 1-D, a transposed row 2-D: both made the column they are)."""
@@ -371,6 +317,12 @@ class RowLowering:
     def _lower_SumOverTime(self, expr):
         # stacked arrays hold every step and sequence as rows: summing over
         # the steps is summing the rows
+        fixed = [a for a in expr.term.args if not self._per_step(a)] \
+            if isinstance(expr.term, MatAdd) else []
+        if fixed and len(fixed) < len(expr.term.args):  # summed apart: the fixed terms T B times
+            rest = [a for a in expr.term.args if a not in fixed]
+            return ir.add(*[self.lower(SumOverTime(MatAdd(*part), *expr.args[1:]))
+                            for part in (rest, fixed)])
         kind = self.kind(expr.term)
         term = self.lower(expr.term)
         if kind == "F":  # the same at every step and sequence: times their number

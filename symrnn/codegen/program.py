@@ -23,7 +23,7 @@ from sympy import Basic, HadamardProduct, MatAdd, MatrixSymbol, preorder_travers
 from ..derivation.subexpressions import repeated
 from ..graph.reach import components, reachable
 from ..graph.unroll import shared, t
-from ..model.nodes import Adjoint, LogSoftmax, Softmax, StepVar
+from ..model.nodes import Adjoint, LogSoftmax, Softmax, StepVar, SumOverTime
 from ..ops import OPERATIONS
 from . import ir
 from .carried import carry_products
@@ -368,7 +368,7 @@ class Program:
                 lines.append(ir.Assign((pair, key.flat()), both))
                 self.owned |= {Key(pair.id), key}
                 continue
-            if not self.lowering._per_step(e):
+            if not self.lowering._per_step(e) and not isinstance(e, SumOverTime):
                 # a value of the parameters alone: the same in every row, stored
                 # in every row all the same (it is read row by row)
                 rows, cols = e.shape

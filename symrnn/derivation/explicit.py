@@ -5,7 +5,7 @@ evaluate a closed form): ``leaf(expr)`` gives the rows of a leaf (or of any
 node the caller evaluates itself) and None otherwise; ``size`` turns a size
 symbol into an int; ``number`` turns a SymPy coefficient into the entries' type.
 """
-from sympy import (S, HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, OneMatrix,
+from sympy import (S, HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, MatPow, OneMatrix,
                    Transpose, ZeroMatrix)
 
 from ..ops import Elementwise
@@ -50,6 +50,14 @@ def evaluate(expr, leaf, size, number=lambda c: c):
             out = ev(e.args[0])
             for a in e.args[1:]:
                 out = [[x * y for x, y in zip(r, s)] for r, s in zip(out, ev(a))]
+            return out
+        if isinstance(e, MatPow):  # A @ A @ ... (the parser makes it of a positive integer)
+            if not (e.exp.is_Integer and e.exp >= 1):
+                raise NotImplementedError(f"cannot evaluate the matrix power {e}")
+            base = ev(e.base)
+            out = base
+            for _ in range(int(e.exp) - 1):
+                out = _matmul(out, base)
             return out
         if isinstance(e, HadamardPower):
             return [[x ** int(e.exp) for x in r] for r in ev(e.base)]

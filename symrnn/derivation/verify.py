@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass, field
 
 import mpmath
-from sympy import Integer, Rational, Symbol, diff, lambdify
+from sympy import S, Integer, Rational, Symbol, diff, lambdify
 from sympy.matrices.expressions.matexpr import MatrixSymbol
 
 from ..graph.unroll import T as T_symbol, t
@@ -35,6 +35,10 @@ _MODULES = [{"Heaviside": lambda v, at_zero=None: _heaviside(v), "Max": max, "Mi
 
 class VerificationError(AssertionError):
     """The closed form and the independent chain rule disagree."""
+
+
+class _Undecided(Exception):
+    """The cell has a value that is not a number whatever the point (1/0 of a constant)."""
 
 
 class _Degenerate(Exception):
@@ -56,10 +60,11 @@ class Verification:
     adjoints: int = 0        # dL/dv^(k) vectors compared
     chain_rule_terms: int = 0  # scalar partial derivatives the second route multiplied
     mismatches: list = field(default_factory=list)
+    undecided: str = None    # why no comparison could be made (then ok is False too)
 
     @property
     def ok(self):
-        return not self.mismatches
+        return not self.mismatches and self.undecided is None
 
     def __bool__(self):
         return self.ok
@@ -87,6 +92,8 @@ class _Template:
         self.reads = []  # per entry: the symbols it reads
         outputs = []
         for e in entries:
+            if e.has(S.ComplexInfinity, S.NaN, S.Infinity, S.NegativeInfinity):
+                raise _Undecided(f"{lhs} has an entry {e}, not a number at any point")
             symbols = sorted(e.free_symbols, key=str)
             self.reads.append(symbols)
             outputs.append(e)
@@ -264,27 +271,61 @@ def verify(derivation, T, seed=0, sizes=None, raises=True, points=2):
     if not isinstance(T, int) or isinstance(T, bool) or T < 1:
         raise ValueError(f"T: must be a positive integer, got {T!r}")
     cell = derivation.cell
-    sizes = default_sizes(cell) if sizes is None else dict(sizes)
+    sizes = checked_sizes(cell, sizes)
     with mpmath.workdps(DIGITS):
         routes = derivation.__dict__.setdefault("_scalar_routes", {})
         key = tuple(sorted((str(k), v) for k, v in sizes.items()))
-        route = routes.get(key) or routes.setdefault(key, _ScalarRoute(cell, sizes))
+        try:
+            route = routes.get(key) or routes.setdefault(key, _ScalarRoute(cell, sizes))
+        except _Undecided as e:
+            return _undecided(T, sizes, str(e), raises)
         rng, report = random.Random(seed), None
         for _ in range(points):
             for attempt in range(8):
                 try:
                     found = _compare(derivation, route, sizes, T, rng, raises)
                     break
-                except (_Degenerate, ZeroDivisionError):
-                    continue
+                except (_Degenerate, ZeroDivisionError, OverflowError, MemoryError):
+                    continue  # a kink, a pole, or values beyond any float: another point
             else:
-                raise VerificationError("no regular random point found (every draw hit a "
-                                        "kink or a pole)")
+                return _undecided(T, sizes, "no regular random point found (every draw hit a "
+                                  "kink or a pole, or values beyond the range of a float)", raises)
             if report is None:
                 report = found
             else:
                 report.mismatches += found.mismatches
     return report
+
+
+def _undecided(T, sizes, why, raises):
+    """The verdict when no comparison could be made: not verified, not found wrong."""
+    if raises:
+        raise VerificationError(f"verify(T={T}) could not compare: {why}")
+    return Verification(T, {str(k): v for k, v in sizes.items()}, [], undecided=why)
+
+
+MAX_SIZE = 8  # the scalar route writes out every entry: small sizes only
+
+
+def checked_sizes(cell, sizes):
+    """``{size symbol: int}`` for every size of ``cell``: ``sizes`` (keys symbols or
+    their names, values positive integers up to MAX_SIZE), the defaults for the others."""
+    out = default_sizes(cell)
+    if sizes is None:
+        return out
+    if not hasattr(sizes, "items"):
+        raise ValueError(f"sizes: expected a dict such as {{'D': 2}}, got {type(sizes).__name__}")
+    by_name = {str(s): s for s in cell.sizes}
+    for key, value in sizes.items():
+        symbol = by_name.get(key if isinstance(key, str) else str(key))
+        if symbol is None or not isinstance(key, str) and key != symbol:
+            known = ", ".join(by_name) or "none"
+            raise ValueError(f"sizes: {key!r} is not a size of the cell (its sizes: {known})")
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SIZE:
+            raise ValueError(f"sizes[{str(key)!r}]: expected an integer from 1 to {MAX_SIZE}, "
+                             f"got {value!r}")
+        out[symbol] = value
+    return out
 
 
 def _compare(derivation, route, sizes, T, rng, raises):

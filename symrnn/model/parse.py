@@ -54,6 +54,7 @@ from sympy import (HadamardPower, HadamardProduct, Identity, Integer, MatrixSymb
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .cell import CODE_NAMES, Cell, bad_coefficient, generated_names, plain_name
+from .constant import constant, uniform
 from ..ops import Reciprocal, functions
 from .nodes import LogSoftmax, Prev
 
@@ -264,7 +265,14 @@ class _Parser:
         if method is None:
             self.fail(node, "{token} is not allowed in an equation (use names, numbers, "
                             "+ - * / ** @, .T, prev(...) and " + ", ".join(FUNCTIONS) + ")")
-        return method(node)
+        value = method(node)
+        if isinstance(node, (ast.Call, ast.BinOp)) and _is_matrix(value) and constant(value):
+            number = uniform(value)  # where a constant can stop being a number: 1/0, log(0)
+            if number is not None and not math.isfinite(number):
+                self.fail(node, "{token} is " + ("NaN" if number != number else
+                                                 "-inf" if number < 0 else "inf")
+                          + " in every entry, whatever the inputs")
+        return value
 
     def _Name(self, node):
         name = node.id
@@ -378,6 +386,12 @@ class _Parser:
             self.fail(node, f"{{token}}: shapes {_shape(a)} * {_shape(b)} differ; * is the "
                             "element-wise product, @ the matrix product")
         if op is ast.Div:
+            if mb and b.shape[1] != 1:
+                self.fail(node, f"{{token}}: division by a matrix or row of shape {_shape(b)}; / divides "
+                                "by a number, entry by entry by a column vector, or by a 1x1 "
+                                "value")
+            if mb and constant(b) and uniform(b) == 0:
+                self.fail(node, "{token}: division by zero")
             if mb:  # a / b = a * (1/b) entry by entry
                 if ma and a.shape != b.shape and b.shape != (1, 1):
                     self.fail(node, f"{{token}}: shapes {_shape(a)} / {_shape(b)} differ; / "
