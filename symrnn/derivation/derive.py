@@ -84,17 +84,42 @@ class Derivation:
         return self.inline(self.adjoints[Adjoint(var)])
 
     def inline(self, expr):
-        """Replace the adjoints of intermediate variables by their definitions."""
+        """Replace the adjoints of intermediate variables by their definitions, those
+        inlined in turn, up to INLINE_LEVELS deep (the adjoints of a longer chain
+        of intermediates stay by name: written out, each level would double the
+        cost of SymPy's work on the expression)."""
+        inlined = self._inlined()
+        inner = {b: inlined[b.var.name] for b in expr.atoms(Adjoint) if b.var.name in inlined}
+        return _shifted_in(expr, inner).doit()
+
+    def _inlined(self):
+        """{intermediate: its adjoint's definition at step t, inlined}, made once."""
+        key = tuple(self.adjoints.items())
+        cached = self.__dict__.get("_inline_table")
+        if cached is not None and cached[0] == key:
+            return cached[1]
         states = {s.name for s in self.cell.states}
-        definitions = {a: e for a, e in self.adjoints.items() if a.var.name not in states}
+        inlined, levels = {}, {}
+        for a, body in self.adjoints.items():   # each reads those before it (or at t+1)
+            name = a.var.name
+            if name in states:
+                continue
+            inner = {b: inlined[b.var.name] for b in body.atoms(Adjoint)
+                     if b.var.name in inlined and levels[b.var.name] < INLINE_LEVELS}
+            levels[name] = 1 + max([levels[b.var.name] for b in inner] + [0])
+            inlined[name] = _shifted_in(body, inner)
+        self.__dict__["_inline_table"] = (key, inlined)
+        return inlined
 
-        def lookup(a):
-            shift = a.var.time - t
-            body = definitions.get(Adjoint(a.var.at(t)))
-            return a if body is None else self.inline(body.subs(t, t + shift))
 
-        return expr.replace(lambda e: isinstance(e, Adjoint) and e.var.name not in states,
-                            lookup).doit()
+INLINE_LEVELS = 8
+
+
+def _shifted_in(expr, definitions):
+    """``expr`` with each adjoint ``a`` in ``definitions`` (its definition at step t)
+    replaced by that definition at a's step."""
+    return expr.xreplace({a: (e if a.var.time == t else e.subs(t, a.var.time))
+                          for a, e in definitions.items()})
 
 
 def _carried(contributions, loss):
