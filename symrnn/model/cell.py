@@ -82,6 +82,9 @@ class Cell:
         # how to typeset a name: {"yhat": r"\hat{y}"}; bold is added by the printer
         self.notation = dict(notation or {})
         # targets are class distributions: integer labels are accepted as one-hot
+        if not isinstance(targets_are_distributions, bool):
+            raise ValueError("targets_are_distributions: expected True or False, got "
+                             f"{targets_are_distributions!r}")
         self.targets_are_distributions = targets_are_distributions
         self._check()
 

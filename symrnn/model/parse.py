@@ -47,6 +47,7 @@ import ast
 import keyword
 import math
 import re
+from decimal import Decimal
 from fractions import Fraction
 
 from sympy import (HadamardPower, HadamardProduct, Identity, Integer, MatrixSymbol, OneMatrix,
@@ -295,9 +296,17 @@ class _Parser:
             self.fail(node, "{token} is not allowed: only numbers and names")
         if value != value or value in (float("inf"), float("-inf")):
             self.fail(node, "{token} is not a finite number")
-        # exact: 0.1 is 1/10, so that verify() stays in rational arithmetic
-        number = Rational(Fraction(str(value))) if isinstance(value, float) else Integer(value)
-        return self.number(node, number)
+        if isinstance(value, int):
+            return self.number(node, Integer(value))
+        # exact, from the text as written: 0.1 is 1/10 (so that verify() stays in
+        # rational arithmetic), and 1e-400 is not 0 (a float of it is), so that it
+        # is refused as 1e-320 is
+        written = Decimal((ast.get_source_segment(self.source, node) or repr(value))
+                          .replace("_", ""))
+        if written != 0 and not -400 < written.adjusted() < 400:  # before 10**-99999 exactly
+            self.fail(node, "{token}: the number is beyond the range of a float (about "
+                            "1e-308 to 1e308)")
+        return self.number(node, Rational(Fraction(written)))
 
     def number(self, node, value):
         """``value``, refused unless a float of it is finite and, if not 0, not 0."""
@@ -421,6 +430,8 @@ class _Parser:
     # -- the whole text ----------------------------------------------------------------
     def parse(self, text):
         self._defined = {}
+        if text.startswith("\ufeff"):  # a UTF-8 byte order mark, as some editors write
+            text = text[1:]
         if len(text) > MAX_CHARACTERS:
             raise CellSyntaxError(f"text: {len(text)} characters; a cell is at most "
                                   f"{MAX_CHARACTERS}")
@@ -509,6 +520,9 @@ def parse_cell(text, *, name="cell", sizes=None, notation=None, targets_are_dist
         raise ValueError(f"text: expected the equations as a string, got {type(text).__name__}")
     if not isinstance(name, str):
         raise ValueError(f"name: expected a string, got {type(name).__name__}")
+    if targets_are_distributions is not None and not isinstance(targets_are_distributions, bool):
+        raise ValueError("targets_are_distributions: expected True, False or None (from "
+                         f"the loss), got {targets_are_distributions!r}")
     if sizes is not None and not hasattr(sizes, "items"):
         raise ValueError("sizes: expected a dict such as {'D': 3} or {'D': Symbol('D')}")
     p = _Parser({k: _size_value(k, v) for k, v in (sizes or {}).items()})
