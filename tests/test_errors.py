@@ -70,7 +70,7 @@ def test_w_not_square():
     ("V", (M + 1, D), True, "params['c']", "params['V']"),
     ("U", (D + 1, N), True, "params['U']", "params['W']"),
     ("b", (D + 1,), True, "params['b']", "params['W']"),
-    ("c", (M, 1), True, "params['c']", "dimension"),
+    ("c", (M, 2), True, "params['c']", "dimension"),   # (M, 1) is the column too
     ("V", (M, D, 1), True, "params['V']", "dimension"),
 ])
 def test_parameter_shapes_that_do_not_fit(name, shape, bias, blamed, mentions):

@@ -17,7 +17,7 @@ so that every operand order and parenthesis comes from the expression.
 """
 import math
 
-from sympy import MatAdd, MatMul, OneMatrix
+from sympy import S, MatAdd, MatMul, OneMatrix
 
 from ..model.constant import constant, uniform
 from ..model.nodes import StepVar, SumOverTime
@@ -62,7 +62,9 @@ def _reshape(code, *shape):
 
 
 def _ones(f):
-    return isinstance(f, OneMatrix) or f.is_Transpose and isinstance(f.arg, OneMatrix)
+    """Whether ``f`` is a row or a column of ones (a product reads it as a sum)."""
+    return (isinstance(f, OneMatrix) or f.is_Transpose and isinstance(f.arg, OneMatrix)) \
+        and 1 in f.shape
 
 
 class RowLowering:
@@ -119,7 +121,7 @@ class RowLowering:
 
     def fixed(self, expr):
         """A fixed expression (no per-step value)."""
-        return self._named(expr, self.lower(expr), None)
+        return self._named(expr, self._stored(expr.shape, self.lower(expr)), None)
 
     def fixed_T(self, expr):
         """The transpose of a fixed expression, from the tree: the argument of a
@@ -127,8 +129,18 @@ class RowLowering:
         if expr.is_Transpose:
             return self.fixed(expr.arg)
         value = self.lower(expr)
+        if isinstance(value, ir.Const):
+            return self._named(("T", expr), self._stored(expr.shape[::-1], value), None)
         name = f"_tr_{value.id}" if isinstance(value, ir.Name) else None
         return self._named(("T", expr), ir.Transpose(value), name)
+
+    def _stored(self, shape, code):
+        """A constant ``code`` (a number: c times ones) as the array that holds a
+        fixed value of ``shape``: a column 1-D, a row or a matrix 2-D."""
+        if not isinstance(code, ir.Const) or tuple(shape) == (1, 1):
+            return code
+        rows, cols = shape
+        return self.full((rows,) if cols == 1 else (rows, cols), code)
 
     # -- leaves --------------------------------------------------------
     def _lower_StepVar(self, expr):
@@ -187,17 +199,23 @@ class RowLowering:
                 code = ir.helper("dot", code, self._fixed_factor(f))
             if expr.shape[1] == 1:  # a fixed column is stored 1-D, as a parameter
                 code = _reshape(code, -1)
-            return self._scale(coeff, code)
-        runs = []  # each run of fixed factors is one fixed product
-        for f in factors:
-            if runs and self._fixed_matrix(f) and self._fixed_matrix(runs[-1]):
-                runs[-1] = MatMul(runs[-1], f)
+            return self._named(expr, self._scale(coeff, code), None)  # in a loop: before it
+        # a row or column of ones next to a per-step row or column sums it (1^T v is
+        # a row sum); anywhere else it is a fixed factor like any other
+        kinds = [self.kind(f) for f in factors]
+        sums = [_ones(f) and bool({"C", "R"} & set(kinds[max(i - 1, 0):i] + kinds[i + 1:i + 2]))
+                for i, f in enumerate(factors)]
+        runs = []  # each run of fixed factors is one fixed product: [factor, role]
+        for f, k, summing in zip(factors, kinds, sums):
+            role = "ones" if summing else "fixed" if k == "F" else "step"
+            if runs and role == "fixed" and runs[-1][1] == "fixed":
+                runs[-1][0] = MatMul(runs[-1][0], f)
             else:
-                runs.append(f)
-        kind, code = self._factor(runs[0])
-        shape = runs[0].shape
-        for f in runs[1:]:
-            kind, code = self._product(kind, code, *self._factor(f))
+                runs.append([f, role])
+        kind, code = self._factor(*runs[0])
+        shape = runs[0][0].shape
+        for f, role in runs[1:]:
+            kind, code = self._product(kind, code, *self._factor(f, role))
             shape = (shape[0], f.shape[1])
             if kind in "CRS":  # the kind of the product so far, from its shape
                 kind = "S" if shape == (1, 1) else "C" if shape[1] == 1 else \
@@ -210,9 +228,17 @@ class RowLowering:
                               -1, 1)
             code = ir.mul(column, right if fixed == 1 else ir.call(ir.Attr(right, "sum"),
                                                                     ir.Const(0)))
+        elif kind == "O" and None in code[:2]:  # a column (row) of ones times a row (column)
+            left, right, _ = code
+            rows, cols = expr.shape
+            left = self.full((rows, S.One), self.number(1)) if left is None else _reshape(
+                ir.call(ir.Attr(left, "sum"), ir.Const(0)), -1, 1)
+            right = self.full((S.One, cols), self.number(1)) if right is None else ir.call(
+                ir.Attr(right, "sum"), ir.Const(0))
+            code = ir.mul(left, right)
         elif kind == "O":  # summed over the rows: one matrix product
             left, right, _ = code
-            code = ir.helper("dot", ir.Transpose(left or self.number(1)), right or self.number(1))
+            code = ir.helper("dot", ir.Transpose(left), right)
         return self._scale(coeff, code)
 
     def _lower_MatPow(self, expr):  # A @ A @ ... (the parser makes it of a positive integer)
@@ -240,14 +266,12 @@ class RowLowering:
             return code
         return ir.Neg(code) if coeff == -1 else ir.mul(self.number(coeff), code)
 
-    def _fixed_matrix(self, f):
-        return self.kind(f) == "F" and not _ones(f)
-
-    def _factor(self, f):
-        if _ones(f):
+    def _factor(self, f, role):
+        if role == "ones":
             return ("R" if f.shape[0] == 1 else "C"), None  # None: a vector of ones
-        kind = self.kind(f)
-        return kind, (f if kind == "F" else self.lower(f))  # a fixed factor: lowered as needed
+        if role == "fixed":
+            return "F", f  # lowered as needed
+        return self.kind(f), self.lower(f)
 
     def _product(self, k1, c1, k2, c2):
         def times(a, b):
@@ -299,8 +323,14 @@ class RowLowering:
             return "C", times(c1[0], dot(c1[1], self.fixed_T(c2)))
         if rule == "OF" and c1[1] is not None:  # c (r F): the row times F at every step
             return "O", (c1[0], mm(c1[1], self.fixed(c2)), c1[2])
+        if rule == "OF" and c1[2] is None:  # c (1^T F): the column sums of F, fixed
+            ones = self.full((S.One, c2.shape[0]), self.number(1))
+            return "O", (c1[0], mm(ones, self.fixed(c2)), 1)
         if rule == "FO" and c2[0] is not None:  # (F c) r
             return "O", (mm(c2[0], self.fixed_T(c1)), c2[1], c2[2])
+        if rule == "FO" and c2[2] is None:  # (F 1) r: the row sums of F, fixed
+            ones = self.full((c1.shape[1],), self.number(1))
+            return "O", (mm(self.fixed(c1), ones), c2[1], 0)
         raise NotImplementedError(f"product of a {k1} and a {k2} factor in row layout")
 
     # -- element-wise functions -----------------------------------------

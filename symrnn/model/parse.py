@@ -31,6 +31,8 @@ Equations ``name = expression``, one a line, computed in order; the line
     a.T            transpose
     prev(h)        h^(t-1) for a state h; ``h`` alone is h^(t), once computed
     eye(D)         the D x D identity matrix (a constant; D a declared size)
+    ones(D)        the column of D ones (a constant)
+    sum(v)         the sum of the entries of v, 1x1 (written 1^T v)
     tanh sigmoid relu softmax log_softmax exp log softplus abs sqrt
                    (of a column vector; see symrnn/ops.py)
 
@@ -65,7 +67,10 @@ SECTIONS = {"param": "params", "params": "params", "parameters": "params",
             "state": "states", "states": "states"}
 LOSS = "loss"
 # names the engine or the generated code uses for itself
-RESERVED = CODE_NAMES | {LOSS, "L", "T", "t", "prev", "eye"} | set(FUNCTIONS)
+# the functions of the text syntax that are no operation of ops.py: the matrix
+# algebra writes them (eye(D) the identity, ones(D) a column of ones, sum(v) = 1^T v)
+STRUCTURAL = ("prev", "eye", "ones", "sum")
+RESERVED = CODE_NAMES | {LOSS, "L", "T", "t"} | set(STRUCTURAL) | set(FUNCTIONS)
 
 
 # limits that keep every answer fast (each refusal is a CellSyntaxError)
@@ -279,7 +284,7 @@ class _Parser:
         name = node.id
         if name in self.known:
             return self.known[name]
-        if name in FUNCTIONS or name in ("prev", "eye"):
+        if name in FUNCTIONS or name in STRUCTURAL:
             self.fail(node, "{token} is a function: write " + name + "(...)")
         if name in self.states:
             self.fail(node, "state {token} is used before its equation; write prev(" + name
@@ -334,9 +339,9 @@ class _Parser:
     def _Call(self, node):
         func = node.func
         if not isinstance(func, ast.Name) or (func.id not in FUNCTIONS
-                                              and func.id not in ("prev", "eye")):
-            self.fail(func, "{token} is not a function here; the functions are prev, eye, "
-                            + ", ".join(FUNCTIONS))
+                                              and func.id not in STRUCTURAL):
+            self.fail(func, "{token} is not a function here; the functions are "
+                            + ", ".join(STRUCTURAL + tuple(FUNCTIONS)))
         if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
             self.fail(node, "{token}: " + func.id + " takes exactly one argument")
         arg = node.args[0]
@@ -345,15 +350,23 @@ class _Parser:
                 self.fail(node, "{token}: prev takes a state, one of "
                                 + ", ".join(self.states) + " (declared in 'state:')")
             return Prev(self.states[arg.id])
-        if func.id == "eye":  # the identity matrix, a constant
+        if func.id in ("eye", "ones"):  # the identity matrix, a column of ones: constants
             size = (arg.id if isinstance(arg, ast.Name) else
                     str(arg.value) if isinstance(arg, ast.Constant) and type(arg.value) is int
                     else None)
             if size is None or not (size in self.sizes or size.isdigit() and int(size) >= 1):
-                self.fail(node, "{token}: eye takes a size of the declarations, such as "
-                                "eye(D), or a positive integer")
-            return Identity(self.sizes[size] if size in self.sizes else int(size))
+                self.fail(node, "{token}: " + func.id + " takes a size of the declarations, "
+                                "such as " + func.id + "(D), or a positive integer")
+            n = self.sizes[size] if size in self.sizes else Integer(int(size))
+            return Identity(n) if func.id == "eye" else OneMatrix(n, 1)
         value = self.expr(arg)
+        if func.id == "sum":  # of the entries: 1^T v (of a row v 1, of a matrix 1^T A 1)
+            if not _is_matrix(value):
+                self.fail(node, "{token}: the argument of sum is a number, not a vector")
+            rows, cols = value.shape
+            if rows != 1:
+                value = OneMatrix(1, rows) * value
+            return value * OneMatrix(cols, 1) if cols != 1 else value
         if not _is_matrix(value) or value.shape[1] != 1:
             what = f"not of shape {_shape(value)}" if _is_matrix(value) else "not a number"
             self.fail(node, "{token}: the argument of " + func.id + " must be a column vector, "
