@@ -23,7 +23,7 @@ from sympy import Basic, HadamardProduct, MatAdd, MatrixSymbol, preorder_travers
 from ..derivation.subexpressions import repeated
 from ..graph.reach import components, reachable
 from ..graph.unroll import shared, t
-from ..model.nodes import Adjoint, LogSoftmax, Softmax, StepVar, SumOverTime
+from ..model.nodes import Adjoint, LogSoftmax, Softmax, StepVar
 from ..ops import OPERATIONS
 from . import ir
 from .carried import carry_products
@@ -62,7 +62,9 @@ def _base(leaf):
 
 
 def _time(leaf):
-    return leaf.var.time if isinstance(leaf, Adjoint) else leaf.time
+    """The step of a leaf; None for the adjoint of a named matrix, which has none."""
+    var = leaf.var if isinstance(leaf, Adjoint) else leaf
+    return var.time if isinstance(var, StepVar) else None
 
 
 def _leaves(expr):
@@ -266,10 +268,12 @@ class Program:
         cell = self.cell = derivation.cell
         _distinct_identifiers(cell)
         self.params = [p.name for p in cell.params]
+        self.fixed = [v.name for v in cell.fixed_values]  # named matrices, computed once
         self.states = [Key(s.name) for s in cell.states]
         self.padded = set(self.states)       # arrays indexed by step, 0 and T+1 allowed
         self.temps = 0
-        self.lowering = RowLowering(self._name, self.params, lambda dim: self.size(dim),
+        self.lowering = RowLowering(self._name, self.params + self.fixed,
+                                    lambda dim: self.size(dim),
                                    ir.mul(T_NAME, B_NAME))
         self.mode = "stacked"
         self.shifted = set()  # forward values that the backward pass reads at step t+1
@@ -282,8 +286,12 @@ class Program:
         self.pending = Readers()  # expressions still to lower in this function
         self.equations = [(lhs, shared(cell, rhs)) for lhs, rhs in derivation.step]
         self.adjoints, self.gradients = derivation.adjoints, derivation.gradients
+        self.fixed_adjoints = derivation.fixed_adjoints  # of the named matrices
         if fuse:  # the adjoints of pre-activations, where a gate's adjoint is only read so
-            self.adjoints, self.gradients = preactivation_adjoints(self.adjoints, self.gradients)
+            once = {**self.gradients, **self.fixed_adjoints}  # keys: names, Adjoint nodes
+            self.adjoints, once = preactivation_adjoints(self.adjoints, once)
+            self.gradients = {k: once[k] for k in self.gradients}
+            self.fixed_adjoints = {k: once[k] for k in self.fixed_adjoints}
         self.sizes = self._sizes()
 
     # -- sizes: from the shapes of the arguments, by position -----------------------
@@ -318,9 +326,11 @@ class Program:
 
     # -- names of variables in the three contexts ---------------------------
     def _name(self, leaf):
-        if not isinstance(leaf, (StepVar, Adjoint)) or isinstance(leaf, StepVar) and \
-                leaf.name in self.params:
+        if not isinstance(leaf, (StepVar, Adjoint)) or isinstance(leaf, StepVar) and (
+                leaf.name in self.params or leaf.name in self.fixed):
             return ir.Name(leaf.name)
+        if isinstance(leaf, Adjoint) and not isinstance(leaf.var, StepVar):
+            return Key(leaf.var.name, True).flat()  # of a named matrix: no step
         base, time = _base(leaf), _time(leaf)
         padded = base in self.padded
         if self.mode == "loop" and (base in self.local or base in self.bound and time == t):
@@ -366,12 +376,13 @@ class Program:
         self._use(mode)
         return assign(self.lowering, target, expr, into, ready)
 
-    def stacked(self, assignments, filled=None, share=False):
+    def stacked(self, assignments, filled=None, share=False, rows=True):
         """Statements for ``[(key, expr)]`` over all steps at once; a value that
         several of them need is computed first, once. ``filled`` maps a key to
         the stored value whose array (already allocated) is to hold it; with
         ``share``, later statements read the values by name (hoisted values,
-        which nothing overwrites)."""
+        which nothing overwrites). ``rows``: the values are per-step rows (not
+        gradients, which are computed once)."""
         filled = filled or {}
         self._use("stacked")
 
@@ -435,7 +446,7 @@ class Program:
                 lines.append(ir.Assign((pair, key.flat()), both))
                 self.owned |= {Key(pair.id), key}
                 continue
-            if not self.lowering._per_step(e) and not isinstance(e, SumOverTime):
+            if rows and not self.lowering._per_step(e):
                 # a value of the parameters alone: the same in every row, stored
                 # in every row all the same (it is read row by row)
                 rows, cols = e.shape
@@ -1130,7 +1141,9 @@ class Program:
         forward = self.forward_lines(needed, ()) + self._loss(L_rhs, L in needed)
 
         grad_exprs = self.gradients
-        backward_exprs = list(self.adjoints.values()) + list(grad_exprs.values())
+        fixed_adjoints = self.fixed_adjoints
+        backward_exprs = (list(self.adjoints.values()) + list(fixed_adjoints.values())
+                          + list(grad_exprs.values()))
         leaves = set()
         for e in backward_exprs:
             values = _forward_values(e)
@@ -1145,10 +1158,20 @@ class Program:
         zero = [self._zero_gradient(keys[n], n) for n, e in grad_exprs.items() if e.is_ZeroMatrix]
         items = [(keys[n], e) for n, e in grad_exprs.items() if not e.is_ZeroMatrix]
         fused, items = self._fused_gradients(items) if self.fuse else ([], items)
-        grads = fused + self.stacked(items)
+        # the named matrices' adjoints (each a sum over t), then the gradients they reach
+        fixed = [(Key(a.var.name, True), e) for a, e in fixed_adjoints.items()]
+        grads = fused + self.stacked(fixed + items, rows=False)
         returns = ir.Return((LOSS, ir.Tuple(tuple(k.flat() for k in keys.values()))))
         head = self._head()
+        self._start(set(), [])
+        named = self._fixed_values()
         return (ir.Function(ir.Name("forward"), args,
-                            _released(head + forward + [ir.Return((LOSS,))], args)),
+                            _released(head + named + forward + [ir.Return((LOSS,))], args)),
                 ir.Function(ir.Name("gradients"), args,
-                            _released(head + full + backward + grads + zero + [returns], args)))
+                            _released(head + named + full + backward + grads + zero + [returns],
+                                      args)))
+
+    def _fixed_values(self):
+        """The named matrices of the parameters, computed once, before anything else."""
+        return [ir.assign(ir.Name(lhs.name), self.code(rhs, "stacked"))
+                for lhs, rhs in self.cell.fixed]

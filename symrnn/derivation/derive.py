@@ -19,6 +19,11 @@ class Derivation:
                   recurrences in dL/d(.)^(t+1)
     terminal      {dL/ds^(T): expression} for every state s: no step T+1
     gradients     {"W": sum over t of dL/dW^(t), ..., "h0": dL/dh^(0)}: closed forms
+                  (plus, for a parameter a named matrix reads, its part through it)
+    fixed_adjoints {dL/dAb: expression} for every named matrix Ab of the parameters
+                  (``cell.fixed``), in the order they are computed: the sum over t of
+                  dL/dAb^(t), as for a parameter, plus what the named matrices
+                  computed from Ab pass back
     """
     cell: object
     step: list
@@ -27,6 +32,7 @@ class Derivation:
     terminal: dict
     gradients: dict
     copy_gradients: dict = field(default_factory=dict)
+    fixed_adjoints: dict = field(default_factory=dict)
     # what verify() found wrong, if it did: code built from it would be wrong too
     failed_verification: str = field(default=None, repr=False, compare=False)
 
@@ -161,14 +167,35 @@ def derive(cell):
         terminal[Adjoint(StepVar(s.name, T, *s.shape))] = (
             share(within.subs(t, T)) if within is not None else ZeroMatrix(*s.shape))
 
+    # the named matrices of the parameters: computed once, so that their copies'
+    # contributions are summed over t as a parameter's, and passed back through
+    # their equations (once, not per step) to the parameters they read
+    through = backprop(list(cell.fixed), {}, live=cell.fixed_values)
+    fixed_adjoints = {}
+    for lhs, _ in reversed(cell.fixed):
+        fixed_adjoints[Adjoint(lhs)] = _summed(found, through, lhs, share, fixed_adjoints)
+
     copy_gradients, gradients = {}, {}
     for p in cell.params:
-        term = adjoint_sum(found.get(StepVar(p.name, t, *p.shape), []))
-        copy_gradients[p.name] = term
-        gradients[p.name] = (SumOverTime(share(term), t, 1, T) if term is not None
-                             else ZeroMatrix(*p.shape))
+        copy_gradients[p.name] = adjoint_sum(found.get(StepVar(p.name, t, *p.shape), []))
+        gradients[p.name] = _summed(found, through, p, share, fixed_adjoints)
     for s in cell.states:
         carried = adjoint_sum(found.get(StepVar(s.name, t - 1, *s.shape), []))
         gradients[f"{s.name}0"] = (share(carried.subs(t, 1)) if carried is not None
                                    else ZeroMatrix(*s.shape))
-    return Derivation(cell, step, found, adjoints, terminal, gradients, copy_gradients)
+    return Derivation(cell, step, found, adjoints, terminal, gradients, copy_gradients,
+                      fixed_adjoints)
+
+
+def _summed(found, through, value, share, fixed_adjoints):
+    """dL/d``value`` for a parameter or a named matrix: the sum over t of its copies'
+    contributions (``found``), plus those through named matrices (``through``) that
+    the loss depends on (``fixed_adjoints``, those computed so far)."""
+    term = adjoint_sum(found.get(StepVar(value.name, t, *value.shape), []))
+    parts = [SumOverTime(share(term), t, 1, T)] if term is not None else []
+    passed = adjoint_sum([c for c in through.get(value, [])
+                          if not fixed_adjoints[Adjoint(c.consumer)].is_ZeroMatrix])
+    parts += [passed] if passed is not None else []
+    if not parts:
+        return ZeroMatrix(*value.shape)
+    return parts[0] if len(parts) == 1 else MatAdd(*parts)

@@ -20,11 +20,11 @@ import random
 from dataclasses import dataclass, field
 
 import mpmath
-from sympy import S, Integer, Rational, Symbol, diff, lambdify
+from sympy import S, Integer, Rational, Symbol, diff, lambdify, sympify
 from sympy.matrices.expressions.matexpr import MatrixSymbol
 
 from ..graph.unroll import T as T_symbol, t
-from ..model.nodes import Adjoint, Elementwise, Prev, StepVar, SumOverTime
+from ..model.nodes import Adjoint, Elementwise, Prev, StepVar, SumOverTime, constant_values
 from .explicit import evaluate
 
 DIGITS = 50      # working precision
@@ -71,8 +71,15 @@ class Verification:
 
 
 def _mpf(c):
-    c = Rational(c)
+    """A coefficient as an mpmath number: exact, its named constants by their values."""
+    c = Rational(_valued(sympify(c)))
     return mpmath.mpf(int(c.p)) / int(c.q)
+
+
+def _valued(expr):
+    """``expr`` with the named constants replaced by their exact values."""
+    values = constant_values(expr)
+    return expr.xreplace(values) if values else expr
 
 
 def _rational(rng):
@@ -87,8 +94,8 @@ class _Template:
     value and its partial derivatives, as one mpmath function of the symbols."""
 
     def __init__(self, lhs, rhs, env, size):
-        entries = [row[0] for row in evaluate(rhs, env.get, size)]
-        self.lhs = lhs
+        entries = [_valued(sympify(e)) for row in evaluate(rhs, env.get, size) for e in row]
+        self.lhs, self.cols = lhs, size(lhs.shape[1])  # entries row by row
         self.reads = []  # per entry: the symbols it reads
         outputs = []
         for e in entries:
@@ -106,10 +113,14 @@ class _ScalarRoute:
     def __init__(self, cell, sizes):
         self.cell = cell
         self.size = lambda d: int(d.subs(sizes))
-        self.role = {}  # template symbol -> ("param", name, i, j) or (name, step offset, i)
-        env = {}
+        self.role = {}  # template symbol -> ("param", name, i, j), ("fixed", name, i, j)
+        env = {}        # or (name, step offset, i)
         for p in cell.params:
             env[p] = self._matrix(p, lambda i, j, p=p: ("param", p.name, i, j))
+        self.fixed = []  # the named matrices of the parameters: computed once
+        for lhs, rhs in cell.fixed:
+            self.fixed.append(_Template(lhs, rhs, env, self.size))
+            env[lhs] = self._matrix(lhs, lambda i, j, v=lhs: ("fixed", v.name, i, j))
         for v in cell.inputs + cell.targets:
             env[v] = self._matrix(v, lambda i, j, v=v: (v.name, 0, i))
         for s in cell.states:
@@ -133,10 +144,19 @@ class _ScalarRoute:
 
     def key(self, symbol, k):
         role = self.role[symbol]
-        return role if role[0] == "param" else (role[0], k + role[1], role[2])
+        return role if role[0] in ("param", "fixed") else (role[0], k + role[1], role[2])
 
     def run(self, values, T):
         """dL/d(every scalar) for L = sum of the T per-step losses."""
+        fixed = []
+        for tpl in self.fixed:
+            out = tpl.function(*[values[self.key(s, 0)] for s in tpl.symbols])
+            at, entries = 0, []
+            for i, reads in enumerate(tpl.reads):
+                values[("fixed", tpl.lhs.name, i // tpl.cols, i % tpl.cols)] = out[at]
+                entries.append(dict(zip(reads, out[at + 1:at + 1 + len(reads)])))
+                at += 1 + len(reads)
+            fixed.append((tpl, entries))
         steps = []
         for k in range(1, T + 1):
             computed = []
@@ -163,6 +183,13 @@ class _ScalarRoute:
                     for s, d in partial.items():
                         key = self.key(s, k)
                         adjoint[key] = adjoint.get(key, 0) + a * d
+        for tpl, entries in reversed(fixed):  # once, after every step passed its part
+            for i, partial in enumerate(entries):
+                a = adjoint.get(("fixed", tpl.lhs.name, i // tpl.cols, i % tpl.cols), 0)
+                partials += len(partial)
+                for s, d in partial.items():
+                    key = self.key(s, 0)
+                    adjoint[key] = adjoint.get(key, 0) + a * d
         return adjoint, partials
 
 
@@ -190,6 +217,7 @@ def _point(cell, sizes, T, rng):
 class _ClosedForm:
     def __init__(self, cell, sizes, values, T):
         self.params = {p.name for p in cell.params}
+        self.fixed = {lhs.name for lhs in cell.fixed_values}
         self.values, self.T = values, T
         self.size = lambda d: int(d.subs(sizes))
         self.adjoint = {}  # (name, k) -> column (list of rows)
@@ -209,15 +237,19 @@ class _ClosedForm:
         return [[self.values[(name, k, i)]] for i in range(rows)]
 
     def leaf(self, expr):
+        if isinstance(expr, Adjoint) and isinstance(expr.var, MatrixSymbol):
+            return self.adjoint[(expr.var.name, None)]  # of a named matrix: no step
         if isinstance(expr, Adjoint):
             k = self._time(expr.var.time)
             rows = self.size(expr.shape[0])
             if k > self.T:
                 return [[0] for _ in range(rows)]
             return self.adjoint[(expr.var.name, k)]
-        if isinstance(expr, (StepVar, MatrixSymbol)) and expr.name in self.params:
+        if isinstance(expr, (StepVar, MatrixSymbol)) and (expr.name in self.params
+                                                          or expr.name in self.fixed):
             rows, cols = map(self.size, expr.shape)
-            return [[self.values[("param", expr.name, i, j)] for j in range(cols)]
+            role = "param" if expr.name in self.params else "fixed"
+            return [[self.values[(role, expr.name, i, j)] for j in range(cols)]
                     for i in range(rows)]
         if isinstance(expr, StepVar):
             return self._column(expr.name, self._time(expr.time), self.size(expr.shape[0]))
@@ -355,6 +387,11 @@ def _compare(derivation, route, sizes, T, rng, raises):
     for a, expr in derivation.terminal.items():
         value = closed(expr, T)
         check(f"dL/d{a.var.name}^(T)", value, lambda i, n=a.var.name: (n, T, i))
+    for a, expr in derivation.fixed_adjoints.items():
+        value = closed.adjoint[(a.var.name, None)] = closed(expr, None)
+        cols = int(a.var.shape[1].subs(sizes))
+        check(f"dL/d{a.var.name}", value,
+              lambda i, n=a.var.name, c=cols: ("fixed", n, i // c, i % c))
     for name, expr in derivation.gradients.items():
         value = closed(expr, None)
         if name in {p.name for p in cell.params}:

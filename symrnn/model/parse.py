@@ -18,9 +18,15 @@ commas; ``[rows, cols]`` or ``[rows]`` for a column; a size is a name such as
     input:  ...    (also ``inputs:``)   the per-step input x^(t)
     target: ...    (also ``targets:``)  the per-step target y^(t)
     state:  ...    (also ``states:``)   carried to the next step
+    const:  dt = 0.1 gamma = 0.5   (also ``constant:``, ``constants:``) named
+                   numbers: symbols in the derivation and on the sheet, numbers
+                   in the generated code
 
 Equations ``name = expression``, one a line, computed in order; the line
-``loss = ...`` is the 1x1 loss of one step. In an expression:
+``loss = ...`` is the 1x1 loss of one step. A value of a step is a column
+vector (or 1x1); a named matrix (or row), such as ``Ab = A - A.T - 0.05 *
+eye(D)``, reads only parameters and named matrices and is computed once, not
+per step. In an expression:
 
     A @ B          matrix product
     a * b          element-wise (Hadamard) product; a 1x1 value times a vector
@@ -59,12 +65,13 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 from .cell import CODE_NAMES, Cell, bad_coefficient, generated_names, plain_name
 from .constant import constant, uniform
 from ..ops import Reciprocal, functions
-from .nodes import LogSoftmax, Prev
+from .nodes import Constant, LogSoftmax, Prev, constant_values
 
 FUNCTIONS = functions()  # the operations of symrnn/ops.py, by name
 SECTIONS = {"param": "params", "params": "params", "parameters": "params",
             "input": "inputs", "inputs": "inputs", "target": "targets", "targets": "targets",
-            "state": "states", "states": "states"}
+            "state": "states", "states": "states",
+            "const": "constants", "constant": "constants", "constants": "constants"}
 LOSS = "loss"
 # names the engine or the generated code uses for itself
 # the functions of the text syntax that are no operation of ops.py: the matrix
@@ -84,6 +91,7 @@ MAX_EXPONENT_BITS = 1_024  # a number beyond 2**1024 does not fit a float
 _HEADER = re.compile(r"\s*([A-Za-z_]\w*)\s*:(.*)$")
 _DECLARATION = re.compile(r"\s*(?:,\s*)?([A-Za-z_]\w*)\s*(?:\[([^\]]*)\])?\s*")
 _NUMBER = re.compile(r"[0-9]+$")
+_CONSTANT = re.compile(r"([A-Za-z_]\w*)\s*=(?!=)")
 
 
 def _strip_comment(line):
@@ -119,6 +127,12 @@ def _bits(number):
     return math.log2(abs(number.p)) - math.log2(number.q)
 
 
+def _exact(number):
+    """A number of the text, its named constants replaced by their values."""
+    values = constant_values(number)
+    return number.xreplace(values) if values else number
+
+
 def _is_matrix(value):
     return isinstance(value, MatrixExpr)
 
@@ -134,6 +148,9 @@ class _Parser:
         self.where = {}        # name -> (line, "parameter" / "input" / ... / "variable")
         self.known = {}        # name -> MatrixSymbol usable in expressions now
         self.states = {}       # name -> declared MatrixSymbol
+        self.constants = {}    # name -> Constant
+        self.fixed = []        # (lhs, rhs): named matrices of the parameters, computed once
+        self.fixed_reads = set()  # what they may read: parameters and named matrices
         self.equations = []    # (lhs, rhs, line)
         self.loss = None
 
@@ -182,12 +199,45 @@ class _Parser:
             self.where[name] = (lineno, kind)
             symbol = MatrixSymbol(name, *shape)
             self.declared[section].append(symbol)
+            if section == "params":
+                self.fixed_reads.add(symbol)
             if section == "states":
                 self.states[name] = symbol
             else:
                 self.known[name] = symbol
         if not found:
             _fail(lineno, f"'{section}:' declares nothing")
+
+    def declare_constants(self, lineno, text):
+        """``const: dt = 0.1 gamma = 0.5``: names and exact values (numbers, or
+        arithmetic of numbers and the constants declared before), a value running
+        up to the next ``name =``."""
+        heads = list(_CONSTANT.finditer(text))
+        if not heads or text[:heads[0].start()].strip():
+            bad = (text.strip() or "nothing").split()[0]
+            _fail(lineno, f"unexpected {bad!r} in the const declaration; write "
+                          "const: name = number, e.g. const: dt = 0.1 gamma = 0.5")
+        for head, after in zip(heads, heads[1:] + [None]):
+            name = head.group(1)
+            written = text[head.end():after.start() if after else len(text)].strip()
+            written = written[:-1].rstrip() if written.endswith(",") else written
+            self.check_name(lineno, name)
+            if name in self.where:
+                _fail(lineno, f"{name!r} is declared twice (first on line {self.where[name][0]})")
+            try:
+                tree = ast.parse(written, mode="eval")
+            except SyntaxError:
+                tree = None
+            if tree is None or not written:
+                _fail(lineno, f"constant {name}: {written!r} is not a number")
+            self.lineno, self.source = lineno, written
+            _check_size(lineno, tree)
+            value = self.expr(tree.body)
+            value = None if _is_matrix(value) else _exact(value)
+            if value is None or not value.is_Rational:
+                _fail(lineno, f"constant {name}: {written!r} is not a number")
+            self.where[name] = (lineno, "constant")
+            self.constants[name] = Constant(name, value)
 
     def check_name(self, lineno, name):
         if not plain_name(name):
@@ -243,17 +293,27 @@ class _Parser:
                 if rhs.shape != lhs.shape:
                     _fail(lineno, f"state {name!r} is declared {_shape(lhs)} on line {first} but "
                                   f"its right-hand side has shape {_shape(rhs)}")
-            elif kind == "variable":
+            elif kind in ("variable", "named matrix"):
                 _fail(lineno, f"{name!r} is computed twice (first on line {first}); "
                               "use a new name")
             else:
                 _fail(lineno, f"cannot assign to the {kind} {name!r} (declared on line {first})")
         else:
             self.check_name(lineno, name)
-            if rhs.shape[1] != 1:
-                _fail(lineno, f"{name!r} must be a column vector, its right-hand side has shape "
-                              f"{_shape(rhs)}")
             lhs = MatrixSymbol(name, *rhs.shape)
+            if rhs.shape[1] != 1:  # a matrix (or row) of the parameters, computed once
+                per_step = sorted(f"prev({p.state.name})" for p in rhs.atoms(Prev)) or sorted(
+                    str(s) for s in rhs.atoms(MatrixSymbol) - self.fixed_reads)
+                if per_step:
+                    _fail(lineno, f"{name!r} is a matrix of shape {_shape(rhs)} that reads "
+                                  f"{per_step[0]}; a named matrix is computed "
+                                  "once, from parameters and named matrices only (a value of "
+                                  "each step is a column vector)")
+                self.where[name] = (lineno, "named matrix")
+                self.fixed.append((lhs, rhs))
+                self.fixed_reads.add(lhs)
+                self.known[name] = lhs
+                return
             self.where[name] = (lineno, "variable")
         self._defined[name] = lineno
         self.known[name] = lhs
@@ -284,6 +344,8 @@ class _Parser:
         name = node.id
         if name in self.known:
             return self.known[name]
+        if name in self.constants:
+            return self.constants[name]
         if name in FUNCTIONS or name in STRUCTURAL:
             self.fail(node, "{token} is a function: write " + name + "(...)")
         if name in self.states:
@@ -314,8 +376,10 @@ class _Parser:
         return self.number(node, Rational(Fraction(written)))
 
     def number(self, node, value):
-        """``value``, refused unless a float of it is finite and, if not 0, not 0."""
-        if value != 0 and not -1022 <= _bits(value) < MAX_EXPONENT_BITS:
+        """``value``, refused unless a float of it is finite and, if not 0, not 0
+        (a named constant counts by its value)."""
+        exact = _exact(value)
+        if exact != 0 and not -1022 <= _bits(exact) < MAX_EXPONENT_BITS:
             self.fail(node, "{token}: the number is beyond the range of a float (about 1e-308 "
                             "to 1e308)")
         return value
@@ -423,7 +487,7 @@ class _Parser:
                 if a.shape == b.shape:
                     return HadamardProduct(a, Reciprocal(b))
                 return a * Reciprocal(b) if a.shape[1] == 1 else Reciprocal(b) * a
-            if b == 0:
+            if _exact(b) == 0:
                 self.fail(node, "{token}: division by zero")
             return a / b if ma else self.number(node, a / b)
         if op is ast.Pow:
@@ -431,7 +495,9 @@ class _Parser:
                 self.fail(node, "{token}: the exponent must be a positive integer")
             if not ma:
                 # bounded before computing: 9**9**9 would take forever exactly
-                if a != 0 and abs(a) != 1 and int(b) * abs(_bits(a)) > MAX_EXPONENT_BITS + 64:
+                exact = _exact(a)
+                if exact != 0 and abs(exact) != 1 and \
+                        int(b) * abs(_bits(exact)) > MAX_EXPONENT_BITS + 64:
                     self.fail(node, "{token}: the power is beyond the range of a float")
                 return self.number(node, a ** b)
             if b > MAX_POWER:
@@ -460,11 +526,13 @@ class _Parser:
                 _fail(lineno, f"non-ASCII character {bad!r}: names, numbers and operators "
                               "are ASCII (a comment after # may hold any text)")
             m = _HEADER.match(line)
-            if m and "=" not in line:
+            if m and SECTIONS.get(m.group(1).lower()) == "constants":
+                self.declare_constants(lineno, m.group(2))
+            elif m and "=" not in line:
                 key = m.group(1)
                 if key.lower() not in SECTIONS:
                     _fail(lineno, f"unknown section {key!r}: the sections are params, input, "
-                                  "target, state")
+                                  "target, state, const")
                 self.declare(lineno, SECTIONS[key.lower()], m.group(2))
             else:
                 equations.append((lineno, line))
@@ -545,6 +613,7 @@ def parse_cell(text, *, name="cell", sizes=None, notation=None, targets_are_dist
         targets_are_distributions = bool(loss.atoms(LogSoftmax))
     names = [s.name for s in p.declared["params"]] + [lhs.name for lhs, _, _ in p.equations]
     return Cell(name, params=p.declared["params"], inputs=p.declared["inputs"],
+                constants=list(p.constants.values()), fixed=p.fixed,
                 targets=p.declared["targets"],
                 states=[p.states[n] for n in p.states],
                 equations=[(lhs, rhs) for lhs, rhs, _ in p.equations], loss=loss,
