@@ -17,10 +17,10 @@ so that every operand order and parenthesis comes from the expression.
 """
 import math
 
-from sympy import S, MatAdd, MatMul, OneMatrix
+from sympy import S, MatAdd, MatMul, OneMatrix, sympify
 
 from ..model.constant import constant, uniform
-from ..model.nodes import StepVar, SumOverTime
+from ..model.nodes import StepVar, SumOverTime, constant_values
 from . import ir
 
 
@@ -93,6 +93,15 @@ class RowLowering:
         raise NotImplementedError(f"{type(expr).__name__} in row layout: {expr}")
 
     def number(self, value):
+        """A coefficient: a number, named constants (numbers here), or a number times
+        sizes (``ones(D).T @ ones(D)`` is D), read from the arguments' shapes."""
+        value = sympify(value)
+        values = constant_values(value)
+        if values:
+            value = value.xreplace(values)
+        if value.free_symbols and self.size is not None:
+            c, sizes = value.as_coeff_Mul()
+            return self._scale(c, self.size(sizes)) if c != 1 else self.size(sizes)
         return number(value)
 
     # -- kinds ---------------------------------------------------------
@@ -200,21 +209,27 @@ class RowLowering:
             if expr.shape[1] == 1:  # a fixed column is stored 1-D, as a parameter
                 code = _reshape(code, -1)
             return self._named(expr, self._scale(coeff, code), None)  # in a loop: before it
-        # a row or column of ones next to a per-step row or column sums it (1^T v is
-        # a row sum); anywhere else it is a fixed factor like any other
-        kinds = [self.kind(f) for f in factors]
-        sums = [_ones(f) and bool({"C", "R"} & set(kinds[max(i - 1, 0):i] + kinds[i + 1:i + 2]))
-                for i, f in enumerate(factors)]
+        # a row of ones times a per-step column (a column of ones after a per-step row)
+        # sums it: 1^T v is a row sum; anywhere else it is a fixed factor like any other
         runs = []  # each run of fixed factors is one fixed product: [factor, role]
-        for f, k, summing in zip(factors, kinds, sums):
-            role = "ones" if summing else "fixed" if k == "F" else "step"
+        for f in factors:
+            role = "ones" if _ones(f) else "fixed" if self.kind(f) == "F" else "step"
             if runs and role == "fixed" and runs[-1][1] == "fixed":
                 runs[-1][0] = MatMul(runs[-1][0], f)
             else:
                 runs.append([f, role])
-        kind, code = self._factor(*runs[0])
-        shape = runs[0][0].shape
+        first, role = runs[0]
+        if role == "ones":  # it sums the factor after it, or it is fixed
+            after = runs[1] if len(runs) > 1 else None
+            sums = after is not None and after[1] == "step" and self.kind(after[0]) == (
+                "C" if first.shape[0] == 1 else "R")
+            role = "ones" if sums else "fixed"
+        kind, code = self._factor(first, role)
+        shape = first.shape
         for f, role in runs[1:]:
+            if role == "ones":  # it sums the product before it, or it is fixed
+                role = "ones" if kind in (("C",) if f.shape[0] == 1 else ("R", "O")) \
+                    else "fixed"
             kind, code = self._product(kind, code, *self._factor(f, role))
             shape = (shape[0], f.shape[1])
             if kind in "CRS":  # the kind of the product so far, from its shape

@@ -302,7 +302,7 @@ class Program:
         for sym in cell.params + per_step:
             for axis, dim in enumerate(sym.shape):
                 if dim.is_Symbol and dim not in sizes:
-                    axis = 2 if sym in per_step else axis  # (T, B, n) in the kernel
+                    axis = -1 if sym in per_step else axis  # (T, B, n), later (T B, n)
                     sizes[dim] = ir.Index(ir.Attr(ir.Name(sym.name), "shape"), ir.Const(axis))
         for s in cell.states:  # an initial state is (B, n) in the kernel
             dim = s.shape[0]
@@ -961,7 +961,8 @@ class Program:
         core = {b for b in refers if reachable([b], refers) & reads_next}
         reads = {b: refers[b] & core for b in core}
         parts = components([base[a] for a in defs if base[a] in core], reads)
-        read_after = {_base(l) for e in self.gradients.values() for l in e.atoms(Adjoint)}
+        read_after = {_base(l) for e in list(self.gradients.values())
+                      + list(self.fixed_adjoints.values()) for l in e.atoms(Adjoint)}
         self.local = core - future - read_after - _read_across(parts, reads)
         self.padded |= (core | future) - self.local
         before, pads = [], []

@@ -43,7 +43,8 @@ def evaluate(expr, leaf, size, number=lambda c: c):
             for f in factors[1:]:
                 out = _matmul(out, ev(f))
             if coeff != 1:
-                c = number(coeff)
+                sizes = {d: S(size(d)) for d in coeff.free_symbols if d.is_integer}
+                c = number(coeff.xreplace(sizes) if sizes else coeff)  # 1^T 1 is a size
                 out = [[c * x for x in r] for r in out]
             return out
         if isinstance(e, HadamardProduct):

@@ -61,7 +61,11 @@ def _uniform(expr):
             inner = [f.shape[1] for f in args[:-1]]
             if not all(d.is_Integer for d in inner):
                 return None
-            value = value * float(expr.as_coeff_matrices()[0]) * math.prod(int(d) for d in inner)
+            try:   # a number, or named constants; not a size (ones(D).T @ ones(D) is D)
+                coeff = float(expr.as_coeff_matrices()[0])
+            except TypeError:
+                return None
+            value = value * coeff * math.prod(int(d) for d in inner)
         return value
     if isinstance(expr, Elementwise):
         value, n = _uniform(expr.arg), expr.shape[0]
