@@ -593,7 +593,8 @@ def _inputs(cell, seqs):
 
 def _torch_gradients(d, params, x, y, starts):
     import torch
-    m = d.torch(**SIZES, dtype=torch.float64)
+    sizes = {str(s) for p in d.cell.params for dim in p.shape for s in dim.free_symbols}
+    m = d.torch(**{k: SIZES[k] for k in sizes}, dtype=torch.float64)
     with torch.no_grad():
         for k, v in params.items():
             getattr(m, k).copy_(torch.as_tensor(v).reshape(getattr(m, k).shape))
