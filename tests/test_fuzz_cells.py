@@ -599,7 +599,9 @@ def _torch_gradients(d, params, x, y, starts):
         for k, v in params.items():
             getattr(m, k).copy_(torch.as_tensor(v).reshape(getattr(m, k).shape))
     given = {k: torch.tensor(v, requires_grad=True) for k, v in starts.items()}
-    loss = m(torch.as_tensor(x), torch.as_tensor(y), **given)
+    tensors = lambda a: ({k: torch.as_tensor(v) for k, v in a.items()} if isinstance(a, dict)
+                         else torch.as_tensor(a))   # several inputs (targets): a dict by name
+    loss = m(tensors(x), tensors(y), **given)
     loss.backward()
     grads = {k: getattr(m, k).grad.numpy() for k in params}
     grads.update({k: v.grad.numpy() for k, v in given.items()})
@@ -610,7 +612,9 @@ def _jax_gradients(d, params, x, y, starts):
     import jax
     import jax.numpy as jnp
     f = d.jax()
-    value, (gp, gs) = jax.value_and_grad(lambda p, s: f(p, jnp.asarray(x), jnp.asarray(y), **s),
+    arrays = lambda a: ({k: jnp.asarray(v) for k, v in a.items()} if isinstance(a, dict)
+                        else jnp.asarray(a))   # several inputs (targets): a dict by name
+    value, (gp, gs) = jax.value_and_grad(lambda p, s: f(p, arrays(x), arrays(y), **s),
                                          argnums=(0, 1))(
         {k: jnp.asarray(v) for k, v in params.items()},
         {k: jnp.asarray(v) for k, v in starts.items()})
