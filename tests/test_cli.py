@@ -226,8 +226,8 @@ def test_check_exits_1_when_a_check_fails(monkeypatch, capsys):
     import symrnn.checking.compare as compare_module
     real_fd = compare_module.finite_differences
 
-    def wrong_fd(loss, arrays, eps=1e-6, entries=None):
-        out = real_fd(loss, arrays, eps, entries)
+    def wrong_fd(loss, arrays, eps=1e-6, entries=None, **options):
+        out = real_fd(loss, arrays, eps, entries, **options)
         out["h0"] = out["h0"] * 1.01 + 0.01
         return out
 
@@ -260,7 +260,7 @@ class FakeSheet(types.ModuleType):
         super().__init__("symrnn.render.sheet")
         self.error, self.calls = error, []
 
-    def write_sheet(self, out_dir="output", cell=None, pdf=None):
+    def write_sheet(self, out_dir="output", cell=None, pdf=None, notify=None):
         self.calls.append((out_dir, cell, pdf))
         if self.error is not None:
             raise self.error
