@@ -196,7 +196,8 @@ def _candidates(derivation):
 
 
 def likely_mistakes(derivation, problem, given, right, wrong):
-    """Sentences naming the likely mistake of a wrong BPTT on ``problem``.
+    """[(sentence, keys)]: the likely mistakes of a wrong BPTT on ``problem``, each
+    with the keys it explains.
 
     ``given`` and ``right`` are ``(loss, grads)`` of the user's function and of the
     derivation; ``wrong`` the keys ("loss" or gradient keys) that disagree."""
@@ -208,15 +209,17 @@ def likely_mistakes(derivation, problem, given, right, wrong):
         if fits:
             if "loss" in wrong and factor is not None and _related(loss, ref_loss, factor):
                 what, right = f"the loss and {_quote(fits)} are", "the right values"
+                fits = ["loss"] + fits
             else:
                 what = f"{_quote(fits)} {'is' if len(fits) == 1 else 'are'}"
                 right = "the right gradient" + ("" if len(fits) == 1 else "s")
-            sentences.append(f"{what} {sentence.format(right=right)}")
+            sentences.append((f"{what} {sentence.format(right=right)}", set(fits)))
             explained.update(fits)
     if "loss" in wrong and not keys:
         for factor, sentence in _relations(problem)[1:]:
             if _related(loss, ref_loss, factor):
-                sentences.append(f"the loss is {sentence.format(right='the right value')}")
+                sentences.append((f"the loss is {sentence.format(right='the right value')}",
+                                  {"loss"}))
                 break
     rest = [k for k in keys if k not in explained]
     # a mistake made on purpose fits when it gives every value fn gave, right or wrong
@@ -228,6 +231,6 @@ def likely_mistakes(derivation, problem, given, right, wrong):
             except Exception:
                 continue
             if all(_close(grads.get(k), candidate[k]) for k in compared):
-                sentences.append(sentence)
+                sentences.append((sentence, set(rest)))
                 break
     return sentences

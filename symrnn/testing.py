@@ -246,9 +246,14 @@ def _check(fn, cell, seed, trials, T, sizes, batch, labels, starts, tolerance):
                 fd = _fd_errors(fn, small.problem, (seed, trial))
             else:
                 small = answers
-            # the mistake as the smallest problem shows it, else as the first one does
-            hints = _hints(derivation, small) or (
-                _hints(derivation, answers) if small is not answers else [])
+            # the mistakes as the smallest problem shows them, then those that only the
+            # first one shows (a mean over T is no mistake at T = 1)
+            found = _hints(derivation, small)
+            if small is not answers:
+                explained = set().union(*(keys for _, keys in found))
+                found += [(h, keys) for h, keys in _hints(derivation, answers)
+                          if not keys <= explained]
+            hints = [h for h, _ in found]
             raise AssertionError(_message(fn, cell, small, fd, tolerance, seed, hints))
 
 
@@ -308,7 +313,7 @@ def _assert_gradients(fn, cell, params, x, y, h0, tolerance):
         key, err, why = answers.wrong[0]
         detail = why or f"relative error {err:.1e} against the derived gradient"
         others = ", ".join(k for k, _, _ in answers.wrong[1:])
-        hints = "".join(f"; likely mistake: {h}" for h in _hints(derivation, answers))
+        hints = "".join(f"; likely mistake: {h}" for h, _ in _hints(derivation, answers))
         raise AssertionError(f"{_name(fn)}: {'the loss' if key == 'loss' else repr(key)} is "
                              f"wrong: {detail} (T = {len(x)}, x {np.shape(x)})"
                              + (f"; also wrong: {others}" if others else "") + hints)
