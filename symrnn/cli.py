@@ -220,11 +220,12 @@ def read_cell_file(path):
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         raise UsageError(f"argument --cell-file: cannot read {path}: {e.strerror or e}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = next((k for test, k in _KINDS if getattr(stat, test)(mode)), "not a file")
+        raise refuse(f"is {kind}, not a regular file: write the cell to a file")
     with open(fd, encoding="utf-8-sig", errors="strict") as f:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = next((k for test, k in _KINDS if getattr(stat, test)(mode)), "not a file")
-            raise refuse(f"is {kind}, not a regular file: write the cell to a file")
         try:
             text = f.read(MAX_CHARACTERS + 1)
         except UnicodeDecodeError:
@@ -734,14 +735,16 @@ class _Status:
             width = width or shutil.get_terminal_size().columns  # 0: a pty of no size
 
             def draw():
-                while True:
-                    line = f"{self.text} ... {time.monotonic() - start:.0f} s"
-                    with self.lock:
-                        self._write(f"\r{line[:max(width - 1, 1)]}\033[K")
-                    if self.stop.wait(1.0):
-                        return
+                line = f"{self.text} ... {time.monotonic() - start:.0f} s"
+                with self.lock:
+                    self._write(f"\r{line[:max(width - 1, 1)]}\033[K")
 
-            self.thread = threading.Thread(target=draw, name="symrnn-status", daemon=True)
+            def redraw():
+                while not self.stop.wait(1.0):
+                    draw()
+
+            draw()  # at once, then every second
+            self.thread = threading.Thread(target=redraw, name="symrnn-status", daemon=True)
             self.thread.start()
         return self
 
