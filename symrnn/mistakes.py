@@ -222,15 +222,14 @@ def likely_mistakes(derivation, problem, given, right, wrong):
                                   {"loss"}))
                 break
     rest = [k for k in keys if k not in explained]
-    # a mistake made on purpose fits when it gives every value fn gave, right or wrong
-    compared = [k for k in ref if k not in explained and grads.get(k) is not None]
     if rest:
         for sentence, function in _candidates(derivation):
             try:
                 _, candidate = function(problem.params, problem.x, problem.y, **problem.initial)
             except Exception:
                 continue
-            if all(_close(grads.get(k), candidate[k]) for k in compared):
+            # it fits when it gives every wrong value (it may be made in one formula only)
+            if all(_close(grads.get(k), candidate[k]) for k in rest):
                 sentences.append((sentence, set(rest)))
                 break
     return sentences

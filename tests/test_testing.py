@@ -408,3 +408,15 @@ def test_pytest_shows_no_symrnn_source(tmp_path):
     assert "E       AssertionError: bptt raised ValueError: the student's own error" in out
     assert "E       AssertionError: <lambda>: grads has no key 'W', 'U', 'V'" in out
     assert "testing.py" not in out and "def check_bptt" not in out and "_call(" not in out, out
+
+
+def test_a_mistake_made_in_one_formula_only_is_named():
+    # the recurrence cut for dW only (dU and dh0 use the whole one): the cut fits every
+    # wrong value, so it is named, though it would change more
+    def cut_in_dW(params, x, y, h0):
+        loss, grads = student()(params, x, y, h0)
+        grads["W"] = student("cut")(params, x, y, h0)[1]["W"]
+        return loss, grads
+
+    message = failure(cut_in_dW)
+    assert message.splitlines()[1].startswith("  likely mistake: the recurrence is cut: ")
