@@ -26,6 +26,7 @@ ELMAN_ONLY = ("activation", "output", "bias")
 CELL_FILE_COMMANDS = ("derive", "check", "codegen")
 AGAINST_TIMEOUT = 10.0   # seconds for one call of the user's function (--timeout)
 IMPORT_TIMEOUT = 60.0    # at least this long for the import of its module (torch, jax)
+MAX_SIZE = 2 ** 31 - 1   # T, sizes, B: larger ones are no array shape NumPy can make
 
 
 class UsageError(Exception):
@@ -54,6 +55,8 @@ def _positive(text):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value > MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SIZE}, got {value}")
     return value
 
 
@@ -516,6 +519,8 @@ def _against(args, derivation, seed):
             return "failed", f"{e}\n\n{theirs}".rstrip()
         except ValueError as e:  # a size the cell does not have
             return "usage", " ".join(str(e).split())
+        except MemoryError as e:
+            return "memory", _memory(e)
         return "passed", None
 
     sys.stdout.flush()
@@ -526,6 +531,8 @@ def _against(args, derivation, seed):
         raise Failure(f"{e} (--timeout {timeout:g})" if "within" in str(e) else str(e)) from None
     if kind == "usage":
         raise UsageError(text)
+    if kind == "memory":
+        raise Failure(text)
     if kind == "failed":
         print(text)
         return 1
@@ -559,8 +566,14 @@ def run_check(args, cell):
                            sizes=_check_sizes(args), function=function)
     except ValueError as e:  # a size the cell does not have
         raise UsageError(" ".join(str(e).split())) from None
+    except MemoryError as e:
+        raise Failure(_memory(e)) from None
     print(report.table())
     return 0 if report.passed else 1
+
+
+def _memory(error):
+    return f"not enough memory for problems of these sizes ({' '.join(str(error).split())})"
 
 
 def _quiet_numpy():
