@@ -547,6 +547,9 @@ def run_check(args, cell):
     for option in ("labels", "timeout"):
         if getattr(args, option) and args.against is None:
             raise UsageError(f"argument --{option}: applies to --against only")
+    if args.against is not None and args.backend != "numpy":
+        raise UsageError("argument --backend: not with --against (your function is compared "
+                         "with the derived gradients, whatever runs them)")
     seed = random_seed() if args.seed is None else args.seed
     derivation = _derive(cell)
     if args.against is not None:

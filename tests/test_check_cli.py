@@ -312,6 +312,8 @@ def test_labels(student_dir, capsys):
      ["drop the .py and run symrnn in the file's directory"]),
     (["--labels"], ["argument --labels: applies to --against only"]),
     (["--timeout", "3"], ["argument --timeout: applies to --against only"]),
+    (["--against", "student_bptt:bptt", "--backend", "numba"], ["argument --backend: not with "
+                                                                "--against"]),
     (["--against", "student_bptt:bptt", "--timeout", "0"], ["--timeout", "positive"]),
     (["--against", "student_bptt:bptt", "--timeout", "nan"], ["--timeout", "positive"]),
     (["--against", "student_bptt:bptt", "--labels", "--output", "mse"],

@@ -197,6 +197,7 @@ def test_every_command_has_help(command, capsys):
     (["frobnicate"], ["frobnicate"]),
     ([], ["COMMAND"]),
     (["check", "--unknown"], ["--unknown"]),
+    (["check", "--T", "3000000000"], ["--T", "at most 2147483647"]),
 ])
 def test_more_bad_arguments(argv, words, capsys):
     assert cli.main(argv) == 2
@@ -484,3 +485,35 @@ def test_a_status_line_while_the_sheet_is_typeset(monkeypatch, capsys):
     assert screen.startswith("\r" + status), repr(screen)
     assert "\r\x1b[Kno TeX engine found: install latexmk\r\n" in screen
     assert screen.endswith("\r\x1b[K")
+
+
+def test_not_enough_memory_is_one_line(monkeypatch, capsys):
+    import symrnn.check as check_module
+
+    def too_large(*args, **kwargs):
+        raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100000, 100000)")
+
+    monkeypatch.setattr(check_module, "make_problem", too_large)
+    assert cli.main(["check", "--hidden", "100000"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (
+        "symrnn check: error: not enough memory for problems of these sizes (Unable to "
+        "allocate 74.5 GiB for an array with shape (100000, 100000))\n")
+
+
+def test_the_extras_are_lower_bounds():
+    # a user's own torch or jax stays: no pins; the CPU torch 2.13.0 that
+    # scripts/install.sh --test installs satisfies the test extra
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    extras = {name: [line.strip() for line in value.strip().splitlines()]
+              for name, value in config["options.extras_require"].items()}
+    for name in ("torch", "jax", "test"):
+        requirements = [r for r in extras[name] if r.startswith(("torch", "jax"))]
+        assert requirements and all(">=" in r and "==" not in r and "<" not in r
+                                    for r in requirements), (name, requirements)
+    assert "torch>=2.1" in extras["test"] and "torch>=2.1" in extras["torch"]
+    install = (ROOT / "scripts" / "install.sh").read_text()
+    assert 'pip install -q "torch==2.13.0"' in install
