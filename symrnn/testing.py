@@ -4,8 +4,13 @@
 random problems and compares its loss and gradients with the closed forms symrnn
 derives for ``cell`` (``derive(cell).lambdify()``) and with central finite
 differences of ``my_bptt``'s own loss. On a mismatch it raises ``AssertionError``
-naming the first wrong gradient key, its relative error, and the smallest T and
-sizes at which it goes wrong; it returns quietly when ``my_bptt`` is right.
+naming the first wrong gradient key, its relative error, the smallest T and sizes at
+which it goes wrong and, when the wrong values are those of a classic mistake made
+on purpose (a transpose, t for t-1, a cut recurrence, a mean for a sum; see
+``symrnn.mistakes``), that mistake; it returns quietly when ``my_bptt`` is right. A
+loss that is not one real number, missing keys (listed with the keys received) and
+an exception in ``my_bptt`` (chained, with its own frames) are failures too; under
+pytest, symrnn's frames are hidden (``__tracebackhide__``).
 
 ``problems(cell)`` is a hypothesis strategy of ``(params, x, y, h0)`` and
 ``assert_gradients(my_bptt, cell, params, x, y, h0)`` checks one of them; hypothesis
