@@ -528,7 +528,7 @@ def _against(args, derivation, seed):
     try:
         kind, text = run(work, what=spec)
     except Stopped as e:
-        raise Failure(f"{e} (--timeout {timeout:g})" if "within" in str(e) else str(e)) from None
+        raise Failure(f"{e} (--timeout {timeout:g})" if e.timed_out else str(e)) from None
     if kind == "usage":
         raise UsageError(text)
     if kind == "memory":

@@ -21,7 +21,12 @@ POLL = 0.05  # seconds between two looks at the child
 
 
 class Stopped(Exception):
-    """The child gave no result: it ran out of time, exited or was killed."""
+    """The child gave no result: it ran out of time (``timed_out``), exited or was
+    killed."""
+
+    def __init__(self, message, timed_out=False):
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 def _watch_in(clock):
@@ -81,7 +86,8 @@ def run(work, what="the code"):
         while not receive.poll(POLL):
             started, limit = clock[0], clock[1]
             if started and time.monotonic() - started > limit:
-                raise Stopped(f"{what} did not return within {limit:g} s and was stopped")
+                raise Stopped(f"{what} did not return within {limit:g} s and was stopped",
+                              timed_out=True)
             if not child.is_alive() and not receive.poll():
                 child.join()
                 raise Stopped(f"{what} {_ended(child.exitcode)} instead of returning")
