@@ -499,7 +499,7 @@ def _against(args, derivation, seed):
         from .testing import check_bptt
 
         try:
-            with watch(max(timeout, IMPORT_TIMEOUT)):
+            with watch(max(timeout, IMPORT_TIMEOUT), importing=True):
                 function = _import_function(spec)
         except UsageError as e:
             return "usage", str(e)

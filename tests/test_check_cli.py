@@ -361,3 +361,13 @@ def test_a_cell_file_with_a_byte_order_mark(tmp_path, capsys):
     (tmp_path / "mgu.cell").write_text("\ufeff" + MGU, encoding="utf-8")
     code, out, _ = run(["derive", "--cell-file", str(tmp_path / "mgu.cell")], capsys)
     assert code == 0 and out.startswith("mgu\n")
+
+
+def test_an_import_that_never_ends_is_stopped(student_dir, capsys, monkeypatch):
+    (student_dir / "hangs_on_import.py").write_text("while True:\n    pass\n")
+    monkeypatch.setattr(cli, "IMPORT_TIMEOUT", 0.5)  # the import's own, longer limit
+    code, out, err = run(["check", "--against", "hangs_on_import:f", "--timeout", "0.2"],
+                         capsys)
+    assert code == 1 and out == ""
+    one_line(err, "symrnn check: error: the import of hangs_on_import:f did not finish "
+                  "within 0.5 s and was stopped")

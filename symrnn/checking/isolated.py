@@ -31,8 +31,9 @@ class Stopped(Exception):
 
 def _watch_in(clock):
     @contextlib.contextmanager
-    def watch(limit):
-        clock[0], clock[1] = time.monotonic(), limit  # read by the parent
+    def watch(limit, importing=False):
+        clock[1], clock[2] = limit, float(importing)
+        clock[0] = time.monotonic()  # read by the parent, last: the others are set
         try:
             yield
         finally:
@@ -52,7 +53,7 @@ def _child(connection, clock, work):
 
 def _in_process(work):
     @contextlib.contextmanager
-    def watch(limit):
+    def watch(limit, importing=False):
         yield
     return work(watch)
 
@@ -69,23 +70,28 @@ def _ended(code):
 def run(work, what="the code"):
     """``work(watch)`` in a child process; returns what it returns (it must pickle).
 
-    ``watch(limit)`` is a context manager for each call of the user's code: when one
-    lasts longer than ``limit`` seconds the child is killed and ``Stopped`` raised.
+    ``watch(limit, importing=False)`` is a context manager for each call of the user's
+    code (or the import of it): when one lasts longer than ``limit`` seconds the child
+    is killed and ``Stopped`` raised.
     An exception in ``work`` that escapes it is ``RuntimeError("Name: text")``; a
     child that ends without a result is ``Stopped``. ``what`` names the user's code
     in those messages."""
     if "fork" not in multiprocessing.get_all_start_methods():
         return _in_process(work)
     context = multiprocessing.get_context("fork")
-    clock = context.Array("d", [0.0, 0.0], lock=False)  # start of the call, its limit
+    clock = context.Array("d", [0.0, 0.0, 0.0], lock=False)  # a call's start, its limit,
+                                                              # 1.0 for an import
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(send, clock, work), daemon=True)
     child.start()
     send.close()
     try:
         while not receive.poll(POLL):
-            started, limit = clock[0], clock[1]
+            started, limit, importing = clock[0], clock[1], clock[2]
             if started and time.monotonic() - started > limit:
+                if importing:
+                    raise Stopped(f"the import of {what} did not finish within {limit:g} s "
+                                  "and was stopped")
                 raise Stopped(f"{what} did not return within {limit:g} s and was stopped",
                               timed_out=True)
             if not child.is_alive() and not receive.poll():
