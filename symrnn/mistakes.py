@@ -11,8 +11,9 @@ from the derivation with one classic mistake, never guessed from magnitudes:
 * the derivation with one state's value at the wrong step in one formula: h^(t)
   where h^(t-1) belongs, or the other way round.
 
-The last two are lambdified like the derivation itself, only when a check has
-failed. ``likely_mistakes`` returns one sentence per mistake that fits.
+The last three are lambdified like the derivation itself, one at a time and only
+when a check has failed. ``likely_mistakes`` returns a sentence per mistake that fits,
+with the keys it explains.
 """
 import dataclasses
 import itertools
