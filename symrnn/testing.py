@@ -215,10 +215,15 @@ def _message(fn, cell, answers, fd, tolerance, seed, hints=(), fd_only=False):
 
 
 def _hints(derivation, answers):
+    """[(sentence, keys)] of the likely mistakes; none when naming them fails (a hint
+    must never hide the failure it explains)."""
     from .mistakes import likely_mistakes
 
-    return likely_mistakes(derivation, answers.problem, answers.given, answers.right,
-                           [k for k, _, _ in answers.wrong])
+    try:
+        return likely_mistakes(derivation, answers.problem, answers.given, answers.right,
+                               [k for k, _, _ in answers.wrong])
+    except Exception:
+        return []
 
 
 def _check(fn, cell, seed, trials, T, sizes, batch, labels, starts, tolerance):

@@ -420,3 +420,11 @@ def test_a_mistake_made_in_one_formula_only_is_named():
 
     message = failure(cut_in_dW)
     assert message.splitlines()[1].startswith("  likely mistake: the recurrence is cut: ")
+
+
+def test_odd_values_get_the_failure_without_a_hint():
+    def ragged(params, x, y, h0):
+        loss, grads = my_bptt(params, x, y, h0)
+        return loss, dict(grads, W=[[1.0, 2.0], [3.0]])
+
+    assert failure(ragged).startswith("ragged: gradient 'W' is wrong: not an array (list)")
