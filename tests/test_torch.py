@@ -215,7 +215,7 @@ def test_a_text_cell_trains_with_sgd():
                                         r"N = 1 here but N = 2 from params\['U'\]"),
     (lambda m, x, y: m(x[0, 0], y), r"^x: expected shape"),
     (lambda m, x, y: m(x, y[:3]), r"^y: shape \(3, 2\) does not fit \(T, B\)"),
-    (lambda m, x, y: m(x, y + 3), r"^y: label 3 is not a class in 0..2 \(M = 3\)"),
+    (lambda m, x, y: m(x, y + 3), r"^y: label 3 at index \(0, 0\) is not a class in 0..2 \(M = 3\)"),
     (lambda m, x, y: m(x, y.double()), r"^y: expected shape .* \(class labels must be integers\)"),
     (lambda m, x, y: m(x, y, h0=torch.zeros(5, dtype=F64)), r"^h0: shape \(5,\) does not fit"),
     (lambda m, x, y: m(x.numpy(), y), r"^x: expected a torch.Tensor, got a ndarray"),
