@@ -90,6 +90,24 @@ CASES = {
         lambda L, p, s, x: {"h": L.tanh(p["a"] * s["h"]
                                         + (s["h"] @ p["w"].T) * (x["x"] @ p["U"].T))},
         lambda L, p, s, h, x, y: _ce(L, h["h"] @ p["V"].T, y["y"]) + p["a"].sum() * len(y["y"])),
+    # a state computed in the forward (backward) scan that a value outside the
+    # scan reads at the same step: computed after the scan, not before it
+    "a state that only the next step reads": Case(
+        "params: W[D,D] U[E,N] A[D,E] V[M,D] Q[M,E]\ninput: x[N]\ntarget: y[M]\nstate: h[D] s[E]\n"
+        "s = tanh(U @ x)\ng = sigmoid(Q @ s)\nh = tanh(W @ prev(h) + A @ prev(s))\n"
+        "loss = -y.T @ log_softmax(V @ h + g)",
+        lambda L, p, s, x: {"s": L.tanh(x["x"] @ p["U"].T),
+                            "h": L.tanh(s["h"] @ p["W"].T + s["s"] @ p["A"].T)},
+        lambda L, p, s, h, x, y: _ce(L, h["h"] @ p["V"].T + L.sigmoid(h["s"] @ p["Q"].T), y["y"]),
+        sizes={"D": 3, "E": 2, "N": 2, "M": 3}),
+    "an adjoint carried back that its own step reads": Case(
+        "params: b[D] P[D,E] V[M,D]\ninput: x[N]\ntarget: y[M]\nstate: h[D] s[E]\n"
+        "a = softplus(abs(b))\nh = tanh(P @ (prev(s) + prev(s)) + a)\ns = tanh(prev(s))\n"
+        "loss = y.T @ (V @ h)",
+        lambda L, p, s, x: {"h": L.tanh(2 * s["s"] @ p["P"].T + L.softplus(L.abs(p["b"]))),
+                            "s": L.tanh(s["s"])},
+        lambda L, p, s, h, x, y: (y["y"] * (h["h"] @ p["V"].T)).sum(),
+        sizes={"D": 3, "E": 2, "N": 2, "M": 3}, labels=False),
     # names the backends used for themselves
     "parameters named zero, count, sizes, xp": Case(
         "params: zero[D,D] count[D,N] xp[D] sizes[M,D]\ninput: x[N]\ntarget: y[M]\nstate: h[D]\n"

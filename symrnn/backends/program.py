@@ -53,9 +53,9 @@ def _split(order, same, future):
     holds the carried values and what lies on a path from a carried value to
     one; before: what depends on no loop value; after: the rest."""
     carried = set().union(*[future[n] for n in order]) if order else set()
-    depends = set()
-    for n in order:
-        if future[n] or same[n] & depends:
+    depends = set()  # what the scan must compute first: a carried value counts
+    for n in order:  # even when it reads no carried value itself
+        if n in carried or future[n] or same[n] & depends:
             depends.add(n)
     feeds = reachable(carried, same)
     loop = [n for n in order if n in carried or (n in depends and n in feeds)]
