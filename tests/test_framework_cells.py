@@ -286,14 +286,6 @@ def test_torch_checks_labels_of_any_integer_type_before_converting_them(dtype):
 
 
 # -- JAX -----------------------------------------------------------------------------
-@pytest.fixture(params=[False, True], ids=["float32", "x64"])
-def x64(request):
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", request.param)
-    yield request.param
-    jax.config.update("jax_enable_x64", before)
-
-
 @functools.lru_cache(maxsize=None)
 def jax_function(name):
     return derivation(name).jax()
@@ -304,8 +296,27 @@ def _columns(a):
     return np.ascontiguousarray(np.swapaxes(a, 1, 2))
 
 
-@pytest.mark.parametrize("T", [1, 4])
-@pytest.mark.parametrize("name", list(CASES))
+# every cell with float64 (jax_enable_x64); in JAX's default float32 and at T = 1
+# (no step but the last) those where it once mattered: each costs a compilation
+JAX_RUNS = ([(name, 4, True) for name in CASES]
+            + [(name, 4, False) for name in ("sqrt softplus", "loss of prev(h)",
+                                             "a state that never reads prev",
+                                             "two inputs, two label targets")]
+            + [(name, 1, True) for name in ("sqrt relu", "quadratic loss of prev(h)")])
+
+
+@pytest.fixture
+def x64(request):
+    """JAX in float64 (True) or its default float32 (False) for one test."""
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", request.param)
+    yield request.param
+    jax.config.update("jax_enable_x64", before)
+
+
+@pytest.mark.parametrize("name, T, x64", [
+    pytest.param(*run, id=f"{run[0]}-T{run[1]}-{'x64' if run[2] else 'float32'}")
+    for run in JAX_RUNS], indirect=["x64"])
 def test_jax_agrees_with_jax_grad_of_a_forward_by_hand(name, T, x64):
     case, B = CASES[name], 2
     params, xs, ys, starts = problem(name, T, B)
@@ -322,7 +333,7 @@ def test_jax_agrees_with_jax_grad_of_a_forward_by_hand(name, T, x64):
                 if case.labels else jnp.asarray(v, dtype) for k, v in ys.items()}
         return by_hand(JAX, case, p, x, rows, s)
     cast = functools.partial(jax.tree_util.tree_map, lambda a: jnp.asarray(a, dtype))
-    want, (w, wx, ws) = jax.value_and_grad(ref, argnums=(0, 1, 2))(
+    want, (w, wx, ws) = jax.jit(jax.value_and_grad(ref, argnums=(0, 1, 2)))(
         cast(params), cast(xs), cast(starts))
     tol = dict(rtol=1e-10, atol=1e-12) if x64 else dict(rtol=2e-4, atol=2e-5)
     assert np.isfinite(float(loss))
@@ -337,6 +348,7 @@ def test_jax_agrees_with_jax_grad_of_a_forward_by_hand(name, T, x64):
         np.testing.assert_allclose(gs[k], np.asarray(ws[k[:-1]]).T, err_msg=k, **tol)
 
 
+@pytest.mark.parametrize("x64", [False, True], indirect=True, ids=["float32", "x64"])
 @pytest.mark.parametrize("dtype, bad", [
     ("int64", 2 ** 32),                 # float32 JAX converts to int32: would be class 0
     ("int64", -2 ** 32 * 3 + 1),        # would be class 1
@@ -355,9 +367,16 @@ def test_jax_checks_labels_before_converting_them(dtype, bad, x64):
     with pytest.raises(ValueError, match=rf"^y: label {bad} at index \(1, 0\) is not a class "
                                          r"in 0..2 \(M = 3\)$"):
         f(params, _columns(xs["x"]), y.tolist() if dtype == "list" else y)
-    ok = ys["y"].astype(np.uint64)  # an unsigned type is fine when its values are classes
-    assert float(f(params, _columns(xs["x"]), ok)) == pytest.approx(
-        float(f(params, _columns(xs["x"]), ys["y"])), rel=1e-6)
+
+
+@pytest.mark.parametrize("x64", [False, True], indirect=True, ids=["float32", "x64"])
+def test_jax_takes_labels_of_an_unsigned_type(x64):
+    name = "loss of prev(h)"
+    params, xs, ys, _ = problem(name, 3, 2)
+    f = jax.jit(jax_function(name))
+    x = _columns(xs["x"])
+    assert float(f(params, x, ys["y"].astype(np.uint64))) == pytest.approx(
+        float(f(params, x, ys["y"])), rel=1e-6)
 
 
 def test_jax_refuses_a_masked_array_and_names_inputs_by_key():
