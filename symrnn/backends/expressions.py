@@ -27,8 +27,8 @@ sub-expressions (transposes, products of parameters, their rows) are
 registered as constants: the program computes them once per call, not once
 per step.
 """
-from sympy import (HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol,
-                   OneMatrix, Transpose, ZeroMatrix)
+from sympy import (HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, MatPow,
+                   MatrixSymbol, OneMatrix, Transpose, ZeroMatrix)
 
 from ..model.nodes import Adjoint, StepVar, SumOverTime
 from ..ops import Elementwise
@@ -61,6 +61,14 @@ def _number(c):
     if not c.is_number:
         raise NotImplementedError(f"the coefficient {c} is not a number")
     return float(c)
+
+
+def _exponent(expr):
+    """The exponent of a matrix power, a positive integer (the parser makes no other)."""
+    n = expr.exp
+    if not (n.is_Integer and n >= 1):
+        raise NotImplementedError(f"the matrix power {expr}")
+    return int(n)
 
 
 def _sum(fns, signs):
@@ -166,6 +174,9 @@ class Compiler:
             return self._matmul(expr)
         if isinstance(expr, Elementwise):
             return k, self._elementwise(expr, self._per_step_arg(expr.arg))
+        if isinstance(expr, MatPow) and k == "S":  # a 1 x 1 value: its power entry by entry
+            base, n = self._per_step_arg(expr.base), _exponent(expr)
+            return k, lambda env: base(env) ** n
         if isinstance(expr, SumOverTime):
             return "F", self._sum_over_time(expr)
         raise NotImplementedError(f"{type(expr).__name__} in {expr}")
@@ -204,6 +215,15 @@ class Compiler:
             return lambda env: parts[0](env) ** p
         if isinstance(expr, Transpose):
             return lambda env: parts[0](env).T
+        if isinstance(expr, MatPow):  # W @ W @ ...: n - 1 matrix products
+            base, n = parts[0], _exponent(expr)
+
+            def power(env):
+                b = v = base(env)
+                for _ in range(n - 1):
+                    v = v @ b
+                return v
+            return power
         if isinstance(expr, MatMul):
             coeff, factors = expr.as_coeff_matrices()
             fns, c = [self._fixed(f) for f in factors], _number(coeff)
