@@ -113,6 +113,13 @@ CASES = {
         ELMAN + "h = tanh(W @ W @ W @ prev(h) + U @ x)\nloss = -y.T @ log_softmax(V @ h)",
         lambda L, p, s, x: {"h": L.tanh(s["h"] @ (p["W"] @ p["W"] @ p["W"]).T + x["x"] @ p["U"].T)},
         lambda L, p, s, h, x, y: _ce(L, h["h"] @ p["V"].T, y["y"]), needs="MatPow"),
+    "a loss with terms of parameters alone": Case(
+        "params: W[D,D] U[D,N] V[M,D] a[1,1] r[D]\ninput: x[N]\ntarget: y[M]\nstate: h[D]\n"
+        "h = tanh(W @ prev(h) + U @ x)\n"
+        "loss = -y.T @ log_softmax(V @ h) + 0.5 * r.T @ r + tanh(a) + a",
+        lambda L, p, s, x: {"h": L.tanh(_pre(p, s, x))},
+        lambda L, p, s, h, x, y: _ce(L, h["h"] @ p["V"].T, y["y"])
+        + len(y["y"]) * (0.5 * (p["r"] ** 2).sum() + L.tanh(p["a"]).sum() + p["a"].sum())),
     # names the backends used for themselves
     "parameters named zero, count, sizes, xp": Case(
         "params: zero[D,D] count[D,N] xp[D] sizes[M,D]\ninput: x[N]\ntarget: y[M]\nstate: h[D]\n"

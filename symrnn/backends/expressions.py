@@ -157,6 +157,8 @@ class Compiler:
     # -- dispatch --------------------------------------------------------------
     def _compile(self, expr):
         """(kind, closure) of ``expr``."""
+        if isinstance(expr, SumOverTime):  # of a fixed term too: T B times the term
+            return "F", self._sum_over_time(expr)
         k = kind(expr)
         if k == "F":
             return "F", self._fixed(expr)
@@ -177,8 +179,6 @@ class Compiler:
         if isinstance(expr, MatPow) and k == "S":  # a 1 x 1 value: its power entry by entry
             base, n = self._per_step_arg(expr.base), _exponent(expr)
             return k, lambda env: base(env) ** n
-        if isinstance(expr, SumOverTime):
-            return "F", self._sum_over_time(expr)
         raise NotImplementedError(f"{type(expr).__name__} in {expr}")
 
     def _per_step_arg(self, arg):
