@@ -124,20 +124,23 @@ class Program:
         carried = sorted(set().union(*nxt.values()) & anames) if defs else []
         e_of = dict(defs)
         ashapes = {a.var.name: a.shape for a in d.adjoints}
-        self.adjoint_keys = [("d", n, 0) for n in order]
-        last = {a.var.name: _at_step_t(e) for a, e in d.terminal.items()}
-        self.backward_last = []
-        for n in order:
-            e = last.get(n, e_of[n])
-            late = sorted({_key(l)[1] for l in _leaves(e) if _key(l)[2] == 1})
+        terminal = {a.var.name: _at_step_t(e) for a, e in d.terminal.items()}
+
+        def adjoint(n):
+            """(key, closure of its recurrence, closure of its form at step T, or
+            None when that is the same: then one operation over all the steps)."""
+            at_T = terminal.get(n, e_of[n])
+            late = sorted({_key(l)[1] for l in _leaves(at_T) if _key(l)[2] == 1})
             if late:
                 raise NotImplementedError(f"dL/d{n} at the last step T reads {late[0]} at "
                                           "step T+1")
-            self.backward_last.append((("d", n, 0), self._stacked(e)))
-        self.backward_before = [(("d", n, 0), self._stacked(e_of[n]))
-                                for n in before]
-        self.backward_after = [(("d", n, 0), self._stacked(e_of[n]))
-                               for n in after]
+            same_form = at_T == e_of[n] and n not in loop
+            return (("d", n, 0), self._stacked(e_of[n]),
+                    None if same_form else self._stacked(at_T))
+
+        self.backward_before = [adjoint(n) for n in before]
+        self.backward_last = [(key, at_T) for key, _, at_T in map(adjoint, loop)]
+        self.backward_after = [adjoint(n) for n in after]
         in_loop = set(loop)
         self.backward_scan = self._scan(
             [(("d", n, 0), e_of[n], ashapes[n]) for n in loop],
@@ -288,29 +291,31 @@ class Program:
         for another backward pass (``retain_graph=True``) may run this again."""
         env = self.environment(env["_xp"], env["_sizes"], env)
         xp, T = env["_xp"], env["_T"]
-        last = _steps(env, T, T)
-        for key, fn in self.backward_last:
-            last[key] = fn(last)
-        if T == 1:
-            for key in self.adjoint_keys:
-                env[key] = last[key]
-        else:
-            rest = _steps(env, 1, T - 1)
+        last, rest = _steps(env, T, T), _steps(env, 1, T - 1)
 
-            def join(key):  # steps 1..T-1 and step T
-                env[key] = xp.concat([rest[key], last[key]])
+        def join(key):  # steps 1..T-1 and step T
+            env[key] = last[key] if T == 1 else xp.concat([rest[key], last[key]])
 
-            for key, fn in self.backward_before:
-                rest[key] = fn(rest)
+        def run(adjoints):
+            for key, fn, at_T in adjoints:
+                if at_T is None:
+                    env[key] = fn(env)
+                    continue
+                last[key] = at_T(last)
+                if T > 1:
+                    rest[key] = fn(rest)
                 join(key)
-            scan = self.backward_scan
+
+        run(self.backward_before)
+        scan = self.backward_scan
+        for key, at_T in self.backward_last:
+            last[key] = at_T(last)
+        if T > 1:
             self._run_scan(rest, scan, [last[(tag, n, 0)][0] for tag, n, _ in scan["carried"]],
                            reverse=True)
-            for key in scan["ys"]:
-                join(key)
-            for key, fn in self.backward_after:
-                rest[key] = fn(rest)
-                join(key)
+        for key in scan["ys"]:
+            join(key)
+        run(self.backward_after)
         for key, fn in self.shared_terms:
             env[key] = fn(env)
         grads = {k: self.gradients[k](env) for k in self.params}
