@@ -289,6 +289,17 @@ def test_torch_names_the_input_or_target_that_is_wrong(x, y, message):
         m(x(xt), y(yt))
 
 
+def test_a_size_named_B_leaves_the_name_B_prime_to_the_batch_axis():
+    name = "a size named B"
+    params, xs, ys, _ = problem(name, 3, 2)
+    with pytest.raises(ValueError, match=r"^y: shape \(3, 5\) does not fit \(T, B'\): "
+                                         r"B' = 5 here but B' = 2 from x$"):
+        torch_module(name)(torch.tensor(xs["x"]), torch.zeros(3, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^x: shape \(3, 3, 2\) does not fit \(T, N, B'\): "
+                                         r"N = 3 here but N = 2 from params\['U'\]$"):
+        jax_function(name)(params, np.zeros((3, 3, 2)), ys["y"])
+
+
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "uint16", "uint32", "uint64"])
 def test_torch_checks_labels_of_any_integer_type_before_converting_them(dtype):
     if not hasattr(torch, dtype):
@@ -448,3 +459,25 @@ def test_powers_of_matrices(library):
     np.testing.assert_allclose(np.asarray(square(env)),
                                np.linalg.matrix_power(values["W"].T, 2), **tol)
     np.testing.assert_allclose(np.asarray(scalar(env)), (values["h"] @ values["w"].T) ** 2, **tol)
+
+
+def _scans(jaxpr):
+    """The scan equations of a jaxpr, those of its sub-jaxprs included."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            yield eqn
+        for v in eqn.params.values():
+            for sub in (v if isinstance(v, (list, tuple)) else [v]):
+                inner = getattr(sub, "jaxpr", None)
+                if inner is not None:
+                    yield from _scans(getattr(inner, "jaxpr", inner))
+
+
+def test_jax_unroll_unrolls_the_scans():
+    name = "loss of prev(h)"
+    params, xs, ys, _ = problem(name, 4, 2)
+    x = _columns(xs["x"])
+    for unroll, steps in ((False, {1}), (True, {3, 4})):  # backward: T-1 steps, forward: T
+        f = derivation(name).jax(unroll=unroll)
+        graph = jax.make_jaxpr(jax.grad(f))(params, x, ys["y"])
+        assert {e.params["unroll"] for e in _scans(graph.jaxpr)} == steps

@@ -142,7 +142,7 @@ def _array(name, value, dtype):
                          f"{name}.filled(...) or the data you mean")
     try:
         a = jnp.asarray(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{name}: expected an array of real numbers, "
                          f"got a {type(value).__name__}") from None
     if not (jnp.issubdtype(a.dtype, jnp.floating) or jnp.issubdtype(a.dtype, jnp.integer)):
