@@ -137,11 +137,13 @@ CASES = {
         "state: h[D]\nh = tanh(W @ prev(h) + U @ x + A @ c)\n"
         "loss = -y.T @ log_softmax(V @ h) - m.T @ log_softmax(Q @ h)",
         lambda L, p, s, x: {"h": L.tanh(_pre(p, s, x) + x["c"] @ p["A"].T)},
-        lambda L, p, s, h, x, y: _ce(L, h["h"] @ p["V"].T, y["y"]) + _ce(L, h["h"] @ p["Q"].T, y["m"]),
+        lambda L, p, s, h, x, y: (_ce(L, h["h"] @ p["V"].T, y["y"])
+                                  + _ce(L, h["h"] @ p["Q"].T, y["m"])),
         sizes={"D": 3, "N": 2, "K": 4, "M": 3, "J": 2}),
     "two inputs, two float targets, two states": Case(
         "params: W[D,D] U[D,N] A[E,K] B[E,D] V[M,D] Q[J,E]\ninput: x[N] c[K]\ntarget: y[M] m[J]\n"
-        "state: h[D] s[E]\nh = tanh(W @ prev(h) + U @ x)\ns = sigmoid(A @ c + B @ prev(h)) * prev(s)\n"
+        "state: h[D] s[E]\nh = tanh(W @ prev(h) + U @ x)\n"
+        "s = sigmoid(A @ c + B @ prev(h)) * prev(s)\n"
         "loss = 0.5 * (V @ h - y).T @ (V @ h - y) + m.T @ (Q @ s)",
         lambda L, p, s, x: {"h": L.tanh(_pre(p, s, x)),
                             "s": L.sigmoid(x["c"] @ p["A"].T + s["h"] @ p["B"].T) * s["s"]},
@@ -270,7 +272,8 @@ def test_torch_takes_several_inputs_batch_first_and_one_sequence():
 
 
 @pytest.mark.parametrize("x, y, message", [
-    (lambda x: {"x": x["x"]}, lambda y: y, r"^x: missing 'c'; expected a dict with the keys 'x', 'c'$"),
+    (lambda x: {"x": x["x"]}, lambda y: y,
+     r"^x: missing 'c'; expected a dict with the keys 'x', 'c'$"),
     (lambda x: x["x"], lambda y: y, r"^x: expected a dict with the keys 'x', 'c', got a Tensor$"),
     (lambda x: dict(x, z=x["x"]), lambda y: y, r"^x: unexpected key 'z'"),
     (lambda x: dict(x, c=x["c"][..., :3]), lambda y: y,
@@ -423,11 +426,13 @@ def test_jax_refuses_a_masked_array_and_names_inputs_by_key():
     masked = dict(x, c=np.ma.masked_less(x["c"], 0))
     with pytest.raises(ValueError, match=r"^x\['c'\]: a masked array; its mask would be ignored"):
         f(params, masked, y)
-    with pytest.raises(ValueError, match=r"^y: missing 'm'; expected a dict with the keys 'y', 'm'$"):
+    with pytest.raises(ValueError,
+                       match=r"^y: missing 'm'; expected a dict with the keys 'y', 'm'$"):
         f(params, x, {"y": y["y"]})
     with pytest.raises(ValueError, match=r"^y\['m'\]: shape \(3, 3, 2\) does not fit \(T, J, B\)"):
         f(params, x, dict(y, m=y["y"]))
-    with pytest.raises(ValueError, match=r"^x: expected a dict with the keys 'x', 'c', got a ndarray"):
+    with pytest.raises(ValueError,
+                       match=r"^x: expected a dict with the keys 'x', 'c', got a ndarray"):
         f(params, x["x"], y)
 
 
