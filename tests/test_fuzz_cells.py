@@ -536,27 +536,25 @@ def directional_check(grads, cell, params, seqs, starts, rng, what):
         assert abs(exact - fd) <= 1e-6 * max(1.0, abs(fd)), (what, exact, fd)
 
 
-# The features that the PyTorch and JAX backends of this branch do not run (the
-# helper on branch fwfix fixes symrnn/backends/ at the same time; the lead removes
-# the entries after merging both): a cell with one of them may fail there, by an
-# error or by wrong numbers, and is tallied under the first it has. Found by this
-# test; every other cell must be right on both.
+# The constructs of this branch that the PyTorch and JAX backends (symrnn/backends/,
+# on branch fwfix) do not run yet: a cell with one of them may fail there, by an
+# error or by wrong numbers, and is tallied under the first it has (the lead removes
+# an entry once the backends run it). Found by this test; every other cell must be
+# right on both.
 BACKEND_GAPS = {
-    "several inputs or targets": "NotImplementedError: the PyTorch and JAX backends need "
-                                 "exactly one input and one target (issue 18)",
-    "named constant": "NotImplementedError: the coefficient k0 is not a number (a Constant)",
-    "matrix power": "NotImplementedError: MatPow of parameters (W @ W)",
-    "named matrix": "Derivation.fixed_adjoints and Cell.fixed are not read by the backends",
-    "sqrt": "NaN gradients of sqrt(1 + v * v) (issue 21, first section)",
-    "abs": "torch: bool subtraction in the kernel of abs' derivative (issue 21)",
-    "state without prev": "JAX fails on a state that never reads prev (issue 21)",
+    "named constant": "NotImplementedError: the coefficient k0 is not a number (a Constant: "
+                      "float() of it is its value)",
+    "a gradient with a term of the parameters alone": "NotImplementedError: a per-step matrix "
+                      "plus a fixed one (the fixed term of a sum over t counts T B times)",
+    "named matrix": "NotImplementedError: Adjoint of parameters in Adjoint(Q0) (Cell.fixed, "
+                    "Derivation.fixed_adjoints)",
 }
 TALLY = collections.Counter()
 
 
 def derived_features(cell, parsed, derivation):
-    from sympy import MatMul, MatPow, MatrixSymbol, ZeroMatrix, preorder_traversal
-    from symrnn.model.nodes import Prev
+    from sympy import MatAdd, MatMul, MatPow, MatrixSymbol, ZeroMatrix, preorder_traversal
+    from symrnn.model.nodes import Constant, Prev, StepVar, SumOverTime
     features = set(cell.features)
     if len(cell.inputs) > 1 or len(cell.targets) > 1:
         features.add("several inputs or targets")
@@ -564,6 +562,13 @@ def derived_features(cell, parsed, derivation):
         features.add("a parameter or start state the loss does not use")
     if parsed.fixed:
         features.add("named matrix")
+    if any(rhs.atoms(Constant) for _, rhs in parsed.equations + parsed.fixed):
+        features.add("named constant")
+    for g in derivation.gradients.values():
+        for node in g.atoms(SumOverTime):
+            if isinstance(node.term, MatAdd) and any(not a.atoms(StepVar)
+                                                     for a in node.term.args):
+                features.add("a gradient with a term of the parameters alone")
     params = set(parsed.params)
     for _, rhs in parsed.equations + parsed.fixed:
         if rhs in params:
