@@ -548,6 +548,8 @@ BACKEND_GAPS = {
                       "plus a fixed one (the fixed term of a sum over t counts T B times)",
     "named matrix": "NotImplementedError: Adjoint of parameters in Adjoint(Q0) (Cell.fixed, "
                     "Derivation.fixed_adjoints)",
+    "a size as a coefficient": "NotImplementedError: the coefficient N/2 is not a number "
+                               "(sum(0.5 * ones(N)) is N/2: a size, known at run time)",
 }
 TALLY = collections.Counter()
 
@@ -564,6 +566,11 @@ def derived_features(cell, parsed, derivation):
         features.add("named matrix")
     if any(rhs.atoms(Constant) for _, rhs in parsed.equations + parsed.fixed):
         features.add("named constant")
+    everything = ([rhs for _, rhs in parsed.equations + parsed.fixed]
+                  + list(derivation.adjoints.values()) + list(derivation.gradients.values()))
+    if any(node.as_coeff_matrices()[0].free_symbols - node.atoms(Constant)
+           for e in everything for node in e.atoms(MatMul)):
+        features.add("a size as a coefficient")
     for g in derivation.gradients.values():
         for node in g.atoms(SumOverTime):
             if isinstance(node.term, MatAdd) and any(not a.atoms(StepVar)
@@ -680,7 +687,7 @@ def _settings(n):
 @given(cells(), st.integers(0, 4))
 def test_random_cells(cell, lot):
     # verify() costs about as much as all the rest: run it on a share of the cells
-    TALLY[check(cell, verify=lot == 4)] += 1
+    TALLY["numpy", check(cell, verify=lot == 4)] += 1
 
 
 NUMBA_CELLS = itertools.count()
@@ -697,7 +704,7 @@ def test_random_cells_numba(cell):
     whole = lambdify.WHOLE_KERNELS_UP_TO
     lambdify.WHOLE_KERNELS_UP_TO = 0 if next(NUMBA_CELLS) % 2 else whole
     try:
-        TALLY[check(cell, verify=False, backend="numba")] += 1
+        TALLY["numba", check(cell, verify=False, backend="numba")] += 1
     finally:
         lambdify.WHOLE_KERNELS_UP_TO = whole
 
@@ -706,13 +713,13 @@ def test_random_cells_numba(cell):
 @given(cells())
 def test_random_cells_torch(cell):
     pytest.importorskip("torch")
-    TALLY[check(cell, verify=False, backend="torch")] += 1
+    TALLY["torch", check(cell, verify=False, backend="torch")] += 1
 
 
 @_settings(JAX_EXAMPLES)
 @given(cells())
 def _jax_cells(cell):
-    TALLY[check(cell, verify=False, backend="jax")] += 1
+    TALLY["jax", check(cell, verify=False, backend="jax")] += 1
 
 
 def test_random_cells_jax():
@@ -743,23 +750,30 @@ def test_a_wrong_rule_is_caught(monkeypatch):
 
 
 def tally():
-    accepted = sum(n for outcome, n in TALLY.items() if not outcome.startswith("refused"))
-    refused = collections.Counter({o: n for o, n in TALLY.items() if o.startswith("refused")})
-    lines = [f"{n:5d}  {outcome}" for outcome, n in sorted(TALLY.items(), key=lambda i: -i[1])
-             if not outcome.startswith("refused")]
-    lines += [f"{accepted:5d}  accepted in all", ""]
-    lines += [f"{n:5d}  {outcome}" for outcome, n in refused.most_common()]
-    lines += [f"{sum(refused.values()):5d}  refused in all", f"{sum(TALLY.values()):5d}  cells"]
+    """Per backend: the cells drawn, those accepted (and what became of them), and
+    those refused, by reason."""
+    lines = []
+    for backend in ("numpy", "numba", "torch", "jax"):
+        runs = {o: n for (b, o), n in TALLY.items() if b == backend}
+        if not runs:
+            continue
+        refused = {o: n for o, n in runs.items() if o.startswith("refused")}
+        accepted = {o: n for o, n in runs.items() if o not in refused}
+        lines.append(f"{backend}: {sum(runs.values())} cells, {sum(accepted.values())} "
+                     f"accepted, {sum(refused.values())} refused")
+        for group in (accepted, refused):
+            lines += [f"  {n:5d}  {o}" for o, n in sorted(group.items(), key=lambda i: -i[1])]
     return "\n".join(lines)
 
 
 if __name__ == "__main__":   # the tally of one run: python tests/test_fuzz_cells.py
     import sys
+    import unittest
     test_random_cells()
     for name, run in (("numba", test_random_cells_numba), ("torch", test_random_cells_torch),
                       ("jax", test_random_cells_jax)):
         try:
             run()
-        except pytest.skip.Exception:
-            print(f"({name} is not installed)", file=sys.stderr)
+        except (pytest.skip.Exception, unittest.SkipTest):
+            print(f"({name}: not installed, or no cells asked for)", file=sys.stderr)
     print(tally())
