@@ -322,6 +322,8 @@ class Program:
             for a in dim.args[1:]:
                 out = ir.BinOp(op, out, self.size(a))
             return out
+        if dim.is_Pow and dim.exp.is_Integer and dim.exp > 0:  # 1^T 1 of ones(N) * ones(N)
+            return ir.BinOp("**", self.size(dim.base), ir.Const(int(dim.exp)))
         raise ValueError(f"size {dim}: no argument has it in its shape")
 
     # -- names of variables in the three contexts ---------------------------
