@@ -139,7 +139,22 @@ def test_generated_code_against_a_plain_forward(name):
 
 def test_the_same_cells_on_the_numba_backend():
     pytest.importorskip("numba")
-    for name in ["loss reads prev(h) squared", "sum and ones", "constants and named matrices"]:
+    for name in ["loss reads prev(h) squared", "sum and ones", "constants and named matrices",
+                 "constant functions: exp(0 * x), log(1 + 0 * y)"]:
         f = derivation(name).lambdify("numba")
         f.__globals__["COMPILED_BELOW"] = 10**9  # the compiled kernel, not NumPy's
         check(name, f)
+
+
+def test_constants_stay_symbols_in_the_derivation_and_print_by_name():
+    import sympy
+    from symrnn.model.nodes import Constant
+    cell = symrnn.parse_cell(CONSTANTS)
+    assert [(c.name, str(c.value)) for c in cell.constants] == [
+        ("beta", "13/20"), ("dt", "1/10"), ("gamma", "1/3"), ("two", "23/30")]
+    d = symrnn.derive(cell)
+    state = d.adjoints[next(a for a in d.adjoints if a.var.name == "h")]
+    assert {c.name for c in state.atoms(Constant)} >= {"dt", "gamma"}   # exact in them
+    text = sympy.latex(cell.equations[0][1])
+    assert "dt" in text and r"\gamma" in text and "0.1" not in text
+    assert "0.1 *" in d.lambdify().source   # a number in the generated code

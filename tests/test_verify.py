@@ -204,6 +204,8 @@ def test_verify_sizes_by_name_symbol_or_default():
     D = next(s for s in d.cell.sizes if s.name == "D")
     assert d.verify(1, sizes={"D": 3}).sizes == {"D": 3, "N": 3, "M": 2}
     assert d.verify(1, sizes={D: 1, "M": 1}).sizes == {"D": 1, "N": 3, "M": 1}
+    from sympy import Symbol
+    assert d.verify(1, sizes={Symbol("N"): 2}).sizes == {"D": 2, "N": 2, "M": 2}
 
 
 @pytest.mark.parametrize("sizes, message", [
@@ -212,6 +214,7 @@ def test_verify_sizes_by_name_symbol_or_default():
     ({"D": True}, r"sizes\['D'\]: expected an integer"),
     ({"D": 100}, r"sizes\['D'\]: expected an integer from 1 to 8"),
     ({"Q": 2}, r"sizes: 'Q' is not a size of the cell \(its sizes: D, N, M\)"),
+    ({3: 2}, r"sizes: 3 is not a size of the cell"),
     ([2, 3], r"sizes: expected a dict"),
 ])
 def test_verify_sizes_are_checked(sizes, message):

@@ -349,8 +349,8 @@ def checked_sizes(cell, sizes):
         raise ValueError(f"sizes: expected a dict such as {{'D': 2}}, got {type(sizes).__name__}")
     by_name = {str(s): s for s in cell.sizes}
     for key, value in sizes.items():
-        symbol = by_name.get(key if isinstance(key, str) else str(key))
-        if symbol is None or not isinstance(key, str) and key != symbol:
+        symbol = by_name.get(str(key)) if isinstance(key, (str, Symbol)) else None
+        if symbol is None:
             known = ", ".join(by_name) or "none"
             raise ValueError(f"sizes: {key!r} is not a size of the cell (its sizes: {known})")
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SIZE:
