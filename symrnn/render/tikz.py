@@ -117,6 +117,7 @@ def unrolled_figure(cell, T=3, ts=None):
         graph = UnrolledGraph(cell, min(T, 2))
         T = graph.T
     column_width = max(COLUMN, crowd * side + 1.0)
+    row = ROW if not crowded else 1.15  # a gated cell's figure is tall: levels closer
 
     def add(var, column):
         key = _node_id(var)
@@ -126,7 +127,7 @@ def unrolled_figure(cell, T=3, ts=None):
         same = sorted((n for n in order if level[n] == level[var.name]), key=order.index)
         offset = (same.index(var.name) - (len(same) - 1) / 2) * side if var.name in same else 0
         nodes.append(SimpleNamespace(id=key, x=round(column * column_width + offset, 3),
-                                     y=round(level[var.name] * ROW, 3), label=label(var),
+                                     y=round(level[var.name] * row, 3), label=label(var),
                                      kind=kinds.get(var.name, "value")))
         return key
 
@@ -161,7 +162,7 @@ def unrolled_figure(cell, T=3, ts=None):
                             target = next(n for n in nodes if n.id == _node_id(lhs))
                             nodes.append(SimpleNamespace(
                                 id=key, x=round(target.x + 1.2 * side, 3),
-                                y=round(target.y - 0.55 * ROW, 3),
+                                y=round(target.y - 0.55 * row, 3),
                                 label=label(c), kind="param"))
                         edges.append(SimpleNamespace(source=key, target=_node_id(lhs),
                                                      label=None, params=[], recurrent=False))
@@ -232,7 +233,7 @@ def unrolled_figure(cell, T=3, ts=None):
         step_loss = StepVar(cell.loss_var.name, t, 1, 1)
         total = SimpleNamespace(
             id="total", x=round(sum(n.x for n in losses) / len(losses), 3),
-            y=round(max(n.y for n in nodes) + ROW, 3),
+            y=round(max(n.y for n in nodes) + row, 3),
             label=label(Eq(L, SumOverTime(step_loss, t, 1, T_symbol), evaluate=False)),
             sources=[n.id for n in losses])
     xs = [n.x for n in nodes + shared_nodes]
