@@ -82,7 +82,7 @@ def _leaf_of(expr):
         return expr.leaf
     if isinstance(expr, (StepVar, Prev, MatrixSymbol, OneMatrix)):
         return expr
-    if isinstance(expr, Adjoint) and isinstance(expr.var, (StepVar, MatrixSymbol, Prev)):
+    if isinstance(expr, Adjoint):
         return expr
     return None
 
@@ -212,7 +212,9 @@ class BPTTLatexPrinter(LineBreaking, LatexPrinter):
                 sym = _symbol_of("adjoint of " + var.name, names[var.name])
                 time = self._time(var.time) if isinstance(var, StepVar) else None
                 return self._compose(sym, self._bold(leaf), time, transpose)
-            fraction = self._partial("L", self._print(Row(var) if self._rows() else var))
+            if self._rows():  # the row form of what the gradient is taken of
+                var = Row(var) if _leaf_of(var) is var else as_rows(var)
+            fraction = self._partial("L", self._print(var))
             if transpose:
                 return r"%s^{\top}" % self._delimit(fraction, tall=self._is_tall_fraction())
             return fraction
@@ -287,7 +289,7 @@ class BPTTLatexPrinter(LineBreaking, LatexPrinter):
     def _atomic(self, expr):
         """Printed without parentheses as a factor or under a superscript."""
         if isinstance(expr, Transpose):
-            return _leaf_of(expr.arg) is not None or isinstance(expr.arg, Partial)
+            return True  # x^T, or (a - b)^T with its own parentheses
         return isinstance(expr, (StepVar, Prev, MatrixSymbol, Adjoint, Partial, DiagMatrix,
                                  OneMatrix, Elementwise, Row)) or expr.__class__.__name__ in {
             "Identity", "ZeroMatrix"}
@@ -411,9 +413,11 @@ class BPTTLatexPrinter(LineBreaking, LatexPrinter):
         i = 0
         while i < len(factors):
             f = factors[i]
-            if i > 0 and f.shape[0] == 1 and f.shape[1] != 1:
+            if getattr(f, "is_Matrix", False) and f.shape[0] == 1 and f.shape[1] != 1 \
+                    and (i > 0 or len(factors) > 2):
                 j = i
-                while j < len(factors) and factors[j].shape[1] != 1:
+                while j < len(factors) and getattr(factors[j], "is_Matrix", False) \
+                        and factors[j].shape[1] != 1:
                     j += 1
                 if j < len(factors):  # factors[i..j] is a 1x1 scalar: (1^T y)
                     block = MatMul(*factors[i:j + 1])

@@ -112,6 +112,14 @@ class Typesetter:
     def introduce(self, name):
         self.named.add(name)
 
+    def generic(self):
+        """A typesetter for generic symbols (the rules' a, b, A): this one's time, vectors
+        and layout, none of the cell's names."""
+        out = Typesetter(None, settings={k: v for k, v in self.settings.items()
+                                         if k not in ("symbols", "param_order")})
+        out.printed = self.printed
+        return out
+
 
 @dataclass
 class Eq:
@@ -601,7 +609,7 @@ def _adjoint_step(ts, d, var, tags):
         (aT, eT), = [(x, e) for x, e in d.terminal.items() if x.var.name == var.name]
         step.terminal = Eq(ts(aT, inline=True), ts(eT, inline=True))
         if ts.width(step.terminal.lhs + " = " + step.terminal.rhs, inline=True) \
-                > 0.45 * TEXT_WIDTH:  # too long for a sentence: displayed
+                > 0.35 * TEXT_WIDTH:  # too long for a sentence: displayed
             step.terminal_display = _eq(ts, aT, eT)
     step.T = ts(T)
     return step
@@ -679,7 +687,7 @@ def _initial_step(ts, d, s):
     short = ts(Equality(Adjoint(start), as_diag(gradient), evaluate=False), inline=True)
     return SimpleNamespace(kind="initial", var=ts(start, inline=True), uses=uses, equation=eq,
                            final=_eq(ts, Adjoint(start), as_diag(gradient)),
-                           short=ts.width(short, inline=True) < 0.4 * TEXT_WIDTH and short)
+                           short=ts.width(short, inline=True) < 0.3 * TEXT_WIDTH and short)
 
 
 def _notation(ts, catalogue):
@@ -731,7 +739,7 @@ def derivation_context(derivation, adjoint_names=None, ts=None, summary_tags=Non
     loss_total = _eq(ts, MatrixSymbol("L", 1, 1), SumOverTime(loss, t, 1, T))
 
     compact = len(d.adjoints) > COMPACT_STEPS
-    catalogue = rule_catalogue(ts, _rules_used(d), inline=compact)
+    catalogue = rule_catalogue(ts.generic(), _rules_used(d), inline=compact)
     tags = {r.name: r.tag for r in catalogue}
 
     # the backward pass in the order it was computed; a state's closed recurrence
@@ -800,9 +808,10 @@ def derivation_context(derivation, adjoint_names=None, ts=None, summary_tags=Non
                                if tag),
         next_zero=[ts(Equality(Adjoint(a.var.at(T + 1)), ZeroMatrix(*a.shape), evaluate=False),
                       inline=True) for a in _next_step_adjoints(d)],
-        notation=_notation(ts, catalogue),
+        notation=_notation(ts.generic(), catalogue),
         derivation=d,
         time=ts(t), T=ts(T),
-        rule_node=ts(node, inline=True), rule_gradient=ts(Adjoint(node), inline=True),
+        rule_node=ts.generic()(node, inline=True),
+        rule_gradient=ts.generic()(Adjoint(node), inline=True),
         typesetter=ts,
     )

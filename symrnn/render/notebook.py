@@ -58,8 +58,9 @@ def _fit(equations, ts):
     return fit(equations, "align", ts, width=NOTEBOOK_WIDTH)
 
 
-def derivation_latex(derivation, notation=None):
-    """``$$...$$`` with the forward equations and the gradients of ``derivation``."""
+def derivation_latex(derivation, notation=None, display=True):
+    """``$$...$$`` with the forward equations and the gradients of ``derivation`` (with
+    ``display=False`` the ``aligned`` block alone, for ``sympy.latex``)."""
     from .narrative import Typesetter
     from .sheet import readable
     d, ts, info = readable(derivation.cell, notation if notation is not None
@@ -69,10 +70,15 @@ def derivation_latex(derivation, notation=None):
     rows = [r"&\text{forward, } " + context.time + r" = 1, \dots, " + context.T + r":"]
     rows += _rows(_fit(context.forward, ts))
     rows += [r"&\text{gradients:}"] + _rows(_fit(context.summary, ts))
-    return r"$$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$$"
+    return _block(rows, display)
 
 
-def cell_latex(cell, notation=None):
+def _block(rows, display):
+    block = r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}"
+    return f"$${block}$$" if display else block
+
+
+def cell_latex(cell, notation=None, display=True):
     """``$$...$$`` with the equations of one step of ``cell``, as it was written."""
     from ..graph.unroll import step_equations, shared, t
     from .narrative import Eq, Typesetter, check_typesettable
@@ -82,7 +88,7 @@ def cell_latex(cell, notation=None):
     equations = [Eq(ts(lhs), ts(shared(cell, rhs)), parts=[shared(cell, rhs)], ts=ts)
                  for lhs, rhs in step]
     rows = [r"&\text{at every step } " + ts(t) + r":"] + _rows(_fit(equations, ts))
-    return r"$$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$$"
+    return _block(rows, display)
 
 
 def expression_latex(expr, cell=None, notation=None):

@@ -42,8 +42,7 @@ def _push(expr, flip):
     """``expr`` (flip False) or its transpose (flip True), with every leaf marked."""
     if not getattr(expr, "is_Matrix", False):
         return expr  # a number
-    if isinstance(expr, _LEAVES) and not (isinstance(expr, Adjoint) and not isinstance(
-            expr.var, (StepVar, MatrixSymbol, Prev))):
+    if isinstance(expr, _LEAVES):
         if _scalar(expr):
             return Row(expr)
         return Row(expr) if flip else Transpose(Row(expr))

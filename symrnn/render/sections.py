@@ -10,8 +10,9 @@ from .width import TEXT_WIDTH, tex_width
 __all__ = ["sections", "derivation_align"]
 
 
-def sections(derivation):
-    """(title, [(lhs, rhs), ...]) of what ``derive`` prints, as expressions."""
+def sections(derivation, show=str):
+    """(title, [(lhs, rhs), ...]) of what ``derive`` prints, as expressions; ``show``
+    prints the initial states named in the first title."""
     cell = derivation.cell
     states = {f"{s.name}0": s for s in cell.states}
     gradients = []
@@ -21,7 +22,7 @@ def sections(derivation):
         else:
             target = cell.param(name)
         gradients.append((Adjoint(target), g))
-    initial = ", ".join(f"{s.name}^(0)" for s in cell.states)
+    initial = ", ".join(show(StepVar(s.name, 0, *s.shape)) for s in cell.states)
     return [
         (f"Forward, for t = 1, ..., T ({initial} given)",
          [(lhs, shared(cell, rhs)) for lhs, rhs in derivation.step]),

@@ -29,7 +29,7 @@ from ..ops import functions
 from .gradient_norms import NORMS, gradient_norms
 from .latex_printer import Partial, ProductOverTime, printer_for
 from .narrative import Eq, Typesetter, check_typesettable, derivation_context, fit, pack
-from .notation import DEFAULT, load_notation
+from .notation import DEFAULT, cell_kind, load_notation
 from .numeric_check import check_gradients
 from .preactivations import name_preactivations
 from .rewrite import unit_sum_targets
@@ -112,6 +112,7 @@ def readable(cell, notation=None):
     profile = load_notation(notation)
     symbol = printer_for(cell, **profile.printer_settings(cell)).symbol
     named, info = name_preactivations(cell, symbol)
+    named.notation_kind = cell_kind(cell)  # the profile's table of the preset, if any
     settings = profile.printer_settings(named)
     d = derive(named)
     return d, Typesetter(named, info.deltas, settings), info
@@ -463,8 +464,9 @@ def write_sheet(out_dir="output", cell=None, pdf=None, notify=_note, source=None
     if not os.access(out, os.W_OK):
         raise PermissionError(errno.EACCES, "Permission denied", str(out))
     name = document_name(cell, notation)
-    text = render_sheet(cell, notation, **texts) if cell is None or isinstance(cell, ElmanRNN) \
-        else render_cell_document(cell, source, notation, **texts)
+    options = {k: v for k, v in dict(texts, notation=notation).items() if v is not None}
+    text = render_sheet(cell, **options) if cell is None or isinstance(cell, ElmanRNN) \
+        else render_cell_document(cell, source, **options)
     with tempfile.TemporaryDirectory(prefix="symrnn-sheet-") as build:
         tex = Path(build) / f"{name}.tex"
         tex.write_text(text, encoding="utf-8")

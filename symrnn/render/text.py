@@ -19,7 +19,9 @@ from .orientation import Row, as_rows
 from .symbols import default_symbol, parse_symbol
 from .tidy import tidy
 
-__all__ = ["TextPrinter", "UnicodePrinter", "derivation_text", "latex_text", "text_symbol"]
+__all__ = ["TextPrinter", "UnicodePrinter", "cell_pretty", "cell_text", "derivation_pretty",
+           "derivation_text", "expression_pretty", "expression_text", "latex_text",
+           "text_printer", "text_symbol"]
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
             "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
@@ -138,6 +140,7 @@ class TextPrinter(StrPrinter):
     and layout (settings ``symbols``, ``time``, ``layout``)."""
 
     unicode = False
+    printmethod = "_bptt_str"  # not the nodes' _sympystr, which calls this printer
     _default_settings = {**StrPrinter._default_settings, "symbols": {},
                          "time": "superscript", "layout": "column"}
     HADAMARD, TRANSPOSE, PARTIAL, SUM, ONES = " .* ", "^T", "dL/d", "sum", "1"
@@ -161,8 +164,10 @@ class TextPrinter(StrPrinter):
                              else f"^({time})")
         out = core
         if sub:
-            out += ("_" + sub if not self.unicode else _script(sub, _SUBSCRIPT, "_")) \
-                if len(sub) == 1 or self.unicode else f"_{{{sub}}}"
+            if self.unicode:
+                out += _script(sub, _SUBSCRIPT, "_")
+            else:
+                out += "_" + sub if sub.isalnum() else f"_{{{sub}}}"
         if sup:
             out += sup if sup.startswith(("^", "⁽")) else ("^" + sup)
         if transpose:
@@ -311,21 +316,69 @@ def text_printer(cell=None, notation=None, unicode=False):
     return (UnicodePrinter if unicode else TextPrinter)(settings)
 
 
-def derivation_text(derivation, notation=None):
+def derivation_text(derivation, notation=None, unicode=False):
     """The forward equations, the adjoint recurrences and the gradients, as text."""
+    from sympy import Eq, MatrixSymbol
+
+    from ..graph.unroll import T, t
+    from ..model.nodes import SumOverTime
     from .sections import sections
     cell = derivation.cell
-    p = text_printer(cell, notation)
+    p = text_printer(cell, notation, unicode)
     lines = [cell.name]
-    for k, (title, equations) in enumerate(sections(derivation)):
+    for k, (title, equations) in enumerate(sections(derivation, p.doprint)):
         lines += ["", f"{title}:"]
         lines += [f"  {p.doprint(lhs)} = {p.doprint(rhs)}" for lhs, rhs in equations]
         if k == 0:
-            lines.append("  L = sum_{t=1}^{T} L^(t)" if p._settings["time"] != "subscript"
-                         else "  L = sum_{t=1}^{T} L_t")
+            loss = StepVar(cell.loss_var.name, t, 1, 1)
+            total = Eq(MatrixSymbol("L", 1, 1), SumOverTime(loss, t, 1, T), evaluate=False)
+            lines.append("  " + p.doprint(total))
     row = p._settings["layout"] == "row"
-    lines += ["", ("Row vectors: x W is a row times a matrix. " if row else "")
-              + "A B is the matrix product, A^T the transpose, a .* b and a.^2 act "
-              "entry by entry, 1 is a vector of ones."]
+    if unicode:
+        legend = "A B is the matrix product, Aᵀ the transpose, a ⊙ b and a^∘2 act entry by " \
+                 "entry, 𝟏 is a vector of ones."
+    else:
+        legend = "A B is the matrix product, A^T the transpose, a .* b and a.^2 act entry by " \
+                 "entry, 1 is a vector of ones."
+    lines += ["", ("Row vectors: x W is a row vector times a matrix. " if row else "") + legend]
     return "\n".join(lines)
 
+
+def expression_text(expr, cell=None, notation=None):
+    """``str`` of one of the engine's expressions: h^(t), dL/dW, sum_{t=1}^{T} ..."""
+    return text_printer(cell, notation).doprint(expr)
+
+
+def _pretty_form(text):
+    """A picture of left-aligned lines (SymPy would centre them)."""
+    from sympy.printing.pretty.stringpict import prettyForm
+    lines = text.split("\n")
+    width = max(len(line) for line in lines)
+    return prettyForm("\n".join(line.ljust(width) for line in lines))
+
+
+def expression_pretty(expr, cell=None, notation=None):
+    """``pprint`` of one of the engine's expressions, in Unicode."""
+    return _pretty_form(text_printer(cell, notation, unicode=True).doprint(expr))
+
+
+def _cell_lines(cell, printer):
+    from ..graph.unroll import shared, step_equations, t
+    lines = [f"{cell.name}, at every step t:"]
+    lines += [f"  {printer.doprint(lhs)} = {printer.doprint(shared(cell, rhs))}"
+              for lhs, rhs in step_equations(cell, t)]
+    return "\n".join(lines)
+
+
+def cell_text(cell, notation=None):
+    """``str`` of a cell: the equations of one step."""
+    return _cell_lines(cell, text_printer(cell, notation))
+
+
+def cell_pretty(cell, notation=None):
+    return _pretty_form(_cell_lines(cell, text_printer(cell, notation, unicode=True)))
+
+
+def derivation_pretty(derivation, notation=None):
+    """``pprint`` of a derivation: ``derivation_text`` in Unicode."""
+    return _pretty_form(derivation_text(derivation, notation, unicode=True))
