@@ -687,7 +687,7 @@ def _initial_step(ts, d, s):
     short = ts(Equality(Adjoint(start), as_diag(gradient), evaluate=False), inline=True)
     return SimpleNamespace(kind="initial", var=ts(start, inline=True), uses=uses, equation=eq,
                            final=_eq(ts, Adjoint(start), as_diag(gradient)),
-                           short=ts.width(short, inline=True) < 0.3 * TEXT_WIDTH and short)
+                           short=ts.width(short, inline=True) < 0.4 * TEXT_WIDTH and short)
 
 
 def _notation(ts, catalogue):

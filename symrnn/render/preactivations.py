@@ -32,11 +32,14 @@ def entrywise(node):
 
 
 def _simple(expr):
-    """A value that needs no name: a variable, a parameter, h^(t-1), a constant."""
+    """A value that needs no name: a variable, a parameter, h^(t-1), a constant, or a
+    function of one of these (exp(h^(t-1))); sums and products get a name."""
     if isinstance(expr, (MatrixSymbol, Prev)):
         return True
     if isinstance(expr, Transpose) and isinstance(expr.arg, MatrixSymbol):
         return True
+    if isinstance(expr, Elementwise):
+        return _simple(expr.arg)
     return not expr.atoms(MatrixSymbol, Prev)
 
 
@@ -56,6 +59,7 @@ def name_preactivations(cell, symbol=default_symbol):
     taken = {s.name for s in cell.params + cell.inputs + cell.targets + cell.variables}
     taken |= {str(s) for s in cell.sizes} | {f"{s.name}0" for s in cell.states}
     printed = {symbol(n).latex() for n in taken}
+    cores = {symbol(n).core for n in taken}  # a letter the cell uses is not a new name's
     variables = {v.name for v in cell.variables}
     states = {s.name for s in cell.states}
 
@@ -81,6 +85,8 @@ def name_preactivations(cell, symbol=default_symbol):
         letters = ("o",) + LETTERS if logits else LETTERS
         single = len(activated) + len(own) == 1 and not logits
         for letter in letters:
+            if letter in cores and not (logits and letter == "o"):
+                continue
             names = ([letter] if single or logits else []) + [f"{letter}_{sub}"]
             for name in names:
                 tex = _latex_name(name, letter, consumer, index, symbol)

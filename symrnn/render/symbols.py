@@ -115,7 +115,7 @@ def default_symbol(name):
 
 
 # ---- users' LaTeX -------------------------------------------------------------------
-_TOKEN = re.compile(r"\\([A-Za-z]+)|([A-Za-z0-9'])|([_^{}])|(\s+)|(.)")
+_TOKEN = re.compile(r"\\([A-Za-z]+)|([A-Za-z0-9',])|([_^{}])|(\s+)|(.)")
 
 
 def _check(text, where):
@@ -129,7 +129,7 @@ def _check(text, where):
         command, _, brace, _, other = m.groups()
         if other is not None:
             raise SymbolError(f"{where}: the character {other!r} is not allowed in a symbol "
-                              f"(letters, digits, _, ^, braces and commands such as \\hat)")
+                              f"(letters, digits, commas, _, ^, braces and commands such as \\hat)")
         if command is not None and command not in ALLOWED:
             raise SymbolError(f"{where}: the command \\{command} is not allowed in a symbol; "
                               "allowed: Greek letters, accents (\\hat, \\tilde, ...), "
