@@ -176,6 +176,10 @@ class Cell:
         from ..render.text import cell_text
         return cell_text(self)
 
+    def __str__(self):
+        from ..render.text import cell_text
+        return cell_text(self)
+
     def _pretty(self, printer):
         from ..render.text import cell_pretty
         return cell_pretty(self)

@@ -10,12 +10,17 @@ for a line of its own is opened up into its parts. Widths come from the model of
 TeX's layout in ``width.py``; every piece is printed by the printer itself, so a
 formula on one line and on several reads the same.
 """
-from sympy import HadamardProduct, MatAdd, MatMul, Transpose
+from sympy import HadamardPower, HadamardProduct, MatAdd, MatMul, Transpose
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from ..model.nodes import Elementwise, SumOverTime
 from ..ops import Reciprocal
 from .width import FONT_SIZE, tex_width
+
+
+def _leaf_of(expr):
+    from .latex_printer import _leaf_of as leaf
+    return leaf(expr)
 
 __all__ = ["LineBreaking", "Piece", "QUAD"]
 
@@ -114,6 +119,10 @@ class LineBreaking:
         if isinstance(expr, HadamardProduct):
             return [self._factor_piece(f, tex, f"{op} " if op else "")
                     for op, f, tex in self.hadamard_pieces(expr)]
+        if isinstance(expr, HadamardPower) and expr.exp == 2:  # printed b (.) b
+            base = expr.base
+            return [self._factor_piece(base, self._paren(base)),
+                    self._factor_piece(base, self._paren(base), r"\odot ")]
         if isinstance(expr, SumOverTime):
             sign = Piece(self.sum_sign(expr))
             term = expr.term
@@ -126,7 +135,7 @@ class LineBreaking:
             return self._apply(expr.latex, expr.arg)
         if isinstance(expr, DiagMatrix):
             return self._apply(r"\operatorname{diag}", expr.args[0])
-        if isinstance(expr, Transpose) and not self._atomic(expr):
+        if isinstance(expr, Transpose) and _leaf_of(expr.arg) is None:
             group = self._group(expr.arg, self._wrap(expr.arg))
             group.suffix = r"^{\top}"
             return [group]

@@ -81,6 +81,8 @@ def _word(word):
     simple = _letters(word)
     if simple is not None:
         return simple
+    if word.isalpha() and len(word) <= 3:  # W_hx: the roles of a matrix, letter by letter
+        return word
     m = re.fullmatch(r"([A-Za-z]+?)(\d+)", word)
     if m:
         return _word(m.group(1)) + m.group(2)

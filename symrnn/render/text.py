@@ -142,7 +142,7 @@ class TextPrinter(StrPrinter):
     unicode = False
     printmethod = "_bptt_str"  # not the nodes' _sympystr, which calls this printer
     _default_settings = {**StrPrinter._default_settings, "symbols": {},
-                         "time": "superscript", "layout": "column"}
+                         "time": "superscript", "layout": "column", "param_order": ()}
     HADAMARD, TRANSPOSE, PARTIAL, SUM, ONES = " .* ", "^T", "dL/d", "sum", "1"
 
     def doprint(self, expr):
@@ -287,7 +287,9 @@ class TextPrinter(StrPrinter):
         return f"{self._wrap(expr.base)}.^{self._print(expr.exp)}"
 
     def _print_MatAdd(self, expr):
-        terms = [self._print(a) for a in expr.args]
+        from .latex_printer import BPTTLatexPrinter
+        order = BPTTLatexPrinter({"param_order": self._settings["param_order"]})
+        terms = [self._print(a) for a in order.ordered_terms(expr)]
         terms = [t for t in terms if not t.startswith("-")] + \
                 [t for t in terms if t.startswith("-")]  # 1 - h.^2, not -h.^2 + 1
         text = terms[0]
@@ -313,6 +315,8 @@ def text_printer(cell=None, notation=None, unicode=False):
         profile = load_notation(notation)
         settings = {k: v for k, v in profile.printer_settings(cell).items()
                     if k in ("symbols", "time", "layout")}
+    if cell is not None:
+        settings["param_order"] = tuple(p.name for p in cell.params)
     return (UnicodePrinter if unicode else TextPrinter)(settings)
 
 

@@ -8,7 +8,7 @@ Each is an identity of the expression tree, applied bottom up; the engine's
 expressions are not changed, only the copies that are printed.
 """
 import sympy
-from sympy import HadamardPower, HadamardProduct, MatMul, OneMatrix, ZeroMatrix
+from sympy import HadamardPower, HadamardProduct, MatAdd, MatMul, OneMatrix, ZeroMatrix
 from sympy.core.relational import Relational
 
 from ..ops import Elementwise
@@ -50,6 +50,12 @@ def _fold(expr):
         return expr
     if isinstance(expr, HadamardPower) and expr.exp == 1:
         return expr.base
+    if isinstance(expr, MatMul) and any(isinstance(a, ZeroMatrix) for a in expr.args):
+        return ZeroMatrix(*expr.shape)
+    if isinstance(expr, MatAdd) and any(isinstance(a, ZeroMatrix) for a in expr.args):
+        rest = [a for a in expr.args if not isinstance(a, ZeroMatrix)]
+        return ZeroMatrix(*expr.shape) if not rest else rest[0] if len(rest) == 1 \
+            else MatAdd(*rest)
     if isinstance(expr, HadamardProduct):
         rest = [a for a in expr.args if not isinstance(a, OneMatrix)]
         if len(rest) < len(expr.args):
