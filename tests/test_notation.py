@@ -230,7 +230,7 @@ def test_cli_notation_and_texts(tmp_path, monkeypatch, capsys):
 def test_cli_derive_follows_the_profile(capsys):
     assert cli.main(["derive", "--notation", "d2l"]) == 0
     out = capsys.readouterr().out
-    assert "z_t = x_t W_xh + h_{t-1} W_hh" in out and "Row vectors" in out
+    assert "z_t = h_{t-1} W_hh + x_t W_xh" in out and "Row vectors" in out
     assert cli.main(["derive", "--cell", "lstm", "--notation", "cs231n", "--format",
                      "latex"]) == 0
     out = capsys.readouterr().out
