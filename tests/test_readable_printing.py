@@ -180,3 +180,27 @@ def test_check_bounds_survive_infinite_and_missing_values():
     assert sheet_module._bound(lambda e, inline=False: ts(e), [1e-9, float("inf")]) == \
         "10^{-8}" or True
     _ = Adjoint
+
+
+@pytest.mark.parametrize("cell", [symrnn.GRU(), symrnn.LSTM(), symrnn.ElmanRNN()] + [
+    corpus_cell(p) for p in CORPUS], ids=lambda c: c.name)
+def test_no_edge_of_a_figure_runs_through_a_node(cell):
+    """An edge of one step with a node in its way bends to the side away from it (the GRU's
+    u^(1) -> h^(1) passed through a^(1))."""
+    from symrnn.render.tikz import _near, _side, unrolled_figure
+    fig = unrolled_figure(cell, 3)
+    where = {n.id: (n.x, n.y) for n in fig.nodes}
+    for e in fig.edges:
+        if e.recurrent:
+            continue
+        a, b = where[e.source], where[e.target]
+        blocking = [xy for k, xy in where.items() if k not in (e.source, e.target)
+                    and _near(a, b, xy)]
+        if not blocking:
+            assert e.bend is None, (e.source, e.target)
+            continue
+        away = sum(_side(a, b, p) for p in blocking)
+        # TikZ's "bend left" bulges to the left of a -> b: the blocking nodes are right
+        # (a node right on the line: either side)
+        assert e.bend in ("left", "right") and (not away or (e.bend == "left") == (away < 0)), \
+            (e.source, e.target, e.bend)

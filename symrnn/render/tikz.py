@@ -83,6 +83,18 @@ def _near(a, b, p, radius=0.55):
     return (px - cx) ** 2 + (py - cy) ** 2 < radius ** 2
 
 
+def _side(a, b, p):
+    """> 0 when p lies left of the direction a -> b, < 0 when right."""
+    (ax, ay), (bx, by), (px, py) = a, b, p
+    return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
+
+
+def _bend_away(a, b, blocking):
+    """"left" or "right": the side TikZ bends the edge a -> b to, away from the nodes in
+    its way (they sit mostly on the other side)."""
+    return "right" if sum(_side(a, b, p) for p in blocking) > 0 else "left"
+
+
 def _label_place(a, b, pos):
     """Where an edge's label goes, and its centre: beside a vertical edge (a short edge
     stays visible), on a slanted one (long enough to show on both sides of it)."""
@@ -188,9 +200,10 @@ def unrolled_figure(cell, T=3, ts=None):
         e.side, e.label_at = _label_place(where[e.source], where[e.target], e.pos)
     # an edge that would pass through another node is drawn as an arc
     for e in merged.values():  # (only within a step: a long edge across steps stays straight)
-        e.bend = not e.recurrent and any(
-            _near(where[e.source], where[e.target], xy)
-            for key, xy in where.items() if key not in (e.source, e.target))
+        blocking = [xy for key, xy in where.items() if key not in (e.source, e.target)
+                    and _near(where[e.source], where[e.target], xy)]
+        e.bend = _bend_away(where[e.source], where[e.target], blocking) \
+            if blocking and not e.recurrent else None
 
     # labels that would collide with each other or ride on an arc: no labels at all
     # (the caption says the copies are not written)
