@@ -23,36 +23,14 @@ from ..graph.unroll import t as _TIME
 from ..model.nodes import Adjoint, Elementwise, Prev, StepVar, SumOverTime
 from ..ops import Reciprocal
 from .breaking import LineBreaking
+from .expressions import Partial, ProductOverTime
 from .orientation import Row, as_rows
 from .symbols import Symbol, SymbolError, default_symbol, parse_symbol
 from .tidy import tidy
 
-__all__ = ["BPTTLatexPrinter", "Partial", "latex", "printer_for", "decimal"]
+__all__ = ["BPTTLatexPrinter", "Partial", "ProductOverTime", "latex", "printer_for", "decimal"]
 
 BOLD = {"bold": r"\bm", "upright": r"\mathbf", "plain": None}
-
-
-class Partial(MatrixExpr):
-    """The Jacobian d(num)/d(den) of one vector with respect to another, for the text."""
-
-    def __new__(cls, num, den):
-        return super().__new__(cls, num, den)
-
-    num = property(lambda self: self.args[0])
-    den = property(lambda self: self.args[1])
-    shape = property(lambda self: (self.args[0].shape[0], self.args[1].shape[0]))
-
-
-class ProductOverTime(MatrixExpr):
-    """prod_{k=lo}^{hi} factor(k), the factors in increasing order of k (for the text)."""
-
-    def __new__(cls, factor, index, lo, hi):
-        return super().__new__(cls, factor, index, lo, hi)
-
-    factor = property(lambda self: self.args[0])
-    index = property(lambda self: self.args[1])
-    limits = property(lambda self: (self.args[2], self.args[3]))
-    shape = property(lambda self: self.args[0].shape)
 
 
 def _coefficient(expr):
@@ -282,8 +260,12 @@ class BPTTLatexPrinter(LineBreaking, LatexPrinter):
         return super()._print_Rational(expr)
 
     def _print_Float(self, expr):
+        """As many digits as the Float holds: Float(0.8, 3) is 0.8, not 0.800048828125."""
+        from mpmath.libmp import prec_to_dps
         value = float(expr)
-        return repr(value) if abs(value) >= 1e-4 or value == 0 else super()._print_Float(expr)
+        if abs(value) >= 1e-4 or value == 0:
+            return "%.*g" % (max(1, prec_to_dps(expr._prec)), value)
+        return super()._print_Float(expr)
 
     # ---- operations --------------------------------------------------------
     def _atomic(self, expr):

@@ -436,6 +436,28 @@ def rule_catalogue(ts, names, inline=False):
     return out
 
 
+def _rules_layout(catalogue):
+    """How the table of rules fits the page: "row" (definition, results, words, tag on one
+    line), "label-first" (tag and words first, no words column on the right), else
+    "two-lines" (the results under the definition). The columns are as wide as their
+    widest entry."""
+    if not catalogue:
+        return "row"
+    gap = 2 * FONT_SIZE
+    definition = max(tex_width(f"{r.definition.lhs} = {r.definition.rhs}") for r in catalogue)
+    results = max(tex_width(r"\Longrightarrow\quad " + r",\quad ".join(
+        f"{e.lhs} = {e.rhs}" for e in r.results)) for r in catalogue)
+    words = max(tex_width(r"\text{(%s)}" % r.words) for r in catalogue)
+    tag = max(tex_width(r"\text{(%s)}" % r.tag) for r in catalogue) + FONT_SIZE
+    label = max(tex_width(r"\text{(%s) %s}" % (r.tag, r.words)) for r in catalogue)
+    room = SAFETY * TEXT_WIDTH
+    if definition + gap + results + gap + words + tag <= room:
+        return "row"
+    if label + gap + definition + gap + results <= room:
+        return "label-first"
+    return "two-lines"
+
+
 def _variables_in_order(d):
     return [a.var for a in d.adjoints]
 
@@ -800,6 +822,7 @@ def derivation_context(derivation, adjoint_names=None, ts=None, summary_tags=Non
         sum_over_copies=[Eq(ts(Adjoint(p)), ts(SumOverTime(Adjoint(StepVar(p.name, t, *p.shape)),
                                                            t, 1, T))) for p in cell.params],
         rules=catalogue,
+        rules_layout=_rules_layout(catalogue),
         ones=any(r.ones for r in catalogue),
         steps=steps, params_steps=params, initial=initial,
         summary=summary(d, ts, order=param_order, tags=summary_tags),

@@ -17,6 +17,7 @@ from sympy.matrices.expressions.diagonal import DiagMatrix
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ..model.nodes import Adjoint, Elementwise, Prev, StepVar, SumOverTime
+from .expressions import ProductOverTime
 
 __all__ = ["Row", "as_rows"]
 
@@ -67,6 +68,9 @@ def _push(expr, flip):
         return inner if flip or _scalar(expr) else Transpose(inner)
     if isinstance(expr, SumOverTime):
         return SumOverTime(_push(expr.term, flip), expr.index, *expr.limits)
+    if isinstance(expr, ProductOverTime):  # (A_1 ... A_n)^T = A_n^T ... A_1^T
+        return ProductOverTime(_push(expr.factor, flip), expr.index, *expr.limits,
+                               increasing=expr.increasing != flip)
     if isinstance(expr, (Identity,)):
         return expr
     if isinstance(expr, ZeroMatrix):

@@ -276,6 +276,7 @@ def sheet_context(cell=None, notation=None, title=None, course=None, author=None
         WT=ts2(W.T, inline=True), spaces={v.name: ts2.space(v) for v in (W, h)},
         diag=ts2(diagonals[0], inline=True) if diagonals else None,
         product=ts2(product) if product is not None else None,
+        increasing=profile.layout != "row",
         j=ts2(steps_ahead, inline=True) if steps_ahead is not None else None,
         t_plus_j=ts2(time + steps_ahead, inline=True) if steps_ahead is not None else None,
         dh_next=ts2(Adjoint(StepVar(h.name, time + 1, *h.shape)), inline=True),
