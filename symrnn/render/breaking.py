@@ -110,10 +110,10 @@ class LineBreaking:
             terms = self.ordered_terms(expr)
             return [self._term_piece(term, i == 0) for i, term in enumerate(terms)]
         if isinstance(expr, MatMul):
-            from .latex_printer import _coefficient
+            from .latex_printer import _coefficient, _negative, _size
             c, factors = _coefficient(expr)
-            parts = self._product_parts(abs(c), factors)
-            if c < 0 and parts:
+            parts = self._product_parts(_size(c), factors)
+            if _negative(c) and parts:
                 parts[0].prefix = "- " + parts[0].prefix
             return parts
         if isinstance(expr, HadamardProduct):
@@ -142,12 +142,12 @@ class LineBreaking:
         return None
 
     def _term_piece(self, term, first):
-        from .latex_printer import _coefficient, _is_negative
+        from .latex_printer import _coefficient, _is_negative, _size
         sign = ("- " if _is_negative(term) else ("" if first else "+ "))
         body = self._print_signless(term)
         if isinstance(term, MatMul):
             c, factors = _coefficient(term)
-            piece = Piece(body, lambda: self._product_parts(abs(c), factors))
+            piece = Piece(body, lambda: self._product_parts(_size(c), factors))
         else:
             piece = self.piece(term, body)
         piece.prefix = sign

@@ -34,20 +34,33 @@ BOLD = {"bold": r"\bm", "upright": r"\mathbf", "plain": None}
 
 
 def _coefficient(expr):
-    """(number, factors) of a MatMul: -2*A*b -> (-2, [A, b])."""
+    """(scalar, factors) of a MatMul: -2*A*b -> (-2, [A, b]); a scalar symbol of the
+    cell (c A, dt A) belongs to the scalar."""
     if isinstance(expr, MatMul):
-        numbers = [a for a in expr.args if isinstance(a, Number)]
-        factors = [a for a in expr.args if not isinstance(a, Number)]
+        scalars = [a for a in expr.args if not getattr(a, "is_Matrix", False)]
+        factors = [a for a in expr.args if getattr(a, "is_Matrix", False)]
         c = 1
-        for n in numbers:
+        for n in scalars:
             c *= n
         return c, factors
     return 1, [expr]
 
 
+def _negative(c):
+    """Is the scalar ``c`` printed with a minus sign (-2, -c)?"""
+    if isinstance(c, Number) or isinstance(c, int):
+        return bool(c < 0)
+    return bool(c.could_extract_minus_sign())
+
+
+def _size(c):
+    """|c| as printed after a sign: 2 for -2, c for -c."""
+    return -c if _negative(c) else c
+
+
 def _is_negative(expr):
     c, _ = _coefficient(expr)
-    return bool(c < 0)
+    return _negative(c)
 
 
 def _is_scalar(expr):
@@ -259,6 +272,14 @@ class BPTTLatexPrinter(LineBreaking, LatexPrinter):
             return "%s/%s" % (expr.p, expr.q)
         return super()._print_Rational(expr)
 
+    def _print_Mul(self, expr, **kwargs):
+        """0.1 dt, not dt/10: a coefficient the cell wrote as a decimal stays one."""
+        coeff, rest = expr.as_coeff_Mul()
+        text = decimal(coeff) if isinstance(coeff, Rational) else None
+        if text is not None and rest != 1:
+            return "%s %s" % (text, self._print(rest))
+        return super()._print_Mul(expr, **kwargs)
+
     def _print_Float(self, expr):
         """As many digits as the Float holds: Float(0.8, 3) is 0.8, not 0.800048828125."""
         from mpmath.libmp import prec_to_dps
@@ -341,11 +362,12 @@ class BPTTLatexPrinter(LineBreaking, LatexPrinter):
         parts = [_coefficient(term) for term in expr.args]
         if not all(len(f) == 1 and isinstance(f[0], Transpose) for _, f in parts):
             return None
-        sizes = {abs(c) for c, _ in parts}
+        sizes = {_size(c) for c, _ in parts}
         if len(sizes) != 1:
             return None
         (size,) = sizes
-        inner = MatAdd(*[f[0].arg if c > 0 else MatMul(-1, f[0].arg) for c, f in parts])
+        inner = MatAdd(*[f[0].arg if not _negative(c) else MatMul(-1, f[0].arg)
+                         for c, f in parts])
         return size, Transpose(inner)
 
     def _print_MatAdd(self, expr):
@@ -358,13 +380,13 @@ class BPTTLatexPrinter(LineBreaking, LatexPrinter):
         """|term|: the term without its minus sign (the sum prints the sign)."""
         c, factors = _coefficient(term)
         if isinstance(term, MatMul):
-            return self._product(abs(c), factors)
+            return self._product(_size(c), factors)
         return self._print(term)
 
     def _print_MatMul(self, expr):
         c, factors = _coefficient(expr)
-        body = self._product(abs(c), factors)
-        return "- " + body if bool(c < 0) else body
+        body = self._product(_size(c), factors)
+        return "- " + body if _negative(c) else body
 
     def _flat_factors(self, factors):
         out = []

@@ -352,7 +352,10 @@ def _grouped(ts, d, contributions, target, move=None, later=False):
     for c in contributions:
         by_consumer.setdefault(c.consumer, []).append(c)
     out = []
-    for consumer, group in by_consumer.items():
+    order = [lhs for lhs, _ in d.step]  # the uses in the order the step computes them
+    for consumer, group in sorted(by_consumer.items(),
+                                  key=lambda kv: order.index(kv[0]) if kv[0] in order
+                                  else len(order)):
         rhs = step.get(consumer)
         rules = []
         for c in group:
