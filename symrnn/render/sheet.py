@@ -303,7 +303,9 @@ def cell_context(cell, source=None, notation=None, title=None, course=None, auth
     profile = load_notation(notation)
     d, ts, info = readable(cell, profile)
     p = derivation_context(d, ts=ts, introduced=info.introduced)
-    fig = unrolled_figure(cell, FIGURE_T, ts)
+    # the presets' figures are of the cell as written (the gates' arguments add a level and
+    # no label); a text cell's with its pre-activations, one copy beside each edge
+    fig = unrolled_figure(cell if isinstance(cell, (LSTM, GRU)) else d.cell, FIGURE_T, ts)
     name = latex_text(cell.name) if isinstance(cell, (LSTM, GRU)) or _plain(cell.name) else None
     checks, check = _check_context(d.cell, [(name or "", d, cell)], ts)
     return SimpleNamespace(cell=cell, name=name, d=p, fig=fig,

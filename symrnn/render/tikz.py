@@ -83,6 +83,12 @@ def _near(a, b, p, radius=0.55):
     return (px - cx) ** 2 + (py - cy) ** 2 < radius ** 2
 
 
+def _label_width(label):
+    """The width of an edge's label in cm (\\footnotesize: 8 pt of the 11 pt model)."""
+    from .width import tex_width
+    return tex_width(label, display=False) * 8 / 10.95 / 28.45 + 0.1
+
+
 def _side(a, b, p):
     """> 0 when p lies left of the direction a -> b, < 0 when right."""
     (ax, ay), (bx, by), (px, py) = a, b, p
@@ -208,8 +214,10 @@ def unrolled_figure(cell, T=3, ts=None):
     # labels that would collide with each other or ride on an arc: no labels at all
     # (the caption says the copies are not written)
     labelled = [e for e in merged.values() if e.label]
+    half = {id(e): _label_width(e.label) / 2 for e in labelled}
     clash = any(e.bend for e in labelled) or any(
-        abs(a.label_at[0] - b.label_at[0]) < 1.0 and abs(a.label_at[1] - b.label_at[1]) < 0.4
+        abs(a.label_at[0] - b.label_at[0]) < half[id(a)] + half[id(b)] + 0.1
+        and abs(a.label_at[1] - b.label_at[1]) < 0.4
         for i, a in enumerate(labelled) for b in labelled[i + 1:])
     if clash:
         crowded = True
@@ -233,6 +241,10 @@ def unrolled_figure(cell, T=3, ts=None):
                 not_drawn.append(p.name)
                 continue
             y = next(iter(ys))
+            end = max(x for x, _ in at)
+            if any(abs(n.y - y) < 0.5 and left < n.x < end + 0.5 for n in nodes):
+                not_drawn.append(p.name)  # its line would run through a node or along an edge
+                continue
             taken.append(y)
             shared_nodes.append(SimpleNamespace(
                 id=f"shared{p.name}", x=round(left, 3), y=y, end=round(max(x for x, _ in at), 3),
