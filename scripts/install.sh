@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything symrnn needs on a fresh Debian machine: TeX for the PDF, the package
 # itself (editable), and with --test the test dependencies (pytest, hypothesis,
-# and Numba for the tests of the compiled backend).
+# Numba, a CPU build of PyTorch and JAX for the tests of those backends).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tex="texlive-latex-base texlive-latex-recommended texlive-pictures latexmk"
@@ -16,6 +16,11 @@ if command -v apt-get >/dev/null; then
     fi
 else
     echo "install.sh: no apt-get; install TeX Live (pdflatex, latexmk, TikZ) yourself" >&2
+fi
+if [ -n "$extra" ] && ! python3 -c "import torch" >/dev/null 2>&1; then
+    # the CPU build of torch for the tests: setup.cfg asks only torch>=2.1, which pip
+    # would resolve to the newest torch, a CUDA build of several GB
+    python3 -m pip install -q "torch==2.13.0"
 fi
 python3 -m pip install -q -e ".$extra"
 

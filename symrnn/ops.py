@@ -427,7 +427,8 @@ class Sign(Elementwise):
     """The derivative of abs: -1, 0 or 1."""
     latex, words = r"\operatorname{sign}", "the sign"
     kernels = {"numpy": "numpy.sign", "numba": _nb_sign_scalar,
-               "array": lambda xp, x: 0 * x + (x > 0) - (x < 0)}
+               # 1 * (x < 0): torch subtracts no bool tensor
+               "array": lambda xp, x: 0 * x + (x > 0) - 1 * (x < 0)}
     scalar = staticmethod(sympy.sign)
 
     @staticmethod
