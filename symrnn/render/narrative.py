@@ -454,7 +454,8 @@ def _rules_layout(catalogue):
     tag = max(tex_width(r"\text{(%s)}" % r.tag) for r in catalogue) + FONT_SIZE
     label = max(tex_width(r"\text{(%s) %s}" % (r.tag, r.words)) for r in catalogue)
     room = SAFETY * TEXT_WIDTH
-    if definition + gap + results + gap + words + tag <= room:
+    separation = 10.0  # amsmath's \minalignsep between the column pairs of align
+    if definition + results + words + 2 * separation + tag <= room:
         return "row"
     if label + gap + definition + gap + results <= room:
         return "label-first"
