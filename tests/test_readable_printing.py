@@ -185,9 +185,9 @@ def test_check_bounds_survive_infinite_and_missing_values():
 @pytest.mark.parametrize("cell", [symrnn.GRU(), symrnn.LSTM(), symrnn.ElmanRNN()] + [
     corpus_cell(p) for p in CORPUS], ids=lambda c: c.name)
 def test_no_edge_of_a_figure_runs_through_a_node(cell):
-    """An edge of one step with a node in its way bends to the side away from it (the GRU's
-    u^(1) -> h^(1) passed through a^(1))."""
-    from symrnn.render.tikz import _near, _side, unrolled_figure
+    """An edge of one step with a node in its way is an arc that keeps clear of every other
+    node (the GRU's u^(1) -> h^(1) ran through a^(1))."""
+    from symrnn.render.tikz import _arc, _clearance, _near, unrolled_figure
     fig = unrolled_figure(cell, 3)
     where = {n.id: (n.x, n.y) for n in fig.nodes}
     for e in fig.edges:
@@ -199,8 +199,7 @@ def test_no_edge_of_a_figure_runs_through_a_node(cell):
         if not blocking:
             assert e.bend is None, (e.source, e.target)
             continue
-        away = sum(_side(a, b, p) for p in blocking)
-        # TikZ's "bend left" bulges to the left of a -> b: the blocking nodes are right
-        # (a node right on the line: either side)
-        assert e.bend in ("left", "right") and (not away or (e.bend == "left") == (away < 0)), \
-            (e.source, e.target, e.bend)
+        # the arc TikZ draws stays outside every other node's circle (9 mm across)
+        others = [xy for k, xy in where.items() if k not in (e.source, e.target)]
+        assert e.bend in ("left", "right")
+        assert _clearance(_arc(a, b, e.bend, e.angle), others) > 0.47, (e.source, e.target)

@@ -303,9 +303,12 @@ def cell_context(cell, source=None, notation=None, title=None, course=None, auth
     profile = load_notation(notation)
     d, ts, info = readable(cell, profile)
     p = derivation_context(d, ts=ts, introduced=info.introduced)
-    # the presets' figures are of the cell as written (the gates' arguments add a level and
-    # no label); a text cell's with its pre-activations, one copy beside each edge
-    fig = unrolled_figure(cell if isinstance(cell, (LSTM, GRU)) else d.cell, FIGURE_T, ts)
+    # with its pre-activations, one copy beside each edge; a crowded figure, whose edges
+    # carry no copies (a gated cell), as the cell is written: the arguments of the gates
+    # would only add a level of nodes
+    fig = unrolled_figure(d.cell, FIGURE_T, ts) if not isinstance(cell, (LSTM, GRU)) else None
+    if fig is None or not fig.labelled:
+        fig = unrolled_figure(cell, FIGURE_T, ts)
     name = latex_text(cell.name) if isinstance(cell, (LSTM, GRU)) or _plain(cell.name) else None
     checks, check = _check_context(d.cell, [(name or "", d, cell)], ts)
     return SimpleNamespace(cell=cell, name=name, d=p, fig=fig,

@@ -95,10 +95,41 @@ def _side(a, b, p):
     return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
 
 
-def _bend_away(a, b, blocking):
-    """"left" or "right": the side TikZ bends the edge a -> b to, away from the nodes in
-    its way (they sit mostly on the other side)."""
-    return "right" if sum(_side(a, b, p) for p in blocking) > 0 else "left"
+BEND = 35  # degrees: TikZ's "bend left=35" leaves a and enters b at 35 degrees
+
+
+def _arc(a, b, side, angle=BEND, steps=9):
+    """Points of the arc TikZ draws for ``bend <side>=<angle>`` from a to b (a quadratic
+    Bezier curve with the same tangents at its ends)."""
+    import math
+    (ax, ay), (bx, by) = a, b
+    dx, dy = bx - ax, by - ay
+    sign = 1 if side == "left" else -1
+    lift = 0.5 * math.tan(math.radians(angle)) * sign  # of the chord's length
+    px, py = ax + dx / 2 - dy * lift, ay + dy / 2 + dx * lift
+    return [((1 - u) ** 2 * ax + 2 * u * (1 - u) * px + u ** 2 * bx,
+             (1 - u) ** 2 * ay + 2 * u * (1 - u) * py + u ** 2 * by)
+            for u in (k / (steps + 1) for k in range(1, steps + 1))]
+
+
+def _clearance(points, others):
+    return min((((x - ox) ** 2 + (y - oy) ** 2) ** 0.5 for x, y in points for ox, oy in others),
+               default=float("inf"))
+
+
+def _bend_away(a, b, blocking, others=()):
+    """``(side, angle)`` of the arc TikZ draws for the edge a -> b: of the sides and
+    angles whose arcs keep clear of the other nodes (0.6 cm from their centres), the one
+    away from the nodes in its way, with the smallest angle; else the clearest."""
+    away = "right" if sum(_side(a, b, p) for p in blocking) > 0 else "left"
+    other = "left" if away == "right" else "right"
+    if not others:
+        return away, BEND
+    options = [(side, angle) for angle in range(20, 80, 5) for side in (away, other)]
+    clear = [o for o in options if _clearance(_arc(a, b, *o), others) >= 0.6]
+    if clear:
+        return clear[0]
+    return max(options, key=lambda o: _clearance(_arc(a, b, *o), others))
 
 
 def _label_place(a, b, pos):
@@ -208,8 +239,9 @@ def unrolled_figure(cell, T=3, ts=None):
     for e in merged.values():  # (only within a step: a long edge across steps stays straight)
         blocking = [xy for key, xy in where.items() if key not in (e.source, e.target)
                     and _near(where[e.source], where[e.target], xy)]
-        e.bend = _bend_away(where[e.source], where[e.target], blocking) \
-            if blocking and not e.recurrent else None
+        others = [xy for key, xy in where.items() if key not in (e.source, e.target)]
+        e.bend, e.angle = _bend_away(where[e.source], where[e.target], blocking, others) \
+            if blocking and not e.recurrent else (None, None)
 
     # labels that would collide with each other or ride on an arc: no labels at all
     # (the caption says the copies are not written)
