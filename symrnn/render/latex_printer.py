@@ -16,7 +16,6 @@ from functools import lru_cache
 from sympy import (MatAdd, MatMul, MatrixSymbol, Number, OneMatrix, Rational,
                    Transpose)
 from sympy.matrices.expressions.diagonal import DiagMatrix
-from sympy.matrices.expressions.matexpr import MatrixExpr
 from sympy.printing.latex import LatexPrinter
 
 from ..graph.unroll import t as _TIME

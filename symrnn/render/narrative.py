@@ -831,8 +831,8 @@ def derivation_context(derivation, adjoint_names=None, ts=None, summary_tags=Non
         steps=steps, params_steps=params, initial=initial,
         summary=summary(d, ts, order=param_order, tags=summary_tags),
         compact=compact,
-        copy_tags=_sorted_tags(tag for p in params for tag in (p.copy_gradient.tag or "").split(", ")
-                               if tag),
+        copy_tags=_sorted_tags(tag for p in params
+                               for tag in (p.copy_gradient.tag or "").split(", ") if tag),
         next_zero=[ts(Equality(Adjoint(a.var.at(T + 1)), ZeroMatrix(*a.shape), evaluate=False),
                       inline=True) for a in _next_step_adjoints(d)],
         notation=_notation(ts.generic(), catalogue),
