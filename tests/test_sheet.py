@@ -268,4 +268,6 @@ def test_an_installed_symrnn_carries_the_templates(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for template in (repo / "templates").glob("*.j2"):
         assert f"symrnn/templates/{template.name}" in names
+    for profile in (repo / "symrnn" / "render" / "notations").glob("*.toml"):
+        assert f"symrnn/render/notations/{profile.name}" in names  # the notation profiles
     assert "symrnn/codegen/runtime_numba.py" in names
