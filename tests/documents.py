@@ -139,9 +139,9 @@ def pdf_text(pdf):
     return subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
 
 
-@pytest.fixture(scope="session")
-def compiled(tmp_path_factory):
-    """Every document of ``texts()``, compiled (see ``compile_all``)."""
+def compiled_documents(tmp_path_factory):
+    """Every document of ``texts()``, compiled (see ``compile_all``): the session fixture
+    ``compiled`` of conftest.py."""
     if sheet_module.tex_engine() is None:
         pytest.skip("no TeX engine")
     return compile_all(texts(), tmp_path_factory.mktemp("documents"))

@@ -13,8 +13,8 @@ from symrnn.render import breaking, sheet as sheet_module
 from symrnn.render.sheet import render_cell_document
 from symrnn.render.width import tex_width
 
-from documents import (CORPUS, HOSTILE, compile_all, compiled, corpus_cell,  # noqa: F401
-                       document_names, needs_tex, overfull, pages, pdf_text)
+from documents import (CORPUS, HOSTILE, compile_all, corpus_cell, document_names, needs_tex,
+                       overfull, pages, pdf_text)
 
 
 def test_the_corpus_has_at_least_twelve_published_cells():

@@ -10,7 +10,7 @@ from symrnn.render import sheet as sheet_module
 from symrnn.render.gradient_norms import NORMS, problem
 from symrnn.render.sheet import render_cell_document, render_sheet, sheet_context
 
-from documents import compile_all, compiled, needs_tex, overfull, pages, pdf_text  # noqa: F401
+from documents import compile_all, needs_tex, overfull, pages, pdf_text
 
 # two cells from the text syntax that no textbook has
 LEAKY = """\
