@@ -23,3 +23,19 @@ if [ -n "$extra" ] && ! python3 -c "import torch" >/dev/null 2>&1; then
     python3 -m pip install -q "torch==2.13.0"
 fi
 python3 -m pip install -q -e ".$extra"
+
+# --test: Node.js with KaTeX and MathJax 3 (tests/js/package.json, versions pinned in
+# tests/js/package-lock.json) for the tests that render symrnn's notebook displays;
+# without Node those tests are skipped
+if [ "${1:-}" = "--test" ]; then
+    if ! command -v npm >/dev/null && command -v apt-get >/dev/null; then
+        sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    fi
+    if command -v npm >/dev/null; then
+        npm ci --prefix tests/js --no-audit --no-fund --silent
+    else
+        echo "install.sh: no npm; the KaTeX and MathJax tests will be skipped" >&2
+    fi
+fi

@@ -87,6 +87,14 @@ def _size_assignment(text):
     return name.strip(), _positive(value.strip())
 
 
+def _notation_option(parser):
+    from .render.notation import builtin_notations
+    parser.add_argument("--notation", metavar="NAME|FILE", default=None,
+                        help="a notation profile: " + ", ".join(builtin_notations())
+                             + " (default: goodfellow), or a .toml file (see the README, "
+                               "'Notation profiles')")
+
+
 def _activations():
     from .ops import activations
 
@@ -128,6 +136,7 @@ def build_parser():
                                         "gradients, as derived by the engine.")
     derive.add_argument("--format", choices=("text", "latex"), default="text",
                         help="plain text (default) or LaTeX")
+    _notation_option(derive)
     _model_options(derive, cell_file=True)
 
     check = sub.add_parser("check", allow_abbrev=False,
@@ -196,6 +205,11 @@ def build_parser():
                        help="output directory (default: output)")
     sheet.add_argument("--pdf", action="store_true", default=None,
                        help="compile the PDF (needs TeX; fails if it is missing)")
+    _notation_option(sheet)
+    for text in ("title", "course", "author"):
+        sheet.add_argument(f"--{text}", metavar="TEXT", default=None,
+                           help=f"the document's {text} (plain text; default: the notation "
+                                "profile's, else the document's own)")
     _model_options(sheet)
     if not any("--cell-file" in a.option_strings for a in sheet._actions):
         sheet.add_argument("--cell-file", metavar="FILE", default=None,
@@ -279,141 +293,6 @@ def make_cell(args):
         raise UsageError(str(e)) from None
 
 
-# -- the derivation as plain text ----------------------------------------------------
-
-def _text_printer():
-    from sympy import HadamardProduct, MatAdd, MatMul, OneMatrix
-    from sympy.printing.str import StrPrinter
-
-    from .model.nodes import Elementwise
-
-    class TextPrinter(StrPrinter):
-        """h^(t-1), dL/dh^(t), W^T v, a .* b, sum_{t=1}^{T} ... in plain ASCII."""
-
-        def _wrap(self, expr):
-            text = self._print(expr)
-            compound = isinstance(expr, (MatAdd, HadamardProduct)) or (
-                isinstance(expr, MatMul) and expr.as_coeff_matrices()[0] != 1)
-            return f"({text})" if compound else text
-
-        def _print_StepVar(self, expr):
-            return f"{expr.name}^({str(expr.time).replace(' ', '')})"
-
-        def _print_Adjoint(self, expr):
-            return f"dL/d{self._print(expr.var)}"
-
-        def _print_MatrixSymbol(self, expr):
-            return expr.name
-
-        def _print_SumOverTime(self, expr):
-            lo, hi = expr.limits
-            return f"sum_{{{expr.index}={lo}}}^{{{hi}}} {self._print(expr.term)}"
-
-        def _print_Elementwise(self, expr):
-            return f"{expr.text}({self._print(expr.arg)})"
-
-        def _print(self, expr, **kwargs):
-            if isinstance(expr, Elementwise):
-                return self._print_Elementwise(expr)
-            return super()._print(expr, **kwargs)
-
-        def _print_OneMatrix(self, expr):
-            return "1^T" if expr.shape[0] == 1 and expr.shape[1] != 1 else "1"
-
-        def _print_ZeroMatrix(self, expr):
-            return "0"
-
-        def _print_Identity(self, expr):
-            return "1" if expr.shape == (1, 1) else "I"
-
-        def _print_Transpose(self, expr):
-            if isinstance(expr.arg, OneMatrix):
-                return "1^T"
-            return f"{self._wrap(expr.arg)}^T"
-
-        def _print_MatMul(self, expr):
-            coeff, factors = expr.as_coeff_matrices()
-            body = " ".join(self._wrap(f) for f in factors)
-            if coeff == 1:
-                return body
-            if coeff == -1:
-                return f"-{body}"
-            return f"{self._print(coeff)} {body}"
-
-        def _print_HadamardProduct(self, expr):
-            # a product in a factor gets parentheses: (W^T v) .* r, not W^T v .* r
-            return " .* ".join(f"({self._print(a)})" if isinstance(a, MatMul)
-                               else self._wrap(a) for a in expr.args)
-
-        def _print_HadamardPower(self, expr):
-            return f"{self._wrap(expr.base)}.^{self._print(expr.exp)}"
-
-        def _print_MatAdd(self, expr):
-            terms = [self._print(a) for a in expr.args]
-            terms = [t for t in terms if not t.startswith("-")] + \
-                    [t for t in terms if t.startswith("-")]  # 1 - h.^2, not -h.^2 + 1
-            text = terms[0]
-            for t in terms[1:]:
-                text += f" - {t[1:]}" if t.startswith("-") else f" + {t}"
-            return text
-
-    return TextPrinter()
-
-
-def _sections(derivation):
-    """(title, [(lhs, rhs), ...]) of what ``derive`` prints, as expressions."""
-    from .graph.unroll import shared
-    from .model.nodes import Adjoint, StepVar
-
-    cell = derivation.cell
-    states = {f"{s.name}0": s for s in cell.states}
-    gradients = []
-    for name, g in derivation.gradients.items():
-        if name in states:
-            target = StepVar(states[name].name, 0, *states[name].shape)
-        else:
-            target = cell.param(name)
-        gradients.append((Adjoint(target), g))
-    initial = ", ".join(f"{s.name}^(0)" for s in cell.states)
-    return [
-        (f"Forward, for t = 1, ..., T ({initial} given)",
-         [(lhs, shared(cell, rhs)) for lhs, rhs in derivation.step]),
-        ("Backward, for t = T, ..., 1 (a term at step T+1 is zero)",
-         list(derivation.adjoints.items())),
-        ("so at t = T", list(derivation.terminal.items())),
-        ("Gradients", gradients),
-    ]
-
-
-def derivation_latex(derivation):
-    """The same as ``derivation_text``, as LaTeX ``align*`` blocks (amsmath, bm)."""
-    # the LaTeX printer of the solution sheet
-    from .render.latex_printer import latex
-
-    cell = derivation.cell
-    lines = [f"% {cell.name}: BPTT derived by symrnn; needs \\usepackage{{amsmath,bm}}"]
-    for k, (title, equations) in enumerate(_sections(derivation)):
-        rows = [f"  {latex(lhs, cell)} &= {latex(rhs, cell)}" for lhs, rhs in equations]
-        if k == 0:
-            rows.append(r"  L &= \sum_{t=1}^{T} L^{(t)}")
-        lines += [f"% {title}", r"\begin{align*}", " \\\\\n".join(rows), r"\end{align*}"]
-    return "\n".join(lines)
-
-
-def derivation_text(derivation):
-    """The forward equations, the adjoint recurrences and the gradients, as text."""
-    cell, p = derivation.cell, _text_printer()
-    lines = [cell.name]
-    for k, (title, equations) in enumerate(_sections(derivation)):
-        lines += ["", f"{title}:"]
-        lines += [f"  {p.doprint(lhs)} = {p.doprint(rhs)}" for lhs, rhs in equations]
-        if k == 0:
-            lines.append("  L = sum_{t=1}^{T} L^(t)")
-    lines += ["", "A B is the matrix product, A^T the transpose, a .* b and a.^2 act "
-              "entry by entry, 1 is a vector of ones."]
-    return "\n".join(lines)
-
-
 # -- commands ----------------------------------------------------------------------
 
 def _derive(cell):
@@ -426,10 +305,26 @@ def _derive(cell):
         raise UsageError(f"cell {cell.name!r}: {' '.join(str(e).split())}") from None
 
 
+def _notation(args):
+    """The notation profile of --notation, or a UsageError naming what is wrong."""
+    from .render.notation import load_notation
+    try:
+        return load_notation(args.notation)
+    except ValueError as e:
+        raise UsageError(f"argument --notation: {' '.join(str(e).split())}") from None
+
+
 def run_derive(args, cell):
+    from .render.sections import derivation_align
+    from .render.text import derivation_text
+
+    notation = _notation(args)
     derivation = _derive(cell)
-    print(derivation_latex(derivation) if args.format == "latex"
-          else derivation_text(derivation))
+    try:
+        print(derivation_align(derivation, notation) if args.format == "latex"
+              else derivation_text(derivation, notation))
+    except ValueError as e:  # a profile whose symbols collide in this cell
+        raise UsageError(" ".join(str(e).split())) from None
     return 0
 
 
@@ -644,7 +539,10 @@ def write_atomically(path, text):
 
 
 def _sheet_cell(args, cell):
-    """The cell of ``symrnn sheet`` and its source text: --cell-file, else the model options."""
+    """The cell of ``symrnn sheet`` and its source text: --cell-file, else the model options
+    (a file name that is not plain ASCII letters, digits, '_', '.', '-' names it "cell")."""
+    import re
+
     if args.cell_file is None:
         return cell, None
     if args.cell != "elman" or any(getattr(args, o) is not None for o in ELMAN_ONLY):
@@ -653,7 +551,8 @@ def _sheet_cell(args, cell):
     import symrnn
     text = read_cell_file(args.cell_file)
     try:
-        name = os.path.splitext(os.path.basename(args.cell_file))[0] or "cell"
+        stem = os.path.splitext(os.path.basename(args.cell_file))[0]
+        name = stem if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", stem) else "cell"
         return symrnn.parse_cell(text, name=name), text
     except ValueError as e:
         raise UsageError(f"{args.cell_file}: {' '.join(str(e).split())}") from None
@@ -665,16 +564,26 @@ def run_sheet(args, cell):
     except ImportError as e:
         raise Failure(f"the solution sheet is not available: {e}") from None
     cell, source = _sheet_cell(args, cell)
+    notation = _notation(args)
+    texts = {k: getattr(args, k) for k in ("title", "course", "author")
+             if getattr(args, k) is not None}
+    try:
+        texts = {k: v for k, v in notation.with_texts(**texts).__dict__.items() if k in texts}
+    except ValueError as e:
+        raise UsageError(" ".join(str(e).split())) from None
     try:
         extra = {"source": source} if source is not None else {}
+        if notation.name != "goodfellow" or args.notation is not None:
+            extra["notation"] = notation
         slow = "deriving, checking and typesetting with LaTeX" if args.pdf is not False \
             else None
         with _Status("symrnn sheet", slow) as status:
-            paths = write_sheet(args.out, cell=cell, pdf=args.pdf, notify=status.say, **extra)
+            paths = write_sheet(args.out, cell=cell, pdf=args.pdf, notify=status.say, **extra,
+                                **texts)
     except OSError as e:
         where = e.filename or args.out
         raise Failure(f"cannot write {where}: {e.strerror or e}") from None
-    except ValueError as e:  # a cell the sheet does not cover
+    except (ValueError, NotImplementedError) as e:  # a cell the sheet does not cover
         raise UsageError(" ".join(str(e).split())) from None
     except RuntimeError as e:  # SheetError: LaTeX failed; or --pdf without TeX
         message = " ".join(str(e).split()) or type(e).__name__

@@ -37,10 +37,12 @@ import sympy
 from sympy import HadamardProduct, OneMatrix, sympify
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
+from .display import Readable
+
 OPERATIONS = {}  # name -> node class, in the order they are defined
 
 
-class Elementwise(MatrixExpr):
+class Elementwise(Readable, MatrixExpr):
     """A function applied to a column vector, with a result of the same shape."""
 
     name = None          # the name in the text syntax; None: made only by rules

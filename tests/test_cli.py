@@ -86,9 +86,9 @@ def test_derive_prints_the_closed_forms(runs):
     run = runs["derive"]
     assert run.code == 0 and run.err == ""
     assert run.out.startswith("Elman RNN (relu, softmax_ce, bias)")
-    for line in ("z^(t) = U x^(t) + W h^(t-1) + b",
+    for line in ("z^(t) = W h^(t-1) + U x^(t) + b",  # the terms in the order of the sheet
                  "dL/do^(t) = yhat^(t) 1^T y^(t) - y^(t)",
-                 "dL/dh^(t) = V^T dL/do^(t) + W^T dL/dz^(t+1)",
+                 "dL/dh^(t) = W^T dL/dz^(t+1) + V^T dL/do^(t)",
                  "dL/dz^(t) = dL/dh^(t) .* step(z^(t))",
                  "dL/dh^(T) = V^T dL/do^(T)",
                  "dL/dW = sum_{t=1}^{T} dL/dz^(t) h^(t-1)^T",

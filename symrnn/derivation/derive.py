@@ -80,9 +80,26 @@ class Derivation:
         return function(self, unroll=unroll)
 
     def _repr_latex_(self):
-        """The recurrences and gradients, for a notebook (rendered by symrnn.render)."""
+        """The recurrences and gradients, for a notebook (rendered by symrnn.render, in
+        the notation of ``symrnn.render.set_notation``)."""
         from ..render.notebook import derivation_latex
         return derivation_latex(self)
+
+    def _latex(self, printer):
+        from ..render.notebook import derivation_latex
+        return derivation_latex(self, display=False)
+
+    def _sympystr(self, printer):
+        from ..render.text import derivation_text
+        return derivation_text(self)
+
+    def __str__(self):
+        from ..render.text import derivation_text
+        return derivation_text(self)
+
+    def _pretty(self, printer):
+        from ..render.text import derivation_pretty
+        return derivation_pretty(self)
 
     def recurrence(self, state):
         """dL/ds^(t) in terms of dL/d(.)^(t+1) of the states only (intermediates inlined)."""

@@ -207,3 +207,25 @@ class Cell:
 
     def __repr__(self):
         return f"<Cell {self.name}: " + "; ".join(f"{l} = {r}" for l, r in self.equations) + ">"
+
+    # displays (the printers live in symrnn.render)
+    def _repr_latex_(self):
+        """The equations of one step, for a notebook."""
+        from ..render.notebook import cell_latex
+        return cell_latex(self)
+
+    def _latex(self, printer):
+        from ..render.notebook import cell_latex
+        return cell_latex(self, display=False)
+
+    def _sympystr(self, printer):
+        from ..render.text import cell_text
+        return cell_text(self)
+
+    def __str__(self):
+        from ..render.text import cell_text
+        return cell_text(self)
+
+    def _pretty(self, printer):
+        from ..render.text import cell_pretty
+        return cell_pretty(self)

@@ -7,6 +7,7 @@ from sympy import Float, Integer, MatAdd, Symbol, ZeroMatrix, sympify
 from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
+from ..display import Readable
 from ..ops import Elementwise, LogSoftmax, ReLU, Sigmoid, Softmax, Step, Tanh  # noqa: F401
 
 
@@ -46,7 +47,7 @@ def constant_values(expr):
     return {c: c.value for c in expr.atoms(Constant)}
 
 
-class StepVar(MatrixExpr):
+class StepVar(Readable, MatrixExpr):
     """The value of a quantity at one time step, e.g. h^(t-1) or a copy W^(t).
 
     The time is a SymPy expression, so ``subs(t, t + 1)`` shifts a whole
@@ -64,7 +65,7 @@ class StepVar(MatrixExpr):
         return StepVar(self.args[0], time, *self.shape)
 
 
-class Prev(MatrixExpr):
+class Prev(Readable, MatrixExpr):
     """h^(t-1) written inside the equations of one step: the state carried in."""
 
     def __new__(cls, state):
@@ -74,7 +75,7 @@ class Prev(MatrixExpr):
     shape = property(lambda self: self.args[0].shape)
 
 
-class Adjoint(MatrixExpr):
+class Adjoint(Readable, MatrixExpr):
     """The total derivative dL/dv of the loss with respect to the node v."""
 
     def __new__(cls, var):
@@ -84,7 +85,7 @@ class Adjoint(MatrixExpr):
     shape = property(lambda self: self.args[0].shape)
 
 
-class SumOverTime(MatrixExpr):
+class SumOverTime(Readable, MatrixExpr):
     """sum_{t=lo}^{hi} term(t), for a symbolic or a concrete upper limit."""
 
     def __new__(cls, term, t, lo, hi):
@@ -114,4 +115,5 @@ def prev(state):
 
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in {
-    "Float", "Integer", "MatAdd", "Symbol", "ZeroMatrix", "sympify", "Str", "MatrixExpr"}]
+    "Float", "Integer", "MatAdd", "Symbol", "ZeroMatrix", "sympify", "Str", "MatrixExpr",
+    "Readable"}]
