@@ -171,8 +171,8 @@ class Builder:
         choices = ["leaf"] * 2 + ["bias"] if leaves else ["bias"]
         choices += ["constant"]
         if depth > 0:
-            choices += ["matmul"] * 3 + ["unary"] * 3 + ["add", "subtract", "hadamard",
-                                                         "scaled by 1x1", "sum times", "coefficient"]
+            choices += ["matmul"] * 3 + ["unary"] * 3 + [
+                "add", "subtract", "hadamard", "scaled by 1x1", "sum times", "coefficient"]
         kind = self.draw(st.sampled_from(choices))
         if kind == "leaf":
             name = self.draw(st.sampled_from(leaves))

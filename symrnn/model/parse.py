@@ -473,9 +473,9 @@ class _Parser:
                             "element-wise product, @ the matrix product")
         if op is ast.Div:
             if mb and b.shape[1] != 1:
-                self.fail(node, f"{{token}}: division by a matrix or row of shape {_shape(b)}; / divides "
-                                "by a number, entry by entry by a column vector, or by a 1x1 "
-                                "value")
+                self.fail(node, f"{{token}}: division by a matrix or row of shape {_shape(b)}; "
+                                "/ divides by a number, entry by entry by a column vector, or "
+                                "by a 1x1 value")
             if mb and constant(b) and uniform(b) == 0:
                 self.fail(node, "{token}: division by zero")
             if mb:  # a / b = a * (1/b) entry by entry
