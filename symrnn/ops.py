@@ -29,6 +29,7 @@ The node classes are SymPy ``MatrixExpr`` so that ``MatMul``, ``MatAdd`` and
 one class here plus its test; the parser, the CLI, the rules table, the
 printers and the sheet find it in ``OPERATIONS``.
 """
+import functools
 import math
 
 import numpy
@@ -61,7 +62,9 @@ class Elementwise(Readable, MatrixExpr):
         return super().__new__(cls, sympify(arg))
 
     arg = property(lambda self: self.args[0])
-    shape = property(lambda self: self.args[0].shape)
+    # computed once: SymPy's MatMul asks each of its factors for its shape twice,
+    # so in c * f(c * f(...)) an uncached shape costs twice as much per level
+    shape = functools.cached_property(lambda self: self.args[0].shape)
 
     @staticmethod
     def scalar(u):

@@ -126,7 +126,8 @@ def name_preactivations(cell, symbol=default_symbol):
     named = Cell(cell.name, params=cell.params, inputs=cell.inputs, targets=cell.targets,
                  states=cell.states, equations=equations, loss=loss,
                  notation={**cell.notation, **notation},
-                 targets_are_distributions=cell.targets_are_distributions)
+                 targets_are_distributions=cell.targets_are_distributions,
+                 constants=cell.constants, fixed=cell.fixed)
     for attribute in ("activation", "output", "bias"):  # the presets' options
         if hasattr(cell, attribute):
             setattr(named, attribute, getattr(cell, attribute))
