@@ -9,8 +9,9 @@ import re
 import pytest
 
 import symrnn
-from symrnn.render import breaking, sheet as sheet_module
-from symrnn.render.sheet import render_cell_document
+from symrnn.checking.gradient_table import check_sizes
+from symrnn.documents import render_cell_document
+from symrnn.render import breaking
 from symrnn.render.width import tex_width
 
 from documents import (CORPUS, HOSTILE, compile_all, corpus_cell, document_names, needs_tex,
@@ -75,7 +76,7 @@ def test_numbers_are_printed_as_the_cell_wrote_them(compiled):
     cornn = compiled["cornn"].tex  # 0.1 * (... - 0.5 z), multiplied out: 0.95 z
     assert "0.95" in cornn and r"\frac{19}{20}" not in cornn
     # a fraction of halves stays a fraction: the MSE of the presets
-    mse = symrnn.render.render_sheet(symrnn.ElmanRNN(output="mse"))
+    mse = symrnn.documents.render_sheet(symrnn.ElmanRNN(output="mse"))
     assert r"\frac{1}{2}" in mse
 
 
@@ -155,7 +156,7 @@ def test_the_overfull_check_fails_when_the_width_model_is_wrong(monkeypatch, tmp
 @needs_tex
 def test_the_width_model_is_close_to_tex(tmp_path):
     """The model of widths against TeX's own measure of the formulas of the LSTM sheet."""
-    from symrnn.render.sheet import cell_context
+    from symrnn.documents import cell_context
     formulas = [f for f in cell_context(symrnn.LSTM()).printed if len(f) > 20][:150]
     body = "\n".join(r"\sbox0{$\displaystyle %s$}\typeout{W:\the\wd0}" % f for f in formulas)
     doc = tmp_path / "widths.tex"
@@ -172,4 +173,4 @@ def test_the_width_model_is_close_to_tex(tmp_path):
 
 def test_hostile_cells_are_there():
     assert set(HOSTILE) >= {"half", "expzero", "fourth", "nonfinite"}
-    assert sheet_module.check_sizes(symrnn.parse_cell(HOSTILE["fourth"])) == (3, 4, 2, 5, 3)
+    assert check_sizes(symrnn.parse_cell(HOSTILE["fourth"])) == (3, 4, 2, 5, 3)

@@ -14,10 +14,11 @@ from symrnn import cli
 from symrnn.graph import t
 from symrnn.model.nodes import Adjoint, StepVar
 from symrnn.ops import Exp, Reciprocal, Sigmoid, Tanh
+from symrnn import documents as documents_module
+from symrnn.documents import render_cell_document, sheet_context
 from symrnn.render import sheet as sheet_module
 from symrnn.render.latex_printer import decimal, latex, printer_for
 from symrnn.render.preactivations import name_preactivations
-from symrnn.render.sheet import render_cell_document, sheet_context
 from symrnn.render.text import latex_text
 from symrnn.render.tidy import tidy
 from symrnn.render.width import tex_width
@@ -111,7 +112,7 @@ def test_user_text_reaching_latex_is_escaped_or_left_out():
 # ---- the command line: every accepted cell gets its sheet, or one clear refusal ----------
 @pytest.fixture
 def no_tex(monkeypatch):
-    monkeypatch.setattr(sheet_module, "tex_engine", lambda: None)
+    monkeypatch.setattr(documents_module, "tex_engine", lambda: None)
 
 
 @pytest.mark.parametrize("name", ["漢字😀.cell", "a b{c}%.cell", b"\xff\xfe.cell"])
