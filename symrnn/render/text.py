@@ -262,16 +262,22 @@ class TextPrinter(StrPrinter):
             return SUM
         if isinstance(expr, MatMul):
             coeff, factors = expr.as_coeff_matrices()
+            if coeff != 1 and (coeff.is_Number and coeff < 0 or coeff.could_extract_minus_sign()):
+                return SUM  # -a, -2 a: a minus sign in front, as a term of a sum
             if coeff != 1 or len(factors) != 1:
                 return PRODUCT
             return self._level(factors[0])
+        if isinstance(expr, Mul) and expr.could_extract_minus_sign():
+            return SUM
         if isinstance(expr, (HadamardProduct, SumOverTime, Mul)) or type(expr).__name__ in (
                 "Reciprocal", "ProductOverTime"):
             return PRODUCT
         if isinstance(expr, Number):
-            negative = expr < 0 or (isinstance(expr, Rational) and not expr.is_Integer
-                                    and decimal(expr) is None)
-            return PRODUCT if negative else ATOM
+            if expr < 0:
+                return SUM
+            fraction = isinstance(expr, Rational) and not expr.is_Integer \
+                and decimal(expr) is None
+            return PRODUCT if fraction else ATOM
         if isinstance(expr, (HadamardPower, Pow)):
             return POSTFIX
         if isinstance(expr, Transpose):
@@ -402,10 +408,10 @@ def derivation_text(derivation, notation=None, unicode=False):
     cell = derivation.cell
     p = text_printer(cell, notation, unicode)
     lines = [cell.name]
-    for k, (title, equations) in enumerate(sections(derivation, p.doprint)):
+    for title, equations in sections(derivation, p.doprint):
         lines += ["", f"{title}:"]
         lines += [f"  {p.doprint(lhs)} = {p.doprint(rhs)}" for lhs, rhs in equations]
-        if k == 0:
+        if title.startswith("Forward"):
             loss = StepVar(cell.loss_var.name, t, 1, 1)
             total = Eq(MatrixSymbol("L", 1, 1), SumOverTime(loss, t, 1, T), evaluate=False)
             lines.append("  " + p.doprint(total))
