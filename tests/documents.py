@@ -21,7 +21,8 @@ needs_tex = pytest.mark.skipif(tex_module.tex_engine() is None, reason="no TeX e
 
 # cells written with the constructs that once crashed or printed badly: a state that
 # enters another through a number, exp(0) and a division by a vector, decimals that
-# multiply, a fourth size name, a loss that is not finite at random points
+# multiply, a fourth size name, a loss that is not finite at random points, a loss that
+# reads the previous state, named matrices of the parameters and named constants
 HOSTILE = {
     "half": """\
 params: W[D,D] U[D,N] V[M,D]
@@ -59,6 +60,26 @@ state: h[D]
 h = tanh(W @ prev(h) + U @ x)
 o = V @ log(h)
 loss = 0.5 * (o - y).T @ (o - y)
+""",
+    "prevloss": """\
+params: W[D,D] U[D,N] V[M,D]
+input: x[N]
+target: y[M]
+state: h[D]
+h = tanh(W @ prev(h) + U @ x)
+loss = prev(h).T @ prev(h) + y.T @ (V @ h)
+""",
+    "named": """\
+params: A[D,D] W[D,N] V[M,D] w[1,D]
+input: x[N]
+target: y[M]
+state: h[D]
+const: beta = 0.65 dt = 0.1
+Ab = (1 - beta) * (A + A.T) + beta * (A - A.T) - 0.05 * eye(D)
+Ac = Ab @ Ab.T
+h = prev(h) + dt * tanh(Ab @ prev(h) + Ac @ prev(h) + W @ x)
+o = V @ h
+loss = 0.5 * (o - y).T @ (o - y) + sum(w @ Ac)
 """,
 }
 

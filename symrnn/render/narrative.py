@@ -738,6 +738,17 @@ def _initial_step(ts, d, s):
                            short=ts.width(short, inline=True) < 0.4 * TEXT_WIDTH and short)
 
 
+def _fixed_adjoint(ts, a, e):
+    """dL/dAb of a named matrix: the sum of its copies' gradients (and what the named
+    matrices computed from it pass back), then that sum written out."""
+    copies = SumOverTime(Adjoint(StepVar(a.var.name, t, *a.shape)), t, 1, T)
+    parts = e.args if isinstance(e, MatAdd) else (e,)
+    if not any(isinstance(p, SumOverTime) for p in parts):  # used by named matrices only
+        return _eq(ts, a, as_diag(e))
+    first = [copies if isinstance(p, SumOverTime) else p for p in parts]
+    return _eq(ts, a, _sum(first)).then(ts, as_diag(e))
+
+
 def _notation(ts, catalogue):
     """The symbols the rules' paragraph explains: 1, 1^T v, u (.) v = diag(u) v, u (/) v."""
     n = Symbol("n", integer=True, positive=True)
@@ -847,10 +858,7 @@ def derivation_context(derivation, adjoint_names=None, ts=None, summary_tags=Non
         fixed_named=[named(v, "fixed") for v in cell.fixed_values],
         fixed_from=[named(p, "param") for p in only_fixed],
         fixed=[_eq(ts, lhs, rhs) for lhs, rhs in cell.fixed],
-        fixed_adjoints=[_eq(ts, Adjoint(v), SumOverTime(Adjoint(StepVar(v.name, t, *v.shape)),
-                                                         t, 1, T))
-                        .then(ts, as_diag(d.fixed_adjoints[Adjoint(v)]))
-                        for v in cell.fixed_values if Adjoint(v) in d.fixed_adjoints],
+        fixed_adjoints=[_fixed_adjoint(ts, a, e) for a, e in d.fixed_adjoints.items()],
         through=[_eq(ts, Adjoint(p), d.gradients[p.name]) for p in cell.params
                  if p.name in read_by_fixed],
         inputs=[named(x, "input") for x in cell.inputs],

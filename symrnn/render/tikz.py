@@ -142,6 +142,19 @@ def _label_place(a, b, pos):
     return "fill=white", (x, y)
 
 
+def _free_place(target, nodes, side, row):
+    """Where a parameter's node beside ``target`` goes: below right, else below left,
+    above right or above left, whichever first keeps clear of the other nodes."""
+    spots = [(1.2 * side, -0.55 * row), (-1.2 * side, -0.55 * row),
+             (1.2 * side, 0.55 * row), (-1.2 * side, 0.55 * row)]
+    places = [(round(target.x + dx, 3), round(target.y + dy, 3)) for dx, dy in spots]
+
+    def room(xy):
+        return min((((xy[0] - n.x) ** 2 + (xy[1] - n.y) ** 2) ** 0.5 for n in nodes),
+                   default=float("inf"))
+    return next((xy for xy in places if room(xy) >= 1.0), max(places, key=room))
+
+
 def unrolled_figure(cell, T=3, ts=None):
     """Nodes and labelled edges of the first ``T`` steps, for the TikZ template."""
     graph = UnrolledGraph(cell, T)
@@ -207,18 +220,17 @@ def unrolled_figure(cell, T=3, ts=None):
                         recurrent=int(src.time) != k))
                 if not sources and crowded:  # no room: the biases are only named
                     omitted.extend(c.name for c in copies if c.name not in omitted)
-                elif not sources:  # a bias: its copy is a node of its own
-                    for c in copies:
-                        key = f"{c.name}{k}"
-                        if key not in seen:
-                            seen.add(key)
-                            target = next(n for n in nodes if n.id == _node_id(lhs))
-                            nodes.append(SimpleNamespace(
-                                id=key, x=round(target.x + 1.2 * side, 3),
-                                y=round(target.y - 0.55 * row, 3),
-                                label=label(c), kind="param"))
-                        edges.append(SimpleNamespace(source=key, target=_node_id(lhs),
-                                                     label=None, params=[], recurrent=False))
+                elif not sources:  # a bias, a term of parameters alone: a node of its own
+                    key = "".join(c.name for c in copies) + str(k)
+                    if key not in seen:
+                        seen.add(key)
+                        target = next(n for n in nodes if n.id == _node_id(lhs))
+                        x, y = _free_place(target, nodes, side, row)
+                        nodes.append(SimpleNamespace(
+                            id=key, x=x, y=y, label=" ".join(label(c) for c in copies),
+                            kind="param"))
+                    edges.append(SimpleNamespace(source=key, target=_node_id(lhs),
+                                                 label=None, params=[], recurrent=False))
     # merge parallel edges (the same source in two terms)
     merged = {}
     for e in edges:
