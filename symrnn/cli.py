@@ -96,9 +96,9 @@ def _notation_option(parser):
 
 
 def _activations():
-    from .ops import activations
+    from .model.presets import ACTIVATIONS
 
-    return tuple(activations()) + ("identity",)  # as symrnn.model.presets
+    return tuple(ACTIVATIONS)
 
 
 def _model_options(parser, cell_file=False):
@@ -560,7 +560,7 @@ def _sheet_cell(args, cell):
 
 def run_sheet(args, cell):
     try:
-        from .render.sheet import write_sheet
+        from .documents import write_sheet
     except ImportError as e:
         raise Failure(f"the solution sheet is not available: {e}") from None
     cell, source = _sheet_cell(args, cell)

@@ -210,7 +210,7 @@ def test_more_bad_arguments(argv, words, capsys):
 
 
 def test_check_exits_1_when_a_check_fails(monkeypatch, capsys):
-    import symrnn.check as check_module
+    import symrnn.checking.report as check_module
 
     # a reference that disagrees in U: the table marks U and the exit code is 1
     real = check_module.reference_for
@@ -262,10 +262,10 @@ def test_codegen_to_standard_output(capsys):
 
 
 class FakeSheet(types.ModuleType):
-    """Stands in for symrnn.render.sheet: records the call, or raises ``error``."""
+    """Stands in for symrnn.documents: records the call, or raises ``error``."""
 
     def __init__(self, error=None):
-        super().__init__("symrnn.render.sheet")
+        super().__init__("symrnn.documents")
         self.error, self.calls = error, []
 
     def write_sheet(self, out_dir="output", cell=None, pdf=None, notify=None):
@@ -281,7 +281,7 @@ class SheetError(RuntimeError):
 
 def test_sheet_passes_the_model_and_prints_the_paths(monkeypatch, capsys):
     fake = FakeSheet()
-    monkeypatch.setitem(sys.modules, "symrnn.render.sheet", fake)
+    monkeypatch.setitem(sys.modules, "symrnn.documents", fake)
     assert cli.main(["sheet", "--out", "somewhere", "--pdf", "--bias",
                      "--activation", "sigmoid"]) == 0
     assert capsys.readouterr().out.split() == [str(Path("somewhere") / "sheet08.tex"),
@@ -303,7 +303,7 @@ def test_sheet_passes_the_model_and_prints_the_paths(monkeypatch, capsys):
     (ValueError("the sheet is about the Elman RNN"), 2, ["the sheet is about the Elman RNN"]),
 ])
 def test_sheet_errors(error, code, words, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "symrnn.render.sheet", FakeSheet(error))
+    monkeypatch.setitem(sys.modules, "symrnn.documents", FakeSheet(error))
     assert cli.main(["sheet", "--pdf"]) == code
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
@@ -464,7 +464,7 @@ def test_no_status_line_when_stderr_is_not_a_terminal(monkeypatch, capsys):
     monkeypatch.setattr(Derivation, "lambdify", lambda self, backend="numpy": real(self))
     assert cli.main(["check", "--backend", "numba", "--T", "1", "--seed", "0"]) == 0
     assert capsys.readouterr().err == ""
-    monkeypatch.setitem(sys.modules, "symrnn.render.sheet", FakeSheet())
+    monkeypatch.setitem(sys.modules, "symrnn.documents", FakeSheet())
     assert cli.main(["sheet"]) == 0
     assert capsys.readouterr().err == ""
 
@@ -475,7 +475,7 @@ def test_a_status_line_while_the_sheet_is_typeset(monkeypatch, capsys):
             notify("no TeX engine found: install latexmk")  # the sheet's own message
             return super().write_sheet(out_dir, cell, pdf)
 
-    monkeypatch.setitem(sys.modules, "symrnn.render.sheet", Noting())
+    monkeypatch.setitem(sys.modules, "symrnn.documents", Noting())
     shown = _terminal(monkeypatch)
     assert cli.main(["sheet"]) == 0
     screen = shown()
@@ -488,7 +488,7 @@ def test_a_status_line_while_the_sheet_is_typeset(monkeypatch, capsys):
 
 
 def test_not_enough_memory_is_one_line(monkeypatch, capsys):
-    import symrnn.check as check_module
+    import symrnn.checking.report as check_module
 
     def too_large(*args, **kwargs):
         raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100000, 100000)")

@@ -140,7 +140,7 @@ def test_assert_gradients_with_hypothesis():
 def test_finite_differences_alone_catch_a_bug(monkeypatch):
     # mutation: the derived gradients replaced by the buggy function itself, so that
     # only the finite differences of its own loss are left to catch the bug
-    import symrnn.testing as testing
+    import symrnn.checking.against as testing
 
     bad = buggy("shift")
     monkeypatch.setattr(testing, "_cell_and_derived", lambda cell: (CELL, None, bad))
