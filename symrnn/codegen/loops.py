@@ -32,12 +32,10 @@ import dataclasses
 import itertools
 from dataclasses import dataclass, field
 
-from sympy import Symbol
-
 from . import ir
-from .shapes import Shapes, ufunc
+from .shapes import Shapes, symbol, ufunc
 
-LOOP_VARS = ("_i", "_j", "_k", "_l")
+LOOP_VARS = tuple(ir.Temp("entry", n=k) for k in range(4))  # the entries' indices
 _OPERATORS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/",
               "true_divide": "/", "power": "**"}
 
@@ -54,7 +52,7 @@ class Alias:
     root: str
     prefix: tuple = None
     view: int = 0
-    base: ir.Name = None  # exact views: the name that holds ``root`` itself ...
+    base: ir.Expr = None  # exact views: the name that holds ``root`` itself ...
     steps: tuple = ()     # ... and the IR of ``prefix``, to index it directly
 
 
@@ -81,7 +79,7 @@ class Nest:
     def statement(self):
         body = tuple(_scalar_replaced(self.body, self.accesses))
         for axis in reversed(range(len(self.space))):
-            body = (ir.For(ir.Name(LOOP_VARS[axis]), ir.Const(0), self.bounds[axis], 1, body),)
+            body = (ir.For(LOOP_VARS[axis], ir.Const(0), self.bounds[axis], 1, body),)
         return body[0]
 
 
@@ -114,7 +112,7 @@ def _commute(a, b):
 
 
 def _loop_symbols(n):
-    return {Symbol(v, integer=True) for v in LOOP_VARS[:n]}
+    return {symbol(v) for v in LOOP_VARS[:n]}
 
 
 def _conflict(a, b, loop_symbols):
@@ -150,7 +148,7 @@ class Loops:
     def function(self, f):
         helpers = {k.name for k in self.scalars if isinstance(k, ir.Helper)}
         self.shapes = Shapes(self.arguments, helpers)
-        self.alias = {name: Alias(name, (), base=ir.Name(name)) for name in self.arguments}
+        self.alias = {name: Alias(name, (), base=name) for name in self.arguments}
         self.views = itertools.count(1)
         self.named = {}  # view expression -> the temporary name bound to it
         self.temps = itertools.count()
@@ -236,12 +234,13 @@ class Loops:
             if isinstance(target, ir.Index) and self._array(target) and (
                     self._elementwise(value) or self._leaf(value)):
                 return self._nest(target, value)  # a copy into rows, not NumPy's setitem
-            if isinstance(target, ir.Name) and self._elementwise(value) and self._array(value):
+            if isinstance(target, ir.VARIABLES) and self._elementwise(value) \
+                    and self._array(value):
                 if isinstance(value, ir.Call) and value.out is not None:
                     units = self._nest(value.out, ir.Call(value.func, value.args))
                     return units + [self._plain(ir.assign(target, value.out))]
                 return self._new(target, value)
-            if isinstance(target, ir.Name) and self._summed(value):
+            if isinstance(target, ir.VARIABLES) and self._summed(value):
                 return self._sum(target, value)
         pre = []
         s = self._materialised(s, pre)
@@ -269,7 +268,7 @@ class Loops:
                                                and node.func.attr == "reshape"))
 
     def _temp(self):
-        return ir.Name(f"_lp{next(self.temps)}")
+        return ir.Temp("lp", n=next(self.temps))
 
     # -- loop nests ---------------------------------------------------------------
     def _nest(self, target, value, op=None, check=True):
@@ -319,16 +318,15 @@ class Loops:
         scalar = self._scalar(term, space, pre, reads)
         bounds = self._sizes(reads, space, value)
         units = pre + [self._plain(ir.Alloc(target, bounds[1:], zeros=True))]
-        store = ir.Index(target, (ir.Name(LOOP_VARS[1]),))
-        write = Access(True, self.alias[target.id].root, True,
-                       (Symbol(LOOP_VARS[1], integer=True),), entry=store)
+        store = ir.Index(target, (LOOP_VARS[1],))
+        write = Access(True, self.alias[target].root, True, (symbol(LOOP_VARS[1]),), entry=store)
         body = [ir.Update(store, "+", scalar)]
         uses = set().union(*[ir.names_in(n) for n in body + list(bounds)])
         return units + [Nest(space, bounds, body, [write] + reads, uses)]
 
     def _viewed(self, node, pre):
         """``node`` as a name or a name's rows (``a[_t]``): other views are named first."""
-        if isinstance(node, ir.Name) or self._rows_of_name(node):
+        if isinstance(node, ir.VARIABLES) or self._rows_of_name(node):
             return node
         if node in self.named:  # the same view, named before and still valid
             return self.named[node]
@@ -339,7 +337,7 @@ class Loops:
         return name
 
     def _rows_of_name(self, node):
-        if not (isinstance(node, ir.Index) and isinstance(node.value, ir.Name)):
+        if not (isinstance(node, ir.Index) and isinstance(node.value, ir.VARIABLES)):
             return False
         index = node.index if isinstance(node.index, tuple) else (node.index,)
         return all(not isinstance(i, ir.Slice) and self.shapes.of(i) == () for i in index)
@@ -348,7 +346,7 @@ class Loops:
         """The IR of ``node``'s entry at the loop variables (broadcast against
         ``space``) and its ``Access`` (a read; with the sizes it can tell)."""
         node = self._viewed(node, pre)
-        name, prefix = (node, ()) if isinstance(node, ir.Name) else (
+        name, prefix = (node, ()) if isinstance(node, ir.VARIABLES) else (
             node.value, node.index if isinstance(node.index, tuple) else (node.index,))
         shape = self.shapes.of(node)
         index, sizes = [], {}
@@ -357,12 +355,12 @@ class Loops:
             if size == 1 and space[axis] != 1:
                 index.append(ir.Const(0))
             else:
-                index.append(ir.Name(LOOP_VARS[axis]))
+                index.append(LOOP_VARS[axis])
                 sizes[axis] = ir.Index(ir.Attr(name, "shape"), ir.Const(len(prefix) + k))
         entry = ir.Index(name, tuple(prefix) + tuple(index))
-        alias = self.alias.get(name.id) or Alias(name.id, (), base=name)
+        alias = self.alias.get(name) or Alias(name, (), base=name)
         if alias.prefix is not None and alias.base is not None and alias.base != name and \
-                self.alias.get(alias.base.id) == Alias(alias.root, (), base=alias.base):
+                self.alias.get(alias.base) == Alias(alias.root, (), base=alias.base):
             # a row of an array: indexed in the array itself, no view needed
             steps = tuple(alias.steps) + tuple(prefix)
             entry = ir.Index(alias.base, steps + tuple(index))
@@ -409,7 +407,7 @@ class Loops:
         if shape is None:
             raise _Unknown(node)
         if shape == ():
-            if isinstance(node, ir.Name):
+            if isinstance(node, ir.VARIABLES):
                 return node
             name = self._temp()
             pre.extend(self._statement(ir.assign(name, node)))
@@ -446,11 +444,11 @@ class Loops:
     # -- what a kept statement binds, reads and writes ------------------------------------
     def _root(self, node):
         """The alias of the array an expression's value is a view of (None: a new array)."""
-        if isinstance(node, ir.Name):
-            return self.alias.get(node.id) or Alias(node.id, (), base=node)
+        if isinstance(node, ir.VARIABLES):
+            return self.alias.get(node) or Alias(node, (), base=node)
         if isinstance(node, ir.Rows):
             return self._root(node.value)
-        if isinstance(node, ir.Index) and isinstance(node.value, ir.Name):
+        if isinstance(node, ir.Index) and isinstance(node.value, ir.VARIABLES):
             base = self._root(node.value)
             if self._rows_of_name(node) and base.prefix is not None:
                 index = node.index if isinstance(node.index, tuple) else (node.index,)
@@ -481,7 +479,7 @@ class Loops:
     def _view(self, node):
         """Whether ``node`` is an array name or a view of one (rows, a slice, a
         reshape, ``flat``, a transpose): evaluating it reads no entry."""
-        if isinstance(node, ir.Name):
+        if isinstance(node, ir.VARIABLES):
             return True
         if isinstance(node, (ir.Rows, ir.Transpose)) or (
                 isinstance(node, ir.Attr) and node.attr == "T"):
@@ -489,7 +487,7 @@ class Loops:
         if isinstance(node, ir.Index):
             index = node.index if isinstance(node.index, tuple) else (node.index,)
             return self._view(node.value) and all(
-                isinstance(i, (ir.Slice, ir.Const, ir.Name, ir.BinOp)) for i in index)
+                isinstance(i, (ir.Slice, ir.Const, ir.BinOp) + ir.VARIABLES) for i in index)
         if isinstance(node, ir.Call) and node.out is None and (
                 node.func == ir.Helper("flat") or isinstance(node.func, ir.Attr)
                 and node.func.attr == "reshape"):
@@ -502,8 +500,8 @@ class Loops:
         binds, writes = set(), set()
         if isinstance(s, (ir.Assign, ir.Alloc)):
             targets = s.targets if isinstance(s, ir.Assign) else (s.target,)
-            binds = {t for t in targets if isinstance(t, ir.Name)}
-            writes = {self._root(t).root for t in targets if not isinstance(t, ir.Name)
+            binds = {t for t in targets if isinstance(t, ir.VARIABLES)}
+            writes = {self._root(t).root for t in targets if not isinstance(t, ir.VARIABLES)
                       and self._root(t) is not None}
         if isinstance(s, (ir.Update, ir.Fill)):
             writes = {self._root(s.target).root} if self._root(s.target) else {"?"}
@@ -514,7 +512,7 @@ class Loops:
                 writes.add(root.root if root else "?")
         if isinstance(s, (ir.For, ir.Return, ir.Function)):
             writes = {"*"}
-        reads = {(self.alias.get(n.id) or Alias(n.id, ())).root for n in uses}
+        reads = {(self.alias.get(n) or Alias(n, ())).root for n in uses}
         if isinstance(s, ir.Alloc) or isinstance(s, ir.Assign) and self._view(s.value) \
                 and self.shapes.of(s.value) not in (None, ()):
             reads = set()  # sizes and views: no entry is read
@@ -527,17 +525,17 @@ class Loops:
         if bound:  # a named view that reads a rebound name is no longer that view
             self.named = {k: v for k, v in self.named.items()
                           if not (ir.names_in(k) | {v}) & bound}
-        if isinstance(s, ir.Alloc) and isinstance(s.target, ir.Name):
-            self.alias[s.target.id] = Alias(s.target.id + f"#{next(self.views)}", (), base=s.target)
+        if isinstance(s, ir.Alloc) and isinstance(s.target, ir.VARIABLES):
+            self.alias[s.target] = Alias((s.target, next(self.views)), (), base=s.target)
         elif isinstance(s, ir.Assign):
             value = s.value
             first = self._root(value)
             if len(s.targets) > 1 and isinstance(value, ir.Call):
                 first = self._root(value.out) if value.out is not None else None
             for k, target in enumerate(s.targets):
-                if isinstance(target, ir.Name):
+                if isinstance(target, ir.VARIABLES):
                     alias = first if k == 0 else None
-                    self.alias[target.id] = alias or Alias(target.id + f"#{next(self.views)}", (),
+                    self.alias[target] = alias or Alias((target, next(self.views)), (),
                                                            base=target)
 
 
@@ -552,7 +550,7 @@ def _scalar_replaced(body, accesses):
     def load(entry):
         key = ids[entry]
         if key not in local:
-            local[key] = ir.Name(f"_s{len(local)}")
+            local[key] = ir.Temp("scalar", n=len(local))
             first[key] = entry
             out.append(ir.assign(local[key], entry))
         return local[key]
@@ -576,7 +574,7 @@ def _scalar_replaced(body, accesses):
             out.append(ir.Update(load(target), s.op, value))
         else:
             if key not in local:
-                local[key] = ir.Name(f"_s{len(local)}")
+                local[key] = ir.Temp("scalar", n=len(local))
                 first[key] = target
             out.append(ir.assign(local[key], value))
         if key not in written:
@@ -598,7 +596,7 @@ def _loop_invariant_allocations(loop, body):
                 aliased |= ir.names_in(n.value)
     hoisted = []
     for s in body:
-        if not (isinstance(s, ir.Alloc) and isinstance(s.target, ir.Name)) or s.zeros:
+        if not (isinstance(s, ir.Alloc) and isinstance(s.target, ir.VARIABLES)) or s.zeros:
             continue
         others = [b for b in body if b is not s and s.target in ir.bound([b])]
         if not (ir.names_in(s.shape) & inner) and not others and s.target not in aliased:
@@ -609,7 +607,7 @@ def _loop_invariant_allocations(loop, body):
 def _nested(s):
     """``s`` and the statements in its loops, not inside loop nests over entries."""
     yield s
-    if isinstance(s, ir.For) and s.var.id not in LOOP_VARS:
+    if isinstance(s, ir.For) and s.var not in LOOP_VARS:
         for b in s.body:
             yield from _nested(b)
 
@@ -617,7 +615,7 @@ def _nested(s):
 def _pure_view(node):
     """Whether evaluating ``node`` only names memory (a name, rows, a reshape, a
     transpose): then a binding of it that nothing reads can go."""
-    if isinstance(node, ir.Name):
+    if isinstance(node, ir.VARIABLES):
         return True
     if isinstance(node, (ir.Rows, ir.Transpose)) or isinstance(node, ir.Attr) and node.attr == "T":
         return _pure_view(node.value)
@@ -632,7 +630,8 @@ def _pure_view(node):
 
 
 def _view_binding(s):
-    return (isinstance(s, ir.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ir.Name)
+    return (isinstance(s, ir.Assign) and len(s.targets) == 1
+            and isinstance(s.targets[0], ir.VARIABLES)
             and _pure_view(s.value))
 
 

@@ -1,4 +1,8 @@
-"""Adjoints of pre-activations: a rewrite of the backward pass (SymPy to SymPy).
+"""preactivation: an adjoint read only times one forward factor, stored as that product.
+
+Input: ``module.problem``. Output: the same, where such an adjoint (a gate's
+dL/df, read only times sigma'(f)) is replaced by the adjoint of a new value,
+its pre-activation, in the adjoints and in the gradients.
 
 The derivation gives the adjoint of a gate's value, ``dL/df``, and every use
 of it multiplies it by the same forward factor, the activation's derivative:
@@ -24,8 +28,21 @@ is a forward value.
 """
 from sympy import HadamardProduct, MatAdd, MatMul, preorder_traversal
 
-from ..graph.unroll import t
-from ..model.nodes import Adjoint, StepVar
+from dataclasses import replace
+
+from ...graph.unroll import t
+from ...model.nodes import Adjoint, StepVar
+
+
+def run(module):
+    problem = module.problem
+    once = {**problem.gradients, **problem.fixed_adjoints}  # keys: names, Adjoint nodes
+    adjoints, once = preactivation_adjoints(problem.adjoints, once)
+    made = {a.var.name for a in adjoints} - {a.var.name for a in problem.adjoints}
+    return replace(module, problem=replace(
+        problem, adjoints=adjoints, gradients={k: once[k] for k in problem.gradients},
+        fixed_adjoints={k: once[k] for k in problem.fixed_adjoints},
+        internal=problem.internal | made))
 
 
 def _adjoints_in(expr):
