@@ -700,13 +700,13 @@ def test_random_cells_numba(cell):
     # so a few cells here (SYMRNN_NUMBA_FUZZ=N for more). Every other cell has its
     # kernel compiled as its step loops (outline.py), whatever its size
     pytest.importorskip("numba")
-    from symrnn.codegen import lambdify
-    whole = lambdify.WHOLE_KERNELS_UP_TO
-    lambdify.WHOLE_KERNELS_UP_TO = 0 if next(NUMBA_CELLS) % 2 else whole
+    from symrnn.codegen.passes import loopnests
+    whole = loopnests.WHOLE_KERNELS_UP_TO
+    loopnests.WHOLE_KERNELS_UP_TO = 0 if next(NUMBA_CELLS) % 2 else whole
     try:
         TALLY["numba", check(cell, verify=False, backend="numba")] += 1
     finally:
-        lambdify.WHOLE_KERNELS_UP_TO = whole
+        loopnests.WHOLE_KERNELS_UP_TO = whole
 
 
 @_settings(TORCH_EXAMPLES)

@@ -4,20 +4,24 @@
 "numpy", until="lower")`` the module right after the pass ``lower``, which
 ``dump`` shows as text (``symrnn codegen --dump-ir lower``).
 """
+import inspect
+
 from ..graph.unroll import shared
+from . import passes as _passes
 from .module import Module, Problem
 from .targets import target
 
+_PREFIX = len(_passes.__name__) + 1
+
 
 def pass_name(p):
-    """The name of a pass: its module's last name (``symrnn.codegen.passes.lower`` is "lower")."""
-    return p.__name__.rsplit(".", 1)[-1]
+    """The name of a pass: its module's name in ``passes`` (``passes.lower`` is "lower")."""
+    return p.__name__[_PREFIX:]
 
 
 def passes(backend):
     """``[(name, what it does)]`` of ``backend``'s passes, in order."""
-    return [(pass_name(p), (p.__doc__ or "").strip().splitlines()[0])
-            for p in target(backend).passes]
+    return [(pass_name(p), inspect.getdoc(p).splitlines()[0]) for p in target(backend).passes]
 
 
 def start(derivation, backend):

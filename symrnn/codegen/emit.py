@@ -196,7 +196,7 @@ def _source(obj):
     one after the docstring on), or of a function."""
     source = inspect.getsource(obj)
     if not inspect.ismodule(obj):
-        return source.strip()
+        return "\n".join(source.splitlines())
     first = ast.parse(source).body[1].lineno
     return "".join(source.splitlines(True)[first - 1:])
 

@@ -28,9 +28,8 @@ differ by a nonzero constant in an axis outside the loops (rows ``_t`` and
 output overlaps an operand in another way is computed into a new array first,
 as NumPy does.
 """
-import dataclasses
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import ir
 from .shapes import Shapes, symbol, ufunc
@@ -153,7 +152,7 @@ class Loops:
         self.named = {}  # view expression -> the temporary name bound to it
         self.temps = itertools.count()
         body = _without_empty_loops(_unused_views_removed(self._block(f.body)))
-        return dataclasses.replace(f, body=body)
+        return replace(f, body=body)
 
     # -- blocks: statements, then fused ------------------------------------------
     def _block(self, statements):
@@ -216,7 +215,7 @@ class Loops:
             hoisted = _loop_invariant_allocations(s, body)
             body = [b for b in body if b not in hoisted]
             return [self._plain(a) for a in hoisted] + [
-                self._plain(dataclasses.replace(s, body=tuple(body)))]
+                self._plain(replace(s, body=tuple(body)))]
         try:
             return self._lowered(s)
         except _Unknown:
@@ -435,7 +434,7 @@ class Loops:
                 new = self._materialised(value, pre)
                 if new is not value:
                     changes[f] = new
-            return dataclasses.replace(node, **changes) if changes else node
+            return replace(node, **changes) if changes else node
         if isinstance(node, tuple):
             new = tuple(self._materialised(v, pre) for v in node)
             return new if any(a is not b for a, b in zip(new, node)) else node
@@ -644,7 +643,7 @@ def _without_empty_loops(statements):
             body = _without_empty_loops(s.body)
             if not body:
                 continue
-            s = dataclasses.replace(s, body=body)
+            s = replace(s, body=body)
         out.append(s)
     return tuple(out)
 
@@ -671,7 +670,7 @@ def _unused_views_removed(body):
             out = []
             for s in statements:
                 if isinstance(s, ir.For):
-                    out.append(dataclasses.replace(s, body=tuple(prune(s.body))))
+                    out.append(replace(s, body=tuple(prune(s.body))))
                 elif _view_binding(s) and s.targets[0] not in used:
                     continue
                 elif isinstance(s, ir.Release):

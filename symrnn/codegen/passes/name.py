@@ -30,6 +30,13 @@ def run(module):
 RESERVED = ("_np", "_range", "_list", "np", "range", "list", "len")
 
 
+def named(node, scheme="private"):
+    """``node`` (any IR) with its temporaries named, apart from the names in it."""
+    taken = {n.id for n in ir.names_in(node) if isinstance(n, ir.Name)}
+    return _Namer(SHEET if scheme == "sheet" else PRIVATE,
+                  taken | set(vars(runtime)) | set(RESERVED)).rename(node)
+
+
 class _Namer:
     def __init__(self, scheme, taken):
         self.scheme, self.taken, self.names = scheme, set(taken), {}
@@ -90,7 +97,7 @@ def PRIVATE(temp, name):
     adjoint = isinstance(of, Value) and of.adjoint
     base = _base(of, name)
     if role == "flat":
-        return f"_d_{base}" if adjoint else base if base.startswith("_") else f"_v_{base}"
+        return f"_d_{base}" if adjoint else base  # a value a pass made: its name has a _
     if role in _ROLES:
         return f"_{'d' if adjoint else ''}{_ROLES[role]}_{base}"
     if role in ("init", "grad", "grad0", "tr"):

@@ -14,7 +14,6 @@ runs as in the NumPy kernel. Loops of the same form, such as the layers of a
 stacked cell or the forward loop of ``forward`` and of ``gradients``, are one
 compiled function called with different arrays.
 """
-import dataclasses
 from dataclasses import replace
 
 from .. import ir
@@ -126,7 +125,7 @@ class Outliner:
                 if s is None:
                     continue
             kept.append(s)
-        return dataclasses.replace(f, body=tuple(kept))
+        return replace(f, body=tuple(kept))
 
     @staticmethod
     def _read_before_bound(name, part):
