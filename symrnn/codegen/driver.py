@@ -20,7 +20,8 @@ def pass_name(p):
 
 
 def passes(backend):
-    """``[(name, what it does)]`` of ``backend``'s passes, in order."""
+    """``[(name, "name: what it does")]`` of ``backend``'s passes, in order (the first
+    line of each pass's docstring)."""
     return [(pass_name(p), inspect.getdoc(p).splitlines()[0]) for p in target(backend).passes]
 
 

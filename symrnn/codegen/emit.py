@@ -192,13 +192,17 @@ class NumbaModulePrinter(NumPyPrinter):
 
 
 def _source(obj):
-    """The source of a module without its docstring (its statements from the first
-    one after the docstring on), or of a function."""
+    """The source of a function, or of a module without its docstring (its
+    statements from the first one after the docstring on) and without its
+    imports of its own package (the runtime's parts, copied beside it)."""
     source = inspect.getsource(obj)
     if not inspect.ismodule(obj):
         return "\n".join(source.splitlines())
-    first = ast.parse(source).body[1].lineno
-    return "".join(source.splitlines(True)[first - 1:])
+    body = ast.parse(source).body
+    skip = {i for node in body if isinstance(node, ast.ImportFrom) and node.level
+            for i in range(node.lineno - 1, node.end_lineno)}
+    lines = source.splitlines(True)
+    return "".join(lines[i] for i in range(body[1].lineno - 1, len(lines)) if i not in skip)
 
 
 def _plain(value):

@@ -1,7 +1,7 @@
 """assemble: the whole module: docstring, runtime, the kernels it calls, the public functions.
 
 Input: the generated functions. Output: ``module.body``, the statements of the
-generated file: its docstring, the runtime (``runtime.py``; for Numba also
+generated file: its docstring, the runtime (``runtime.py``, ``runtime_calls.py``; for Numba also
 ``runtime_numba.py``, the constants and helpers of the scalar kernels), the
 operations' kernels that a function calls (and only those), the functions,
 ``SPEC`` (the arguments' names and sizes, for the runtime's checks) and the
@@ -11,7 +11,7 @@ import inspect
 from dataclasses import replace
 
 from ... import ops
-from .. import ir, runtime
+from .. import ir, runtime, runtime_calls
 from ..kernels import numpy_kernels, scalar_kernels
 
 
@@ -19,7 +19,8 @@ def run(module):
     cell, numba = module.cell, module.option("numba", False)
     compiled = [f for f in module.functions if f.compiled]
     interpreted = [f for f in module.functions if not f.compiled]
-    body = [ir.Docstring(docstring(cell, module.target)), ir.Copied(runtime)]
+    body = [ir.Docstring(docstring(cell, module.target)), ir.Copied(runtime),
+            ir.Copied(runtime_calls)]
     body += [ir.Copied(k) for k in _called(interpreted, numpy_kernels())]
     if numba:
         from .. import runtime_numba

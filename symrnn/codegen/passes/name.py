@@ -13,14 +13,14 @@ the rows of dL/dh) or "sheet" (the readable backend: the names of the sheet,
 import keyword
 from dataclasses import replace
 
-from .. import ir, runtime
+from .. import ir, runtime, runtime_calls
 from ..scheduled import Value
 
 
 def run(module):
     scheme = SHEET if module.option("names", "private") == "sheet" else PRIVATE
     taken = {n.id for n in ir.names_in((module.functions, module.body))
-             if isinstance(n, ir.Name)} | set(vars(runtime)) | set(RESERVED)
+             if isinstance(n, ir.Name)} | RUNTIME
     namer = _Namer(scheme, taken)
     functions = tuple(namer.rename(f) for f in module.functions)
     body = tuple(namer.rename(s) for s in module.body)
@@ -28,13 +28,14 @@ def run(module):
 
 
 RESERVED = ("_np", "_range", "_list", "np", "range", "list", "len")
+RUNTIME = set(vars(runtime)) | set(vars(runtime_calls)) | set(RESERVED)  # the module's names
 
 
 def named(node, scheme="private"):
     """``node`` (any IR) with its temporaries named, apart from the names in it."""
     taken = {n.id for n in ir.names_in(node) if isinstance(n, ir.Name)}
     return _Namer(SHEET if scheme == "sheet" else PRIVATE,
-                  taken | set(vars(runtime)) | set(RESERVED)).rename(node)
+                  taken | RUNTIME).rename(node)
 
 
 class _Namer:

@@ -18,7 +18,8 @@ from dataclasses import replace
 
 from .. import ir
 from ..kernels import scalar_names
-from ..loops import LOOP_VARS, Loops
+from ..loops import Loops
+from ..nests import LOOP_VARS
 from ..shapes import Shapes
 from .lower import argument_shapes
 from .lower.context import STEP
