@@ -20,7 +20,8 @@ A kernel (``forward`` or ``gradients``) is a sequence of items:
               values of other items at any step; ``hoisted``: the parts of the
               body that read none of its own values, computed over all steps
               before it; ``stored``: the values whose every step is kept (the
-              rest, ``local``, live within one step)
+              rest, ``local``, live within one step); ``sums``: gradients added
+              up step by step (the readable backend's)
     Loss      the sum of the per-step losses
     Gradients the gradients (sums over t, closed forms), the named matrices'
               adjoints, and the zero gradients of what the loss does not read
@@ -101,6 +102,7 @@ class Loop:
     local: frozenset        # values that live within one step
     carried: tuple          # the loop's values read at the step before
     hoisted: tuple = ()     # Let: computed over all steps before the loop
+    sums: tuple = ()        # Let: a gradient (a sum over t) added up as the loop runs
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class Gradient:
     state: bool
     expr: object
     shape: tuple            # SymPy sizes of the result (BATCH for the sequences of a state)
+    in_loop: bool = False   # added up by a loop (``Loop.sums``): only returned here
 
 
 @dataclass(frozen=True)

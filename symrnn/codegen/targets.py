@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from .emit import NumbaModulePrinter, NumPyPrinter
 from .passes import (assemble, carry, gates, hoist, loopnests, lower, name, outline,
-                     preactivation, release, schedule, sums)
-from .readable import ReadablePrinter
+                     preactivation, prune, release, schedule, sums)
+from .readable import SHEET, ReadablePrinter
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,6 @@ register(Target("numpy", (preactivation, schedule, carry, hoist, sums, lower, ga
                           name, assemble), NumPyPrinter))
 register(Target("numba", (schedule, hoist, lower, release, loopnests, outline, name, assemble),
                 NumbaModulePrinter, {"numba": True}, needs=_numba, cached=True))
-register(Target("readable", (schedule, lower, name, assemble), ReadablePrinter,
-                {"loops": "one", "in_place": False, "row_lists": False, "names": "sheet",
-                 "readable": True}))
+register(Target("readable", (schedule, lower, prune, name, assemble), ReadablePrinter,
+                {"loops": "one", "in_place": False, "row_lists": False, "invariants": "inline",
+                 "names": SHEET}))

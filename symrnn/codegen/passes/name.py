@@ -5,10 +5,11 @@ the same with every ``Temp`` replaced by an ``ir.Name``, distinct temporaries
 by distinct names, none equal to a name of the cell or of the runtime (the
 names of ``del`` in the order of their identifiers).
 
-Setting ``names``: "private" (default: every name starts with ``_``, which no
-name of a cell may, e.g. ``_all_h`` for the array of h's steps, ``_d_h`` for
-the rows of dL/dh) or "sheet" (the readable backend: the names of the sheet,
-``h`` for the steps of h, ``dL_dh`` for dL/dh, ``t`` for the step).
+Setting ``names``: the scheme, ``scheme(temp, name) -> wanted identifier``
+(``name`` gives another temporary's). The default, ``PRIVATE``: every name
+starts with ``_``, which no name of a cell may (``_all_h`` for the array of h's
+steps, ``_d_h`` for the rows of dL/dh); the readable backend has the sheet's
+(``readable.SHEET``).
 """
 import keyword
 from dataclasses import replace
@@ -18,7 +19,7 @@ from ..scheduled import Value
 
 
 def run(module):
-    scheme = SHEET if module.option("names", "private") == "sheet" else PRIVATE
+    scheme = module.option("names", PRIVATE)
     taken = {n.id for n in ir.names_in((module.functions, module.body))
              if isinstance(n, ir.Name)} | RUNTIME
     namer = _Namer(scheme, taken)
@@ -31,11 +32,10 @@ RESERVED = ("_np", "_range", "_list", "np", "range", "list", "len")
 RUNTIME = set(vars(runtime)) | set(vars(runtime_calls)) | set(RESERVED)  # the module's names
 
 
-def named(node, scheme="private"):
+def named(node, scheme=None):
     """``node`` (any IR) with its temporaries named, apart from the names in it."""
     taken = {n.id for n in ir.names_in(node) if isinstance(n, ir.Name)}
-    return _Namer(SHEET if scheme == "sheet" else PRIVATE,
-                  taken | RUNTIME).rename(node)
+    return _Namer(scheme or PRIVATE, taken | RUNTIME).rename(node)
 
 
 class _Namer:
@@ -66,11 +66,11 @@ def _sorted_releases(node):
     return node
 
 
-def _base(of, name):
+def base_text(of, name):
     """The text a temporary's name is made from: a value's name, a name, another
     temporary's identifier."""
     if isinstance(of, Value):
-        return _base(of.name, name) if not isinstance(of.name, str) else of.name
+        return base_text(of.name, name) if not isinstance(of.name, str) else of.name
     if isinstance(of, ir.Name):
         return of.id
     if isinstance(of, ir.Temp):
@@ -96,7 +96,7 @@ def PRIVATE(temp, name):
     if role in _NUMBERED:
         return f"{_NUMBERED[role]}{temp.n}"
     adjoint = isinstance(of, Value) and of.adjoint
-    base = _base(of, name)
+    base = base_text(of, name)
     if role == "flat":
         return f"_d_{base}" if adjoint else base  # a value a pass made: its name has a _
     if role in _ROLES:
@@ -113,37 +113,3 @@ def PRIVATE(temp, name):
         return f"_x{base}"
     n = "" if temp.n is None else temp.n
     return f"_{role}{'_' + base if of is not None else ''}{n}"
-
-
-def SHEET(temp, name):
-    role, of = temp.role, temp.of
-    fixed = {"steps": "T", "batch": "B", "step": "t", "loss": "loss"}
-    if role in fixed:
-        return fixed[role]
-    if role == "entry":
-        return "ijkl"[temp.n]
-    adjoint = isinstance(of, Value) and of.adjoint
-    base = _base(of, name)
-    value = f"dL_d{base}" if adjoint else base
-    if role == "all":
-        return value
-    if role in ("flat", "rows"):
-        return f"{value}_rows"
-    if role == "row":
-        return f"{value}_t"
-    if role == "prev":
-        return f"{value}_prev"
-    if role == "init":
-        return f"{base}0"
-    if role == "grad":
-        return f"dL_d{base}"
-    if role == "grad0":
-        return f"dL_d{base}0"
-    if role == "transpose":
-        return f"{base}_T"
-    if role == "logsoftmax":
-        return f"log_{base}"
-    if role == "shared":
-        return f"common{temp.n}"
-    n = "" if temp.n is None else temp.n
-    return f"{role}{'_' + base if of is not None else ''}{n}"

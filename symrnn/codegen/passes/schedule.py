@@ -21,8 +21,9 @@ from dataclasses import replace
 from sympy import Basic
 
 from ...graph.reach import components, reachable
-from ...graph.unroll import t
-from ...model.nodes import Adjoint, StepVar
+from ...graph.unroll import T, t
+from ...model.nodes import Adjoint, StepVar, SumOverTime
+from .. import ir
 from ..scheduled import (BATCH, Fixed, Gradient, Gradients, Kernel, Let, Loop, Loss, Pad, Stacked,
                          Value, value_of)
 
@@ -57,7 +58,10 @@ def run(module):
     items = builder.forward(needed, leaves)
     items.append(Loss(L_rhs, L in needed, Value(L)))
     items += builder.backward()
-    items.append(_gradients(cell, problem))
+    gradients = _gradients(cell, problem)
+    if one:  # the sums over t added up by the backward loop, as a reader does
+        items, gradients = _summed_in_loop(items, gradients)
+    items.append(gradients)
     gradients = Kernel("gradients", (fixed,) + tuple(items), frozenset(builder.padded),
                        frozenset(shifted),
                        tuple(rhs for lhs, rhs in eqs if lhs.name in needed) + (L_rhs,)
@@ -77,6 +81,24 @@ def _gradients(cell, problem):
         items.append(Gradient(name, state, None if e.is_ZeroMatrix else e, shape))
     fixed = tuple(Let(Value(a.var.name, True), e) for a, e in problem.fixed_adjoints.items())
     return Gradients(tuple(items), fixed)
+
+
+def _summed_in_loop(items, gradients):
+    """``items`` with the gradients that are sums over all steps added up by the
+    last backward loop, and ``gradients`` with those marked ``in_loop``."""
+    loops = [i for i, item in enumerate(items) if isinstance(item, Loop) and item.direction < 0]
+    if not loops:
+        return items, gradients
+    sums, kept = [], []
+    for g in gradients.items:
+        e = g.expr
+        if isinstance(e, SumOverTime) and e.index == t and e.limits == (1, T):
+            sums.append(Let(ir.Temp("grad0" if g.state else "grad", Value(g.of)), e))
+            g = replace(g, in_loop=True)
+        kept.append(g)
+    items = list(items)
+    items[loops[-1]] = replace(items[loops[-1]], sums=tuple(sums))
+    return items, replace(gradients, items=tuple(kept))
 
 
 def _leaves(expr):
@@ -213,8 +235,14 @@ class _Builder:
                     tuple(carried))
 
     def _one_loop(self, eqs, direction, defs):
-        """Every value of ``defs`` in one loop, each stored (the readable backend)."""
+        """Every value of ``defs`` in one loop, each stored (the readable backend);
+        before the forward loop, the inputs and targets read at step t+1 padded."""
         if not defs:
             return []
         self.padded |= {v for v, _ in defs}
-        return [self._loop(direction, tuple(defs), frozenset())]
+        pads = []
+        if direction > 0:
+            sequences = {Value(s.name) for s in self.cell.inputs + self.cell.targets}
+            pads = [Pad(key, forward=True) for key in sorted(self.shifted & sequences)]
+            self.padded |= {p.value for p in pads}
+        return pads + [self._loop(direction, tuple(defs), frozenset())]

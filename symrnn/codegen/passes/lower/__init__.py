@@ -168,7 +168,8 @@ class _Kernel:
         start, stop = (ir.Const(1), plus(STEPS, 1)) if forward else (STEPS, ir.Const(0))
         body, result = lower_loop(cx, loop, start, stop, loop.direction)
         widths = {v: e.shape[0] for v, e in loop.defs}
-        lines = []
+        lines = [block(let.value, let.expr, "gradient", [ir.Alloc(let.value, self._shape(
+            let.expr), zeros=True)]) for let in loop.sums]
         states = {Value(s.name) for s in cell.states}
         for key in loop.stored:
             shifted = key in cx.shifted if forward else True
@@ -189,6 +190,11 @@ class _Kernel:
             cx.done(e)
         return lines
 
+    def _shape(self, expr):
+        """The storage of a parameter's gradient: a column (n,), a row or a matrix 2-D."""
+        rows, cols = expr.shape
+        return (self.cx.size(rows),) if cols == 1 else (self.cx.size(rows), self.cx.size(cols))
+
     def _loss(self, item):
         """``loss = ...``: the sum of the per-step losses, computed directly unless
         they are stored anyway."""
@@ -204,7 +210,8 @@ class _Kernel:
     def _gradients(self, item):
         cx = self.cx
         keys = [ir.Temp("grad0" if g.state else "grad", Value(g.of)) for g in item.items]
-        lets = [Let(k, g.expr) for k, g in zip(keys, item.items) if g.expr is not None]
+        lets = [Let(k, g.expr) for k, g in zip(keys, item.items)
+                if g.expr is not None and not g.in_loop]
         lines = stacked(cx, tuple(item.fixed) + tuple(lets), "gradient", rows=False)
         for key, g in zip(keys, item.items):
             if g.expr is None:  # the loss does not depend on it: zeros of its shape

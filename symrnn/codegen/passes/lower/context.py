@@ -99,6 +99,7 @@ class Context:
         cell = self.cell = module.cell
         self.in_place = module.option("in_place", True)
         self.row_lists = module.option("row_lists", True)
+        self.invariants_before = module.option("invariants", "before") == "before"
         self.params = [p.name for p in cell.params]
         self.fixed = [v.name for v in cell.fixed_values]
         self.cell_names = {s.name for s in cell.params + cell.inputs + cell.targets
@@ -131,8 +132,8 @@ class Context:
             return v
         if not self.row_lists and v in self.sequences():  # kept (T, B, n)
             return ir.helper("flat", ir.Name(v.name))
-        if not v.adjoint and v.name in self.cell_names:
-            return ir.Name(v.name)
+        if not v.adjoint and v.name in self.cell_names and self.row_lists:
+            return ir.Name(v.name)  # (without lists of rows, its name is its array's)
         return ir.Temp("flat", v)
 
     @staticmethod

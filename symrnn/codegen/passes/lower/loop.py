@@ -57,7 +57,8 @@ def lower_loop(cx, loop, start, stop, step):
                if value_of(l) in hoisted_keys and uses[value_of(l)] == 1}
     cx.local = set(loop.local)
     cx.rows, cx.bound, codes = set(), set(), []
-    cx.lowering.constants = constants = {}
+    constants = {}
+    cx.lowering.constants = constants if cx.invariants_before else None
     after = []  # the stacked parameters and rows of fused sums, after the constants
     kind = "adjoint" if loop.direction < 0 else "forward"
     for entry in loop.body:
@@ -83,6 +84,8 @@ def lower_loop(cx, loop, start, stop, step):
         else:
             code, _ = cx.assign(cx.role(key, "row"), expr, "loop")
         codes.append((key, (expr, code, notes)))
+    for let in loop.sums:  # a gradient, added up step by step
+        codes.append((let.value, (let.expr, _summand(cx, let), {"sum"})))
     cx.lowering.constants, cx.bound = None, set()
     if not any(entry[1] if key is not None else entry.body for key, entry in codes):
         cx.local = set()
@@ -101,7 +104,8 @@ def lower_loop(cx, loop, start, stop, step):
             notes.add(("column",) + summed[key])
         if key in prefilled:
             notes.add("prefilled")
-        lines.append(block(key, expr, kind, code, step=True, notes=notes))
+        what = "gradient" if "sum" in notes else kind
+        lines.append(block(key, expr, what, code, step=True, notes=notes))
     cx.rows -= set(result.filled)
     rows, sources = [], {}
     for key in sorted(cx.rows, key=_order):
@@ -118,6 +122,16 @@ def lower_loop(cx, loop, start, stop, step):
     body = ir.For(STEP, start, stop, step, tuple(lines))
     cx.local = set()
     return [block(None, None, "loop", read_only(rows, body) + [body])], result
+
+
+def _summand(cx, let):
+    """``value += its term at step t``, summed over the sequences of the step."""
+    cx.use("loop")
+    rows, cx.lowering.rows = cx.lowering.rows, BATCH  # a fixed term: once per sequence
+    try:
+        return [ir.Update(let.value, "+", cx.lowering.lower(let.expr))]
+    finally:
+        cx.lowering.rows = rows
 
 
 def _order(value):
