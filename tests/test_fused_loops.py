@@ -114,6 +114,7 @@ def _batch_matches_sequences(cell, B):
 
 @settings(max_examples=60, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@pytest.mark.slow
 @given(gated_cells())
 def test_gated_cells(cell):
     assert check(cell, verify=False).endswith("numpy right")

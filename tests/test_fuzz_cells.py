@@ -683,6 +683,7 @@ def _settings(n):
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+@pytest.mark.slow
 @_settings(CELLS)
 @given(cells(), st.integers(0, 4))
 def test_random_cells(cell, lot):
@@ -693,6 +694,7 @@ def test_random_cells(cell, lot):
 NUMBA_CELLS = itertools.count()
 
 
+@pytest.mark.numba
 @_settings(NUMBA_EXAMPLES)
 @given(cells())
 def test_random_cells_numba(cell):
@@ -709,6 +711,7 @@ def test_random_cells_numba(cell):
         loopnests.WHOLE_KERNELS_UP_TO = whole
 
 
+@pytest.mark.torch
 @_settings(TORCH_EXAMPLES)
 @given(cells())
 def test_random_cells_torch(cell):
@@ -722,6 +725,7 @@ def _jax_cells(cell):
     TALLY["jax", check(cell, verify=False, backend="jax")] += 1
 
 
+@pytest.mark.jax
 def test_random_cells_jax():
     jax = pytest.importorskip("jax")
     before = jax.config.jax_enable_x64

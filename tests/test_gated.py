@@ -149,6 +149,7 @@ def test_gru_state_keeps_u_of_the_old_state():
     assert set(d.gradients) == set(GRU_KEYS) | {"h0"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 @pytest.mark.parametrize("T_", [1, 2, 3, 4])
 def test_verify(name, T_):
@@ -323,6 +324,7 @@ def torch_gru_forward(p, x, y, h0):
 @pytest.mark.parametrize("text, forward, states", [
     (TORCH_LSTM, torch_lstm_forward, ["h0", "c0"]), (TORCH_GRU, torch_gru_forward, ["h0"])],
     ids=["torch LSTM", "torch GRU"])
+@pytest.mark.torch
 def test_torch_cells_as_text(text, forward, states):
     cell = symrnn.parse_cell(text)
     d = symrnn.derive(cell)
@@ -350,6 +352,7 @@ def _sorted(expr):
                         lambda e: HadamardProduct(*sorted(e.args, key=str)))
 
 
+@pytest.mark.torch
 def test_the_lstm_preset_is_torchs_lstm_with_renamed_gates():
     # symrnn.LSTM: f forget, g input, q output gate, a candidate, s the cell, one bias
     # per gate (torch's b_i* + b_h*, which only their sum enters): the same step

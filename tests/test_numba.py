@@ -21,6 +21,8 @@ from reference import elman_bptt, elman_bptt_batched, finite_differences, rel_er
 from reference_gated import lstm_bptt, lstm_forward, over_batch, two_timescale_bptt
 from test_custom_cell import TEXT as TWO_TIMESCALE, random_params as two_timescale_params
 
+pytestmark = pytest.mark.numba
+
 # Numba is an optional extra of symrnn, but `scripts/install.sh --test` installs it:
 # these tests fail rather than skip without it
 

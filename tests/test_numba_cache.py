@@ -14,6 +14,8 @@ import symrnn
 from symrnn.codegen import numba_cache
 from symrnn.codegen.lambdify import module_source
 
+pytestmark = pytest.mark.numba
+
 TEXT = """
 params: w[D] U[D,N]
 input: x[N]

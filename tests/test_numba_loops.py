@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from sympy import Symbol
 
 import symrnn
@@ -94,6 +95,7 @@ print(json.dumps(worst))
 """
 
 
+@pytest.mark.numba
 def test_loop_kernels_give_the_numbers_of_the_numpy_backend():
     texts = {"stacked": STACKED, "mixed": MIXED}
     env = dict(os.environ, NUMBA_DISABLE_JIT="1", SYMRNN_CACHE_DIR="",
@@ -178,6 +180,7 @@ def test_a_broadcast_read_of_the_written_array_is_not_fused():
     _same_as_numpy(body)
 
 
+@pytest.mark.numba
 def test_no_array_expression_is_left_in_the_compiled_kernel():
     """Numba's typed IR marks each array expression it compiles as ``arrayexpr``."""
     cell = symrnn.parse_cell(MIXED)

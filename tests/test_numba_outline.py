@@ -14,6 +14,8 @@ from symrnn.codegen import ir  # noqa: E402
 from symrnn.codegen.passes import loopnests  # noqa: E402
 from ir_queries import generated  # noqa: E402
 
+pytestmark = pytest.mark.numba
+
 
 def stacked(layers):
     """A stacked cell with diagonal recurrent weights and layers of different widths

@@ -127,6 +127,7 @@ def test_a_cell_file_with_any_name(name, tmp_path, no_tex, capsys):
     assert written.read_text().isascii()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_cells_get_their_sheet(name, tmp_path, no_tex):
     path = tmp_path / f"{name}.cell"
@@ -156,6 +157,7 @@ loss = w @ h
 """, marks=pytest.mark.xfail(reason=f"a loss linear in a state: {CODEGEN}", strict=False),
         id="linear-loss"),
 ])
+@pytest.mark.slow
 def test_cells_whose_check_needs_the_code_generator_fixed(text, tmp_path, no_tex, capsys):
     path = tmp_path / "c.cell"
     path.write_text(text)
