@@ -17,7 +17,6 @@ from ..graph.unroll import T, t
 from ..model.nodes import Adjoint, Elementwise, StepVar, SumOverTime
 from . import ir
 from .emit import _ADD, _MUL, NumPyPrinter
-from .passes.name import base_text
 from .scheduled import Value
 
 WIDTH = 96  # the readable module's lines, at most (a long equation: several)
@@ -242,7 +241,7 @@ def _step(time):
     return str(time)
 
 
-def SHEET(temp, name):
+def SHEET(temp, text):
     """The sheet's names of the temporaries (the ``name`` pass's scheme for this
     backend): ``h`` for the steps of h, ``dL_dh`` for those of dL/dh, ``t``, ``T``."""
     role, of = temp.role, temp.of
@@ -252,7 +251,7 @@ def SHEET(temp, name):
     if role == "entry":
         return "ijkl"[temp.n]
     adjoint = isinstance(of, Value) and of.adjoint
-    base = base_text(of, name)
+    base = text(of)
     value = f"dL_d{base}" if adjoint else base
     if role == "all":
         return value

@@ -5,8 +5,9 @@ the same with every ``Temp`` replaced by an ``ir.Name``, distinct temporaries
 by distinct names, none equal to a name of the cell or of the runtime (the
 names of ``del`` in the order of their identifiers).
 
-Setting ``names``: the scheme, ``scheme(temp, name) -> wanted identifier``
-(``name`` gives another temporary's). The default, ``PRIVATE``: every name
+Setting ``names``: the scheme, ``scheme(temp, text) -> wanted identifier``
+(``text(of)`` is what the value ``of`` is called: a value's name, a name, or
+another temporary's identifier). The default, ``PRIVATE``: every name
 starts with ``_``, which no name of a cell may (``_all_h`` for the array of h's
 steps, ``_d_h`` for the rows of dL/dh); the readable backend has the sheet's
 (``readable.SHEET``).
@@ -45,7 +46,7 @@ class _Namer:
     def name(self, temp):
         found = self.names.get(temp)
         if found is None:
-            want = self.scheme(temp, self.name)
+            want = self.scheme(temp, lambda of: base_text(of, self.name))
             found, k = want, 1
             while found in self.taken or keyword.iskeyword(found):
                 found, k = f"{want}_{k}", k + 1
@@ -87,7 +88,7 @@ _NUMBERED = {"shared": "_cse", "tmp": "_tmp", "fixed": "_fix", "columns": "_cols
 _ENTRY = ("_i", "_j", "_k", "_l")
 
 
-def PRIVATE(temp, name):
+def PRIVATE(temp, text):
     role, of = temp.role, temp.of
     if role in _FIXED:
         return _FIXED[role]
@@ -96,7 +97,7 @@ def PRIVATE(temp, name):
     if role in _NUMBERED:
         return f"{_NUMBERED[role]}{temp.n}"
     adjoint = isinstance(of, Value) and of.adjoint
-    base = base_text(of, name)
+    base = text(of)
     if role == "flat":
         return f"_d_{base}" if adjoint else base  # a value a pass made: its name has a _
     if role in _ROLES:
