@@ -134,7 +134,7 @@ input: x[N]
 target: y[M]
 state: h[D]
 dL_dh = W @ prev(h) + U @ x
-h = tanh(dL_dh)
+h = tanh(dL_dh) * sigmoid(dL_dh)
 np = V @ h
 loss = -y.T @ log_softmax(np)""")
     d = symrnn.derive(cell)
