@@ -71,7 +71,8 @@ def test_dump_ir_list_and_after_a_pass(capsys):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["codegen", "--dump-ir", "fuse"], "argument --dump-ir: the backend 'numpy' has no pass 'fuse'"),
+    (["codegen", "--dump-ir", "fuse"],
+     "argument --dump-ir: the backend 'numpy' has no pass 'fuse'"),
     (["codegen", "--backend", "readable", "--dump-ir", "gates"], "has no pass 'gates'"),
     (["codegen", "--backend", "jax"], "argument --backend: invalid choice"),
 ])

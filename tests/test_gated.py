@@ -3,8 +3,6 @@ derivation checked by verify(T), and the lambdified gradients against the
 hand-written BPTT of tests/reference_gated.py and against central finite
 differences of that file's own forward passes."""
 import functools
-import itertools
-import re
 
 import numpy as np
 import pytest

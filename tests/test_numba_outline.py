@@ -2,7 +2,6 @@
 its own, and loops of the same form (the layers of a stacked cell) are one compiled
 function. Checked against the NumPy backend (a separate printer and no outlining)
 and, for the numbers, against central finite differences of the NumPy loss."""
-import re
 
 import numpy as np
 import pytest

@@ -32,7 +32,8 @@ def lambdify(derivation, backend="numpy"):
     source = module_source(derivation, backend)
     namespace = numba_cache.load(source) if cached else None
     if namespace is None:  # no file (or no writable cache directory)
-        filename = f"<symrnn: {derivation.cell.name!r}{'' if backend == 'numpy' else f' ({backend})'}>"
+        kind = "" if backend == "numpy" else f" ({backend})"
+        filename = f"<symrnn: {derivation.cell.name!r}{kind}>"
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         namespace = {"__name__": "symrnn_generated"}
         exec(compile(source, filename, "exec"), namespace)

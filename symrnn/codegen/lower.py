@@ -72,7 +72,8 @@ class RowLowering:
         self.rows = rows  # the IR of the number of stacked rows (steps times sequences)
         self.params = set(params)
         self.shared = {}     # expressions already computed once: expression -> IR name
-        self.constants = None  # in a loop body: {key: (temporary, IR)} of fixed values named before it
+        # in a loop body: {key: (temporary, IR)} of the fixed values named before it
+        self.constants = None
 
     def lower(self, expr):
         name = self.shared.get(expr)

@@ -73,7 +73,8 @@ class ReadablePrinter(NumPyPrinter):
         bounds = [self._print(node.start), self._print(node.stop)]
         if node.step != 1:
             bounds.append(str(node.step))
-        head = f"{self.indent * level}for {self._print(node.var)} in {self.range}({', '.join(bounds)}):"
+        head = (f"{self.indent * level}for {self._print(node.var)} in "
+                f"{self.range}({', '.join(bounds)}):")
         return [head] + [line for s in node.body for line in self._statement(s, level + 1)]
 
     def _print_Function(self, node, level):

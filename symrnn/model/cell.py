@@ -9,7 +9,7 @@ from sympy import Float, Integer, MatrixSymbol, Rational, Symbol, ZeroMatrix
 from .nodes import Constant, Prev, constant_values
 
 # names the generated code uses for itself: none a cell can take, since every
-# one of them starts with "_" (see symrnn/codegen/program.py)
+# one of them starts with "_" (see symrnn/codegen/passes/name.py)
 CODE_NAMES = frozenset()
 
 

@@ -42,7 +42,8 @@ def _read_later(statements, names):
         if isinstance(s, ir.Release):
             continue
         bound = ir.bound([s]) if isinstance(s, (ir.Assign, ir.Alloc)) else set()
-        targets = set(getattr(s, "targets", ())) | ({s.target} if isinstance(s, ir.Alloc) else set())
+        targets = set(getattr(s, "targets", ())) | (
+            {s.target} if isinstance(s, ir.Alloc) else set())
         read = ir.names_in(s) - (targets & bound)
         live |= (read & names) - rebound
         rebound |= bound
