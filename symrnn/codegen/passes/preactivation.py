@@ -26,7 +26,7 @@ A sum whose terms all share an adjoint factor is factored first
 (``-(dh * a) + dh * h_prev`` as ``dh * (h_prev - a)``), so that what remains
 is a forward value.
 """
-from sympy import HadamardProduct, MatAdd, MatMul, preorder_traversal
+from sympy import HadamardProduct, MatAdd, MatMul, default_sort_key, preorder_traversal
 
 from dataclasses import replace
 
@@ -78,7 +78,7 @@ def factor_common(expr):
         common = adj if common is None else common & adj
     if not common or any(not isinstance(core, HadamardProduct) for _, core in terms):
         return expr
-    factor = sorted(common, key=str)[0]
+    factor = sorted(common, key=default_sort_key)[0]
     rest = []
     for sign, core in terms:
         others = list(core.args)
