@@ -137,6 +137,7 @@ def test_generated_code_against_a_plain_forward(name):
     check(name, d.lambdify())
 
 
+@pytest.mark.numba
 def test_the_same_cells_on_the_numba_backend():
     pytest.importorskip("numba")
     for name in ["loss reads prev(h) squared", "sum and ones", "constants and named matrices",

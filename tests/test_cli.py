@@ -65,6 +65,7 @@ def one_line_error(run, code, *words):
         assert w in lines[0], (w, lines[0])
 
 
+@pytest.mark.slow
 def test_help(runs):
     assert runs["help"].code == 0 and runs["help"].err == ""
     for command in ("derive", "check", "codegen", "sheet"):
@@ -76,12 +77,14 @@ def test_help(runs):
         assert option in text
 
 
+@pytest.mark.slow
 def test_version(runs):
     assert runs["version"].code == 0 and runs["version"].err == ""
     assert runs["version"].out == f"symrnn {symrnn.__version__}\n"
     assert "--version" in runs["help"].out
 
 
+@pytest.mark.slow
 def test_derive_prints_the_closed_forms(runs):
     run = runs["derive"]
     assert run.code == 0 and run.err == ""
@@ -98,6 +101,7 @@ def test_derive_prints_the_closed_forms(runs):
         assert f"  {line}\n" in run.out, line
 
 
+@pytest.mark.slow
 def test_check_prints_a_table_and_passes(runs):
     run = runs["check"]
     assert run.code == 0, run.out + run.err
@@ -124,6 +128,7 @@ def test_check_prints_a_table_and_passes(runs):
         assert f"\n{name} " in lstm.out
 
 
+@pytest.mark.slow
 def test_codegen_writes_a_standalone_module(runs):
     run = runs["codegen"]
     assert run.code == 0 and run.err == ""
@@ -161,6 +166,7 @@ def test_codegen_writes_a_standalone_module(runs):
         assert rel_err(out[k], ref[k]) < 1e-10, k
 
 
+@pytest.mark.slow
 def test_bad_arguments_exit_2_with_one_line(runs):
     one_line_error(runs["T 0"], 2, "--T", "0")
     one_line_error(runs["unknown activation"], 2, "--activation", "softplus")
@@ -168,6 +174,7 @@ def test_bad_arguments_exit_2_with_one_line(runs):
     one_line_error(runs["lstm output for the sheet"], 2, "--output", "lstm")
 
 
+@pytest.mark.slow
 def test_io_failure_exits_1_with_one_line(runs):
     one_line_error(runs["unwritable"], 1, "cannot write", str(runs["tmp"] / "no" / "such"))
     assert not (runs["tmp"] / "no").exists()
@@ -350,6 +357,7 @@ def test_check_api_for_a_derivation_and_a_cell_without_reference():
 
 # -- processes and files ------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["console script", "python -m symrnn"])
 def test_ctrl_c_during_the_imports_is_one_line(launcher, tmp_path):
     # the console script runs "from symrnn.cli import main; sys.exit(main())" and
@@ -369,6 +377,7 @@ def test_ctrl_c_during_the_imports_is_one_line(launcher, tmp_path):
     assert (done.returncode, done.stdout, done.stderr) == (130, "", "symrnn: interrupted\n")
 
 
+@pytest.mark.slow
 def test_import_symrnn_does_not_import_sympy():
     done = subprocess.run([sys.executable, "-c", "import sys, symrnn, symrnn.cli; "
                            "print('sympy' in sys.modules, symrnn.ElmanRNN().name, "
@@ -378,6 +387,7 @@ def test_import_symrnn_does_not_import_sympy():
     assert done.stdout == "False Elman RNN (tanh, softmax_ce) True\n", done.stderr
 
 
+@pytest.mark.slow
 def test_codegen_replaces_the_file_in_one_step(tmp_path):
     # a file size limit of 8 KiB (as ulimit -f 8): the write fails, the old module stays
     import resource

@@ -688,6 +688,7 @@ def _settings(n):
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+@pytest.mark.slow
 @_settings(CELLS)
 @given(cells(), st.integers(0, 4))
 def test_random_cells(cell, lot):
@@ -698,6 +699,7 @@ def test_random_cells(cell, lot):
 NUMBA_CELLS = itertools.count()
 
 
+@pytest.mark.numba
 @_settings(NUMBA_EXAMPLES)
 @given(cells())
 def test_random_cells_numba(cell):
@@ -705,15 +707,16 @@ def test_random_cells_numba(cell):
     # so a few cells here (SYMRNN_NUMBA_FUZZ=N for more). Every other cell has its
     # kernel compiled as its step loops (outline.py), whatever its size
     pytest.importorskip("numba")
-    from symrnn.codegen import lambdify
-    whole = lambdify.WHOLE_KERNELS_UP_TO
-    lambdify.WHOLE_KERNELS_UP_TO = 0 if next(NUMBA_CELLS) % 2 else whole
+    from symrnn.codegen.passes import loopnests
+    whole = loopnests.WHOLE_KERNELS_UP_TO
+    loopnests.WHOLE_KERNELS_UP_TO = 0 if next(NUMBA_CELLS) % 2 else whole
     try:
         TALLY["numba", check(cell, verify=False, backend="numba")] += 1
     finally:
-        lambdify.WHOLE_KERNELS_UP_TO = whole
+        loopnests.WHOLE_KERNELS_UP_TO = whole
 
 
+@pytest.mark.torch
 @_settings(TORCH_EXAMPLES)
 @given(cells())
 def test_random_cells_torch(cell):
@@ -727,6 +730,7 @@ def _jax_cells(cell):
     TALLY["jax", check(cell, verify=False, backend="jax")] += 1
 
 
+@pytest.mark.jax
 def test_random_cells_jax():
     jax = pytest.importorskip("jax")
     before = jax.config.jax_enable_x64

@@ -231,6 +231,7 @@ needs_tex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdfl
 @needs_tex
 @pytest.mark.parametrize("model", [{}, {"activation": "sigmoid"}, {"activation": "relu"},
                                    {"activation": "identity", "output": "mse", "bias": True}])
+@pytest.mark.tex
 def test_every_expression_of_the_sheet_compiles_on_its_own(model, tmp_path):
     from symrnn.documents import printed_expressions
     expressions = printed_expressions(symrnn.ElmanRNN(**model))
@@ -238,6 +239,7 @@ def test_every_expression_of_the_sheet_compiles_on_its_own(model, tmp_path):
     _compile_each(expressions, tmp_path)
 
 
+@pytest.mark.tex
 @needs_tex
 def test_every_node_prints_latex_that_compiles(tmp_path):
     z = sv("z", t, D)

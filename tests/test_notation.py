@@ -104,6 +104,7 @@ def test_time_bold_and_layout_settings():
     assert printer.space(CELL.param("U")) == r"\mathbb{R}^{N \times D}"
 
 
+@pytest.mark.tex
 def test_the_sheet_in_each_profile():
     for name in ("d2l", "cs231n", "d2l-bptt"):
         tex = render_sheet(notation=name)

@@ -17,6 +17,8 @@ from symrnn.render.width import tex_width
 from documents import (CORPUS, HOSTILE, compile_all, corpus_cell, document_names, needs_tex,
                        overfull, pages, pdf_text)
 
+pytestmark = pytest.mark.tex
+
 
 def test_the_corpus_has_at_least_twelve_published_cells():
     cited = [p for p in CORPUS if re.search(r"(19|20)\d\d", p.read_text().split("params:")[0])]

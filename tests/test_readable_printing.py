@@ -128,6 +128,7 @@ def test_a_cell_file_with_any_name(name, tmp_path, no_tex, capsys):
     assert written.read_text().isascii()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_cells_get_their_sheet(name, tmp_path, no_tex):
     path = tmp_path / f"{name}.cell"
@@ -152,6 +153,7 @@ h = tanh(W @ prev(h) + U @ x)
 loss = w @ h
 """, id="linear-loss"),
 ])
+@pytest.mark.slow
 def test_cells_whose_check_runs_the_generated_code(text, tmp_path, no_tex, capsys):
     path = tmp_path / "c.cell"
     path.write_text(text)

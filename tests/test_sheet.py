@@ -186,6 +186,7 @@ def test_check_gradients_of_another_cell_has_no_independent_column():
 
 
 # ---- writing and compiling -----------------------------------------------------------------
+@pytest.mark.tex
 def test_tex_only(tmp_path):
     written = write_sheet(tmp_path / "out", pdf=False)
     assert written == [tmp_path / "out" / "sheet08.tex"]
@@ -234,6 +235,7 @@ def test_first_error_of_a_log():
     assert first_error("no errors here") is None
 
 
+@pytest.mark.tex
 @needs_tex
 def test_the_derivation_macros_render_any_cell(tmp_path):
     body = render_derivation(symrnn.derive(two_state_cell()), figure_T=2)
@@ -247,6 +249,7 @@ def test_the_derivation_macros_render_any_cell(tmp_path):
     assert pdf.exists()
 
 
+@pytest.mark.slow
 def test_an_installed_symrnn_carries_the_templates(tmp_path):
     # templates/ sits at the top of the repository; a wheel (a non-editable
     # install) must hold it as symrnn/templates, where template_dirs() looks.

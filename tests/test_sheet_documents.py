@@ -12,6 +12,8 @@ from symrnn.documents import render_cell_document, render_sheet, sheet_context
 
 from documents import compile_all, needs_tex, overfull, pages, pdf_text
 
+pytestmark = pytest.mark.tex
+
 # two cells from the text syntax that no textbook has
 LEAKY = """\
 # a leaky gated cell: one gate mixes the old state with a candidate

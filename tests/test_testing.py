@@ -118,6 +118,7 @@ def test_a_wrong_loss_is_named():
         check_bptt(double_loss, CELL)
 
 
+@pytest.mark.slow
 def test_assert_gradients_with_hypothesis():
     hypothesis = pytest.importorskip("hypothesis")
 
@@ -374,6 +375,7 @@ def test_sys_exit_in_the_function_is_a_failure_not_an_exit():
     assert failure(exits).startswith("exits called sys.exit(0) (on T = ")
 
 
+@pytest.mark.slow
 def test_pytest_shows_no_symrnn_source(tmp_path):
     # a student's test file run by pytest: the failure shows their line and the message,
     # not symrnn's source (``__tracebackhide__``) nor its frames

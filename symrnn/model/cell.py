@@ -11,7 +11,7 @@ from ..display import Shown
 from .nodes import Constant, Prev, constant_values
 
 # names the generated code uses for itself: none a cell can take, since every
-# one of them starts with "_" (see symrnn/codegen/program.py)
+# one of them starts with "_" (see symrnn/codegen/passes/name.py)
 CODE_NAMES = frozenset()
 
 
