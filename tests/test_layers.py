@@ -29,9 +29,6 @@ LAYERS = {
     "symrnn.__main__": 11,
 }
 ROOT = 12  # symrnn/__init__.py: the composition root fills the registry
-# an import that another branch removes: Derivation.lambdify belongs to the code
-# generator's redesign (branch 'passes'), which moves it onto the registry
-PENDING = {("symrnn.derivation.derive", "symrnn.codegen.lambdify")}
 
 
 def _is_module(name):
@@ -80,7 +77,7 @@ def layer(module):
 def upward(found):
     out = []
     for source, target, line in found:
-        if target == "symrnn" or (source, target) in PENDING:
+        if target == "symrnn":
             continue  # the package itself, run first whatever is imported
         (low, home), (high, there) = layer(source), layer(target)
         if home != there and (low is None or high is None or high >= low):

@@ -46,9 +46,9 @@ class Derivation(Shown):
         return verify(self, T, seed=seed, sizes=sizes, raises=raises)
 
     def lambdify(self, backend="numpy"):
-        """The generated NumPy function; see ``symrnn.codegen.lambdify``."""
-        from ..codegen.lambdify import lambdify
-        return lambdify(self, backend)
+        """The generated function (``backend``: ``"numpy"``, ``"numba"`` or
+        ``"readable"``); see ``symrnn.codegen.lambdify``."""
+        return plugins.call("derivation.lambdify", self, backend)
 
     def refuse_if_failed(self, what):
         """Raise a ValueError if ``verify`` found this derivation wrong: ``what``
