@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy
 
 from .arguments import (Sizes, axis_names, by_name, check_params, fit_call, initial_states,
-                        label_error, size_of)
+                        label_error, size_of, spec)
 from .kernels import Program
 from .namespaces import JaxNamespace
 
@@ -62,7 +62,8 @@ def function(derivation, unroll=False, layout="TNB", outputs=False, reduction="s
     cell = derivation.cell
     form = "loss" if outputs is False else "outputs"
     program = Program(derivation, form, None if outputs in (True, False) else tuple(outputs))
-    time, batch = axis_names(cell)
+    checks = spec(cell)
+    time, batch = axis_names(checks)
     n_params, n_states = len(cell.params), len(cell.states)
 
     def kernel(name, *arrays):
@@ -117,29 +118,31 @@ def function(derivation, unroll=False, layout="TNB", outputs=False, reduction="s
     core.defvjp(forward, backward)
 
     def prepare(params, x, y, starts, named):
-        values = check_params(cell, params)
-        given = initial_states(cell, starts, named)
-        values = [_array(f"params[{p.name!r}]", v, None) for p, v in zip(cell.params, values)]
+        values = check_params(checks, params)
+        given = initial_states(checks, starts, named)
+        values = [_array(f"params[{name!r}]", v, None)
+                  for (name, _), v in zip(checks["params"], values)]
         dtype = jnp.result_type(*values, float)
         values = [v.astype(dtype) for v in values]
-        xs = [(label, _array(label, v, dtype)) for label, v in by_name("x", x, cell.inputs)]
+        xs = [(label, _array(label, v, dtype))
+              for label, v in by_name("x", x, checks["inputs"])]
         label, first = xs[0]
         seq = (lambda n: f"({time}, {n}, {batch})") if layout == "TNB" else (
             lambda n: f"({time}, {batch}, {n})")
         if first.ndim not in (2, 3):
-            n = cell.inputs[0].shape[0]
+            n = checks["inputs"][0][1]
             raise ValueError(f"{label}: expected shape ({time}, {n}) or {seq(n)}, "
                              f"got {first.shape}")
         batched = first.ndim == 3
         ys = []
-        for label, v in (by_name("y", y, cell.targets) if form == "loss" else ()):
-            k = _integers(v) if cell.targets_are_distributions else None
+        for label, v in (by_name("y", y, checks["targets"]) if form == "loss" else ()):
+            k = _integers(v) if checks["labels"] else None
             if k is not None and k.ndim == first.ndim - 1:
                 ys.append((label, k, True))
             else:
                 ys.append((label, _array(label, v, dtype), False))
-        states = [None if v is None else _array(f"{s.name}0", v, dtype)
-                  for s, v in zip(cell.states, given)]
+        states = [None if v is None else _array(f"{name}0", v, dtype)
+                  for (name, _), v in zip(checks["states"], given)]
         lead = (time, batch) if batched else (time,)
 
         def per_step(dim):
@@ -152,7 +155,7 @@ def function(derivation, unroll=False, layout="TNB", outputs=False, reduction="s
         fit = Sizes()
         if not batched:
             fit.values[batch], fit.origin[batch] = 1, xs[0][0]
-        sizes = fit_call(cell, fit, [v.shape for v in values],
+        sizes = fit_call(checks, fit, [v.shape for v in values],
                          [(label, a.shape) for label, a in xs],
                          [(label, a.shape, is_labels) for label, a, is_labels in ys],
                          [None if s is None else s.shape for s in states], layouts)
@@ -162,17 +165,16 @@ def function(derivation, unroll=False, layout="TNB", outputs=False, reduction="s
                 return a[:, None]
             return a.transpose(0, 2, 1) if layout == "TNB" else a
         sequences = [rows(a) for _, a in xs]
-        for v, (label, a, is_labels) in zip(cell.targets, ys):
+        for (_, dim), (label, a, is_labels) in zip(checks["targets"], ys):
             if is_labels:
-                dim = str(v.shape[0])
                 a = _one_hot(label, a, size_of(dim, sizes), dim, dtype)
                 sequences.append(a if batched else a[:, None])
             else:
                 sequences.append(rows(a))
         B = sequences[0].shape[1]
         initial = []
-        for s, v in zip(cell.states, states):
-            r = size_of(str(s.shape[0]), sizes)
+        for (_, dim), v in zip(checks["states"], states):
+            r = size_of(dim, sizes)
             initial.append(jnp.zeros((B, r), dtype) if v is None
                            else jnp.broadcast_to(v, (B, r)) if v.ndim == 1
                            else v.T if layout == "TNB" else v)

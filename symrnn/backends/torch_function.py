@@ -6,17 +6,27 @@ float64; a float32 tensor is converted, computed in float64 and converted
 back), elsewhere (another device, or ``kernels="torch"``) by its kernels for
 an array namespace, in torch operations on the tensors' device and dtype.
 
-``DerivedBPTT`` is the autograd function: its forward runs the program's first
-kernel (the loss, or the outputs and the final states), its backward the
-``gradients`` kernel with the upstream gradients (``DerivedBackward``, whose
-own backward refuses: the derived BPTT is first-order). The backward kernel
-computes the forward pass again: nothing is kept between the two but the
-inputs. Both functions define ``setup_context`` and ``vmap`` (a loop over the
-mapped dimension), so that ``torch.func.grad``, ``vmap`` and ``functional_call``
-work; under ``torch.compile`` they call the custom operators
+``DerivedBPTT`` is the autograd function, in one of four modes (the last part
+of its key):
+
+    loss                  the loss; its backward runs the ``gradients`` kernel
+                          (the forward pass again, then BPTT)
+    gradients             the loss and its gradients at once, by the ``gradients``
+                          kernel, when a backward pass will follow (no forward
+                          pass twice): its backward scales them by the upstream
+                          gradient
+    gradients+sequences   the same, with the gradients of the inputs and targets
+    outputs               the outputs and the final states; its backward runs the
+                          ``gradients`` kernel of the cell of ``upstream.py`` with
+                          the upstream gradients
+
+A backward pass is itself an autograd function whose own backward refuses:
+the derived BPTT is first-order. Both define ``setup_context`` and ``vmap`` (a
+loop over the mapped dimension), so that ``torch.func.grad``, ``vmap`` and
+``functional_call`` work; under ``torch.compile`` they call the custom operators
 ``symrnn::forward`` and ``symrnn::backward`` instead, which the compiler treats
 as opaque (their fake implementations give the shapes). The operators find a
-runner by a key (a string): ``register`` gives one.
+runner by its key (a string), which ``register`` gives.
 """
 import itertools
 import weakref
@@ -32,11 +42,30 @@ KERNELS = ("auto", "numba", "torch")
 REDUCTIONS = ("sum", "mean")
 
 
+MODES = ("loss", "gradients", "gradients+sequences", "outputs")
+
+
 def register(runner):
-    """A new key under which the operators find ``runner``."""
-    key = f"symrnn-{next(_KEYS)}"
-    RUNNERS[key] = runner
-    return key
+    """``{mode: key}``: the keys under which the functions and the operators find
+    ``runner`` in each of its modes (the loss's, or outputs)."""
+    base = f"symrnn-{next(_KEYS)}"
+    RUNNERS[base] = runner
+    counts = (runner.params.stop, runner.sequences.stop - runner.sequences.start,
+              runner.inits.stop - runner.inits.start)
+    modes = MODES[:3] if runner.loss else MODES[3:]
+    return {mode: f"{base}|{mode}|{','.join(map(str, counts))}" for mode in modes}
+
+
+def parse(key):
+    """``(mode, (parameters, sequences, initial states))`` of a key: text only, so that
+    torch.compile traces it (it does not trace a look-up in ``RUNNERS``)."""
+    _, mode, counts = key.split("|")
+    return mode, tuple(int(n) for n in counts.split(","))
+
+
+def lookup(key):
+    """``(runner, mode)`` of a key."""
+    return RUNNERS[key.split("|")[0]], parse(key)[0]
 
 
 def numba_available():
@@ -97,18 +126,26 @@ class Runner:
         return 1.0 / (steps * batch)
 
     # -- forward and backward -------------------------------------------------------------
-    def forward(self, tensors):
-        """The loss ``[loss]``, or the outputs (T, B, n) and the final states (B, n)."""
-        if self.loss:
-            return [self._run("forward", tensors) * self._scale(tensors)]
-        values, states = self._run("outputs", self._with_targets(tensors, None))
-        return list(values) + list(states)
+    def forward(self, tensors, mode):
+        """The results of ``mode`` (see the module's docstring): ``[loss]``, ``[loss,
+        gradients...]`` (in ``backward``'s order), or the outputs (T, B, n) and the
+        final states (B, n)."""
+        if mode == "outputs":
+            values, states = self._run("outputs", self._with_targets(tensors, None))
+            return list(values) + list(states)
+        scale = self._scale(tensors)
+        if mode == "loss":
+            return [self._run("forward", tensors) * scale]
+        sequences = mode == "gradients+sequences"
+        loss, grads = self._run("gradients", tensors, sequences)
+        return [loss * scale] + [v * scale for v in self._ordered(grads, tensors, sequences)]
 
-    def forward_shapes(self, tensors):
+    def forward_shapes(self, tensors, mode):
         """Empty tensors of the shapes ``forward`` returns (for torch.compile)."""
         first = tensors[self.sequences.start]
-        if self.loss:
-            return [first.new_empty(())]
+        if mode != "outputs":
+            return [first.new_empty(())] + ([] if mode == "loss" else self.gradient_shapes(
+                tensors, mode == "gradients+sequences"))
         steps, batch = first.shape[:2]
         sizes = self.sizes(tensors)
         width = [_size(v.shape[0], sizes) for v in self.program.cell.variables]
@@ -116,23 +153,33 @@ class Runner:
         return ([first.new_empty((steps, batch, by_name[n])) for n in self.program.outputs]
                 + [t.new_empty(t.shape) for t in tensors[self.inits]])
 
+    def gradient_shapes(self, tensors, sequences):
+        """Empty tensors of the shapes ``backward`` returns."""
+        return [t.new_empty(t.shape) for t in tensors[self.params]] + (
+            [t.new_empty(t.shape) for t in tensors[self.sequences]] if sequences else []) + [
+            t.new_empty(t.shape) for t in tensors[self.inits]]
+
     def backward(self, tensors, upstream, sequences):
         """The gradients of the parameters, of the per-step arguments (when
         ``sequences``: the inputs, and the targets of the loss) and of the initial
-        states, in that order, for the upstream gradients of ``forward``'s results."""
+        states, in that order, for the upstream gradients of the loss (modes loss)
+        or of the outputs and the final states (mode outputs)."""
         if self.loss:
             _, grads = self._run("gradients", tensors, sequences)
             g = upstream[0] * self._scale(tensors)
-        else:
-            n = len(self.program.outputs)
-            _, grads = self._run("gradients", self._with_targets(
-                tensors, (upstream[:n], upstream[n:])), sequences)
-            g = None
-        grads = [v if g is None else g * v for v in grads]
+            return [g * v for v in self._ordered(grads, tensors, sequences)]
+        n = len(self.program.outputs)
+        _, grads = self._run("gradients", self._with_targets(
+            tensors, (upstream[:n], upstream[n:])), sequences)
+        return self._ordered(grads, tensors, sequences)
+
+    def _ordered(self, grads, tensors, sequences):
+        """A gradients kernel's results (parameters, initial states, sequences) in the
+        order of the tensors (parameters in their shapes, sequences, initial states)."""
+        n_params, n_states = self.params.stop, len(self.program.states)
         params = [v.reshape(t.shape) for v, t in zip(grads, tensors[self.params])]
-        n_params, n_states = len(params), len(self.program.states)
-        inits = grads[n_params:n_params + n_states]
-        return params + (grads[n_params + n_states:] if sequences else []) + inits
+        inits = list(grads[n_params:n_params + n_states])
+        return params + (list(grads[n_params + n_states:]) if sequences else []) + inits
 
     def _with_targets(self, tensors, upstream):
         """The outputs form's kernel arguments: the upstream gradients as the targets
@@ -198,33 +245,44 @@ def _stacked(results):
 
 
 class DerivedBPTT(torch.autograd.Function):
-    """``apply(key, *tensors)``: ``RUNNERS[key].forward`` (a tuple of tensors)."""
+    """``apply(key, *tensors)``: the results of ``Runner.forward`` in the key's mode."""
 
     @staticmethod
     def forward(key, *tensors):
         if torch.compiler.is_compiling():
             return tuple(forward_op(key, list(tensors)))
-        return tuple(RUNNERS[key].forward(list(tensors)))
+        runner, mode = lookup(key)
+        return tuple(runner.forward(list(tensors), mode))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         ctx.key = inputs[0]
-        ctx.save_for_backward(*inputs[1:])
+        mode, _ = parse(ctx.key)
+        if mode.startswith("gradients"):  # the gradients, computed with the loss
+            ctx.mark_non_differentiable(*output[1:])
+            ctx.save_for_backward(*output[1:], *inputs[1:])
+        else:
+            ctx.save_for_backward(*inputs[1:])
 
     @staticmethod
     def backward(ctx, *upstream):
-        runner = RUNNERS[ctx.key]
-        tensors = ctx.saved_tensors
+        mode, (n_params, n_seq, _) = parse(ctx.key)
         needs = ctx.needs_input_grad[1:]
-        sequences = any(needs[runner.sequences])
-        if torch.compiler.is_compiling():
-            grads = backward_op(ctx.key, sequences, list(tensors), list(upstream))
+        if mode.startswith("gradients"):
+            sequences = mode == "gradients+sequences"
+            if torch.compiler.is_compiling():  # (compiled graphs have no double backward)
+                grads = Scaled.forward(ctx.key, upstream[0], *ctx.saved_tensors)
+            else:
+                grads = Scaled.apply(ctx.key, upstream[0], *ctx.saved_tensors)
         else:
-            grads = DerivedBackward.apply(ctx.key, sequences, *tensors, *upstream)
+            sequences = any(needs[n_params:n_params + n_seq])
+            tensors = ctx.saved_tensors
+            if torch.compiler.is_compiling():
+                grads = backward_op(ctx.key, sequences, list(tensors), list(upstream))
+            else:
+                grads = DerivedBackward.apply(ctx.key, sequences, *tensors, *upstream)
         grads = list(grads)
-        params = grads[:runner.params.stop]
-        rest = grads[runner.params.stop:]
-        n_seq = runner.sequences.stop - runner.sequences.start
+        params, rest = grads[:n_params], grads[n_params:]
         seqs = rest[:n_seq] if sequences else [None] * n_seq
         inits = rest[n_seq:] if sequences else rest
         out = params + seqs + inits
@@ -237,11 +295,11 @@ class DerivedBPTT(torch.autograd.Function):
 
 
 class DerivedBackward(torch.autograd.Function):
-    """``apply(key, sequences, *tensors, *upstream)``: ``RUNNERS[key].backward``."""
+    """``apply(key, sequences, *tensors, *upstream)``: ``Runner.backward``."""
 
     @staticmethod
     def forward(key, sequences, *tensors):
-        runner = RUNNERS[key]
+        runner, _ = lookup(key)
         return tuple(runner.backward(list(tensors[:runner.count]),
                                      list(tensors[runner.count:]), sequences))
 
@@ -260,6 +318,37 @@ class DerivedBackward(torch.autograd.Function):
                          for i in range(info.batch_size)])
 
 
+class Scaled(torch.autograd.Function):
+    """``apply(key, g, *gradients, *tensors)``: each gradient (computed with the loss)
+    times the upstream gradient ``g`` of the loss. The tensors of the call come
+    along so that a double backward reaches this function's backward, which
+    refuses, like the rest: the derived BPTT is first-order."""
+
+    @staticmethod
+    def forward(key, g, *tensors):
+        mode, (n_params, n_seq, n_states) = parse(key)
+        n = n_params + n_states + (n_seq if mode == "gradients+sequences" else 0)
+        return tuple(g * v for v in tensors[:n])
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(FIRST_ORDER)
+
+    @staticmethod
+    def vmap(info, in_dims, key, g, *tensors):
+        g_dim, dims = in_dims[1], in_dims[2:]
+        gg = g.movedim(g_dim, 0) if g_dim is not None else g.expand(info.batch_size)
+        out = []
+        for v, d in zip(Scaled.forward(key, g.new_ones(()), *tensors), dims):
+            v = v.movedim(d, 0) if d is not None else v.expand(info.batch_size, *v.shape)
+            out.append(gg.reshape((-1,) + (1,) * (v.dim() - 1)) * v)
+        return tuple(out), (0,) * len(out)
+
+
 FIRST_ORDER = ("symrnn: the derived BPTT is first-order: its backward pass has no derivative "
                "of its own (a double backward, create_graph=True followed by another "
                "backward, or a Hessian is not derived); differentiate the module's loss once")
@@ -268,34 +357,38 @@ FIRST_ORDER = ("symrnn: the derived BPTT is first-order: its backward pass has n
 # -- the operators that torch.compile sees (opaque: shapes from the fake implementations) --
 @torch.library.custom_op("symrnn::forward", mutates_args=())
 def forward_op(key: str, tensors: list[Tensor]) -> list[Tensor]:
-    return [_fresh(v, tensors) for v in RUNNERS[key].forward(tensors)]
+    runner, mode = lookup(key)
+    return [_fresh(v, tensors) for v in runner.forward(tensors, mode)]
 
 
 @forward_op.register_fake
 def _(key, tensors):
-    return RUNNERS[key].forward_shapes(tensors)
+    runner, mode = lookup(key)
+    return runner.forward_shapes(tensors, mode)
 
 
 @torch.library.custom_op("symrnn::backward", mutates_args=())
 def backward_op(key: str, sequences: bool, tensors: list[Tensor],
                 upstream: list[Tensor]) -> list[Tensor]:
-    return [_fresh(v, tensors + upstream)
-            for v in RUNNERS[key].backward(tensors, upstream, sequences)]
+    runner, _ = lookup(key)
+    return [_fresh(v, tensors + upstream) for v in runner.backward(tensors, upstream, sequences)]
 
 
 @backward_op.register_fake
 def _(key, sequences, tensors, upstream):
-    runner = RUNNERS[key]
-    return [t.new_empty(t.shape) for t in tensors[runner.params]
-            ] + ([t.new_empty(t.shape) for t in tensors[runner.sequences]] if sequences
-                 else []) + [t.new_empty(t.shape) for t in tensors[runner.inits]]
+    runner, _ = lookup(key)
+    return runner.gradient_shapes(tensors, sequences)
 
 
 def _refuse(ctx, *grads):
     raise RuntimeError(FIRST_ORDER)
 
 
-backward_op.register_autograd(_refuse, setup_context=lambda ctx, inputs, output: None)
+def _nothing(ctx, inputs, output):
+    pass
+
+
+backward_op.register_autograd(_refuse, setup_context=_nothing)
 
 
 def _fresh(value, inputs):

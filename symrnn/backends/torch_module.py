@@ -7,7 +7,7 @@ import math
 import torch
 
 from .arguments import (Sizes, axis_names, by_name, fit_call, initial_states, label_error,
-                        param_dims, size_of)
+                        size_of, spec)
 from .kernels import Program
 from .torch_function import KERNELS, REDUCTIONS, DerivedBPTT, Runner, register
 from .upstream import default_outputs
@@ -63,21 +63,22 @@ class DerivedRNN(torch.nn.Module):
         super().__init__()
         cell = derivation.cell
         self._cell = cell
-        self._axes = axis_names(cell)
+        self._spec = spec(cell)  # what the checks read (plain data: torch.compile traces them)
+        self._axes = axis_names(self._spec)
         self.batch_first = bool(batch_first)
         self.reduction = reduction
         known = Sizes(sizes)
-        for p in cell.params:
-            for d in param_dims(p):
+        for name, dims in self._spec["params"]:
+            for d in dims:
                 if not d.isdigit() and d not in known.values:
                     raise ValueError(f"sizes: missing {d!r} (the size of parameter "
-                                     f"{p.name!r}); give it, e.g. {d}=8")
-        for p in cell.params:
-            if hasattr(self, p.name):
-                raise ValueError(f"params: the name {p.name!r} is taken by torch.nn.Module; "
+                                     f"{name!r}); give it, e.g. {d}=8")
+        for name, dims in self._spec["params"]:
+            if hasattr(self, name):
+                raise ValueError(f"params: the name {name!r} is taken by torch.nn.Module; "
                                  "rename the parameter")
-            shape = tuple(int(d) if d.isdigit() else known.values[d] for d in param_dims(p))
-            self.register_parameter(p.name, torch.nn.Parameter(
+            shape = tuple(int(d) if d.isdigit() else known.values[d] for d in dims)
+            self.register_parameter(name, torch.nn.Parameter(
                 torch.empty(shape, dtype=dtype, device=device)))
         self._sizes = dict(known.values)
         self._last = None  # (shapes, sizes) of the last call that fit
@@ -89,13 +90,18 @@ class DerivedRNN(torch.nn.Module):
                 raise
             self._outputs = str(e)
         self._runners = {"loss": loss, "outputs": self._outputs}
+        self._output_names = (self._outputs.program.outputs
+                              if isinstance(self._outputs, Runner) else ())
         self._keys = {}
         self._register()
         self.reset_parameters()
 
     def _register(self):
-        """The keys under which the operators find this module's runners."""
-        self._keys = {k: register(r) for k, r in self._runners.items() if isinstance(r, Runner)}
+        """The keys under which the functions find this module's runners, by mode."""
+        self._keys = {}
+        for runner in self._runners.values():
+            if isinstance(runner, Runner):
+                self._keys.update(register(runner))
 
     def __setstate__(self, state):  # unpickled, or copied: new keys
         super().__setstate__(state)
@@ -104,7 +110,7 @@ class DerivedRNN(torch.nn.Module):
     @property
     def outputs(self):
         """The names of the values that ``m(x)`` returns over all steps."""
-        return self._outputs.program.outputs if isinstance(self._outputs, Runner) else ()
+        return self._output_names
 
     def reset_parameters(self):
         """Uniform in (-k, k), k = 1/sqrt(size of the first state), as torch.nn.RNN."""
@@ -116,39 +122,37 @@ class DerivedRNN(torch.nn.Module):
                 p.uniform_(-k, k)
 
     def extra_repr(self):
-        keys = ", ".join(f"{p.name}: {tuple(getattr(self, p.name).shape)}"
-                         for p in self._cell.params)
+        keys = ", ".join(f"{name}: {tuple(getattr(self, name).shape)}"
+                         for name, _ in self._spec["params"])
         options = ", batch_first=True" if self.batch_first else ""
         options += f", reduction={self.reduction!r}" if self.reduction != "sum" else ""
         return f"{self._cell.name}: {keys}{options}"
 
     def forward(self, x, y=None, *starts, **named):
-        cell = self._cell
-        params = [getattr(self, p.name) for p in cell.params]
+        spec = self._spec
+        params = [getattr(self, name) for name, _ in spec["params"]]
         ref = params[0]
-        given = initial_states(cell, starts, named)
-        xs = [(label, _tensor(label, v, ref)) for label, v in by_name("x", x, cell.inputs)]
+        given = initial_states(spec, starts, named)
+        xs = [(label, _tensor(label, v, ref)) for label, v in by_name("x", x, spec["inputs"])]
         label, first = xs[0]
         time, batch = self._axes
         if first.ndim not in (2, 3):
             order = f"{batch}, {time}" if self.batch_first else f"{time}, {batch}"
-            n = cell.inputs[0].shape[0]
+            n = spec["inputs"][0][1]
             raise ValueError(f"{label}: expected shape ({order}, {n}) or ({time}, {n}), "
                              f"got {tuple(first.shape)}")
         batched = first.ndim == 3
         ys = []
-        for label, v in (by_name("y", y, cell.targets) if y is not None else ()):
-            is_labels = (cell.targets_are_distributions and _integers(v)
-                         and v.ndim == first.ndim - 1)
+        for label, v in (by_name("y", y, spec["targets"]) if y is not None else ()):
+            is_labels = spec["labels"] and _integers(v) and v.ndim == first.ndim - 1
             ys.append((label, _labels(label, v, ref) if is_labels else _tensor(label, v, ref),
                        is_labels))
-        states = [None if v is None else _tensor(f"{s.name}0", v, ref)
-                  for s, v in zip(cell.states, given)]
+        states = [None if v is None else _tensor(f"{name}0", v, ref)
+                  for (name, _), v in zip(spec["states"], given)]
         sizes = self._fit(xs, ys, states, batched)
         sequences = [a for _, a in xs]
-        for v, (label, a, is_labels) in zip(cell.targets, ys):
+        for (_, dim), (label, a, is_labels) in zip(spec["targets"], ys):
             if is_labels:
-                dim = str(v.shape[0])
                 a = _one_hot(label, a, size_of(dim, sizes), dim).to(ref.dtype)
             sequences.append(a)
         if batched and self.batch_first:
@@ -157,30 +161,35 @@ class DerivedRNN(torch.nn.Module):
             sequences = [a[:, None] for a in sequences]
         B = sequences[0].shape[1]
         initial = []
-        for s, v in zip(cell.states, states):
-            r = size_of(str(s.shape[0]), sizes)
+        for (_, dim), v in zip(spec["states"], states):
+            r = size_of(dim, sizes)
             if v is None:
                 v = torch.zeros((B, r), dtype=ref.dtype, device=ref.device)
             elif v.ndim == 1:
                 v = v.expand(B, r)
             initial.append(v)
         if y is not None:
-            return DerivedBPTT.apply(self._keys["loss"], *params, *sequences, *initial)[0]
-        if not isinstance(self._outputs, Runner):
+            mode = "loss"
+            if torch.is_grad_enabled():  # a backward pass will follow: the gradients now
+                if any(t.requires_grad for t in sequences):
+                    mode = "gradients+sequences"
+                elif any(t.requires_grad for t in params + initial):
+                    mode = "gradients"
+            return DerivedBPTT.apply(self._keys[mode], *params, *sequences, *initial)[0]
+        if "outputs" not in self._keys:
             raise ValueError(f"y: needed: {self._outputs}")
         results = DerivedBPTT.apply(self._keys["outputs"], *params, *sequences, *initial)
-        names = self.outputs
+        names = self._output_names
         values = results[:len(names)]
         if not batched:
             values = [v[:, 0] for v in values]
         elif self.batch_first:
             values = [v.transpose(0, 1) for v in values]
         finals = [v if batched else v[0] for v in results[len(names):]]
-        return dict(zip(names, values)), dict(zip([s.name for s in cell.states], finals))
+        return dict(zip(names, values)), dict(zip([n for n, _ in spec["states"]], finals))
 
     def _fit(self, xs, ys, states, batched):
-        cell = self._cell
-        shapes = ([tuple(getattr(self, p.name).shape) for p in cell.params],
+        shapes = ([tuple(getattr(self, name).shape) for name, _ in self._spec["params"]],
                   [(label, tuple(a.shape)) for label, a in xs],
                   [(label, tuple(a.shape), is_labels) for label, a, is_labels in ys],
                   [None if s is None else tuple(s.shape) for s in states], self.batch_first)
@@ -193,7 +202,7 @@ class DerivedRNN(torch.nn.Module):
         sizes = Sizes()
         if not batched:
             sizes.values[batch], sizes.origin[batch] = 1, xs[0][0]
-        values = fit_call(cell, sizes, *shapes[:4], layout)
+        values = fit_call(self._spec, sizes, *shapes[:4], layout)
         if not torch.compiler.is_compiling():  # (a compiled graph keeps no state)
             self._last = (shapes, values)
         return values
