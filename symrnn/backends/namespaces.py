@@ -3,7 +3,8 @@
 A kernel calls only ``_xp.<name>``: the NumPy functions the lowering uses
 (``empty``, ``zeros``, ``full``, ``eye``, ``square``, ``stack``, ``concatenate``),
 the runtime helpers (``dot``, ``vdot``, ``flat``, ``rowsum``, ``T``,
-``log_softmax_and_softmax``), each operation's kernel ``op_<its class>`` (the
+``log_softmax_and_softmax``, ``rows``: what a step loop indexes by step, of an
+array it does not change), each operation's kernel ``op_<its class>`` (the
 ``array`` kernel of ``symrnn/ops.py``, called with this namespace) and three
 that make the code functional: ``set(a, index, value)`` returns ``a`` with
 ``a[index] = value``, ``fill(a, value)`` returns ``value`` broadcast to ``a``'s
@@ -81,6 +82,10 @@ class TorchNamespace(_Namespace):
         return x.sum(-1, keepdim=True)
 
     @staticmethod
+    def rows(a):
+        return a.unbind(0)  # a tuple: a step's row is a view made once
+
+    @staticmethod
     def set(a, index, value):
         a[index] = value
         return a
@@ -136,6 +141,10 @@ class JaxNamespace(_Namespace):
     @staticmethod
     def rowsum(x):
         return x.sum(-1, keepdims=True)
+
+    @staticmethod
+    def rows(a):
+        return a
 
     @staticmethod
     def set(a, index, value):

@@ -28,6 +28,7 @@ loop over the mapped dimension), so that ``torch.func.grad``, ``vmap`` and
 as opaque (their fake implementations give the shapes). The operators find a
 runner by its key (a string), which ``register`` gives.
 """
+import functools
 import itertools
 import weakref
 
@@ -39,6 +40,10 @@ from .namespaces import TorchNamespace
 RUNNERS = weakref.WeakValueDictionary()   # key -> Runner (kept alive by its module)
 _KEYS = itertools.count()
 KERNELS = ("auto", "numba", "torch")
+# float32 on the CPU: the Numba kernels (float64) while B times the widest state is at
+# most this many entries (measured by benchmarks/bench_frameworks.py: above, torch's
+# float32 matrix products win)
+NUMBA_FLOAT32_ROWS = 1024
 REDUCTIONS = ("sum", "mean")
 
 
@@ -68,6 +73,7 @@ def lookup(key):
     return RUNNERS[key.split("|")[0]], parse(key)[0]
 
 
+@functools.lru_cache(maxsize=None)
 def numba_available():
     try:
         import numba  # noqa: F401
@@ -100,12 +106,23 @@ class Runner:
 
     # -- which kernels ------------------------------------------------------------------
     def _numba(self, tensors):
+        """Whether this call runs the Numba kernels: with ``kernels="numba"``; with
+        "auto" on the CPU when Numba is installed, for float64 tensors, and for
+        float32 ones while the rows of a step are few (B times the widest state
+        at most ``NUMBA_FLOAT32_ROWS``: above, the matrix products, which Numba's
+        kernels compute in float64, cost more than torch's float32 ones)."""
         first = tensors[self.sequences.start]
-        if self.kernels == "torch" or first.device.type != "cpu":
+        if self.kernels == "numba" and first.device.type != "cpu":
+            raise ValueError(f"kernels: 'numba' runs on the CPU; the tensors are on "
+                             f"{first.device}")
+        if self.kernels != "auto":
+            return self.kernels == "numba"
+        if first.device.type != "cpu" or not numba_available():
             return False
-        if first.dtype not in (torch.float32, torch.float64):
-            return False
-        return self.kernels == "numba" or numba_available()
+        if first.dtype == torch.float64:
+            return True
+        widest = max([t.shape[-1] for t in tensors[self.inits]] or [1])
+        return first.dtype == torch.float32 and first.shape[1] * widest <= NUMBA_FLOAT32_ROWS
 
     def _run(self, name, tensors, sequences=False):
         """The kernel ``name`` on ``tensors`` (the kernel's arguments)."""
@@ -273,14 +290,14 @@ class DerivedBPTT(torch.autograd.Function):
             if torch.compiler.is_compiling():  # (compiled graphs have no double backward)
                 grads = Scaled.forward(ctx.key, upstream[0], *ctx.saved_tensors)
             else:
-                grads = Scaled.apply(ctx.key, upstream[0], *ctx.saved_tensors)
+                grads = apply(Scaled, ctx.key, upstream[0], *ctx.saved_tensors)
         else:
             sequences = any(needs[n_params:n_params + n_seq])
             tensors = ctx.saved_tensors
             if torch.compiler.is_compiling():
                 grads = backward_op(ctx.key, sequences, list(tensors), list(upstream))
             else:
-                grads = DerivedBackward.apply(ctx.key, sequences, *tensors, *upstream)
+                grads = apply(DerivedBackward, ctx.key, sequences, *tensors, *upstream)
         grads = list(grads)
         params, rest = grads[:n_params], grads[n_params:]
         seqs = rest[:n_seq] if sequences else [None] * n_seq
@@ -347,6 +364,33 @@ class Scaled(torch.autograd.Function):
             v = v.movedim(d, 0) if d is not None else v.expand(info.batch_size, *v.shape)
             out.append(gg.reshape((-1,) + (1,) * (v.dim() - 1)) * v)
         return tuple(out), (0,) * len(out)
+
+
+def _eager(function):
+    """``function`` (with ``setup_context``) as a function of the older form, whose
+    ``apply`` does not bind its arguments to the signature of ``forward`` (which
+    costs more than the rest of a small call), for calls outside torch.func."""
+    def forward(ctx, *args):
+        output = function.forward(*args)
+        function.setup_context(ctx, args, output)
+        return output
+    return type(f"Eager{function.__name__}", (torch.autograd.Function,),
+                {"forward": staticmethod(forward), "backward": function.backward,
+                 "__doc__": f"{function.__name__} outside torch.func."})
+
+
+_EAGER = {}
+
+
+def apply(function, *args):
+    """``function.apply(*args)``; in eager mode without torch.func transforms, that of
+    its twin of the older form (the same forward, context and backward)."""
+    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        return function.apply(*args)
+    twin = _EAGER.get(function)
+    if twin is None:
+        twin = _EAGER[function] = _eager(function)
+    return twin.apply(*args)
 
 
 FIRST_ORDER = ("symrnn: the derived BPTT is first-order: its backward pass has no derivative "

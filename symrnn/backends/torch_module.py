@@ -9,7 +9,8 @@ import torch
 from .arguments import (Sizes, axis_names, by_name, fit_call, initial_states, label_error,
                         size_of, spec)
 from .kernels import Program
-from .torch_function import KERNELS, REDUCTIONS, DerivedBPTT, Runner, register
+from .torch_function import (KERNELS, REDUCTIONS, DerivedBPTT, Runner, apply,
+                             numba_available, register)
 from .upstream import default_outputs
 
 
@@ -175,10 +176,10 @@ class DerivedRNN(torch.nn.Module):
                     mode = "gradients+sequences"
                 elif any(t.requires_grad for t in params + initial):
                     mode = "gradients"
-            return DerivedBPTT.apply(self._keys[mode], *params, *sequences, *initial)[0]
+            return apply(DerivedBPTT, self._keys[mode], *params, *sequences, *initial)[0]
         if "outputs" not in self._keys:
             raise ValueError(f"y: needed: {self._outputs}")
-        results = DerivedBPTT.apply(self._keys["outputs"], *params, *sequences, *initial)
+        results = apply(DerivedBPTT, self._keys["outputs"], *params, *sequences, *initial)
         names = self._output_names
         values = results[:len(names)]
         if not batched:
@@ -277,6 +278,8 @@ def module(derivation, sizes=None, *, batch_first=False, dtype=None, device=None
     if kernels not in KERNELS:
         raise ValueError(f"kernels: expected one of {', '.join(map(repr, KERNELS))}, "
                          f"got {kernels!r}")
+    if kernels == "numba" and not numba_available():
+        raise ImportError("kernels='numba' needs Numba and SciPy: pip install 'symrnn[numba]'")
     if outputs is not None:
         outputs = tuple(outputs) if not isinstance(outputs, str) else outputs
     return DerivedRNN(derivation, given, batch_first=batch_first, dtype=dtype, device=device,

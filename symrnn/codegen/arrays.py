@@ -124,22 +124,6 @@ class ArrayPrinter(NumPyPrinter):
         return lines
 
 
-def _changed(statements):
-    """The names that ``statements`` bind or change (an element set, an update)."""
-    out = set()
-    for s in ir.flatten(statements):
-        targets = s.targets if isinstance(s, ir.Assign) else (
-            (s.target,) if isinstance(s, (ir.Update, ir.Fill, ir.Alloc)) else ())
-        for target in targets:
-            while isinstance(target, ir.Index):
-                target = target.value
-            if isinstance(target, ir.VARIABLES):
-                out.add(target)
-        if isinstance(s, ir.For):
-            out |= _changed(s.body)
-    return out
-
-
 def _carries(args, statements):
     """``{id(loop): [names]}``: what each step loop of a function (its ``args``
     and its ``statements``, without blocks) carries from step to step: the
@@ -151,12 +135,12 @@ def _carries(args, statements):
     statements = list(statements)
     for i, s in enumerate(statements):
         if isinstance(s, ir.For):
-            changed = _changed(s.body)
+            changed = ir.changed(s.body)
             later = ir.names_in(tuple(statements[i + 1:]))
             escaping = (changed & later) - bound
             if escaping:
                 raise NotImplementedError(f"{sorted(map(str, escaping))[0]} is bound in a "
                                           "step loop and read after it")
             out[id(s)] = sorted(changed & bound, key=ir.order)
-        bound |= _changed((s,))
+        bound |= ir.changed((s,))
     return out

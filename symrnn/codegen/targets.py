@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from .arrays import ArrayPrinter
 from .emit import NumbaModulePrinter, NumPyPrinter
-from .passes import (assemble, carry, gates, hoist, loopnests, lower, name, outline,
-                     preactivation, prune, release, schedule, sums)
+from .passes import (assemble, carry, gates, hoist, invariants, loopnests, lower, name,
+                     outline, preactivation, prune, release, schedule, sums)
 from .readable import SHEET, ReadablePrinter
 
 
@@ -69,5 +69,5 @@ register(Target("readable", (schedule, lower, prune, name, assemble), ReadablePr
                 {"loops": "one", "in_place": False, "row_lists": False, "invariants": "inline",
                  "names": SHEET}))
 # the kernels that d.torch() and d.jax() run, as functions of an array namespace
-register(Target("arrays", (schedule, carry, hoist, lower, prune, name), ArrayPrinter,
+register(Target("arrays", (schedule, carry, hoist, lower, prune, invariants, name), ArrayPrinter,
                 {"in_place": False, "row_lists": False}, public=False))
