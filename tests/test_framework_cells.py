@@ -213,7 +213,7 @@ def torch_module(name):
     case = CASES[name]
     sizes = {k: v for k, v in case.sizes.items()
              if k in {str(s) for p in derivation(name).cell.params for s in p.shape}}
-    return derivation(name).torch(sizes, dtype=F64)
+    return derivation(name).torch(sizes, dtype=F64, kernels="torch")
 
 
 @pytest.mark.parametrize("T", [1, 4])
@@ -261,7 +261,8 @@ def test_torch_takes_several_inputs_batch_first_and_one_sequence():
     name = "two inputs, two label targets"
     params, xs, ys, starts = problem(name, 3, 2, seed=1)
     m = torch_module(name)
-    first = derivation(name).torch(D=3, N=2, K=4, M=3, J=2, dtype=F64, batch_first=True)
+    first = derivation(name).torch(D=3, N=2, K=4, M=3, J=2, dtype=F64, batch_first=True,
+                                   kernels="torch")
     first.load_state_dict(m.state_dict())
     x = {k: torch.tensor(v) for k, v in xs.items()}
     y = {k: torch.tensor(v) for k, v in ys.items()}
