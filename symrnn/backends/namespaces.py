@@ -3,8 +3,9 @@
 A kernel calls only ``_xp.<name>``: the NumPy functions the lowering uses
 (``empty``, ``zeros``, ``full``, ``eye``, ``square``, ``stack``, ``concatenate``),
 the runtime helpers (``dot``, ``vdot``, ``flat``, ``rowsum``, ``T``,
-``log_softmax_and_softmax``, ``rows``: what a step loop indexes by step, of an
-array it does not change), each operation's kernel ``op_<its class>`` (the
+``log_softmax_and_softmax``; ``rows(a)``, what a step loop indexes by step, and
+``row(a, rows, t)`` and ``set_row(a, rows, t, value)``, a step read and written
+by a loop that changes ``a``), each operation's kernel ``op_<its class>`` (the
 ``array`` kernel of ``symrnn/ops.py``, called with this namespace) and three
 that make the code functional: ``set(a, index, value)`` returns ``a`` with
 ``a[index] = value``, ``fill(a, value)`` returns ``value`` broadcast to ``a``'s
@@ -69,6 +70,11 @@ class TorchNamespace(_Namespace):
     def concatenate(self, arrays, axis=0):
         return self.torch.cat(arrays, axis)
 
+    def log_softmax_and_softmax(self, x):
+        # torch's own log-softmax, one pass (the loss needs it, the gradient its exp)
+        s = self.torch.log_softmax(x, -1)
+        return s, s.exp()
+
     @staticmethod
     def T(a):
         return a.T if a.dim() == 2 else a
@@ -83,7 +89,16 @@ class TorchNamespace(_Namespace):
 
     @staticmethod
     def rows(a):
-        return a.unbind(0)  # a tuple: a step's row is a view made once
+        return a.unbind(0)  # a tuple of views of a's memory, made once
+
+    @staticmethod
+    def row(a, rows, t):
+        return rows[t]
+
+    @staticmethod
+    def set_row(a, rows, t, value):
+        rows[t].copy_(value)
+        return a
 
     @staticmethod
     def set(a, index, value):
@@ -145,6 +160,14 @@ class JaxNamespace(_Namespace):
     @staticmethod
     def rows(a):
         return a
+
+    @staticmethod
+    def row(a, rows, t):
+        return a[t]
+
+    @staticmethod
+    def set_row(a, rows, t, value):
+        return a.at[t].set(value)
 
     @staticmethod
     def set(a, index, value):

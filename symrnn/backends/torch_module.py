@@ -154,7 +154,7 @@ class DerivedRNN(torch.nn.Module):
         sequences = [a for _, a in xs]
         for (_, dim), (label, a, is_labels) in zip(spec["targets"], ys):
             if is_labels:
-                a = _one_hot(label, a, size_of(dim, sizes), dim).to(ref.dtype)
+                a = _one_hot(label, a, size_of(dim, sizes), dim, ref.dtype)
             sequences.append(a)
         if batched and self.batch_first:
             sequences = [a.transpose(0, 1) for a in sequences]
@@ -243,18 +243,19 @@ _SIGNED = {getattr(torch, u): getattr(torch, s) for u, s in
            if hasattr(torch, u)}
 
 
-def _one_hot(label, k, m, dim):
-    """Integer labels (..., ) as one-hot rows (..., m), after checking every
-    label against 0..m-1 (before any conversion, which could wrap one); under
+def _one_hot(label, k, m, dim, dtype):
+    """Integer labels (..., ) as one-hot rows (..., m) of ``dtype``, after checking
+    every label against 0..m-1 (before any conversion, which could wrap one); under
     torch.compile unchecked (a label out of range is a row of zeros)."""
     signed = k.view(_SIGNED[k.dtype]) if k.dtype in _SIGNED else k
     if torch.compiler.is_compiling():
-        return signed.long()[..., None] == torch.arange(m, device=k.device)
+        return (signed.long()[..., None] == torch.arange(m, device=k.device)).to(dtype)
     bad = (signed < 0) | (signed >= m)
     if k.numel() and bool(bad.any()):
         where = tuple(int(i) for i in bad.nonzero()[0])
         raise label_error(label, k[where].item(), where, m, dim)
-    return torch.nn.functional.one_hot(signed.long(), m)
+    rows = torch.zeros(k.shape + (m,), dtype=dtype, device=k.device)
+    return rows.scatter_(-1, signed.long()[..., None], 1.0)
 
 
 def module(derivation, sizes=None, *, batch_first=False, dtype=None, device=None,

@@ -1,16 +1,20 @@
-"""invariants: the rows of all steps that a step loop reads, made once before it.
+"""invariants: the rows of the arrays that a step loop indexes by step, made once before it.
 
 Input: the lowered functions. Output: the same, where each array that a step
-loop's body indexes by step (without lists of rows, ``row_lists=False``: an
-argument (T, B, n), or rows of all steps viewed as steps, ``v.reshape(T, B,
--1)``) and that the loop does not change is named once before the loop as its
-rows, ``_xp.rows(...)``: an array library then makes a view once instead of at
-every step, and PyTorch indexes a tuple of rows (JAX the array itself).
+loop's body indexes by step (without lists of rows, ``row_lists=False``) is
+named once before the loop as its rows, ``_xp.rows(...)``: an argument
+(T, B, n), rows of all steps viewed as steps (``v.reshape(T, B, -1)``), or an
+array of steps that the loop writes. A read of a step of an array the loop
+does not change is then an index into its rows; one of an array the loop
+writes is ``_xp.row(array, rows, t)``, and a write ``array = _xp.set_row(array,
+rows, t, value)``. PyTorch indexes a tuple of views made once (``unbind``:
+views of the array's memory, which a write goes through), instead of making
+a view of the array at every read and write; JAX indexes the arrays themselves.
 """
 from dataclasses import replace
 
 from .. import ir
-from .lower.context import BATCH, STEPS, STEP
+from .lower.context import BATCH, STEP, STEPS
 
 
 def run(module):
@@ -24,9 +28,10 @@ def _statements(statements):
         if isinstance(s, ir.Block):
             s = replace(s, body=_statements(s.body))
         elif isinstance(s, ir.For):
-            rows = {}
-            body = _hoisted(s.body, ir.changed(s.body), rows)
-            out += [ir.assign(name, ir.helper("rows", array)) for array, name in rows.items()]
+            loop = _Loop(ir.changed(s.body))
+            body = loop.rewrite(s.body)
+            out += [ir.assign(name, ir.helper("rows", array))
+                    for array, name in loop.rows.items()]
             s = replace(s, body=body)
         out.append(s)
     return tuple(out)
@@ -39,21 +44,39 @@ def _is_view(node):
             and node.args == (STEPS, BATCH, ir.Const(-1)))
 
 
-def _hoisted(node, changed, rows):
-    """``node`` with each read of a step of an array not in ``changed`` made a read of
-    its rows (``rows``: array -> the temporary of its rows)."""
-    if isinstance(node, ir.Index) and not isinstance(node.index, tuple) and \
-            STEP in ir.names_in(node.index):
-        array = node.value
-        if (isinstance(array, ir.VARIABLES) or _is_view(array)) and \
-                not (ir.names_in(array) & changed):
-            if array not in rows:
-                rows[array] = ir.Temp("steprows", array.func.value if _is_view(array)
-                                      else array)
-            return ir.Index(rows[array], _hoisted(node.index, changed, rows))
-    if isinstance(node, tuple):
-        return tuple(_hoisted(n, changed, rows) for n in node)
-    if isinstance(node, (ir.Expr, ir.Stmt)) and not isinstance(node, ir.VARIABLES):
-        return replace(node, **{k: _hoisted(getattr(node, k), changed, rows)
-                                for k in node.__dataclass_fields__})
-    return node
+def _by_step(node):
+    """Whether ``node`` indexes an array (a name, or a view of one) by the loop's step."""
+    return (isinstance(node, ir.Index) and not isinstance(node.index, tuple)
+            and STEP in ir.names_in(node.index)
+            and (isinstance(node.value, ir.VARIABLES) or _is_view(node.value)))
+
+
+class _Loop:
+    """The rewriting of one loop's body; ``rows``: array -> the temporary of its rows."""
+
+    def __init__(self, changed):
+        self.changed, self.rows = changed, {}
+
+    def _rows(self, array):
+        if array not in self.rows:
+            self.rows[array] = ir.Temp("steprows", array.func.value if _is_view(array)
+                                       else array)
+        return self.rows[array]
+
+    def rewrite(self, node):
+        if isinstance(node, ir.Assign) and len(node.targets) == 1 and \
+                _by_step(node.targets[0]) and isinstance(node.targets[0].value, ir.VARIABLES):
+            array, index = node.targets[0].value, node.targets[0].index
+            return ir.assign(array, ir.helper("set_row", array, self._rows(array),
+                                              self.rewrite(index), self.rewrite(node.value)))
+        if _by_step(node):
+            array, index = node.value, self.rewrite(node.index)
+            if ir.names_in(array) & self.changed:
+                return ir.helper("row", array, self._rows(array), index)
+            return ir.Index(self._rows(array), index)
+        if isinstance(node, tuple):
+            return tuple(self.rewrite(n) for n in node)
+        if isinstance(node, (ir.Expr, ir.Stmt)) and not isinstance(node, ir.VARIABLES):
+            return replace(node, **{k: self.rewrite(getattr(node, k))
+                                    for k in node.__dataclass_fields__})
+        return node
