@@ -2,28 +2,34 @@
 """Forward + backward of symrnn's PyTorch module (d.torch(), the derived BPTT as
 its backward) against PyTorch eager autograd of the same cell, on the CPU.
 
-    python benchmarks/bench_frameworks.py            # 3 cells x 3 sizes, a few minutes
-    python benchmarks/bench_frameworks.py --quick    # fewer rounds, about a minute
+    python benchmarks/bench_frameworks.py            # 3 cells x 5 sizes, several minutes
+    python benchmarks/bench_frameworks.py --quick    # fewer rounds
     python benchmarks/bench_frameworks.py --cells rate --sizes 64,64,64,100,32
+    python benchmarks/bench_frameworks.py --dtype float64
     python benchmarks/bench_frameworks.py --device cuda   # where a GPU is present
 
-Two baselines, each timed against symrnn in the same round, on the same tensors:
+The baseline, timed against symrnn in the same rounds, on the same tensors:
 
   eager     the cell written by hand in torch, step by step, as a user would
             (the input projection of every gate computed for all steps at once,
             the output layer and the loss over all steps after the loop), then
-            loss.backward()
-  autograd  symrnn's own forward program (the same operations as d.torch()'s
-            forward) run with autograd recording, then loss.backward(): the
-            difference to symrnn is only the backward pass
+            loss.backward(): autograd records every operation and runs their
+            derivatives
+
+and symrnn twice: its default kernels (``kernels="auto"``: on the CPU the Numba
+kernels, compiled before the timing, in float64; on a GPU torch operations) and
+its torch kernels (``kernels="torch"``: the same schedule in torch operations,
+in the timed dtype).
 
 The cells: "rate", a custom text-syntax cell (a learned scalar rate k mixes the
 old state and a candidate), the Elman RNN (tanh, softmax cross-entropy) and
 the LSTM. Every implementation is first checked in float64 against symrnn
-(loss and gradients within 1e-9); timing is in float32, one thread
-(torch.set_num_threads(1)). Each round times every implementation on the same
-inputs, in an order rotated per round; the ratio column is the median over the
-rounds of eager time / symrnn time (paired per round).
+(loss and gradients within 1e-9); timing is in float32 unless --dtype float64,
+one thread (torch.set_num_threads(1)). Each round times every implementation on
+the same inputs, in an order rotated per round; a time is the best of the rounds
+(the machine's other work only ever adds time), a ratio eager's best / symrnn's
+best: above 1, symrnn is faster. The median ratio of the rounds, paired per round,
+is printed beside it.
 """
 import argparse
 import os
@@ -38,9 +44,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 import symrnn  # noqa: E402
-from symrnn.backends.namespaces import TorchNamespace  # noqa: E402
 
-SIZES = [(8, 8, 8, 10, 1), (64, 64, 64, 100, 1), (64, 64, 64, 100, 32)]
+# D, N, M, T, B: small; larger; larger with a batch; long and narrow, alone and batched
+SIZES = [(8, 8, 8, 10, 1), (64, 64, 64, 100, 1), (64, 64, 64, 100, 32),
+         (16, 16, 16, 1000, 1), (16, 16, 16, 1000, 16)]
 
 RATE_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                          "examples", "rate.cell")
@@ -97,52 +104,35 @@ def rate_cell():
 CELLS = {"rate": (rate_cell, rate_eager),
          "elman": (symrnn.ElmanRNN, elman_eager),
          "lstm": (symrnn.LSTM, lstm_eager)}
-
-
-def same_program(m):
-    """symrnn's forward program, run with autograd recording."""
-    program, cell = m._program, m._cell
-
-    def loss(p, x, y):
-        xp = TorchNamespace(torch, x.dtype, x.device)
-        mats = {c.name: p[c.name].reshape(p[c.name].shape[0], 1) if c.shape[1] == 1
-                else p[c.name] for c in cell.params}
-        onehot = torch.nn.functional.one_hot(y, m._sizes["M"]).to(x.dtype)
-        initial = [x.new_zeros(x.shape[1], m._sizes["D"]) for _ in cell.states]
-        sequences = {cell.inputs[0].name: x, cell.targets[0].name: onehot}
-        return program.forward(xp, m._sizes | {"B": x.shape[1]}, mats, sequences, initial)[0]
-    return loss
+KERNELS = {"symrnn": "auto", "symrnn torch": "torch"}
 
 
 def problem(name, D, N, M, T, B, dtype, device="cpu"):
-    torch.manual_seed(0)
-    m = derivations[name].torch(D=D, N=N, M=M, dtype=dtype, device=device)
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(T, B, N, generator=gen, dtype=dtype).to(device)
     y = torch.randint(0, M, (T, B), generator=gen).to(device)
-    return m, x, y
+    modules = {}
+    for label, kernels in KERNELS.items():
+        torch.manual_seed(0)  # the same parameters in each
+        modules[label] = derivations[name].torch(D=D, N=N, M=M, dtype=dtype, device=device,
+                                                 kernels=kernels)
+    return modules, x, y
 
 
-def implementations(name, m):
-    params = dict(m.named_parameters())
-
-    def ours(x, y):
-        return m(x, y)
-
-    def eager(x, y):
-        return CELLS[name][1](params, x, y)
-
-    program = same_program(m)
-
-    def autograd(x, y):
-        return program(params, x, y)
-    return {"symrnn": ours, "eager": eager, "autograd": autograd}
+def implementations(name, modules):
+    def ours(m):
+        return lambda x, y: m(x, y)
+    impls = {label: ours(m) for label, m in modules.items()}
+    params = dict(modules["symrnn"].named_parameters())
+    impls["eager"] = lambda x, y: CELLS[name][1](params, x, y)
+    return impls
 
 
 def check(name, size, device):
-    m, x, y = problem(name, *size, torch.float64, device)
+    modules, x, y = problem(name, *size, torch.float64, device)
     results = {}
-    for label, f in implementations(name, m).items():
+    for label, f in implementations(name, modules).items():
+        m = modules.get(label, modules["symrnn"])
         m.zero_grad(set_to_none=True)
         loss = f(x, y)
         loss.backward()
@@ -158,38 +148,40 @@ def check(name, size, device):
     return worst
 
 
-def time_size(name, size, rounds, budget, device):
-    m, x, y = problem(name, *size, torch.float32, device)
-    impls = implementations(name, m)
+def time_size(name, size, rounds, budget, device, dtype):
+    modules, x, y = problem(name, *size, dtype, device)
+    impls = implementations(name, modules)
     sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
 
-    def run(f):
+    def run(label):
+        m = modules.get(label, modules["symrnn"])
         m.zero_grad(set_to_none=True)
-        f(x, y).backward()
+        impls[label](x, y).backward()
         sync()
 
-    for f in impls.values():  # warm up, and the number of calls per timing
-        run(f)
+    for label in impls:  # warm up (Numba compiles here), and the calls per timing
+        run(label)
+        run(label)
     start = time.perf_counter()
-    run(impls["symrnn"])
-    reps = max(1, int(0.02 / max(time.perf_counter() - start, 1e-6)))
+    run("eager")
+    reps = max(1, int(0.05 / max(time.perf_counter() - start, 1e-6)))
     times = {k: [] for k in impls}
     labels = list(impls)
     t_end = time.perf_counter() + budget
     for r in range(rounds):
         order = labels[r % len(labels):] + labels[:r % len(labels)]
         for label in order:
-            f = impls[label]
             start = time.perf_counter()
             for _ in range(reps):
-                run(f)
+                run(label)
             times[label].append((time.perf_counter() - start) / reps)
         if time.perf_counter() > t_end and r >= 2:
             break
-    med = {k: statistics.median(v) * 1e6 for k, v in times.items()}
-    ratios = {k: statistics.median(a / b for a, b in zip(times[k], times["symrnn"]))
-              for k in ("eager", "autograd")}
-    return med, ratios, len(times["symrnn"])
+    best = {k: min(v) * 1e6 for k, v in times.items()}
+    ratios = {k: best["eager"] / best[k] for k in KERNELS}
+    paired = {k: statistics.median(a / b for a, b in zip(times["eager"], times[k]))
+              for k in KERNELS}
+    return best, ratios, paired
 
 
 def main(argv=None):
@@ -199,32 +191,35 @@ def main(argv=None):
     p.add_argument("--budget", type=float, help="seconds per cell and size")
     p.add_argument("--cells", nargs="+", choices=list(CELLS), default=list(CELLS))
     p.add_argument("--sizes", nargs="+", metavar="D,N,M,T,B")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda, when one is present")
     args = p.parse_args(argv)
     if args.device != "cpu" and not torch.cuda.is_available():
         sys.exit(f"--device {args.device}: no CUDA device here")
-    rounds = args.rounds or (5 if args.quick else 21)
-    budget = args.budget or (3.0 if args.quick else 20.0)
+    rounds = args.rounds or (5 if args.quick else 15)
+    budget = args.budget or (3.0 if args.quick else 15.0)
     sizes = ([tuple(int(v) for v in s.split(",")) for s in args.sizes] if args.sizes
              else SIZES)
+    dtype = getattr(torch, args.dtype)
     torch.set_num_threads(1)
     global derivations
     derivations = {name: symrnn.derive(CELLS[name][0]()) for name in args.cells}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, float32, "
-          f"{args.device}; "
-          "forward + backward, microseconds per call (median)\n")
-    print("| cell | D,N,M,T,B | symrnn | eager autograd | eager / symrnn | "
-          "autograd of symrnn's forward | that / symrnn |")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, {args.dtype}, "
+          f"{args.device}; forward + backward, microseconds per call (best of the rounds)\n")
+    print("| cell | D,N,M,T,B | eager autograd | symrnn | eager / symrnn (paired) | "
+          "symrnn, torch kernels | eager / that (paired) |")
     print("|---|---|---|---|---|---|---|")
     for name in args.cells:
         for size in sizes:
             check(name, size, args.device)
-            med, ratios, n = time_size(name, size, rounds, budget, args.device)
-            print(f"| {name} | {','.join(map(str, size))} | {med['symrnn']:.0f} | "
-                  f"{med['eager']:.0f} | {ratios['eager']:.2f}x | {med['autograd']:.0f} | "
-                  f"{ratios['autograd']:.2f}x |", flush=True)
-    print("\nratios: median over rounds of (baseline time / symrnn time), paired per round; "
-          "every implementation agreed with symrnn in float64 within 1e-9 first")
+            best, ratios, paired = time_size(name, size, rounds, budget, args.device, dtype)
+            print(f"| {name} | {','.join(map(str, size))} | {best['eager']:.0f} | "
+                  f"{best['symrnn']:.0f} | {ratios['symrnn']:.2f}x ({paired['symrnn']:.2f}x) | "
+                  f"{best['symrnn torch']:.0f} | {ratios['symrnn torch']:.2f}x "
+                  f"({paired['symrnn torch']:.2f}x) |", flush=True)
+    print("\nratios: eager's best time / symrnn's best time (in parentheses the median over "
+          "rounds of the paired ratios); every implementation agreed with symrnn in float64 "
+          "within 1e-9 first")
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ Like a JAX primitive, an operation carries everything about itself:
 
 The ``array`` kernels use only this much of ``xp``, which each such backend
 provides for its library: ``xp.tanh``, ``xp.sigmoid``, ``xp.exp``, ``xp.log``,
-``xp.sqrt``, ``xp.abs``, ``xp.rowmax(x)`` and ``xp.rowsum(x)`` (over the last axis, kept as
-an axis of length 1), and the operators of arrays (``+ - * / > **``). Arrays
-are laid out as everywhere in the generated code: one row per step and
-sequence, the vector along the last axis.
+``xp.sqrt``, ``xp.abs``, ``xp.sign``, ``xp.rowmax(x)`` and ``xp.rowsum(x)`` (over
+the last axis, kept as an axis of length 1), and the operators of arrays
+(``+ - * / > **``). Arrays are laid out as everywhere in the generated code: one
+row per step and sequence, the vector along the last axis.
 
 The node classes are SymPy ``MatrixExpr`` so that ``MatMul``, ``MatAdd`` and
 ``HadamardProduct`` combine them and check their shapes. Adding an operation is
@@ -430,8 +430,7 @@ class Sign(Elementwise):
     """The derivative of abs: -1, 0 or 1."""
     latex, words = r"\operatorname{sign}", "the sign"
     kernels = {"numpy": "numpy.sign", "numba": _nb_sign_scalar,
-               # 1 * (x < 0): torch subtracts no bool tensor
-               "array": lambda xp, x: 0 * x + (x > 0) - 1 * (x < 0)}
+               "array": lambda xp, x: xp.sign(x)}
     scalar = staticmethod(sympy.sign)
 
     @staticmethod

@@ -85,7 +85,7 @@ def test_dump_ir_and_backend_errors_are_one_line_exit_2(argv, words, capsys):
 
 def test_an_unknown_backend_names_the_registered_ones():
     with pytest.raises(ValueError, match=r"^backend: expected one of 'numpy', 'numba', "
-                                         r"'readable', got 'torch'"):
+                                         r"'readable', 'arrays', got 'torch'"):
         driver.source(symrnn.derive(symrnn.ElmanRNN()), "torch")
 
 
@@ -97,6 +97,7 @@ def test_one_schedule_for_every_backend():
     d = symrnn.derive(symrnn.parse_cell(GATES))
     numpy = schedule.run(driver.start(d, "numpy")).kernels
     assert numpy == driver.run(d, "numba", until="schedule").kernels
+    assert numpy == driver.run(d, "arrays", until="schedule").kernels  # PyTorch's and JAX's
     loops = [i for k in numpy for i in k.items if isinstance(i, Loop)]
     assert loops and all(loop.carried for loop in loops)
 

@@ -115,6 +115,14 @@ CASES = {
         ELMAN + "h = tanh(W @ W @ W @ prev(h) + U @ x)\nloss = -y.T @ log_softmax(V @ h)",
         lambda L, p, s, x: {"h": L.tanh(s["h"] @ (p["W"] @ p["W"] @ p["W"]).T + x["x"] @ p["U"].T)},
         lambda L, p, s, h, x, y: _ce(L, h["h"] @ p["V"].T, y["y"]), needs="MatPow"),
+    "powers of matrices and of a 1 x 1 value": Case(
+        ELMAN + "params: w[1,D]\n"
+        "h = tanh(W @ W @ W @ prev(h) + (w @ prev(h)) * (w @ prev(h)) * (W.T @ W.T @ (U @ x)))\n"
+        "loss = -y.T @ log_softmax(V @ h)",
+        lambda L, p, s, x: {"h": L.tanh(s["h"] @ (p["W"] @ p["W"] @ p["W"]).T
+                                        + (s["h"] @ p["w"].T) ** 2
+                                        * (x["x"] @ p["U"].T @ (p["W"].T @ p["W"].T).T))},
+        lambda L, p, s, h, x, y: _ce(L, h["h"] @ p["V"].T, y["y"])),
     "a loss with terms of parameters alone": Case(
         "params: W[D,D] U[D,N] V[M,D] a[1,1] r[D]\ninput: x[N]\ntarget: y[M]\nstate: h[D]\n"
         "h = tanh(W @ prev(h) + U @ x)\n"
@@ -213,7 +221,7 @@ def torch_module(name):
     case = CASES[name]
     sizes = {k: v for k, v in case.sizes.items()
              if k in {str(s) for p in derivation(name).cell.params for s in p.shape}}
-    return derivation(name).torch(sizes, dtype=F64)
+    return derivation(name).torch(sizes, dtype=F64, kernels="torch")
 
 
 @pytest.mark.parametrize("T", [1, 4])
@@ -261,7 +269,8 @@ def test_torch_takes_several_inputs_batch_first_and_one_sequence():
     name = "two inputs, two label targets"
     params, xs, ys, starts = problem(name, 3, 2, seed=1)
     m = torch_module(name)
-    first = derivation(name).torch(D=3, N=2, K=4, M=3, J=2, dtype=F64, batch_first=True)
+    first = derivation(name).torch(D=3, N=2, K=4, M=3, J=2, dtype=F64, batch_first=True,
+                                   kernels="torch")
     first.load_state_dict(m.state_dict())
     x = {k: torch.tensor(v) for k, v in xs.items()}
     y = {k: torch.tensor(v) for k, v in ys.items()}
@@ -438,36 +447,6 @@ def test_jax_refuses_a_masked_array_and_names_inputs_by_key():
         f(params, x["x"], y)
 
 
-@pytest.mark.parametrize("library", ["torch", "jax"])
-def test_powers_of_matrices(library):
-    # W^3 and (W^T)^2 of a parameter, and the square of a per-step 1 x 1 value,
-    # as the compiler evaluates them, against NumPy's matrix_power
-    from sympy import MatMul, MatPow, MatrixSymbol, Symbol
-    from symrnn.backends.expressions import Compiler
-    from symrnn.backends.namespaces import JaxNamespace, TorchNamespace
-    from symrnn.model.nodes import StepVar
-    D = Symbol("D")
-    W, w, h = MatrixSymbol("W", D, D), MatrixSymbol("w", 1, D), StepVar("h", Symbol("t"), D, 1)
-    rng = np.random.default_rng(0)
-    values = {"W": rng.normal(size=(3, 3)), "w": rng.normal(size=(1, 3)),
-              "h": rng.normal(size=(4, 3))}
-    if library == "torch":
-        xp, array = TorchNamespace(torch, F64, "cpu"), torch.tensor
-    else:
-        xp, array = JaxNamespace(jnp, jax.lax, jnp.float32), jnp.asarray
-    compiler = Compiler(lambda leaf: lambda env: env["h"])
-    env = {"_xp": xp, "_sizes": {"D": 3}, **{k: array(v) for k, v in values.items()}}
-    cube, square = compiler.compile(MatPow(W, 3)), compiler.compile(MatPow(W.T, 2))
-    scalar = compiler.compile(MatPow(MatMul(w, h), 2))
-    for name, fn in compiler.constants.values():  # in order: W W^T before W^T W^T
-        env[name] = fn(env)
-    tol = dict(rtol=1e-12) if library == "torch" else dict(rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(cube(env)), np.linalg.matrix_power(values["W"], 3), **tol)
-    np.testing.assert_allclose(np.asarray(square(env)),
-                               np.linalg.matrix_power(values["W"].T, 2), **tol)
-    np.testing.assert_allclose(np.asarray(scalar(env)), (values["h"] @ values["w"].T) ** 2, **tol)
-
-
 def _scans(jaxpr):
     """The scan equations of a jaxpr, those of its sub-jaxprs included."""
     for eqn in jaxpr.eqns:
@@ -484,7 +463,7 @@ def test_jax_unroll_unrolls_the_scans():
     name = "loss of prev(h)"
     params, xs, ys, _ = problem(name, 4, 2)
     x = _columns(xs["x"])
-    for unroll, steps in ((False, {1}), (True, {3, 4})):  # backward: T-1 steps, forward: T
+    for unroll, steps in ((False, {1}), (True, {4})):  # the loops over T steps, unrolled
         f = derivation(name).jax(unroll=unroll)
         graph = jax.make_jaxpr(jax.grad(f))(params, x, ys["y"])
         assert {e.params["unroll"] for e in _scans(graph.jaxpr)} == steps

@@ -541,21 +541,11 @@ def directional_check(grads, cell, params, seqs, starts, rng, what):
         assert abs(exact - fd) <= 1e-6 * max(1.0, abs(fd)), (what, exact, fd)
 
 
-# The constructs of this branch that the PyTorch and JAX backends (symrnn/backends/,
-# on branch fwfix) do not run yet: a cell with one of them may fail there, by an
-# error or by wrong numbers, and is tallied under the first it has (the lead removes
-# an entry once the backends run it). Found by this test; every other cell must be
-# right on both.
-BACKEND_GAPS = {
-    "named constant": "NotImplementedError: the coefficient k0 is not a number (a Constant: "
-                      "float() of it is its value)",
-    "a gradient with a term of the parameters alone": "NotImplementedError: a per-step matrix "
-                      "plus a fixed one (the fixed term of a sum over t counts T B times)",
-    "named matrix": "NotImplementedError: Adjoint of parameters in Adjoint(Q0) (Cell.fixed, "
-                    "Derivation.fixed_adjoints)",
-    "a size as a coefficient": "NotImplementedError: the coefficient N/2 is not a number "
-                               "(sum(0.5 * ones(N)) is N/2: a size, known at run time)",
-}
+# The constructs that the PyTorch and JAX backends do not run yet: a cell with one of
+# them may fail there, by an error or by wrong numbers, and is tallied under the first
+# it has. None since they run on the shared schedule: every accepted cell must be
+# right on every backend.
+BACKEND_GAPS = {}
 TALLY = collections.Counter()
 
 
@@ -611,7 +601,8 @@ def _inputs(cell, seqs):
 def _torch_gradients(d, params, x, y, starts):
     import torch
     sizes = {str(s) for p in d.cell.params for dim in p.shape for s in dim.free_symbols}
-    m = d.torch(**{k: SIZES[k] for k in sizes}, dtype=torch.float64)
+    # the torch kernels (the CPU's default, Numba's, compile for seconds per cell)
+    m = d.torch(**{k: SIZES[k] for k in sizes}, dtype=torch.float64, kernels="torch")
     with torch.no_grad():
         for k, v in params.items():
             getattr(m, k).copy_(torch.as_tensor(v).reshape(getattr(m, k).shape))

@@ -145,3 +145,110 @@ def test_bad_arguments_raise_one_value_error():
         f(params, x, labels * 0 + 3)
     with pytest.raises(ValueError, match=r"^h0: expected shape \(D,\) or \(D, B\)"):
         f(params, x, labels, h0=jnp.zeros((1, D, B)))
+
+
+# -- layouts, several inputs, the outputs form, reductions ------------------------------
+TWO = """params: W[D,D] U[D,N] A[D,K] V[M,D] Q[J,D]
+input: x[N] c[K]
+target: y[M] m[J]
+state: h[D]
+h = tanh(W @ prev(h) + U @ x + A @ c)
+o = V @ h
+q = Q @ h
+loss = -y.T @ log_softmax(o) + 0.5 * (q - m).T @ (q - m)"""
+K, J = 4, 2
+
+
+@functools.lru_cache(maxsize=None)
+def two():
+    return symrnn.derive(symrnn.parse_cell(TWO))
+
+
+def two_by_hand(p, x, c, h0):
+    """Rows (T, B, n): the values o and q of every step, and the final state."""
+    def step(h, xc):
+        x_t, c_t = xc
+        h = jnp.tanh(h @ p["W"].T + x_t @ p["U"].T + c_t @ p["A"].T)
+        return h, (h @ p["V"].T, h @ p["Q"].T)
+    h, (o, q) = lax.scan(step, h0, (x, c))
+    return {"o": o, "q": q}, h
+
+
+def two_problem(seed=4):
+    rng = np.random.default_rng(seed)
+    shapes = {"W": (D, D), "U": (D, N), "A": (D, K), "V": (M, D), "Q": (J, D)}
+    p = {k: jnp.asarray(rng.normal(size=s) * 0.5) for k, s in shapes.items()}
+    x, c = jnp.asarray(rng.normal(size=(T, B, N))), jnp.asarray(rng.normal(size=(T, B, K)))
+    labels = jnp.asarray(rng.integers(0, M, size=(T, B)))
+    m = jnp.asarray(rng.normal(size=(T, B, J)))
+    h0 = jnp.asarray(rng.normal(size=(B, D)))
+    return p, x, c, labels, m, h0
+
+
+def tnb(a):  # (T, B, n) -> (T, n, B)
+    return a.transpose(0, 2, 1)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("layout", ["TBN", "TNB"])
+def test_both_layouts_several_inputs_and_targets_under_jit_and_grad(layout, reduction):
+    p, x, c, labels, m, h0 = two_problem()
+    f = two().jax(layout=layout, reduction=reduction)
+
+    def mine(p, x, c, m, h0):
+        if layout == "TNB":
+            x, c, m, h0 = tnb(x), tnb(c), tnb(m), h0.T
+        return f(p, {"x": x, "c": c}, {"y": labels, "m": m}, h0=h0)
+
+    def theirs(p, x, c, m, h0):
+        out, _ = two_by_hand(p, x, c, h0)
+        total = (-(jax.nn.one_hot(labels, M) * jax.nn.log_softmax(out["o"], -1)).sum()
+                 + 0.5 * ((out["q"] - m) ** 2).sum())
+        return total / (T * B) if reduction == "mean" else total
+    args = (p, x, c, m, h0)
+    loss, got = jax.jit(jax.value_and_grad(mine, argnums=(0, 1, 2, 3, 4)))(*args)
+    want_loss, want = jax.value_and_grad(theirs, argnums=(0, 1, 2, 3, 4))(*args)
+    assert float(loss) == pytest.approx(float(want_loss), rel=1e-12)
+    for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("layout", ["TBN", "TNB"])
+def test_the_outputs_form_and_a_loss_of_ones_own(layout):
+    p, x, c, _, m, h0 = two_problem(seed=5)
+    f = two().jax(layout=layout, outputs=True)
+    assert f.outputs == ("o", "q")
+    w = jnp.asarray(np.random.default_rng(6).normal(size=(T, B, M)))
+
+    def own(out, h):
+        return (w * out["o"]).sum() + ((out["q"] - m) ** 2).sum() + (h ** 3).sum()
+
+    def mine(p, x, c, h0):
+        if layout == "TNB":
+            out, states = f(p, {"x": tnb(x), "c": tnb(c)}, h0=h0.T)
+            return own({k: tnb(v) for k, v in out.items()}, states["h"].T)
+        out, states = f(p, {"x": x, "c": c}, h0=h0)
+        return own(out, states["h"])
+
+    def theirs(p, x, c, h0):
+        return own(*two_by_hand(p, x, c, h0))
+    loss, got = jax.jit(jax.value_and_grad(mine, argnums=(0, 1, 2, 3)))(p, x, c, h0)
+    want_loss, want = jax.value_and_grad(theirs, argnums=(0, 1, 2, 3))(p, x, c, h0)
+    assert float(loss) == pytest.approx(float(want_loss), rel=1e-12)
+    for g, w_ in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(g, w_, rtol=0, atol=1e-10)
+    # one sequence: (T, n) values and (D,) states
+    out, states = f(p, {"x": x[:, 0], "c": c[:, 0]}, h0=h0[0])
+    values, h = two_by_hand(p, x[:, :1], c[:, :1], h0[:1])
+    np.testing.assert_allclose(out["q"], values["q"][:, 0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(states["h"], h[0], rtol=0, atol=1e-12)
+
+
+def test_bad_options():
+    d = derivation("elman")
+    with pytest.raises(ValueError, match="^layout: expected 'TNB' or 'TBN'"):
+        d.jax(layout="BTN")
+    with pytest.raises(ValueError, match="^reduction: expected 'sum' or 'mean'"):
+        d.jax(reduction="none")
+    with pytest.raises(ValueError, match="^outputs: 'nothing' is not a value"):
+        d.jax(outputs=("nothing",))

@@ -54,6 +54,7 @@ def derivation(name):
 
 def module(name, D=3, N=2, M=3, seed=0, **options):
     torch.manual_seed(seed)
+    options.setdefault("kernels", "torch")   # (Numba's, the CPU's default, compile for seconds)
     return derivation(name).torch(D=D, N=N, M=M, dtype=F64, **options)
 
 
@@ -196,7 +197,7 @@ def test_agrees_with_the_numpy_function():
 
 def test_a_text_cell_trains_with_sgd():
     T, B, D, N, M = 8, 4, 5, 3, 3
-    m = derivation("text").torch(D=D, N=N, M=M)   # float32, torch's default
+    m = derivation("text").torch(D=D, N=N, M=M, kernels="torch")   # float32, torch's default
     gen = torch.Generator().manual_seed(6)
     x = torch.randn(T, B, N, generator=gen)
     y = (x[..., 0] > 0).long() + (x[..., 1] > 0).long()   # a label each step

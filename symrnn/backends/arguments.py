@@ -3,24 +3,25 @@
 Shapes are compared with the cell's size names (D, N, M, ...); a size is
 learned from the first argument that has it, and every mismatch raises one
 ValueError whose message starts with the argument's name. Only shapes are
-read here, so the checks cost nothing on the arrays themselves.
+read here, so the checks cost nothing on the arrays themselves. They read the
+cell through its ``spec`` (plain data: names and size names, the generated
+modules' ``SPEC``), never through SymPy: torch.compile traces them.
 """
+from ..codegen.passes.assemble import spec as cell_spec
 from ..codegen.runtime_api import fit_shape, refuse_arguments
 
 
-def param_dims(p):
-    """A parameter's dimensions as the API takes it: a column (r, 1) as (r,)."""
-    return tuple(str(d) for d in (p.shape[:1] if p.shape[1] == 1 else p.shape))
+def spec(cell):
+    """The plain data the checks read: ``params`` [(name, dims)] (a column (r,)),
+    ``inputs``, ``targets``, ``states`` [(name, size)], ``time`` and ``batch`` (the
+    names of those axes), ``labels`` (targets are class distributions)."""
+    return cell_spec(cell)
 
 
-def axis_names(cell):
+def axis_names(spec):
     """The names of the time and batch axes in shapes and messages: T and B,
     or T' and B' when a size of the cell has that name (as the NumPy function)."""
-    taken = {str(s) for s in cell.sizes}
-
-    def free(word):
-        return next(n for n in (word, word + "'", word + "''", f"<{word}>") if n not in taken)
-    return free("T"), free("B")
+    return spec["time"], spec["batch"]
 
 
 def _known(dims, sizes):
@@ -44,9 +45,9 @@ class Sizes:
         return f"({', '.join(dims)}) = {_known(dims, self.values)}"
 
 
-def check_params(cell, params, label="params"):
+def check_params(spec, params, label="params"):
     """The parameters of ``params`` (a dict) in the cell's order, or a ValueError."""
-    names = [p.name for p in cell.params]
+    names = [p for p, _ in spec["params"]]
     if not hasattr(params, "keys") or set(params) != set(names):
         refuse_arguments(params, names, label)
     return [params[n] for n in names]
@@ -54,9 +55,9 @@ def check_params(cell, params, label="params"):
 
 def by_name(arg, value, variables):
     """``[(label, value)]`` of a per-step argument, in the order of ``variables``
-    (the cell's inputs or targets): with one, ``value`` itself; with several, a
+    (the spec's inputs or targets): with one, ``value`` itself; with several, a
     dict keyed by their names, labelled ``x['c']``."""
-    names = [v.name for v in variables]
+    names = [name for name, _ in variables]
     if len(names) == 1:
         return [(arg, value)]
     if not hasattr(value, "keys") or len(value) != len(names) or set(value) != set(names):
@@ -64,10 +65,10 @@ def by_name(arg, value, variables):
     return [(f"{arg}[{n!r}]", value[n]) for n in names]
 
 
-def initial_states(cell, starts, named):
+def initial_states(spec, starts, named):
     """The initial states given positionally (``starts``) or by name, in the
     cell's order (None where not given), or a TypeError as for a Python call."""
-    keys = [s.name + "0" for s in cell.states]
+    keys = [name + "0" for name, _ in spec["states"]]
     if len(starts) > len(keys):
         raise TypeError(f"takes at most {len(keys)} initial state(s) ({', '.join(keys)}), "
                         f"got {len(starts)}")
@@ -83,27 +84,26 @@ def initial_states(cell, starts, named):
     return [given.get(k) for k in keys]
 
 
-def fit_call(cell, sizes, param_shapes, xs, ys, state_shapes, layout):
+def fit_call(spec, sizes, param_shapes, xs, ys, state_shapes, layout):
     """Fit the shapes of one call: ``xs`` [(label, shape)] of the inputs, ``ys``
     [(label, shape, is_labels)] of the targets, in the cell's order; ``layout``
     names the axes as the caller takes them, with the cell's size names:
     ``{"seq": dim -> axes, "labels": axes, "state": dim -> [axes, ...]}``.
     Returns the sizes (a dict)."""
-    for p, shape in zip(cell.params, param_shapes):
-        sizes.fit(f"params[{p.name!r}]", shape, param_dims(p))
-    for (label, shape), v in zip(xs, cell.inputs):
-        sizes.fit(label, shape, layout["seq"](str(v.shape[0])))
-    for (label, shape, is_labels), v in zip(ys, cell.targets):
-        dims = layout["labels"] if is_labels else layout["seq"](str(v.shape[0]))
+    for (name, dims), shape in zip(spec["params"], param_shapes):
+        sizes.fit(f"params[{name!r}]", shape, tuple(dims))
+    for (label, shape), (_, dim) in zip(xs, spec["inputs"]):
+        sizes.fit(label, shape, layout["seq"](dim))
+    for (label, shape, is_labels), (_, dim) in zip(ys, spec["targets"]):
+        dims = layout["labels"] if is_labels else layout["seq"](dim)
         if len(shape) != len(dims):
             hint = (" (class labels must be integers)"
-                    if cell.targets_are_distributions and len(shape) == len(layout["labels"])
-                    else "")
+                    if spec["labels"] and len(shape) == len(layout["labels"]) else "")
             raise ValueError(f"{label}: expected shape {sizes.expected(dims)} to go with "
                              f"{xs[0][0]} of shape {tuple(xs[0][1])}, got {tuple(shape)}{hint}")
         sizes.fit(label, shape, dims)
-    for s, shape in zip(cell.states, state_shapes):
-        key, dim = s.name + "0", str(s.shape[0])
+    for (name, dim), shape in zip(spec["states"], state_shapes):
+        key = name + "0"
         if shape is None:
             if dim not in sizes.values and not dim.isdigit():
                 raise ValueError(f"{key}: needed, since no other argument gives the size {dim}")

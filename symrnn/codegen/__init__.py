@@ -5,7 +5,8 @@ The way through (``driver.py`` runs a backend's passes, ``targets.py`` lists the
     derivation --start--> Module.problem      the formulas (SymPy)       module.py
                --schedule, carry, hoist, sums--> Module.kernels          scheduled.py
                --lower--> Module.functions    statements over arrays     ir.py
-               --gates, release, loopnests, outline, prune--> (the same, rewritten)
+               --gates, release, loopnests, outline, prune, invariants--> (the same,
+                                                              rewritten)
                --name--> every temporary an identifier
                --assemble--> Module.body      the whole file's statements
                --print--> source              emit.py, readable.py
@@ -24,7 +25,9 @@ What each part holds:
     loops.py, nests.py, views.py, shapes.py
                    element-wise statements as loop nests for Numba (loopnests, outline)
     kernels.py     the operations' kernels as the generated code calls them
-    emit.py        the NumPy and Numba printers; readable.py the readable backend's
+    emit.py        the NumPy and Numba printers; readable.py the readable backend's;
+                   arrays.py the array-namespace printer (the kernels that PyTorch and
+                   JAX run, symrnn/backends)
     dump.py        the module between two passes as text (``--dump-ir``)
     lambdify.py    ``lambdify(derivation, backend)``, ``module_source``
     runtime.py, runtime_calls.py, runtime_numba.py

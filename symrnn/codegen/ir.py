@@ -354,6 +354,23 @@ def bound(statements):
     return out
 
 
+def changed(statements):
+    """Every name the statements bind or write into (``a[i] = v`` writes into ``a``),
+    nested ones included."""
+    out = set()
+    for s in walk(tuple(statements)):
+        targets = s.targets if isinstance(s, Assign) else (
+            (s.target,) if isinstance(s, (Update, Fill, Alloc)) else ())
+        for target in targets:
+            while isinstance(target, Index):
+                target = target.value
+            if isinstance(target, VARIABLES):
+                out.add(target)
+        if isinstance(s, For):
+            out.add(s.var)
+    return out
+
+
 def flatten(statements):
     """``statements`` with every ``Block`` replaced by its statements (in loops too)."""
     out = []

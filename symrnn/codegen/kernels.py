@@ -41,3 +41,15 @@ def elementwise_helpers():
     kernel for Numba)."""
     return {kernel(op).name for op in OPERATIONS.values()
             if op.kernels.get("numba") is not None and isinstance(kernel(op), ir.Helper)}
+
+
+def operations():
+    """``{IR function of an operation's NumPy kernel: the operation}`` (each kernel of
+    one operation: the backends that print an operation's own kernel find it here)."""
+    out = {}
+    for op in OPERATIONS.values():
+        func = kernel(op)
+        if func in out:
+            raise ValueError(f"{op.__name__} and {out[func].__name__} share the kernel {func}")
+        out[func] = op
+    return out

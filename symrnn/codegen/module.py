@@ -18,6 +18,8 @@ class Problem:
     fixed_adjoints  {Adjoint of a named matrix: expression}
     fixed           [(named matrix, expression of the parameters)]
     internal        names of the values that passes made (not the cell's)
+    sequences       ((input or target, dL/d(it)^(t) or None), ...): the gradients of
+                    the per-step arguments asked for (option ``sequence_gradients``)
     """
     equations: tuple
     adjoints: dict
@@ -25,6 +27,7 @@ class Problem:
     fixed_adjoints: dict
     fixed: tuple
     internal: frozenset = frozenset()
+    sequences: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ A kernel (``forward`` or ``gradients``) is a sequence of items:
     Loss      the sum of the per-step losses
     Gradients the gradients (sums over t, closed forms), the named matrices'
               adjoints, and the zero gradients of what the loss does not read
+    Outputs   the end of the ``outputs`` kernel (option ``outputs``): values over
+              all steps and the states at the last step, returned
 
 A backend that scans (JAX's ``lax.scan``, a Python loop in PyTorch) takes a
 ``Loop`` as it is: carry = ``carried``, xs = the values it reads of other items,
@@ -115,18 +117,28 @@ class Loss:
 @dataclass(frozen=True)
 class Gradient:
     """The gradient of a parameter (``of`` its name) or of an initial state
-    (``of`` the state's name, ``state`` True); ``expr`` None: zeros."""
+    (``of`` the state's name, ``state`` True), or of an input or target at every
+    step (``sequence`` True: dL/dx^(t), returned (T, B, n)); ``expr`` None: zeros."""
     of: str
     state: bool
     expr: object
     shape: tuple            # SymPy sizes of the result (BATCH for the sequences of a state)
     in_loop: bool = False   # added up by a loop (``Loop.sums``): only returned here
+    sequence: bool = False
 
 
 @dataclass(frozen=True)
 class Gradients:
     items: tuple            # Gradient, in the order of the returned tuple
     fixed: tuple            # Let: the named matrices' adjoints, before the gradients
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What the ``outputs`` kernel returns: ``values`` over all steps (T, B, n)
+    each, and ``states`` at the last step (B, n) each."""
+    values: tuple
+    states: tuple
 
 
 @dataclass(frozen=True)

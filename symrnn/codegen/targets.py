@@ -6,9 +6,10 @@ own, in a module of its own). ``symrnn codegen --backend NAME``,
 """
 from dataclasses import dataclass, field
 
+from .arrays import ArrayPrinter
 from .emit import NumbaModulePrinter, NumPyPrinter
-from .passes import (assemble, carry, gates, hoist, loopnests, lower, name, outline,
-                     preactivation, prune, release, schedule, sums)
+from .passes import (assemble, carry, gates, hoist, invariants, loopnests, lower, name,
+                     outline, preactivation, prune, release, schedule, sums)
 from .readable import SHEET, ReadablePrinter
 
 
@@ -17,13 +18,16 @@ class Target:
     """``passes``: the pass modules in order; ``printer``: the class that prints the
     module; ``options``: the passes' settings (``Module.option``); ``needs``: a
     function that raises ImportError when the backend's extra dependencies are
-    missing; ``cached``: modules are kept on disk (``numba_cache.py``)."""
+    missing; ``cached``: modules are kept on disk (``numba_cache.py``);
+    ``public``: the module has the public functions of ``lambdify`` (the array
+    backend's has only kernels, which d.torch() and d.jax() call)."""
     name: str
     passes: tuple
     printer: type
     options: dict = field(default_factory=dict)
     needs: object = None
     cached: bool = False
+    public: bool = True
 
 
 def _numba():
@@ -64,3 +68,6 @@ register(Target("numba", (schedule, hoist, lower, release, loopnests, outline, n
 register(Target("readable", (schedule, lower, prune, name, assemble), ReadablePrinter,
                 {"loops": "one", "in_place": False, "row_lists": False, "invariants": "inline",
                  "names": SHEET}))
+# the kernels that d.torch() and d.jax() run, as functions of an array namespace
+register(Target("arrays", (schedule, carry, hoist, lower, prune, invariants, name), ArrayPrinter,
+                {"in_place": False, "row_lists": False}, public=False))

@@ -58,21 +58,26 @@ class Derivation(Shown):
                              "the gradients it would compute are wrong")
 
     def torch(self, sizes=None, **options):
-        """A ``torch.nn.Module`` whose backward is this derivation's BPTT; the
+        """A ``torch.nn.Module`` whose backward is this derivation's BPTT:
+        ``m(x, y) -> loss`` and ``m(x) -> (outputs, final states)``; the
         parameters' sizes as keywords (``D=8, N=4, M=5``) or a dict ``sizes``;
-        options ``batch_first``, ``dtype``, ``device``. Needs PyTorch
-        (``pip install 'symrnn[torch]'``); see ``symrnn.backends.torch_module``."""
+        options ``batch_first``, ``dtype``, ``device``, ``reduction`` ("sum",
+        "mean"), ``outputs`` (names), ``kernels`` ("auto", "numba", "torch").
+        Needs PyTorch (``pip install 'symrnn[torch]'``); see
+        ``symrnn.backends.torch_module``."""
         self.refuse_if_failed("torch()")
         return _consumer("derivation.torch", "Derivation.torch() needs PyTorch: "
                          "pip install 'symrnn[torch]'")(self, sizes, **options)
 
-    def jax(self, unroll=False):
+    def jax(self, unroll=False, **options):
         """``f(params, x, y, h0=None) -> loss`` in JAX with this derivation's BPTT
-        as its ``jax.custom_vjp``; see ``symrnn.backends.jax_function``. Needs
-        JAX (``pip install 'symrnn[jax]'``)."""
+        as its ``jax.custom_vjp`` (with ``outputs=True``: ``f(params, x, h0=None)
+        -> (outputs, final states)``); options ``layout`` ("TNB", "TBN"),
+        ``reduction`` ("sum", "mean"), ``outputs``; see
+        ``symrnn.backends.jax_function``. Needs JAX (``pip install 'symrnn[jax]'``)."""
         self.refuse_if_failed("jax()")
         return _consumer("derivation.jax", "Derivation.jax() needs JAX: "
-                         "pip install 'symrnn[jax]'")(self, unroll=unroll)
+                         "pip install 'symrnn[jax]'")(self, unroll=unroll, **options)
 
     # displays: the printers live in symrnn.render, registered in symrnn.plugins
     def _repr_latex_(self):

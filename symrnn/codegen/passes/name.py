@@ -29,7 +29,7 @@ def run(module):
     return replace(module, functions=functions, body=body)
 
 
-RESERVED = ("_np", "_range", "_list", "np", "range", "list", "len")
+RESERVED = ("_np", "_range", "_list", "np", "range", "list", "len", "_xp", "_carry")
 RUNTIME = set(vars(runtime)) | set(vars(runtime_calls)) | set(RESERVED)  # the module's names
 
 

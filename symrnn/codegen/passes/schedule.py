@@ -14,7 +14,11 @@ product over all steps). Everything else is computed over all steps at once.
 Setting ``loops`` (``module.option``): "split" (the above), or "one" (the
 readable backend: one loop forward over every equation of the step, one
 backward over every adjoint, every value stored, nothing over all steps but
-the gradients).
+the gradients). Settings of the PyTorch and JAX backends (``driver.py``):
+``kernels``, the kernels to schedule (default ``("forward", "gradients")``; an
+``outputs`` kernel computes the values named by ``outputs`` over all steps and
+the states, and returns them), and ``sequence_gradients``, whose gradients
+``problem.sequences`` holds: the ``gradients`` kernel returns them too.
 """
 from dataclasses import replace
 
@@ -24,8 +28,8 @@ from ...graph.reach import components, reachable
 from ...graph.unroll import T, t
 from ...model.nodes import Adjoint, StepVar, SumOverTime
 from .. import ir
-from ..scheduled import (BATCH, Fixed, Gradient, Gradients, Kernel, Let, Loop, Loss, Pad, Stacked,
-                         Value, value_of)
+from ..scheduled import (BATCH, Fixed, Gradient, Gradients, Kernel, Let, Loop, Loss, Outputs, Pad,
+                         Stacked, Value, value_of)
 
 
 def run(module):
@@ -37,15 +41,24 @@ def run(module):
     L_read = any(L in {v.name for v in rhs.atoms(StepVar)} for lhs, rhs in eqs if lhs.name != L)
     fixed = Fixed(tuple(Let(Value(lhs.name), rhs) for lhs, rhs in problem.fixed))
 
+    kinds = module.option("kernels", ("forward", "gradients"))
+    made = {}
+    if "outputs" in kinds:
+        made["outputs"] = _outputs(cell, problem, eqs, fixed, module.option("outputs", ()), one)
     needed = _needed(eqs, [L]) - ({L} if not L_read and not one else set())
     builder = _Builder(cell, problem, frozenset(), one)
-    items = builder.forward(needed, ())
-    forward = Kernel("forward", (fixed,) + tuple(items) + (Loss(L_rhs, L in needed, Value(L)),),
-                     frozenset(builder.padded), frozenset(),
-                     tuple(rhs for lhs, rhs in eqs if lhs.name in needed) + (L_rhs,), Value(L))
+    # the loss, summed after the loops, reads its values over all steps: none is local
+    loss_reads = {v.name for v in L_rhs.atoms(StepVar)}
+    items = builder.forward(needed, loss_reads)
+    made["forward"] = Kernel("forward", (fixed,) + tuple(items)
+                             + (Loss(L_rhs, L in needed, Value(L)),),
+                             frozenset(builder.padded), frozenset(),
+                             tuple(rhs for lhs, rhs in eqs if lhs.name in needed) + (L_rhs,),
+                             Value(L))
 
     backward_exprs = (list(problem.adjoints.values()) + list(problem.fixed_adjoints.values())
-                      + list(problem.gradients.values()))
+                      + list(problem.gradients.values())
+                      + [e for _, e in problem.sequences if e is not None])
     leaves, shifted = set(), set()
     for e in backward_exprs:
         values = {v for v in _leaves(e) if isinstance(v, StepVar)}
@@ -55,18 +68,35 @@ def run(module):
     needed = _needed(eqs, leaves | {L}) - (
         {L} if L not in leaves and not L_read and not one else set())
     builder = _Builder(cell, problem, frozenset(shifted), one)
-    items = builder.forward(needed, leaves)
+    items = builder.forward(needed, leaves | loss_reads)
     items.append(Loss(L_rhs, L in needed, Value(L)))
     items += builder.backward()
     gradients = _gradients(cell, problem)
     if one:  # the sums over t added up by the backward loop, as a reader does
         items, gradients = _summed_in_loop(items, gradients)
     items.append(gradients)
-    gradients = Kernel("gradients", (fixed,) + tuple(items), frozenset(builder.padded),
-                       frozenset(shifted),
-                       tuple(rhs for lhs, rhs in eqs if lhs.name in needed) + (L_rhs,)
-                       + tuple(backward_exprs), Value(L))
-    return replace(module, kernels=(forward, gradients))
+    made["gradients"] = Kernel("gradients", (fixed,) + tuple(items), frozenset(builder.padded),
+                               frozenset(shifted),
+                               tuple(rhs for lhs, rhs in eqs if lhs.name in needed) + (L_rhs,)
+                               + tuple(backward_exprs), Value(L))
+    return replace(module, kernels=tuple(made[k] for k in kinds))
+
+
+def _outputs(cell, problem, eqs, fixed, names, one):
+    """The ``outputs`` kernel: the values ``names`` over all steps and the states,
+    returned (the loss is not computed)."""
+    by_name = {lhs.name: lhs for lhs, _ in eqs}
+    unknown = [n for n in names if n not in by_name or n == cell.loss_var.name]
+    if unknown:
+        raise ValueError(f"outputs: {unknown[0]!r} is not a value of the cell")
+    states = [s.name for s in cell.states]
+    needed = _needed(eqs, list(names) + states)
+    builder = _Builder(cell, problem, frozenset(), one)
+    items = builder.forward(needed, set(names))
+    items.append(Outputs(tuple(Value(n) for n in names), tuple(Value(s) for s in states)))
+    leaves = tuple(StepVar(n, t, *by_name[n].shape) for n in list(names) + states)
+    return Kernel("outputs", (fixed,) + tuple(items), frozenset(builder.padded), frozenset(),
+                  tuple(rhs for lhs, rhs in eqs if lhs.name in needed) + leaves)
 
 
 def _gradients(cell, problem):
@@ -79,6 +109,9 @@ def _gradients(cell, problem):
             s = next(s for s in cell.states if f"{s.name}0" == name)
             shape, state, name = (BATCH, s.shape[0]), True, s.name
         items.append(Gradient(name, state, None if e.is_ZeroMatrix else e, shape))
+    by_name = {s.name: s for s in cell.inputs + cell.targets}
+    for name, e in problem.sequences:
+        items.append(Gradient(name, False, e, (BATCH, by_name[name].shape[0]), sequence=True))
     fixed = tuple(Let(Value(a.var.name, True), e) for a, e in problem.fixed_adjoints.items())
     return Gradients(tuple(items), fixed)
 
@@ -205,7 +238,9 @@ class _Builder:
         reads = {b: refers[b] & core for b in core}
         parts = components([base[a] for a in defs if base[a] in core], reads)
         read_after = {value_of(l) for e in list(self.problem.gradients.values())
-                      + list(self.problem.fixed_adjoints.values()) for l in e.atoms(Adjoint)}
+                      + list(self.problem.fixed_adjoints.values())
+                      + [e for _, e in self.problem.sequences if e is not None]
+                      for l in e.atoms(Adjoint)}
         local = core - future - read_after - _read_across(parts, reads)
         self.padded |= (core | future) - local
         before, pads = [], []

@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import replace
 
 from ... import ir
-from ...scheduled import (Fixed, Gradients, Let, Loop, Loss, Pad, Stacked, Value)
+from ...scheduled import (Fixed, Gradients, Let, Loop, Loss, Outputs, Pad, Stacked, Value)
 from ...shapes import symbol
 from .context import BATCH, LOSS, STEPS, Context, plus
 from .loop import lower_loop
@@ -54,6 +54,11 @@ def argument_shapes(cell):
     for s in cell.states:
         out[ir.Temp("init", Value(s.name))] = (batch, s.shape[0])
     return out
+
+
+def _steps(rows):
+    """Rows of all steps (T B, n) as an array (T, B, n)."""
+    return ir.call(ir.Attr(rows, "reshape"), STEPS, BATCH, ir.Const(-1))
 
 
 def _distinct_identifiers(cell):
@@ -93,6 +98,8 @@ class _Kernel:
             elif isinstance(item, Gradients):
                 more, returns = self._gradients(item)
                 lines += more
+            elif isinstance(item, Outputs):
+                returns = self._outputs(item)
         if returns is None:
             returns = ir.Return((LOSS,))
         return ir.Function(ir.Name(kernel.name), tuple(arguments(self.module.cell)),
@@ -209,12 +216,41 @@ class _Kernel:
 
     def _gradients(self, item):
         cx = self.cx
-        keys = [ir.Temp("grad0" if g.state else "grad", Value(g.of)) for g in item.items]
+        keys = [Value(g.of, True) if g.sequence else
+                ir.Temp("grad0" if g.state else "grad", Value(g.of)) for g in item.items]
         lets = [Let(k, g.expr) for k, g in zip(keys, item.items)
-                if g.expr is not None and not g.in_loop]
+                if g.expr is not None and not g.in_loop and not g.sequence]
         lines = stacked(cx, tuple(item.fixed) + tuple(lets), "gradient", rows=False)
+        # the inputs' and targets' gradients: rows of all steps, as the other values
+        lines += stacked(cx, tuple(Let(k, g.expr) for k, g in zip(keys, item.items)
+                                   if g.sequence and g.expr is not None), "gradient")
+        returned = []
         for key, g in zip(keys, item.items):
             if g.expr is None:  # the loss does not depend on it: zeros of its shape
                 shape = tuple(cx.size(d) for d in g.shape)
+                if g.sequence:
+                    key = cx.flat(key)
+                    shape = (ir.mul(STEPS, BATCH),) + shape[1:]
                 lines.append(block(key, None, "gradient", [ir.Alloc(key, shape, zeros=True)]))
-        return [block(None, None, "gradients", lines)], ir.Return((LOSS, ir.Tuple(tuple(keys))))
+            returned.append(_steps(cx.flat(key)) if g.sequence else key)
+        return ([block(None, None, "gradients", lines)],
+                ir.Return((LOSS, ir.Tuple(tuple(returned)))))
+
+    def _outputs(self, item):
+        """``return (values over all steps, (T, B, n) each), (states at step T)``."""
+        cx = self.cx
+        values = tuple(_steps(cx.flat(v)) for v in item.values)
+        return ir.Return((ir.Tuple(values), ir.Tuple(tuple(self._last(s) for s in item.states))))
+
+    def _last(self, state):
+        """A state at the last step: a row of its array of steps, or the last B
+        rows of its rows over all steps (a state that reads no earlier step)."""
+        cx = self.cx
+        if state in self._stepped():
+            return ir.Index(cx.role(state, "all"), STEPS)
+        return ir.Index(cx.flat(state), ir.Slice(ir.mul(plus(STEPS, -1), BATCH),
+                                                 ir.mul(STEPS, BATCH)))
+
+    def _stepped(self):
+        """The values computed by a step loop of this kernel (each has its array of steps)."""
+        return {v for item in self.kernel.items if isinstance(item, Loop) for v, _ in item.defs}
