@@ -1,0 +1,410 @@
+"""From the syntax tree of an answer to SymPy, in the node types of the derivation.
+
+Names become the cell's ``StepVar`` (h^(t-1)), its parameters (``MatrixSymbol``),
+adjoints ``Adjoint(StepVar)``; the operations become ``MatMul``, ``MatAdd``,
+``HadamardProduct``, ``Transpose``, ``DiagMatrix``, the operations of
+``symrnn/ops.py`` and ``SumOverTime``. Shapes are checked as the expression is
+built: a product whose shapes do not fit raises ``ShapeMismatch`` (a wrong
+answer, not an unreadable one), unless ``repair`` is on, in which case the two
+typical repairs are tried and recorded (a transpose added; a diagonal matrix
+moved in front of the vector it follows, as in the misprint of Goodfellow's
+eq. 10.21).
+"""
+import math
+from dataclasses import dataclass
+
+from sympy import (HadamardPower, HadamardProduct, Identity, Integer, MatMul,
+                   MatrixSymbol, OneMatrix, Rational, Symbol, ZeroMatrix)
+from sympy.matrices.expressions.diagonal import DiagMatrix
+from sympy.matrices.expressions.matexpr import MatrixExpr
+
+from ..graph.unroll import T, t
+from ..model.nodes import Adjoint, StepVar, SumOverTime
+from ..ops import OPERATIONS, LogSoftmax, Softmax, functions
+from . import syntax as S
+from .nodes import StepLossAdjoint
+from .forms import free_symbols, hadamard_factors
+from .notation import AMBIGUOUS
+from .syntax import AnswerSyntaxError, MAX_NUMBER_BITS, MAX_POWER
+from .times import index_symbol
+
+ELEMENTWISE = {**functions(), "step": OPERATIONS["Step"], "sign": OPERATIONS["Sign"]}
+
+
+class ShapeMismatch(ValueError):
+    """An answer whose shapes do not fit: readable, but not a matrix expression."""
+
+    def __init__(self, message, text, column):
+        self.reason, self.text, self.column = message, text, column
+        super().__init__(f"column {column + 1}: {message}")
+
+
+@dataclass
+class Repair:
+    kind: str          # "transpose" or "diag order"
+    column: int
+    what: str          # the piece, as typed
+
+
+class _Pending:
+    """\\mathbf{1}, \\mathbf{0} or I before its size is known from what it meets."""
+
+    def __init__(self, kind, row=False):
+        self.kind, self.row = kind, row
+
+    def make(self, rows, cols=None):
+        if self.kind == "identity":
+            return Identity(rows)
+        cls = OneMatrix if self.kind == "ones" else ZeroMatrix
+        return cls(1, rows) if self.row else cls(rows, 1)
+
+    def like(self, shape):
+        """The constant with ``shape`` (in a sum or an entry-wise product)."""
+        if self.kind == "identity":
+            if shape[0] != shape[1]:
+                raise ValueError
+            return Identity(shape[0])
+        return (OneMatrix if self.kind == "ones" else ZeroMatrix)(*shape)
+
+
+def _is_matrix(v):
+    return isinstance(v, MatrixExpr)
+
+
+def _shape(v):
+    return "x".join(str(d) for d in v.shape)
+
+
+def _bits(number):
+    return math.log2(abs(number.p)) - math.log2(number.q)
+
+
+class Builder:
+    """Builds one answer for one cell and vocabulary; ``repairs`` lists what ``repair``
+    changed, ``adjoints`` every adjoint the answer uses."""
+
+    def __init__(self, vocabulary, text, repair=False):
+        self.vocab = vocabulary
+        self.cell = vocabulary.cell
+        self.text = text
+        self.repair = repair
+        self.repairs = []
+        self.scopes = []           # (typed index name, symbol) of the sums around
+        self.row = vocabulary.notation.layout == "row"
+        self.symbols = {s.name: s for s in self.cell.params + self.cell.inputs
+                        + self.cell.targets + self.cell.variables}
+        self.params = {p.name for p in self.cell.params}
+
+    # -- errors ----------------------------------------------------------------------
+    def fail(self, node, message):
+        raise AnswerSyntaxError(message, self.text, node.start if isinstance(node, S.Node)
+                                else node)
+
+    def mismatch(self, node, message):
+        raise ShapeMismatch(message, self.text, node)
+
+    def piece(self, node):
+        return self.text[node.start:node.end]
+
+    # -- entry ---------------------------------------------------------------------------
+    def build(self, node):
+        value = self.value(node)
+        if isinstance(value, _Pending):
+            self.fail(node, "the size of this constant cannot be told from the answer")
+        if _is_matrix(value) and self.row:
+            value = value.T
+        return value
+
+    def value(self, node):
+        method = getattr(self, "_" + type(node).__name__)
+        return method(node)
+
+    # -- leaves --------------------------------------------------------------------------
+    def _Number(self, node):
+        value = Rational(node.value.numerator, node.value.denominator)
+        if value != 0 and not -1022 <= _bits(value) < MAX_NUMBER_BITS:
+            self.fail(node, "the number is beyond the range of a float")
+        return value
+
+    def _Constant(self, node):
+        return _Pending(node.kind)
+
+    def _time(self, node, time):
+        """``time`` checked: only t, T and the indices of the sums around."""
+        if time is None:
+            return self.scopes[-1][1] if self.scopes else t
+        allowed = {t, T} | {sym for _, sym in self.scopes}
+        for s in time.free_symbols:
+            if s not in allowed:
+                bound = {name: sym for name, sym in self.scopes}
+                if s.name in bound:
+                    time = time.xreplace({s: bound[s.name]})
+                    continue
+                self.fail(node, f"the time index {s.name} is not the index of a sum around it")
+        return time
+
+    def _resolve(self, node):
+        """(kind, cell name, time) of a typed name; kind "name" or "adjoint"."""
+        found, time = None, node.time
+        if node.subs:
+            found = self.vocab.lookup(node.core, node.subs)
+            if found is None and node.sub_time is not None:
+                if time is not None:
+                    self.fail(node, f"{self.piece(node)} has two times")
+                found, time = self.vocab.lookup(node.core), node.sub_time
+        else:
+            found = self.vocab.lookup(node.core)
+            if node.sub_time is not None:
+                if time is not None:
+                    self.fail(node, f"{self.piece(node)} has two times")
+                time = node.sub_time
+        if found is AMBIGUOUS:
+            self.fail(node, f"{self.piece(node)!r} could be more than one of the cell's names")
+        return found, time
+
+    def _Name(self, node):
+        found, time = self._resolve(node)
+        if found is None:
+            if not node.subs and node.time is None:
+                if node.core == "T":
+                    return T
+                if node.core == "I":
+                    return _Pending("identity")
+            names = ", ".join(self.vocab.names)
+            self.fail(node, f"unknown symbol {self.piece(node)!r}; the cell's names are {names}")
+        kind, name = found
+        if kind == "adjoint":
+            var = self.symbols[name]
+            return self._oriented(Adjoint(StepVar(name, self._time(node, time), *var.shape)))
+        sym = self.symbols[name]
+        if name in self.params:
+            return self._oriented(sym)          # a copy W^(t) has the value of W
+        if name == "L":
+            self.fail(node, "the loss L is not a vector")
+        return self._oriented(StepVar(name, self._time(node, time), *sym.shape))
+
+    def _oriented(self, value):
+        """In the row layout, a typed symbol is the transpose of the cell's."""
+        return value.T if self.row else value
+
+    def _Derivative(self, node):
+        of = node.of
+        found, time = self._resolve(of)
+        if found is None or found[0] != "name":
+            self.fail(of, f"unknown symbol {self.piece(of)!r} in the derivative")
+        name = found[1]
+        sym = self.symbols[name]
+        if name in self.params:
+            var = sym if time is None else StepVar(name, self._time(of, time), *sym.shape)
+        else:
+            var = StepVar(name, self._time(of, time), *sym.shape)
+        if node.loss_time is not None:
+            loss_time = self._time(node, node.loss_time)
+            if not isinstance(var, StepVar) or var.time != loss_time:
+                self.fail(node, "dL^(s)/dv is understood for v at the same step s only, "
+                                "e.g. dL^(t)/dh^(t)")
+            return self._oriented(StepLossAdjoint(var, loss_time))
+        return self._oriented(Adjoint(var))
+
+    # -- sums ------------------------------------------------------------------------------
+    def _Sum(self, node):
+        symbol = index_symbol(node.index) if node.index in ("t",) else \
+            Symbol(node.index, integer=True)
+        if any(name == node.index for name, _ in self.scopes):
+            self.fail(node, f"two sums over {node.index}, one inside the other")
+        lower = Integer(1) if node.lower is None else self._time(node, node.lower)
+        upper = T if node.upper is None else self._time(node, node.upper)
+        for limit in (lower, upper):
+            if limit.free_symbols - {T} - {s for _, s in self.scopes}:
+                self.fail(node, "the limits of a sum may use T, not the index")
+        self.scopes.append((node.index, symbol))
+        try:
+            body = self.value(node.body)
+        finally:
+            self.scopes.pop()
+        if not _is_matrix(body):
+            self.fail(node.body, "the term of the sum is a number, not a matrix")
+        if symbol != t and t not in free_symbols(body):
+            body, symbol = body.xreplace({symbol: t}), t    # the index is t, as derived
+        if self.row:
+            body = body.T     # sums are built in the cell's layout; build() turns them back
+            return SumOverTime(body, symbol, lower, upper).T
+        return SumOverTime(body, symbol, lower, upper)
+
+    # -- operations --------------------------------------------------------------------------
+    def _Negate(self, node):
+        value = self.value(node.arg)
+        if isinstance(value, _Pending):
+            self.fail(node, "the size of this constant cannot be told from the answer")
+        return -value
+
+    def _Transpose(self, node):
+        value = self.value(node.arg)
+        if isinstance(value, _Pending):
+            return _Pending(value.kind, not value.row)
+        return value.T if _is_matrix(value) else value
+
+    def _Power(self, node):
+        value = self.value(node.arg)
+        n = node.exponent
+        if isinstance(value, _Pending):
+            return value
+        if not _is_matrix(value):
+            if value != 0 and abs(value) != 1 and getattr(value, "is_Rational", False) \
+                    and n * abs(_bits(value)) > MAX_NUMBER_BITS:
+                self.fail(node, "the power is beyond the range of a float")
+            return value ** n
+        rows, cols = value.shape
+        if rows != 1 and cols != 1:
+            self.fail(node, f"{self.piece(node)}: a power of a {_shape(value)} matrix; write "
+                            "the product out, or \\odot for entry by entry")
+        return value if n == 1 else HadamardPower(value, n)
+
+    def _Apply(self, node):
+        arg = self.value(node.arg)
+        if isinstance(arg, _Pending) or not _is_matrix(arg):
+            self.fail(node.arg, f"the argument of {node.function} must be a vector")
+        row = arg.shape[0] == 1 and arg.shape[1] != 1
+        column = arg.T if row else arg
+        if column.shape[1] != 1:
+            self.fail(node.arg, f"the argument of {node.function} must be a vector, not a "
+                                f"{_shape(arg)} matrix")
+        if node.function == "diag":
+            if node.prime:
+                self.fail(node, "diag has no derivative")
+            return DiagMatrix(column)
+        if node.function == "log" and isinstance(column, Softmax):
+            result = LogSoftmax(column.arg)
+        else:
+            op = ELEMENTWISE.get(node.function)
+            if op is None:
+                self.fail(node, f"unknown function {node.function}")
+            result = self._derivative(node, op, column) if node.prime else op(column)
+        if node.power:
+            result = HadamardPower(result, node.power)
+        return result.T if row else result
+
+    def _derivative(self, node, op, x):
+        """op'(x) as a vector: the factor of the operation's adjoint rule besides g."""
+        g = MatrixSymbol("_g", *x.shape)
+        rule = op.vjp(op(x), x, g)
+        factors = hadamard_factors(rule) if rule is not None else []
+        if g not in factors:
+            self.fail(node, f"{node.function}' is not an entry-wise function (its derivative "
+                            "is a matrix)")
+        factors.remove(g)
+        if not factors:
+            return OneMatrix(*x.shape)
+        return factors[0] if len(factors) == 1 else HadamardProduct(*factors)
+
+    def _Binary(self, node):
+        a, b = self.value(node.left), self.value(node.right)
+        return getattr(self, {"+": "_add", "-": "_add", "@": "_matmul", "*": "_entrywise",
+                              "/": "_divide"}[node.op])(node, a, b)
+
+    def _settle(self, node, a, b):
+        """Give a pending constant the shape of the other operand (sums, entry-wise)."""
+        try:
+            if isinstance(a, _Pending) and _is_matrix(b):
+                a = a.like(b.shape)
+            if isinstance(b, _Pending) and _is_matrix(a):
+                b = b.like(a.shape)
+        except ValueError:
+            self.mismatch(node.op_column, "the identity matrix must be square here")
+        if isinstance(a, _Pending) or isinstance(b, _Pending):
+            self.fail(node, "the size of this constant cannot be told from the answer")
+        return a, b
+
+    def _add(self, node, a, b):
+        a, b = self._settle(node, a, b)
+        ma, mb = _is_matrix(a), _is_matrix(b)
+        if ma and not mb:
+            b = OneMatrix(*a.shape) if b == 1 else b * OneMatrix(*a.shape)
+        elif mb and not ma:
+            a = OneMatrix(*b.shape) if a == 1 else a * OneMatrix(*b.shape)
+        elif ma and mb and a.shape != b.shape:
+            self.mismatch(node.op_column, f"{self.piece(node.left)!r} ({_shape(a)}) and "
+                                          f"{self.piece(node.right)!r} ({_shape(b)}) cannot "
+                                          "be added")
+        return a + b if node.op == "+" else a - b
+
+    def _matmul(self, node, a, b):
+        if isinstance(a, _Pending) and _is_matrix(b):
+            a = a.make(b.shape[0]) if a.kind == "identity" or a.row else None
+            if a is None:
+                self.mismatch(node.op_column, "a column of ones cannot multiply from the left")
+        if isinstance(b, _Pending) and _is_matrix(a):
+            b = b.make(a.shape[1]) if b.kind == "identity" or not b.row else None
+            if b is None:
+                self.mismatch(node.op_column, "a row of ones cannot multiply from the right")
+        if isinstance(a, _Pending) or isinstance(b, _Pending):
+            self.fail(node, "the size of this constant cannot be told from the answer")
+        if not (_is_matrix(a) and _is_matrix(b)):
+            return a * b
+        if a.shape[1] == b.shape[0]:
+            return MatMul(a, b).doit(deep=False) if isinstance(a, Identity) or \
+                isinstance(b, Identity) else a * b
+        if a.shape == (1, 1) and b.shape[1] == 1 or b.shape == (1, 1) and a.shape[0] == 1:
+            return b * a                      # a 1x1 value scales a column or a row
+        return self._repaired_product(node, a, b)
+
+    def _repaired_product(self, node, a, b):
+        left, right = self.piece(node.left), self.piece(node.right)
+        message = (f"{left!r} ({_shape(a)}) times {right!r} ({_shape(b)}): the shapes do "
+                   "not fit")
+        if not self.repair:
+            self.mismatch(node.op_column, message)
+        if isinstance(b, DiagMatrix) and a.shape[1] == 1 and a.shape[0] == b.shape[0]:
+            # W^T g diag(v), as eq. 10.21 is printed: the diagonal belongs before g
+            self.repairs.append(Repair("diag order", node.right.start, right))
+            if isinstance(a, MatMul) and a.args[-1].shape == a.shape:
+                return MatMul(*a.args[:-1], b, a.args[-1])
+            return b * a
+        if a.shape[1] == b.shape[1]:
+            self.repairs.append(Repair("transpose", node.right.start, right))
+            return a * b.T
+        if a.shape[0] == b.shape[0]:
+            self.repairs.append(Repair("transpose", node.left.start, left))
+            return a.T * b
+        self.mismatch(node.op_column, message)
+
+    def _entrywise(self, node, a, b):
+        a, b = self._settle(node, a, b)
+        ma, mb = _is_matrix(a), _is_matrix(b)
+        if not (ma and mb):
+            return a * b
+        if a.shape == b.shape:
+            return HadamardProduct(*(hadamard_factors(a) + hadamard_factors(b)))
+        if a.shape == (1, 1) and b.shape[1] == 1 or b.shape == (1, 1) and a.shape[1] == 1:
+            return b * a if a.shape == (1, 1) else a * b
+        if self.repair and a.shape == b.shape[::-1]:
+            self.repairs.append(Repair("transpose", node.right.start, self.piece(node.right)))
+            return HadamardProduct(a, b.T)
+        self.mismatch(node.op_column, f"{self.piece(node.left)!r} ({_shape(a)}) and "
+                                      f"{self.piece(node.right)!r} ({_shape(b)}): an "
+                                      "entry-wise product needs equal shapes")
+
+    def _divide(self, node, a, b):
+        a, b = self._settle(node, a, b)
+        ma, mb = _is_matrix(a), _is_matrix(b)
+        if not mb:
+            if b == 0:
+                self.fail(node.right, "division by zero")
+            return a / b
+        reciprocal = OPERATIONS["Reciprocal"]
+        if b.shape[1] != 1 and b.shape[0] != 1:
+            self.fail(node.right, "division by a matrix")
+        column = b.T if b.shape[1] != 1 else b
+        inverse = reciprocal(column)
+        inverse = inverse.T if column is not b else inverse
+        if not ma:
+            return a * inverse
+        if a.shape != b.shape:
+            self.mismatch(node.op_column, f"{_shape(a)} divided entry by entry by {_shape(b)}")
+        return HadamardProduct(a, inverse)
+
+    def _Equation(self, node):
+        self.fail(node, "an equation inside an equation")
+
+
+__all__ = ["Builder", "Repair", "ShapeMismatch"]

@@ -1,0 +1,280 @@
+"""A normal form of matrix expressions, for an exact proof that two forms are equal.
+
+``normal_form(expr, derivation)`` writes ``expr`` as a sum of monomials, each a
+coefficient times a chain of matrix factors, after rewrites that are identities:
+
+- adjoints of intermediate variables replaced by their definitions
+  (``Derivation.inline``), so that dL/dz^(t) and (1 - h^(t) (.) h^(t)) (.) dL/dh^(t)
+  are one form;
+- values named as in the cell's equations: tanh(z^(t)) is h^(t), W h^(t-1) + U x^(t)
+  is z^(t);
+- products distributed over sums, transposes moved to the leaves, sums over t
+  split into one sum per monomial;
+- diag(v) X = v (.) X for a column X (and (v (.) a) b^T for X = a b^T), X^T diag(v)
+  likewise on rows, diag(u) diag(v) = diag(u (.) v);
+- 1^T y^(t) = 1 for targets that are distributions (the cell says so).
+
+Two expressions with equal normal forms are equal for every T and every size;
+unequal normal forms prove nothing (the numbers decide then). Returns None when
+the expression is too large to expand (more than ``MAX_TERMS`` monomials).
+"""
+from sympy import (HadamardPower, HadamardProduct, Identity, Integer, MatAdd, MatMul,
+                   MatrixSymbol, OneMatrix, Transpose, ZeroMatrix, default_sort_key)
+from sympy.matrices.expressions.diagonal import DiagMatrix
+
+from ..graph.unroll import at_time, shared, t
+from ..model.nodes import Adjoint, StepVar, SumOverTime
+from ..ops import Elementwise
+from .forms import free_symbols
+from .nodes import StepLossAdjoint
+
+MAX_TERMS = 4_000
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _rows(e):
+    return e.shape[0]
+
+
+def _is_column(chain):
+    return _chain_shape(chain)[1] == 1
+
+
+def _chain_shape(chain):
+    return (chain[0].shape[0], chain[-1].shape[1])
+
+
+def _product(chain):
+    return chain[0] if len(chain) == 1 else MatMul(*chain)
+
+
+class _Normaliser:
+    def __init__(self, derivation):
+        self.d = derivation
+        cell = derivation.cell
+        self.cell = cell
+        self.distributions = {y.name for y in cell.targets} if cell.targets_are_distributions \
+            else set()
+        # the right-hand side of every equation at step t, with the shared parameters
+        self.templates = [(lhs, shared(cell, at_time(cell, rhs, t)))
+                          for lhs, rhs in cell.equations[:-1]
+                          if not isinstance(rhs, (MatrixSymbol, StepVar))]
+        self.memo = {}
+
+    # -- named values -------------------------------------------------------------------
+    def named(self, e):
+        """``e`` with every sub-expression that an equation names replaced by its name."""
+        if not getattr(e, "args", None) or not getattr(e, "is_Matrix", False) or \
+                isinstance(e, (StepVar, MatrixSymbol, Adjoint, StepLossAdjoint)):
+            return e
+        args = [self.named(a) if getattr(a, "is_Matrix", False) else a for a in e.args]
+        if tuple(args) != tuple(e.args):
+            e = e.func(*args)
+        for lhs, template in self.templates:
+            if type(template) is not type(e) or template.shape != e.shape:
+                continue
+            for shift in self._shifts(e, template):
+                if template.xreplace({t: t + shift}) == e:
+                    return StepVar(lhs.name, t + shift, *lhs.shape)
+        return e
+
+    @staticmethod
+    def _shifts(e, template):
+        found = set()
+        mine = {}
+        for v in e.atoms(StepVar):
+            mine.setdefault(v.name, set()).add(v.time)
+        for v in template.atoms(StepVar):
+            for time in mine.get(v.name, ()):
+                found.add(time - v.time)
+        return found
+
+    # -- expansion ---------------------------------------------------------------------
+    def expand(self, e):
+        """[(coefficient, (factor, ...)), ...] with every factor in normal form."""
+        if e in self.memo:
+            return self.memo[e]
+        out = self._expand(e)
+        if len(out) > MAX_TERMS:
+            raise _TooLarge
+        self.memo[e] = out
+        return out
+
+    def _expand(self, e):
+        if isinstance(e, ZeroMatrix):
+            return []
+        if isinstance(e, MatAdd):
+            return [term for a in e.args for term in self.expand(a)]
+        if isinstance(e, MatMul):
+            coeff, factors = e.as_coeff_matrices()
+            out = [(coeff, ())]
+            for f in factors:
+                out = [(c1 * c2, f1 + f2) for c1, f1 in out for c2, f2 in self.expand(f)]
+                if len(out) > MAX_TERMS:
+                    raise _TooLarge
+            return [(c, self.chain(f)) for c, f in out if c != 0]
+        if isinstance(e, Transpose):
+            return [(c, self.chain(tuple(self.transpose(a) for a in reversed(f))))
+                    for c, f in self.expand(e.arg)]
+        if isinstance(e, HadamardPower):
+            return self.expand(HadamardProduct(*[e.base] * int(e.exp)))
+        if isinstance(e, HadamardProduct):
+            out = [(Integer(1), [])]
+            for a in e.args:
+                out = [(c1 * c2, chains + [f]) for c1, chains in out for c2, f in self.expand(a)]
+                if len(out) > MAX_TERMS:
+                    raise _TooLarge
+            return [(c, self.hadamard(chains)) for c, chains in out]
+        if isinstance(e, DiagMatrix):
+            return [(c, (DiagMatrix(_product(f)),)) for c, f in self.expand(e.args[0])]
+        if isinstance(e, SumOverTime):
+            lo, hi = e.limits
+            index = e.index
+            out = []
+            for c, f in self.expand(e.term):
+                body = _product(f)
+                if index in c.free_symbols:
+                    body, c = c * body, Integer(1)
+                if index != t and t not in free_symbols(body):
+                    body, index_ = body.xreplace({index: t}), t
+                else:
+                    index_ = index
+                out.append((c, (SumOverTime(body, index_, lo, hi),)))
+            return out
+        if isinstance(e, Elementwise):
+            return [(Integer(1), (type(e)(self.rebuild(e.arg)),))]
+        if isinstance(e, (StepVar, MatrixSymbol, Adjoint, StepLossAdjoint, OneMatrix, Identity)):
+            return [(Integer(1), (e,))]
+        raise _TooLarge   # an unknown node: no normal form
+
+    def rebuild(self, e):
+        """The normal form of ``e`` as one expression (for the argument of a function)."""
+        terms = self.combine(self.expand(e))
+        if not terms:
+            return ZeroMatrix(*e.shape)
+        parts = [c * m if c != 1 else m for m, c in sorted(terms.items(),
+                                                          key=lambda kv: default_sort_key(kv[0]))]
+        return parts[0] if len(parts) == 1 else MatAdd(*parts)
+
+    @staticmethod
+    def combine(terms):
+        out = {}
+        for c, f in terms:
+            if not f:
+                continue
+            m = _product(f)
+            out[m] = out.get(m, 0) + c
+        return {m: c for m, c in out.items() if c != 0}
+
+    # -- factors -----------------------------------------------------------------------
+    def transpose(self, a):
+        if isinstance(a, Transpose):
+            return a.arg
+        if isinstance(a, (Identity, DiagMatrix)) or a.shape == (1, 1) and not isinstance(
+                a, (HadamardProduct,)):
+            return a if isinstance(a, (Identity, DiagMatrix)) else Transpose(a)
+        if isinstance(a, OneMatrix):
+            return OneMatrix(a.shape[1], a.shape[0])
+        if isinstance(a, SumOverTime):
+            inner = a.term
+            chain = inner.args if isinstance(inner, MatMul) else (inner,)
+            flipped = self.chain(tuple(self.transpose(x) for x in reversed(chain)))
+            return SumOverTime(_product(flipped), a.index, *a.limits)
+        return Transpose(a)
+
+    def hadamard(self, chains):
+        """The normal form of the entry-wise product of ``chains`` (tuples of factors)."""
+        flat = []
+        for chain in chains:
+            if len(chain) == 1 and isinstance(chain[0], HadamardProduct):
+                flat.extend((x,) if not isinstance(x, MatMul) else tuple(x.args)
+                            for x in chain[0].args)
+            else:
+                flat.append(chain)
+        shape = _chain_shape(flat[0])
+        if shape[0] == 1 and shape[1] != 1:     # rows: (a (.) b)^T
+            columns = [tuple(self.transpose(x) for x in reversed(c)) for c in flat]
+            inner = self.hadamard([self.chain(c) for c in columns])
+            return self.chain(tuple(self.transpose(x) for x in reversed(inner)))
+        kept = [c for c in flat if not (len(c) == 1 and isinstance(c[0], OneMatrix))]
+        if not kept:
+            return flat[0]
+        if len(kept) == 1:
+            return kept[0]
+        exprs = sorted((_product(c) for c in kept), key=default_sort_key)
+        return (HadamardProduct(*exprs),)
+
+    def chain(self, factors):
+        """A product of normal factors, simplified: identities dropped, diagonal
+        matrices merged into the vectors next to them, 1^T y = 1 for distributions."""
+        f = list(factors)
+        changed = True
+        while changed:
+            changed = False
+            if len(f) > 1 and any(isinstance(x, Identity) for x in f):
+                f = [x for x in f if not isinstance(x, Identity)] or f[:1]
+                changed = True
+            for i in range(len(f) - 1):
+                a, b = f[i], f[i + 1]
+                if isinstance(a, DiagMatrix) and isinstance(b, DiagMatrix):
+                    merged = self.hadamard([(a.args[0],), (b.args[0],)])
+                    f[i:i + 2] = [DiagMatrix(_product(merged))]
+                    changed = True
+                    break
+                if self._unit(a, b):
+                    f[i:i + 2] = []
+                    changed = True
+                    break
+            if changed:
+                continue
+            for i, a in enumerate(f):
+                if not isinstance(a, DiagMatrix):
+                    continue
+                for j in range(i + 1, len(f)):       # diag(v) X..., X... a column
+                    if _is_column(f[i + 1:j + 1]):
+                        prefix = tuple(f[i + 1:j + 1])
+                        f[i:j + 1] = list(self.hadamard([(a.args[0],), prefix]))
+                        changed = True
+                        break
+                if changed:
+                    break
+                for j in range(i - 1, -1, -1):       # ...Y diag(v), ...Y a row
+                    if _chain_shape(f[j:i])[0] == 1:
+                        suffix = tuple(self.transpose(x) for x in reversed(f[j:i]))
+                        inner = self.hadamard([(a.args[0],), suffix])
+                        f[j:i + 1] = [self.transpose(x) for x in reversed(inner)]
+                        changed = True
+                        break
+                if changed:
+                    break
+        return tuple(f) if f else ()
+
+    def _unit(self, a, b):
+        """a b = 1 (a 1x1 one): 1^T y or y^T 1 for a target that is a distribution."""
+        def target(x):
+            return isinstance(x, StepVar) and x.name in self.distributions
+        if isinstance(a, OneMatrix) and a.shape[0] == 1 and target(b):
+            return True
+        return isinstance(a, Transpose) and target(a.arg) and isinstance(b, OneMatrix) \
+            and b.shape[1] == 1
+
+
+def normal_form(expr, derivation):
+    """{monomial: coefficient} of ``expr`` (see the module docstring), or None."""
+    if expr.atoms(StepLossAdjoint):
+        return None
+    n = _Normaliser(derivation)
+    try:
+        inlined = derivation.inline(expr)
+        return n.combine(n.expand(n.named(inlined)))
+    except (_TooLarge, RecursionError):
+        return None
+
+
+def equal(a, b, derivation):
+    """True when ``a`` and ``b`` have the same normal form (a proof); False otherwise."""
+    fa, fb = normal_form(a, derivation), normal_form(b, derivation)
+    return fa is not None and fa == fb
