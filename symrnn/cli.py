@@ -245,7 +245,8 @@ def _text_printer():
 
         def _print_SumOverTime(self, expr):
             lo, hi = expr.limits
-            return f"sum_{{{expr.index}={lo}}}^{{{hi}}} {self._print(expr.term)}"
+            # a sum of terms in parentheses: the sum takes the product after it
+            return f"sum_{{{expr.index}={lo}}}^{{{hi}}} {self._wrap(expr.term)}"
 
         def _print_Elementwise(self, expr):
             return f"{expr.text}({self._print(expr.arg)})"

@@ -37,9 +37,10 @@ def _order(text, syntax):
 PARSERS = {"latex": parse_latex, "text": parse_text}
 
 
-def read(text, vocabulary, syntax="auto"):
+def read(text, vocabulary, syntax="auto", shape=None):
     """``Parsed`` for ``text``; AnswerSyntaxError (a ValueError with the column and a
-    caret line) when no syntax reads it."""
+    caret line) when no syntax reads it. ``shape``: the shape the answer should have,
+    the size of an answer that is a constant alone (0, \\mathbf{0})."""
     if not isinstance(text, str):
         raise ValueError(f"answer: expected a string, got {type(text).__name__}")
     if not text.strip():
@@ -48,7 +49,7 @@ def read(text, vocabulary, syntax="auto"):
     for name in _order(text, syntax):
         try:
             tree = PARSERS[name](text)
-            return _built(text, name, tree, vocabulary)
+            return _built(text, name, tree, vocabulary, shape)
         except AnswerSyntaxError as e:
             first_error = first_error or e
         except RecursionError:
@@ -56,7 +57,7 @@ def read(text, vocabulary, syntax="auto"):
     raise first_error
 
 
-def _built(text, name, tree, vocabulary):
+def _built(text, name, tree, vocabulary, shape):
     parsed = Parsed(text, name)
     rhs, lhs = tree, None
     if isinstance(tree, S.Equation):
@@ -66,15 +67,18 @@ def _built(text, name, tree, vocabulary):
                                     "e.g. \\frac{\\partial L}{\\partial W}", text, lhs.start)
         parsed.lhs = Builder(vocabulary, text).build(lhs)
     try:
-        parsed.expr = Builder(vocabulary, text).build(rhs)
+        parsed.expr = Builder(vocabulary, text).build(rhs, shape)
     except ShapeMismatch as e:
         parsed.shape_error = e
         builder = Builder(vocabulary, text, repair=True)
         try:
-            parsed.expr = builder.build(rhs)
+            parsed.expr = builder.build(rhs, shape)
             parsed.repairs = builder.repairs
         except ShapeMismatch:
             parsed.expr = None
+    if shape is not None and parsed.expr is not None:
+        parsed.expr = as_matrix(parsed.expr, shape) if not isinstance(
+            parsed.expr, MatrixExpr) and parsed.expr == 0 else parsed.expr
     return parsed   # expr may be a number: as_matrix decides (0 is a zero matrix)
 
 

@@ -47,24 +47,42 @@ class Repair:
 
 
 class _Pending:
-    """\\mathbf{1}, \\mathbf{0} or I before its size is known from what it meets."""
+    """A constant whose size the answer has not said yet: \\mathbf{1}, \\mathbf{0}, I,
+    or a function of one (tanh(0), -1); ``row`` for a transposed one, ``wrap`` the
+    functions applied to its column."""
 
-    def __init__(self, kind, row=False):
-        self.kind, self.row = kind, row
+    def __init__(self, kind, row=False, wrap=()):
+        self.kind, self.row, self.wrap = kind, row, tuple(wrap)
 
-    def make(self, rows, cols=None):
+    def then(self, f):
+        return _Pending(self.kind, self.row, self.wrap + (f,))
+
+    def flipped(self):
+        return _Pending(self.kind, not self.row, self.wrap)
+
+    def make(self, rows):
         if self.kind == "identity":
             return Identity(rows)
-        cls = OneMatrix if self.kind == "ones" else ZeroMatrix
-        return cls(1, rows) if self.row else cls(rows, 1)
+        column = (OneMatrix if self.kind == "ones" else ZeroMatrix)(rows, 1)
+        for f in self.wrap:
+            column = f(column)
+        return column.T if self.row else column
 
     def like(self, shape):
-        """The constant with ``shape`` (in a sum or an entry-wise product)."""
+        """The constant with ``shape`` (in a sum or an entry-wise product); ValueError
+        when it cannot have it."""
+        rows, cols = shape
         if self.kind == "identity":
-            if shape[0] != shape[1]:
+            if rows != cols:
                 raise ValueError
-            return Identity(shape[0])
-        return (OneMatrix if self.kind == "ones" else ZeroMatrix)(*shape)
+            return Identity(rows)
+        if self.row and rows == 1:
+            return self.make(cols)
+        if not self.row and cols == 1:
+            return self.make(rows)
+        if self.wrap:
+            raise ValueError
+        return (OneMatrix if self.kind == "ones" else ZeroMatrix)(rows, cols)
 
 
 def _is_matrix(v):
@@ -107,8 +125,17 @@ class Builder:
         return self.text[node.start:node.end]
 
     # -- entry ---------------------------------------------------------------------------
-    def build(self, node):
+    def build(self, node, shape=None):
+        """The SymPy value of ``node``; ``shape`` (in the cell's layout), when known, is
+        the size of an answer that is a constant alone (\\mathbf{0}, 0)."""
         value = self.value(node)
+        if shape is not None and self.row:
+            shape = shape[::-1]
+        if isinstance(value, _Pending) and shape is not None:
+            try:
+                value = value.like(shape)
+            except ValueError:
+                pass
         if isinstance(value, _Pending):
             self.fail(node, "the size of this constant cannot be told from the answer")
         if _is_matrix(value) and self.row:
@@ -235,13 +262,13 @@ class Builder:
     def _Negate(self, node):
         value = self.value(node.arg)
         if isinstance(value, _Pending):
-            self.fail(node, "the size of this constant cannot be told from the answer")
+            return value.then(lambda column: -column)
         return -value
 
     def _Transpose(self, node):
         value = self.value(node.arg)
         if isinstance(value, _Pending):
-            return _Pending(value.kind, not value.row)
+            return value.flipped()
         return value.T if _is_matrix(value) else value
 
     def _Power(self, node):
@@ -262,8 +289,16 @@ class Builder:
 
     def _Apply(self, node):
         arg = self.value(node.arg)
-        if isinstance(arg, _Pending) or not _is_matrix(arg):
-            self.fail(node.arg, f"the argument of {node.function} must be a vector")
+        if not _is_matrix(arg) and not isinstance(arg, _Pending):
+            if arg.free_symbols:
+                self.fail(node.arg, f"the argument of {node.function} must be a vector")
+            # tanh(0): a function of a constant vector, its size told by what it meets
+            arg = _Pending("zero") if arg == 0 else _Pending("ones").then(
+                lambda column, c=arg: c * column if c != 1 else column)
+        if isinstance(arg, _Pending):
+            if arg.kind == "identity" or node.function == "diag":
+                self.fail(node.arg, f"the argument of {node.function} must be a vector")
+            return arg.then(lambda column: self._applied(node, column))
         row = arg.shape[0] == 1 and arg.shape[1] != 1
         column = arg.T if row else arg
         if column.shape[1] != 1:
@@ -273,6 +308,11 @@ class Builder:
             if node.prime:
                 self.fail(node, "diag has no derivative")
             return DiagMatrix(column)
+        result = self._applied(node, column)
+        return result.T if row else result
+
+    def _applied(self, node, column):
+        """The function of ``node`` applied to a column."""
         if node.function == "log" and isinstance(column, Softmax):
             result = LogSoftmax(column.arg)
         else:
@@ -282,7 +322,7 @@ class Builder:
             result = self._derivative(node, op, column) if node.prime else op(column)
         if node.power:
             result = HadamardPower(result, node.power)
-        return result.T if row else result
+        return result
 
     def _derivative(self, node, op, x):
         """op'(x) as a vector: the factor of the operation's adjoint rule besides g."""
@@ -298,6 +338,8 @@ class Builder:
         return factors[0] if len(factors) == 1 else HadamardProduct(*factors)
 
     def _Binary(self, node):
+        if node.op == "@":
+            return self._chain(node)
         a, b = self.value(node.left), self.value(node.right)
         return getattr(self, {"+": "_add", "-": "_add", "@": "_matmul", "*": "_entrywise",
                               "/": "_divide"}[node.op])(node, a, b)
@@ -310,7 +352,8 @@ class Builder:
             if isinstance(b, _Pending) and _is_matrix(a):
                 b = b.like(a.shape)
         except ValueError:
-            self.mismatch(node.op_column, "the identity matrix must be square here")
+            self.mismatch(node.op_column, "this constant cannot have the shape of the other "
+                                          "operand")
         if isinstance(a, _Pending) or isinstance(b, _Pending):
             self.fail(node, "the size of this constant cannot be told from the answer")
         return a, b
@@ -327,6 +370,36 @@ class Builder:
                                           f"{self.piece(node.right)!r} ({_shape(b)}) cannot "
                                           "be added")
         return a + b if node.op == "+" else a - b
+
+    def _chain(self, node):
+        """A product of several factors: a row or column of ones takes its length from
+        its neighbours (y 1^T v: the 1^T has v's length), then the products."""
+        nodes = []
+        n = node
+        while isinstance(n, S.Binary) and n.op == "@":
+            nodes.append(n)
+            n = n.left
+        operands = [n] + [b.right for b in reversed(nodes)]
+        joins = list(reversed(nodes))          # joins[i] joins operands[..i] and operands[i+1]
+        vals = [self.value(o) for o in operands]
+        for i, v in enumerate(vals):
+            if not isinstance(v, _Pending):
+                continue
+            after = vals[i + 1] if i + 1 < len(vals) and _is_matrix(vals[i + 1]) else None
+            before = vals[i - 1] if i > 0 and _is_matrix(vals[i - 1]) else None
+            if v.kind == "identity":
+                size = before.shape[1] if before is not None else \
+                    after.shape[0] if after is not None else None
+                if size is not None:
+                    vals[i] = Identity(size)
+            elif v.row and after is not None:
+                vals[i] = v.make(after.shape[0])
+            elif not v.row and before is not None:
+                vals[i] = v.make(before.shape[1])
+        value = vals[0]
+        for join, v in zip(joins, vals[1:]):
+            value = self._matmul(join, value, v)
+        return value
 
     def _matmul(self, node, a, b):
         if isinstance(a, _Pending) and _is_matrix(b):

@@ -187,25 +187,31 @@ class _Normaliser:
 
     def hadamard(self, chains):
         """The normal form of the entry-wise product of ``chains`` (tuples of factors)."""
-        flat = []
-        for chain in chains:
-            if len(chain) == 1 and isinstance(chain[0], HadamardProduct):
+        scalars, flat = [], []
+        for chain in chains:   # (a b^T c) (.) d = (a (.) d) (b^T c): 1x1 blocks come out
+            blocks, rest = self._split_scalars(chain)
+            scalars += blocks
+            rest = tuple(rest)
+            if len(rest) == 1 and isinstance(rest[0], HadamardProduct):
                 flat.extend((x,) if not isinstance(x, MatMul) else tuple(x.args)
-                            for x in chain[0].args)
+                            for x in rest[0].args)
             else:
-                flat.append(chain)
+                flat.append(rest)
         shape = _chain_shape(flat[0])
         if shape[0] == 1 and shape[1] != 1:     # rows: (a (.) b)^T
-            columns = [tuple(self.transpose(x) for x in reversed(c)) for c in flat]
-            inner = self.hadamard([self.chain(c) for c in columns])
-            return self.chain(tuple(self.transpose(x) for x in reversed(inner)))
-        kept = [c for c in flat if not (len(c) == 1 and isinstance(c[0], OneMatrix))]
-        if not kept:
-            return flat[0]
-        if len(kept) == 1:
-            return kept[0]
-        exprs = sorted((_product(c) for c in kept), key=default_sort_key)
-        return (HadamardProduct(*exprs),)
+            columns = [self.chain(tuple(self.transpose(x) for x in reversed(c))) for c in flat]
+            inner = self.hadamard(columns)
+            core = self.chain(tuple(self.transpose(x) for x in reversed(inner)))
+        else:
+            kept = [c for c in flat if not (len(c) == 1 and isinstance(c[0], OneMatrix))]
+            if not kept:
+                core = flat[0]
+            elif len(kept) == 1:
+                core = kept[0]
+            else:
+                core = (HadamardProduct(*sorted((_product(c) for c in kept),
+                                                key=default_sort_key)),)
+        return self._scalars_placed(tuple(core) + tuple(scalars)) if scalars else tuple(core)
 
     def chain(self, factors):
         """A product of normal factors, simplified: identities dropped, diagonal
@@ -230,7 +236,8 @@ class _Normaliser:
                     break
             if changed:
                 continue
-            for i, a in enumerate(f):
+            for i in range(len(f) - 1, -1, -1):     # the rightmost first: inner products
+                a = f[i]
                 if not isinstance(a, DiagMatrix):
                     continue
                 for j in range(i + 1, len(f)):       # diag(v) X..., X... a column
@@ -250,7 +257,48 @@ class _Normaliser:
                         break
                 if changed:
                     break
-        return tuple(f) if f else ()
+        return self._scalars_placed(tuple(f)) if f else ()
+
+    def _scalars_placed(self, chain):
+        """The 1x1 blocks of a chain (a^T b inside a product) commute with the rest: each
+        is taken out in its smaller orientation, and all are put, sorted, at the first
+        place where a column meets a row."""
+        blocks, rest = self._split_scalars(chain)
+        if not blocks or not rest:
+            return chain
+        blocks.sort(key=default_sort_key)
+        k = 0 if rest[0].shape[0] == 1 else next(
+            (n for n in range(1, len(rest) + 1) if rest[n - 1].shape[1] == 1), len(rest))
+        return tuple(rest[:k]) + tuple(blocks) + tuple(rest[k:])
+
+    def _split_scalars(self, chain):
+        """([1x1 blocks], [the other factors]) of a chain."""
+        if len(chain) < 2:
+            return [], list(chain)
+        blocks, rest, i = [], [], 0
+        while i < len(chain):
+            taken = False
+            if rest and rest[-1].shape[1] == 1 or not rest:
+                for j in range(i, len(chain)):
+                    if (j > i or chain[i].shape == (1, 1)) and chain[i].shape[0] == 1 and \
+                            chain[j].shape[1] == 1 and (i > 0 or j < len(chain) - 1):
+                        blocks.append(self._oriented(chain[i:j + 1]))
+                        i, taken = j + 1, True
+                        break
+                    if chain[j].shape[1] == 1 and j > i:
+                        break
+            if not taken:
+                rest.append(chain[i])
+                i += 1
+        if not rest:
+            return [], list(chain)
+        return blocks, rest
+
+    def _oriented(self, block):
+        flipped = self.chain(tuple(self.transpose(x) for x in reversed(block))) \
+            if len(block) > 1 else block
+        a, b = _product(block), _product(flipped) if flipped else _product(block)
+        return min(a, b, key=default_sort_key)
 
     def _unit(self, a, b):
         """a b = 1 (a 1x1 one): 1^T y or y^T 1 for a target that is a distribution."""
@@ -262,13 +310,23 @@ class _Normaliser:
             and b.shape[1] == 1
 
 
+def _without_dead_states(expr, derivation):
+    """dL/ds^(k) = 0 for a state s that nothing depends on (its recurrence is 0)."""
+    dead = {a.var.name for a, e in derivation.adjoints.items()
+            if isinstance(e, ZeroMatrix) and a.var.name in {s.name for s in derivation.cell.states}}
+    if not dead:
+        return expr
+    return expr.replace(lambda e: isinstance(e, Adjoint) and isinstance(e.var, StepVar)
+                        and e.var.name in dead, lambda e: ZeroMatrix(*e.shape))
+
+
 def normal_form(expr, derivation):
     """{monomial: coefficient} of ``expr`` (see the module docstring), or None."""
     if expr.atoms(StepLossAdjoint):
         return None
     n = _Normaliser(derivation)
     try:
-        inlined = derivation.inline(expr)
+        inlined = derivation.inline(_without_dead_states(expr, derivation))
         return n.combine(n.expand(n.named(inlined)))
     except (_TooLarge, RecursionError):
         return None

@@ -113,8 +113,8 @@ class Grader:
     # -- grading ---------------------------------------------------------------------------
     def grade(self, answer, key, syntax="auto"):
         data = self._key(key)
-        parsed = read(answer, self.vocabulary, syntax)
         k = data.key
+        parsed = read(answer, self.vocabulary, syntax, k.symbol.shape)
         if parsed.lhs is not None and not key_of_lhs(parsed.lhs, k):
             return self._wrong(k, parsed, f"The left side is {show(parsed.lhs)}, but the "
                                           f"question asks for {k.text}.")

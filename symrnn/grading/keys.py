@@ -135,3 +135,28 @@ def forbidden_adjoint(expr, key, cell):
             if offset < 0 or offset == 0 and order[var.name] <= order[key.name]:
                 return a, "it depends on the adjoint asked for"
     return None
+
+
+def derived_value(derivation, adjoint):
+    """The derivation's expression of the adjoint symbol ``adjoint``: dL/dW (a sum over
+    t), dL/dh^(0), dL/dv^(t) (a recurrence), dL/dv^(T) (the last step), dL/dW^(t) (the
+    gradient of one copy). KeyError when the derivation has no such expression."""
+    from sympy import Integer
+    from ..graph.unroll import T
+    cell = derivation.cell
+    var = adjoint.var
+    params = {p.name for p in cell.params}
+    if isinstance(var, MatrixSymbol):
+        return derivation.gradients[var.name]
+    if var.name in params:
+        return derivation.copy_gradients[var.name]
+    if var.time == 0:
+        return derivation.gradients[f"{var.name}0"]
+    if var.time == T and adjoint in derivation.terminal:
+        return derivation.terminal[adjoint]
+    general = derivation.adjoints[Adjoint(var.at(t))]
+    if var.time == T:
+        later = [a for a in general.atoms(Adjoint) if (a.var.time - t).is_Integer
+                 and a.var.time - t > 0]
+        general = general.xreplace({a: ZeroMatrix(*a.shape) for a in later})
+    return general.subs(t, var.time) if var.time != t else general

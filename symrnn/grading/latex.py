@@ -384,6 +384,8 @@ class _Parser:
 
     def _superscript(self, node, hat):
         items, first, last = self._script_items()
+        if not items:
+            return node         # ^{}: nothing
         time, transpose, power = _read_superscript(items)
         if time is None and not transpose and power is None:
             shown = self.text[first.start:last.end] if items else "{}"

@@ -285,7 +285,8 @@ def _factor_dropped(forms):
                 rest = list(args)
                 rest.remove(f)
                 gate = _gate(forms.cell, f)
-                what = f"the gate factor {show(f)}" if gate is not None else f"the factor {show(f)}"
+                shown = show(f.arg if isinstance(f, Transpose) else f)
+                what = f"the gate factor {shown}" if gate is not None else f"the factor {shown}"
                 out.append((f"{what} is missing", _replace_all(base, node,
                                                                _rebuild(rest, node.shape))))
     return out
