@@ -9,6 +9,7 @@ Commands:
   codegen  write a standalone NumPy module (no symrnn or SymPy import) with the
            forward pass and the gradients
   sheet    write the solution sheet (LaTeX, and the PDF with --pdf)
+  grade    check a student's formula for a gradient: right, or which typical mistake
 
 Exit codes: 0 success, 1 a failed check or an I/O failure, 2 bad arguments.
 """
@@ -170,7 +171,34 @@ def build_parser():
         sheet.add_argument("--cell-file", metavar="FILE", default=None,
                            help="a cell in the text syntax (see symrnn.parse_cell): write "
                                 "its derivation sheet")
+    _grade_parser(sub)
     return parser
+
+
+def _grade_parser(sub):
+    grade = sub.add_parser("grade", allow_abbrev=False,
+                           help="check an answer against the derived gradient",
+                           description="Check a formula for a gradient, written in LaTeX as "
+                                       "students type it or in the text syntax, against the "
+                                       "derived one (exactly where possible, else at random "
+                                       "networks); name the typical mistake it makes and "
+                                       "give partial credit. Exit code 0 for a right answer, "
+                                       "1 for a wrong one, 2 for an answer that cannot be "
+                                       "read or bad arguments.")
+    grade.add_argument("--gradient", required=True, metavar="KEY",
+                       help="what the answer gives: a parameter (W, U, V, b, ...), an initial "
+                            "state (h0) or an adjoint at step t (dL/dh)")
+    source = grade.add_mutually_exclusive_group(required=True)
+    source.add_argument("--answer", metavar="TEXT", help="the answer, e.g. "
+                        "'\\sum_{t=1}^{T} \\delta^{(t)} h^{(t-1)\\top}'")
+    source.add_argument("--answer-file", metavar="FILE",
+                        help="read the answer from FILE ('-': standard input)")
+    grade.add_argument("--syntax", choices=("auto", "latex", "text"), default="auto",
+                       help="how the answer is written (default: auto)")
+    grade.add_argument("--json", action="store_true",
+                       help="print the result as JSON (correct, score, mistakes, parts, "
+                            "feedback)")
+    _model_options(grade, cell_file=True)
 
 
 def _cell_from_file(args):
@@ -506,8 +534,55 @@ def run_sheet(args, cell):
     return 0
 
 
+def run_grade(args, cell):
+    """Grade one answer: exit 0 right, 1 wrong (the feedback says why), 2 unreadable."""
+    import json
+
+    from .grading import AnswerSyntaxError, Grader
+
+    if args.cell_file is not None:
+        cell = _cell_from_file(args)
+    if args.answer_file is not None:
+        try:
+            if args.answer_file == "-":
+                answer = sys.stdin.read()
+            else:
+                with open(args.answer_file, encoding="utf-8") as f:
+                    answer = f.read()
+        except OSError as e:
+            raise UsageError(f"argument --answer-file: cannot read {args.answer_file}: "
+                             f"{e.strerror or e}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"argument --answer-file: {args.answer_file} is not UTF-8 "
+                             "text") from None
+    else:
+        answer = args.answer
+    try:
+        grader = Grader(cell)
+        result = grader.grade(answer, args.gradient, syntax=args.syntax)
+    except AnswerSyntaxError as e:
+        raise UsageError(e.one_line()) from None
+    except (ValueError, NotImplementedError) as e:
+        message = " ".join(str(e).split())
+        if message.startswith("key: "):
+            message = "argument --gradient: " + message[len("key: "):]
+        raise UsageError(message) from None
+    if args.json:
+        print(json.dumps({
+            "gradient": result.key, "correct": result.correct, "score": result.score,
+            "exact": result.exact,
+            "mistakes": [{"key": m.key, "name": m.name, "sentence": m.sentence}
+                         for m in result.mistakes],
+            "parts": [{"name": p.name, "weight": p.weight, "right": p.right}
+                      for p in result.parts],
+            "feedback": result.feedback}, indent=2))
+    else:
+        print(result.feedback)
+    return 0 if result.correct else 1
+
+
 COMMANDS = {"derive": run_derive, "check": run_check, "codegen": run_codegen,
-            "sheet": run_sheet}
+            "sheet": run_sheet, "grade": run_grade}
 
 
 def main(argv=None):

@@ -45,16 +45,17 @@ def read(text, vocabulary, syntax="auto", shape=None):
         raise ValueError(f"answer: expected a string, got {type(text).__name__}")
     if not text.strip():
         raise AnswerSyntaxError("the answer is empty")
-    first_error = None
+    errors = []
     for name in _order(text, syntax):
         try:
             tree = PARSERS[name](text)
             return _built(text, name, tree, vocabulary, shape)
         except AnswerSyntaxError as e:
-            first_error = first_error or e
+            errors.append(e)
         except RecursionError:
-            first_error = first_error or AnswerSyntaxError("nested too deeply", text, 0)
-    raise first_error
+            errors.append(AnswerSyntaxError("nested too deeply", text, 0))
+    # the syntax that read furthest says what went wrong
+    raise max(errors, key=lambda e: -1 if e.column is None else e.column)
 
 
 def _built(text, name, tree, vocabulary, shape):

@@ -15,13 +15,15 @@ A part is right when its values equal the derived part's at every random point.
 """
 from dataclasses import dataclass
 
-from sympy import Integer, MatAdd, MatMul, ZeroMatrix
+from sympy import HadamardProduct, Integer, MatAdd, MatMul, ZeroMatrix
+from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from ..graph.unroll import T, t
 from ..model.nodes import Adjoint, StepVar, SumOverTime
 from .canonical import _Normaliser, _product
-from .forms import free_symbols
+from .forms import free_symbols, hadamard_factors
 from .numeric import Undefined, close, values
+from .show import show
 
 SUM_WEIGHT = 0.2
 
@@ -135,6 +137,10 @@ def group_parts(pts, answer, target, derivation, time):
         return [Part("the formula", 1.0, False)]
     if not derived:
         derived = {frozenset(): ZeroMatrix(*target.shape)}
+    if len(derived) == 1 and len(given) == 1:
+        factors = factor_parts(pts, answer, target)
+        if factors is not None:
+            return factors
     keys = list(derived) + [k for k in given if k not in derived]
     weight = 1.0 / len(keys)
     parts = []
@@ -142,6 +148,37 @@ def group_parts(pts, answer, target, derivation, time):
         mine = given.get(k, ZeroMatrix(*target.shape))
         theirs = derived.get(k, ZeroMatrix(*target.shape))
         parts.append(Part(_group_name(k, time), weight, _same(pts, mine, theirs)))
+    return parts
+
+
+def _as_hadamard(e):
+    """diag(v) x -> v (.) x for a column x; otherwise ``e``."""
+    if isinstance(e, MatMul):
+        coeff, factors = e.as_coeff_matrices()
+        if coeff == 1 and len(factors) == 2 and isinstance(factors[0], DiagMatrix) \
+                and factors[1].shape[1] == 1:
+            return HadamardProduct(factors[0].args[0], factors[1])
+    return e
+
+
+def factor_parts(pts, answer, target):
+    """The factors of an entry-wise product as parts, named by the answer's factors
+    (right: equal to a factor of the derived product); None when either side is not
+    an entry-wise product."""
+    mine = hadamard_factors(_as_hadamard(answer))
+    theirs = hadamard_factors(_as_hadamard(target))
+    if len(mine) < 2 or len(theirs) < 2:
+        return None
+    weight = 1.0 / max(len(mine), len(theirs))
+    unused = list(theirs)
+    parts = []
+    for f in mine:
+        match = next((g for g in unused if g.shape == f.shape and _same(pts, f, g)), None)
+        if match is not None:
+            unused.remove(match)
+        parts.append(Part(f"the factor {show(f)}", weight, match is not None))
+    for _ in range(len(theirs) - len(mine)):
+        parts.append(Part("a factor that is missing", weight, False))
     return parts
 
 

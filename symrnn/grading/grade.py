@@ -239,6 +239,22 @@ class _KeyData:
                     return c, mods, factor
         return None
 
+    def _relimited(self, expr):
+        """A match of ``expr`` with its sums over t running over 1..T, the limits named."""
+        sums = [e for e in expr.atoms(SumOverTime) if e.index == t and e.limits != (1, T)]
+        if not sums:
+            return None
+        lo, hi = sums[0].limits
+        fixed = expr.xreplace({e: SumOverTime(e.term, t, 1, T) for e in sums})
+        try:
+            found = self.match(fixed, values(self.pts, fixed))
+        except (Undefined, NotImplementedError):
+            return None
+        if found is None:
+            return None
+        candidate, mods, _ = found
+        return candidate, mods + ["limits"], f"t = {show(lo)}..{show(hi)}"
+
     # -- the verdict ---------------------------------------------------------------------------
     def judge(self, parsed, expr, answer_values):
         key, d = self.key, self.grader.derivation
@@ -247,6 +263,8 @@ class _KeyData:
         exact = bool(right and expr.shape == key.target.shape
                      and canonical.equal(expr, key.target, d))
         found = None if right else self.match(expr, answer_values)
+        if found is None and not right and key.is_sum:
+            found = self._relimited(expr)
         mistakes = [_repair_named(r) for r in repairs]
         mods = []
         if found is not None:

@@ -77,7 +77,8 @@ def resolve_key(derivation, key, vocabulary=None):
         if target is None:
             target = ZeroMatrix(*var.shape)   # nothing depends on it (yhat)
         return Key("adjoint", name, Adjoint(var), target)
-    choices = list(params) + [f"{s}0" for s in states] + [f"dL/d{v}" for v in variables]
+    adjoints = [a.var.name for a in derivation.adjoints]
+    choices = list(params) + [f"{s}0" for s in states] + [f"dL/d{v}" for v in adjoints]
     raise ValueError(f"key: {key!r} is not a gradient of {cell.name}; choose one of "
                      + ", ".join(choices))
 

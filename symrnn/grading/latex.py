@@ -456,6 +456,9 @@ class _Parser:
                 return S.Number(tok.start, den.end, Fraction(tok.value) / Fraction(den.value))
             return S.Number(tok.start, tok.end, Fraction(tok.value))
         if tok.kind == "letter":
+            word = self._function_word()
+            if word is not None:
+                return word
             self.next()
             return S.Name(tok.start, tok.end, tok.value)
         if tok.kind == "sym":
@@ -505,6 +508,27 @@ class _Parser:
             self.next()
             return S.Name(tok.start, tok.end, name)
         self.fail(tok, f"the command \\{name} is not understood here")
+
+    def _function_word(self):
+        """diag(v), tanh(z), sigma'(z) typed without a backslash: letters side by side
+        that spell a function, right before its argument or its mark."""
+        letters, k = [], 0
+        while self.at("letter", None, k) and (k == 0 or self.peek(k).start == self.peek(k - 1).end):
+            letters.append(self.peek(k).value)
+            k += 1
+        word = "".join(letters)
+        follower = self.peek(k)
+        if len(word) < 3 or follower.start != self.peek(k - 1).end:
+            return None
+        for n in range(len(word), 2, -1):      # the longest function word the letters start with
+            name = FUNCTION_WORDS.get(word[:n]) or ("sigmoid" if word[:n] == "sigma" else None)
+            after = self.peek(n)
+            if name and n == len(word) and after.kind == "sym" and after.value in "('[":
+                tok = self.peek()
+                for _ in range(n):
+                    self.next()
+                return self._application(tok, name)
+        return None
 
     def _applied(self, k):
         """Does the token k ahead start a function's argument or mark (', ^)?"""

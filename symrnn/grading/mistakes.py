@@ -60,6 +60,17 @@ def _replace_all(expr, old, new):
     return expr.xreplace({old: new})
 
 
+def _replace_outside_adjoints(expr, old, new):
+    """``expr`` with ``old`` replaced by ``new`` except inside adjoints: h^(t) shifted
+    leaves dL/dh^(t) as it is."""
+    if isinstance(old, Adjoint):
+        return expr.xreplace({old: new})
+    hidden = {a: MatrixSymbol(f"_adjoint{i}", *a.shape)
+              for i, a in enumerate(nodes(expr, Adjoint))}
+    shown = {v: k for k, v in hidden.items()}
+    return expr.xreplace(hidden).xreplace({old: new}).xreplace(shown)
+
+
 def nodes(expr, cls, inside_adjoints=True):
     """The distinct sub-expressions of type ``cls`` in preorder (a stable order that
     needs no printing; ``sorted(key=str)`` prints every node)."""
@@ -111,7 +122,7 @@ def _time_shift(forms):
                     continue
                 moved = _shifted(atom, by)
                 try:
-                    variant = _replace_all(base, atom, moved)
+                    variant = _replace_outside_adjoints(base, atom, moved)
                 except (ValueError, TypeError):
                     continue
                 out.append((f"{show(moved)} where {show(atom)} belongs", variant))
@@ -292,6 +303,44 @@ def _factor_dropped(forms):
     return out
 
 
+def _gates(cell):
+    return {lhs.name for lhs, rhs in cell.equations if isinstance(rhs, Sigmoid)}
+
+
+def _gate_complement(forms):
+    """u where 1 - u belongs and the other way round (the conventions of GRU papers differ)."""
+    gates = _gates(forms.cell)
+    out = []
+    for base in forms.bases:
+        for node in nodes(base, HadamardProduct):
+            for f in dict.fromkeys(hadamard_factors(node)):
+                one = OneMatrix(*f.shape)
+                if isinstance(f, StepVar) and f.name in gates:
+                    other = one - f
+                elif isinstance(f, MatAdd) and len(f.args) == 2 and one in f.args:
+                    rest = [a for a in f.args if a != one][0]
+                    other = -rest if isinstance(rest, MatMul) and rest.args[0] == -1 else None
+                    if other is None or not (isinstance(other, StepVar) and other.name in gates):
+                        continue
+                else:
+                    continue
+                factors = list(hadamard_factors(node))
+                factors[factors.index(f)] = other
+                out.append((f"{show(other)} where {show(f)} belongs",
+                            _replace_all(base, node, HadamardProduct(*factors))))
+    return out
+
+
+def _function_dropped(forms):
+    """tanh(s^(t)) written s^(t): a function of the forward pass left out."""
+    out = []
+    for base in forms.bases:
+        for node in nodes(base, Elementwise, inside_adjoints=False):
+            out.append((f"{show(node.arg)} where {show(node)} belongs",
+                        _replace_outside_adjoints(base, node, node.arg)))
+    return out
+
+
 def _term_dropped(forms):
     out = []
     for base in forms.bases:
@@ -324,6 +373,10 @@ CATALOGUE = (
             "of the later step before the matrix carries it back", _diag_wrong_side),
     Mistake("gate factor", "missing factor",
             "a factor is missing: {detail}", _factor_dropped),
+    Mistake("gate complement", "gate and its complement swapped",
+            "a gate and its complement are swapped: {detail}", _gate_complement),
+    Mistake("missing function", "missing function",
+            "a function of the forward pass is missing: {detail}", _function_dropped),
     Mistake("missing term", "missing term",
             "a term is missing: {detail}", _term_dropped),
 )
@@ -338,6 +391,8 @@ MODIFIERS = {
                                         "shape of {name}"),
     "sum": ("missing sum over t", "the sum over t is missing: the per-step term alone is "
                                   "the gradient of one copy {name}^(t)"),
+    "limits": ("wrong limits of the sum", "the sum over t runs over {detail}; L sums the "
+                                          "losses of all steps, t = 1..T"),
     "diag order": ("diag after the vector", "a diagonal matrix follows the column it "
                                             "should multiply ({detail}: the shapes do not fit; "
                                             "the misprint of Goodfellow et al.'s eq. 10.21)"),

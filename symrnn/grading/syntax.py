@@ -28,6 +28,18 @@ class AnswerSyntaxError(ValueError):
         self.summary = f"answer, {where}{message}" if where else f"answer: {message}"
         super().__init__(self.summary + ("\n" + self.excerpt if self.excerpt else ""))
 
+    def one_line(self):
+        """The message on one line, the token marked >>like this<< (for the CLI)."""
+        if self.column is None or not self.text:
+            return self.summary
+        flat = " ".join(self.text.split("\n"))
+        start = max(0, self.column - 30)
+        before = ("..." if start else "") + flat[start:self.column]
+        after = flat[self.column:self.column + 30]
+        token = after.split(" ", 1)[0][:12] or "(end)"
+        rest = after[len(token):] if after else ""
+        return f"{self.summary}: {before}>>{token}<<{rest}{'...' if len(flat) > self.column + 30 else ''}"
+
     @property
     def excerpt(self):
         """Two lines: the answer around the column, and a caret under it."""
