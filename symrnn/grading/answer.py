@@ -54,8 +54,12 @@ def read(text, vocabulary, syntax="auto", shape=None):
             errors.append(e)
         except RecursionError:
             errors.append(AnswerSyntaxError("nested too deeply", text, 0))
-    # the syntax that read furthest says what went wrong
-    raise max(errors, key=lambda e: -1 if e.column is None else e.column)
+    # the preferred syntax says what went wrong, unless it met a character it does not
+    # have (the other one may have read further: ∑ is LaTeX)
+    first = errors[0]
+    if first.lexical and len(errors) > 1 and (errors[1].column or 0) > (first.column or 0):
+        raise errors[1]
+    raise first
 
 
 def _built(text, name, tree, vocabulary, shape):

@@ -122,7 +122,8 @@ class Builder:
         raise ShapeMismatch(message, self.text, node)
 
     def piece(self, node):
-        return self.text[node.start:node.end]
+        text = " ".join(self.text[node.start:node.end].split())
+        return text if len(text) <= 40 else text[:30] + " ... " + text[-6:]
 
     # -- entry ---------------------------------------------------------------------------
     def build(self, node, shape=None):

@@ -315,7 +315,7 @@ def transposed(expr):
 def _repair_named(repair):
     key = "diag order" if repair.kind == "diag order" else "transpose repair"
     name, sentence = MODIFIERS[key]
-    return Named("transpose" if key == "transpose repair" else key, name,
+    return Named(key, name,
                  sentence.format(detail=f"'{repair.what}' at column {repair.column + 1}"))
 
 

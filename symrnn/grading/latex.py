@@ -154,7 +154,8 @@ def tokenize(text):
             continue
         mapped = _unicode(ch) if not ch.isascii() else None
         if mapped is None:
-            raise AnswerSyntaxError(f"the character {ch!r} is not understood", text, i)
+            raise AnswerSyntaxError(f"the character {ch!r} is not understood", text, i,
+                                    lexical=True)
         out.extend(Tok(kind, value, i, i + 1) for kind, value in mapped)
         i += 1
     out.append(Tok("end", "", n, n))

@@ -20,8 +20,9 @@ class AnswerSyntaxError(ValueError):
     """An answer that cannot be read: the message names the column, and ``excerpt``
     shows the answer with a caret under the token."""
 
-    def __init__(self, message, text="", column=None):
+    def __init__(self, message, text="", column=None, lexical=False):
         self.reason = message
+        self.lexical = lexical     # a character no syntax of this kind has
         self.text = text
         self.column = column
         where = f"column {column + 1}: " if column is not None else ""

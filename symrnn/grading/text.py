@@ -55,13 +55,14 @@ def tokenize(text):
     while i < len(text):
         m = _TOKEN.match(text, i)
         if not m:
-            raise AnswerSyntaxError(f"the character {text[i]!r} is not understood", text, i)
+            raise AnswerSyntaxError(f"the character {text[i]!r} is not understood", text, i,
+                                    lexical=True)
         kind = m.lastgroup
         if kind == "space":
             spaced, i = True, m.end()
             continue
         if kind == "number" and len(m.group()) > MAX_DIGITS:
-            raise AnswerSyntaxError(f"a number of {len(m.group())} characters; at most "
+            raise AnswerSyntaxError(f"a number of {len(m.group())} digits; at most "
                                     f"{MAX_DIGITS}", text, i)
         out.append(Tok(kind, m.group(), i, m.end(), spaced))
         if len(out) > MAX_TOKENS:
