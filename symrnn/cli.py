@@ -296,6 +296,8 @@ def _text_printer():
         def _print_Transpose(self, expr):
             if isinstance(expr.arg, OneMatrix):
                 return "1^T"
+            if isinstance(expr.arg, MatMul):     # (A x)^T, not A x^T
+                return f"({self._print(expr.arg)})^T"
             return f"{self._wrap(expr.arg)}^T"
 
         def _print_MatMul(self, expr):
@@ -313,7 +315,10 @@ def _text_printer():
                                else self._wrap(a) for a in expr.args)
 
         def _print_HadamardPower(self, expr):
-            return f"{self._wrap(expr.base)}.^{self._print(expr.exp)}"
+            # (A x).^2, not A x.^2, which reads as A (x.^2)
+            base = (f"({self._print(expr.base)})" if isinstance(expr.base, MatMul)
+                    else self._wrap(expr.base))
+            return f"{base}.^{self._print(expr.exp)}"
 
         def _print_MatAdd(self, expr):
             terms = [self._print(a) for a in expr.args]

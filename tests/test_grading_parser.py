@@ -101,6 +101,23 @@ def test_more_notation_in_other_gradients(elman):
     assert same(elman, r"\frac{1}{2} W^T \delta_{1} + 0.5 W^T \delta_1", r"W^T \delta_1")
 
 
+def test_the_normal_form_tells_forms_apart(elman):
+    """Equal normal forms prove equality; a changed time, transpose or factor changes it."""
+    d = elman.derivation
+    base = elman.parse(REFERENCE_W)
+    for other in (r"\sum_{t=1}^{T} \delta^{(t)} h^{(t)\top}",
+                  r"\sum_{t=1}^{T} \frac{\partial L}{\partial h^{(t)}} h^{(t-1)\top}",
+                  r"\sum_{t=1}^{T} 2 \delta^{(t)} h^{(t-1)\top}",
+                  r"\sum_{t=2}^{T} \delta^{(t)} h^{(t-1)\top}",
+                  r"\sum_{t=1}^{T} \operatorname{diag}(1 - h^{(t)}) \frac{\partial L}{\partial h^{(t)}} h^{(t-1)\top}"):
+        assert not equal(elman.parse(other), base, d), other
+    assert equal(base, d.gradients["W"], d)
+    assert equal(elman.parse(r"W^T \operatorname{diag}(h_1) \delta_1"),
+                 elman.parse(r"W^T (\delta_1 \odot h_1)"), d)
+    assert equal(elman.parse(r"z_1 \delta_1^T \operatorname{diag}(h_1) z_1"),
+                 elman.parse(r"z_1 ((z_1 \odot h_1)^T \delta_1)"), d)
+
+
 def test_the_parsed_nodes_are_the_derivations(elman):
     e = elman.parse(r"\sum_{k=1}^{T} \frac{\partial L}{\partial h^{(k)}} h_{k-1}^\top")
     assert isinstance(e, SumOverTime) and e.index == symrnn.graph.unroll.t
@@ -172,10 +189,13 @@ HOSTILE = [
     ("h_t" * 1600, "unknown symbol 'h_th_th_th_th_th_th_th_th_th_t ... h_th_t'"),
     ("-" * 400 + "h_t", "nested"),
     ("sum(" * 300 + "h(t)" + ")" * 300, "nested"),
-    ("h(t)" + "**2" * 100, ""),
+    ("h(t)" + "**2" * 100, "at most 16"),
+    (r"((((h_{t}^2)^2)^2)^2)^2", "at most 16"),
     ("h(t)" + ".T" * 2400, "symbols"),
     ("1e308 * W", ""),
     (r"\left(" * 200 + "h" + r"\right)" * 200, "nested"),
+    ("h_t+" * 480 + "h_t", "graded"),          # long but flat: read, and graded
+    ("h(t)-" * 390 + "h(t)", "graded"),
 ]
 
 

@@ -61,12 +61,11 @@ class _Pending:
         return _Pending(self.kind, not self.row, self.wrap)
 
     def make(self, rows):
-        if self.kind == "identity":
-            return Identity(rows)
-        column = (OneMatrix if self.kind == "ones" else ZeroMatrix)(rows, 1)
+        value = Identity(rows) if self.kind == "identity" else \
+            (OneMatrix if self.kind == "ones" else ZeroMatrix)(rows, 1)
         for f in self.wrap:
-            column = f(column)
-        return column.T if self.row else column
+            value = f(value)
+        return value.T if self.row and self.kind != "identity" else value
 
     def like(self, shape):
         """The constant with ``shape`` (in a sum or an entry-wise product); ValueError
@@ -75,7 +74,7 @@ class _Pending:
         if self.kind == "identity":
             if rows != cols:
                 raise ValueError
-            return Identity(rows)
+            return self.make(rows)
         if self.row and rows == 1:
             return self.make(cols)
         if not self.row and cols == 1:
@@ -286,6 +285,11 @@ class Builder:
         if rows != 1 and cols != 1:
             self.fail(node, f"{self.piece(node)}: a power of a {_shape(value)} matrix; write "
                             "the product out, or \\odot for entry by entry")
+        total, inner = n, value
+        while isinstance(inner, HadamardPower):   # (h^2)^2 ...: the exponents multiply
+            total, inner = total * int(inner.exp), inner.base
+        if total > MAX_POWER:
+            self.fail(node, f"the entry-wise power is {total}; at most {MAX_POWER}")
         return value if n == 1 else HadamardPower(value, n)
 
     def _Apply(self, node):
@@ -341,9 +345,19 @@ class Builder:
     def _Binary(self, node):
         if node.op == "@":
             return self._chain(node)
-        a, b = self.value(node.left), self.value(node.right)
-        return getattr(self, {"+": "_add", "-": "_add", "@": "_matmul", "*": "_entrywise",
-                              "/": "_divide"}[node.op])(node, a, b)
+        # a + b - c + ...: the left spine walked without recursion (long sums stay flat)
+        family = ("+", "-") if node.op in "+-" else ("*", "/")
+        spine = []
+        n = node
+        while isinstance(n, S.Binary) and n.op in family:
+            spine.append(n)
+            n = n.left
+        value = self.value(n)
+        for join in reversed(spine):
+            right = self.value(join.right)
+            value = getattr(self, {"+": "_add", "-": "_add", "*": "_entrywise",
+                                   "/": "_divide"}[join.op])(join, value, right)
+        return value
 
     def _settle(self, node, a, b):
         """Give a pending constant the shape of the other operand (sums, entry-wise)."""
@@ -402,7 +416,17 @@ class Builder:
             value = self._matmul(join, value, v)
         return value
 
+    def _scaled(self, a, b):
+        """A number times a constant whose size is not known yet: still not known."""
+        for p, c in ((a, b), (b, a)):
+            if isinstance(p, _Pending) and not isinstance(c, _Pending) and not _is_matrix(c):
+                return p.then(lambda value, c=c: c * value)
+        return None
+
     def _matmul(self, node, a, b):
+        scaled = self._scaled(a, b)
+        if scaled is not None:
+            return scaled
         if isinstance(a, _Pending) and _is_matrix(b):
             a = a.make(b.shape[0]) if a.kind == "identity" or a.row else None
             if a is None:
@@ -443,6 +467,9 @@ class Builder:
         self.mismatch(node.op_column, message)
 
     def _entrywise(self, node, a, b):
+        scaled = self._scaled(a, b)
+        if scaled is not None:
+            return scaled
         a, b = self._settle(node, a, b)
         ma, mb = _is_matrix(a), _is_matrix(b)
         if not (ma and mb):
@@ -459,6 +486,10 @@ class Builder:
                                       "entry-wise product needs equal shapes")
 
     def _divide(self, node, a, b):
+        if isinstance(a, _Pending) and not isinstance(b, _Pending) and not _is_matrix(b):
+            if b == 0:
+                self.fail(node.right, "division by zero")
+            return a.then(lambda value, b=b: value / b)
         a, b = self._settle(node, a, b)
         ma, mb = _is_matrix(a), _is_matrix(b)
         if not mb:

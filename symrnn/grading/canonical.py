@@ -18,6 +18,8 @@ Two expressions with equal normal forms are equal for every T and every size;
 unequal normal forms prove nothing (the numbers decide then). Returns None when
 the expression is too large to expand (more than ``MAX_TERMS`` monomials).
 """
+import weakref
+
 from sympy import (HadamardPower, HadamardProduct, Identity, Integer, MatAdd, MatMul,
                    MatrixSymbol, OneMatrix, Transpose, ZeroMatrix, default_sort_key)
 from sympy.matrices.expressions.diagonal import DiagMatrix
@@ -63,6 +65,7 @@ class _Normaliser:
                           for lhs, rhs in cell.equations[:-1]
                           if not isinstance(rhs, (MatrixSymbol, StepVar))]
         self.memo = {}
+        self.named_memo = {}
 
     # -- named values -------------------------------------------------------------------
     def named(self, e):
@@ -70,16 +73,34 @@ class _Normaliser:
         if not getattr(e, "args", None) or not getattr(e, "is_Matrix", False) or \
                 isinstance(e, (StepVar, MatrixSymbol, Adjoint, StepLossAdjoint)):
             return e
+        if e not in self.named_memo:
+            self.named_memo[e] = self._named(e)
+        return self.named_memo[e]
+
+    def _named(self, e):
         args = [self.named(a) if getattr(a, "is_Matrix", False) else a for a in e.args]
         if tuple(args) != tuple(e.args):
             e = e.func(*args)
+        names = {v.name for v in e.atoms(StepVar)}
         for lhs, template in self.templates:
-            if type(template) is not type(e) or template.shape != e.shape:
+            if template.shape != e.shape or names != self._names(template):
                 continue
             for shift in self._shifts(e, template):
-                if template.xreplace({t: t + shift}) == e:
+                shifted = template.xreplace({t: t + shift})
+                if shifted == e or self._same_form(shifted, e):
                     return StepVar(lhs.name, t + shift, *lhs.shape)
         return e
+
+    @staticmethod
+    def _names(template):
+        return {v.name for v in template.atoms(StepVar)}
+
+    def _same_form(self, a, b):
+        """Whether ``a`` and ``b`` have one normal form (W h + U x and U x + W h)."""
+        try:
+            return self.rebuild(a) == self.rebuild(b)
+        except _TooLarge:
+            return False
 
     @staticmethod
     def _shifts(e, template):
@@ -129,7 +150,11 @@ class _Normaliser:
                     raise _TooLarge
             return [(c, self.hadamard(chains)) for c, chains in out]
         if isinstance(e, DiagMatrix):
-            return [(c, (DiagMatrix(_product(f)),)) for c, f in self.expand(e.args[0])]
+            out = []
+            for c, f in self.expand(e.args[0]):
+                scalars, rest = self._split_scalars(f)     # diag(a (b^T c)) = diag(a) (b^T c)
+                out.append((c, self.chain((DiagMatrix(_product(tuple(rest))),) + tuple(scalars))))
+            return out
         if isinstance(e, SumOverTime):
             lo, hi = e.limits
             index = e.index
@@ -216,7 +241,7 @@ class _Normaliser:
     def chain(self, factors):
         """A product of normal factors, simplified: identities dropped, diagonal
         matrices merged into the vectors next to them, 1^T y = 1 for distributions."""
-        f = list(factors)
+        scalars, f = self._split_scalars(tuple(factors))
         changed = True
         while changed:
             changed = False
@@ -241,7 +266,7 @@ class _Normaliser:
                 if not isinstance(a, DiagMatrix):
                     continue
                 for j in range(i + 1, len(f)):       # diag(v) X..., X... a column
-                    if _is_column(f[i + 1:j + 1]):
+                    if _is_column(f[i + 1:j + 1]) and f[i + 1].shape[0] == a.shape[1]:
                         prefix = tuple(f[i + 1:j + 1])
                         f[i:j + 1] = list(self.hadamard([(a.args[0],), prefix]))
                         changed = True
@@ -249,7 +274,7 @@ class _Normaliser:
                 if changed:
                     break
                 for j in range(i - 1, -1, -1):       # ...Y diag(v), ...Y a row
-                    if _chain_shape(f[j:i])[0] == 1:
+                    if _chain_shape(f[j:i])[0] == 1 and f[i - 1].shape[1] == a.shape[0]:
                         suffix = tuple(self.transpose(x) for x in reversed(f[j:i]))
                         inner = self.hadamard([(a.args[0],), suffix])
                         f[j:i + 1] = [self.transpose(x) for x in reversed(inner)]
@@ -257,7 +282,7 @@ class _Normaliser:
                         break
                 if changed:
                     break
-        return self._scalars_placed(tuple(f)) if f else ()
+        return self._scalars_placed(tuple(f) + tuple(scalars)) if f else ()
 
     def _scalars_placed(self, chain):
         """The 1x1 blocks of a chain (a^T b inside a product) commute with the rest: each
@@ -272,22 +297,21 @@ class _Normaliser:
         return tuple(rest[:k]) + tuple(blocks) + tuple(rest[k:])
 
     def _split_scalars(self, chain):
-        """([1x1 blocks], [the other factors]) of a chain."""
+        """([1x1 blocks], [the other factors]) of a chain: a block is a run of factors
+        from a row to a column (x^T y); scalars commute, so the rest stays a product."""
         if len(chain) < 2:
             return [], list(chain)
         blocks, rest, i = [], [], 0
         while i < len(chain):
-            taken = False
-            if rest and rest[-1].shape[1] == 1 or not rest:
-                for j in range(i, len(chain)):
-                    if (j > i or chain[i].shape == (1, 1)) and chain[i].shape[0] == 1 and \
-                            chain[j].shape[1] == 1 and (i > 0 or j < len(chain) - 1):
-                        blocks.append(self._oriented(chain[i:j + 1]))
-                        i, taken = j + 1, True
-                        break
-                    if chain[j].shape[1] == 1 and j > i:
-                        break
-            if not taken:
+            j = i
+            if chain[i].shape[0] == 1:
+                while j < len(chain) and chain[j].shape[1] != 1:
+                    j += 1
+            if chain[i].shape[0] == 1 and j < len(chain) and (i > 0 or j < len(chain) - 1):
+                if not (j == i + 1 and self._unit(chain[i], chain[j])):    # 1^T y = 1
+                    blocks.append(self._oriented(chain[i:j + 1]))
+                i = j + 1
+            else:
                 rest.append(chain[i])
                 i += 1
         if not rest:
@@ -295,10 +319,19 @@ class _Normaliser:
         return blocks, rest
 
     def _oriented(self, block):
-        flipped = self.chain(tuple(self.transpose(x) for x in reversed(block))) \
-            if len(block) > 1 else block
-        a, b = _product(block), _product(flipped) if flipped else _product(block)
-        return min(a, b, key=default_sort_key)
+        """A 1x1 block x^T y as 1^T (x (.) y), the entry-wise product in normal form; of
+        the places where the block splits into a row and a column, the smallest."""
+        if len(block) == 1:
+            return block[0]
+        straight = self.chain(tuple(block))
+        options = []
+        for k in range(1, len(straight)):
+            left, right = straight[:k], straight[k:]
+            if _chain_shape(left)[0] == 1 and _chain_shape(right)[1] == 1:
+                column = self.chain(tuple(self.transpose(x) for x in reversed(left)))
+                product = self.hadamard([column, tuple(right)])
+                options.append(_product((OneMatrix(1, product[0].shape[0]),) + tuple(product)))
+        return min(options, key=default_sort_key) if options else _product(straight)
 
     def _unit(self, a, b):
         """a b = 1 (a 1x1 one): 1^T y or y^T 1 for a target that is a distribution."""
@@ -320,11 +353,25 @@ def _without_dead_states(expr, derivation):
                         and e.var.name in dead, lambda e: ZeroMatrix(*e.shape))
 
 
+_NORMALISERS = {}   # id(derivation) -> normaliser, while the derivation lives
+
+
+def normaliser(derivation):
+    """The normaliser of ``derivation``, kept while it lives: its memos serve every
+    answer graded against it."""
+    key = id(derivation)
+    n = _NORMALISERS.get(key)
+    if n is None or n.d is not derivation:
+        n = _NORMALISERS[key] = _Normaliser(derivation)
+        weakref.finalize(derivation, _NORMALISERS.pop, key, None)
+    return n
+
+
 def normal_form(expr, derivation):
     """{monomial: coefficient} of ``expr`` (see the module docstring), or None."""
     if expr.atoms(StepLossAdjoint):
         return None
-    n = _Normaliser(derivation)
+    n = normaliser(derivation)
     try:
         inlined = derivation.inline(_without_dead_states(expr, derivation))
         return n.combine(n.expand(n.named(inlined)))

@@ -20,7 +20,7 @@ from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from ..graph.unroll import T, t
 from ..model.nodes import Adjoint, StepVar, SumOverTime
-from .canonical import _Normaliser, _product
+from .canonical import _product, normaliser
 from .forms import free_symbols, hadamard_factors
 from .numeric import Undefined, close, values
 from .show import show
@@ -110,7 +110,7 @@ def sum_parts(pts, answer, target, shape_ok=True):
 
 def _groups(expr, derivation, time):
     """{frozenset of adjoints of later steps: sum of those monomials} of ``expr``."""
-    n = _Normaliser(derivation)
+    n = normaliser(derivation)
     monomials = n.combine(n.expand(n.named(derivation.inline(expr))))
     groups = {}
     for m, c in monomials.items():
@@ -141,7 +141,8 @@ def group_parts(pts, answer, target, derivation, time):
         factors = factor_parts(pts, answer, target)
         if factors is not None:
             return factors
-    keys = list(derived) + [k for k in given if k not in derived]
+    order = lambda k: (len(k), sorted(k))       # the step's own terms first
+    keys = sorted(derived, key=order) + sorted((k for k in given if k not in derived), key=order)
     weight = 1.0 / len(keys)
     parts = []
     for k in keys:

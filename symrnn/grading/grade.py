@@ -16,7 +16,7 @@ from .forms import free_symbols
 from .keys import forbidden_adjoint, key_of_lhs, resolve_key
 from .mistakes import MODIFIERS, forms_of, variants
 from .notation import Notation, Vocabulary, default_notation
-from .numeric import Undefined, close, points, values
+from .numeric import Undefined, aligned, close, points, values
 from .show import show
 
 REPAIR_COST = 0.4       # what an answer loses for each repair that makes its shapes fit
@@ -324,6 +324,7 @@ def _flat(vals):
 
 
 def _transposed_close(a, b):
+    a, b = aligned(a, b)
     if len(a) != len(b):
         return False
     flipped = [[x.T for x in p] for p in a]
@@ -336,6 +337,7 @@ def _transposed_close(a, b):
 
 def _scale(a, b, lengths):
     """(c, per_T) when a = c b at every point (per_T: a = c b / T), else None."""
+    a, b = aligned(a, b)
     if len(a) != len(b) or any(len(p) != len(q) or any(x.shape != y.shape for x, y in zip(p, q))
                                for p, q in zip(a, b)):
         return None

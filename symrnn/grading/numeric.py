@@ -195,9 +195,26 @@ def values(pts, expr):
         return [p.steps(expr) for p in pts]
 
 
+def aligned(a, b):
+    """``a`` and ``b`` with a value that does not depend on t repeated at every step
+    of the other (h^(0) against a recurrence at t = 1..T, 0 against anything)."""
+    if len(a) != len(b):
+        return a, b
+    a2, b2 = [], []
+    for pa, pb in zip(a, b):
+        if len(pa) == 1 and len(pb) > 1:
+            pa = pa * len(pb)
+        elif len(pb) == 1 and len(pa) > 1:
+            pb = pb * len(pa)
+        a2.append(pa)
+        b2.append(pb)
+    return a2, b2
+
+
 def close(a, b, rtol=1e-7):
     """Whether two lists of values (as ``values`` returns) agree; entries where the
     reference ``b`` is not finite are not compared."""
+    a, b = aligned(a, b)
     if len(a) != len(b):
         return False
     for pa, pb in zip(a, b):

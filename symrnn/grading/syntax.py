@@ -10,7 +10,8 @@ from typing import Optional, Tuple
 # limits that keep every answer fast; each refusal is an AnswerSyntaxError
 MAX_CHARACTERS = 5_000   # the longest printed gradient (the LSTM's h0) is about 1,300
 MAX_TOKENS = 2_000
-MAX_DEPTH = 40           # brackets, groups and operators nested in one another
+MAX_DEPTH = 40           # brackets, groups and functions nested in one another
+GRAMMAR_DEPTH = 8 * MAX_DEPTH   # rules of the parsers entered in one another (a bracket: ~5)
 MAX_DIGITS = 30          # characters of one number
 MAX_POWER = 16           # the largest exponent (as the cell syntax: model/parse.py)
 MAX_NUMBER_BITS = 1_024  # a number beyond 2**1024 does not fit a float

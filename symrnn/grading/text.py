@@ -21,7 +21,8 @@ import re
 from fractions import Fraction
 
 from . import syntax as S
-from .syntax import AnswerSyntaxError, MAX_CHARACTERS, MAX_DEPTH, MAX_DIGITS, MAX_TOKENS
+from .syntax import (AnswerSyntaxError, GRAMMAR_DEPTH, MAX_CHARACTERS, MAX_DEPTH, MAX_DIGITS,
+                     MAX_TOKENS)
 from .times import index_symbol, time_from_items
 
 _TOKEN = re.compile(r"""
@@ -101,8 +102,9 @@ class _Parser:
         raise AnswerSyntaxError(message, self.text, tok.start if isinstance(tok, Tok) else tok)
 
     def enter(self):
+        # each bracket level passes about five rules of the grammar
         self.depth += 1
-        if self.depth > MAX_DEPTH:
+        if self.depth > GRAMMAR_DEPTH:
             self.fail(self.peek(), f"nested more than {MAX_DEPTH} deep")
 
     def leave(self):
