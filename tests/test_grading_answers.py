@@ -175,3 +175,33 @@ def test_each_catalogue_entry_is_what_names_its_rows(monkeypatch, entry):
             continue
         r = _grader(graders, cell).grade(answer, key)
         assert entry not in [m.key for m in r.mistakes], (entry, answer)
+
+
+def test_grade_takes_a_cell_a_preset_name_or_cell_text():
+    import symrnn
+    from symrnn.grading import grade
+    answer = r"\sum_{t=1}^{T} \delta^{(t)} x^{(t)\top}"
+    assert grade(answer, "elman", "U").correct
+    assert grade(answer, symrnn.ElmanRNN(), "U").correct
+    text = """params: W[D,D] U[D,N] V[M,D]
+input: x[N]
+target: y[M]
+state: h[D]
+z = W @ prev(h) + U @ x
+h = tanh(z)
+o = V @ h
+loss = 0.5 * (o - y).T @ (o - y)
+"""
+    assert grade(answer, text, "U").correct
+    assert grade(r"\sum_t (o_t - y_t) h_t^T", text, "V").correct
+    for bad, match in ((42, "cell: expected"), ("rnn", "cell: unknown cell")):
+        with pytest.raises(ValueError, match=match):
+            grade(answer, bad, "U")
+
+
+def test_a_problem_is_said_in_the_feedback(graders):
+    g = _grader(graders, "elman")
+    r = g.grade(r"\sum_t x_t", "W")
+    assert r.feedback == "Not correct. The answer has the shape Nx1; dL/dW is DxD. Score: 0."
+    r = g.grade(r"W^\top", "W")
+    assert "Wrong: the sum over t = 1..T; the column of the per-step term; the row" in r.feedback

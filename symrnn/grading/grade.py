@@ -153,7 +153,7 @@ class Grader:
         return None
 
     def _wrong(self, key, parsed, message, expr=None):
-        feedback = f"Not correct. {message} Score: 0."
+        feedback = _feedback(key, False, problem=message)
         return GradeResult(False, 0.0, feedback, key.text, answer=expr,
                            syntax=parsed.syntax if parsed else None)
 
@@ -367,33 +367,24 @@ def _scale(a, b, lengths):
     return None
 
 
-def _feedback(key, correct, exact, mistakes, parts, value, found, n_points, max_T,
-              right_values=False):
-    lines = []
-    if correct:
-        how = ("it simplifies to the derived formula, so it holds for every T and every size"
-               if exact else f"it equals the derived formula at {n_points} random networks "
-                             f"(T = 1 to {max_T}, several sizes)")
-        lines.append(f"Correct: {key.text} — {how}.")
+def _feedback(key, correct, exact=False, mistakes=(), parts=(), value=0.0, found=None,
+              n_points=0, max_T=0, right_values=False, problem=None):
+    """The paragraph a student reads, from ``templates/feedback.txt.j2``."""
+    from ..render.sheet import environment
+    if problem or correct:
+        verdict = None
+    elif found is None and not mistakes:
+        verdict = "unmatched"
+    elif found is None:
+        verdict = "repaired right" if right_values else "repaired wrong"
     else:
-        lines.append(f"Not correct: this is not {key.text}.")
-        for m in mistakes:
-            lines.append(m.sentence[0].upper() + m.sentence[1:] + ".")
-        if found is None and not mistakes:
-            lines.append("It matches neither the derived formula nor any of the typical "
-                         "mistakes checked.")
-        elif found is None and right_values:
-            lines.append("Apart from that, the formula is right.")
-        elif found is None:
-            lines.append("Even so repaired, it does not match the derived formula.")
-        right = [p.name for p in parts if p.right]
-        wrong = [p.name for p in parts if not p.right]
-        if right and len(parts) > 1:
-            lines.append("Right: " + "; ".join(right) + ".")
-        if wrong and len(parts) > 1:
-            lines.append("Wrong: " + "; ".join(wrong) + ".")
-    lines.append(f"Score: {value:g}.")
-    return " ".join(lines)
+        verdict = None
+    text = environment().get_template("feedback.txt.j2").render(
+        correct=correct, exact=exact, key=key.text, n_points=n_points, max_T=max_T,
+        problem=problem, verdict=verdict, score=f"{value:g}",
+        mistakes=[m.sentence[:1].upper() + m.sentence[1:] for m in mistakes],
+        right=[p.name for p in parts if p.right], wrong=[p.name for p in parts if not p.right])
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 _CACHE = {}
