@@ -20,21 +20,38 @@ DLn = r"\frac{\partial L}{\partial h^{(t+1)}}"
 ROWS = [
     # -- Elman, dL/dW: right in several forms ------------------------------------------
     ("elman", "W", r"\sum_{t=1}^{T} \delta^{(t)} \bm{h}^{(t-1)\top}", True, None),
-    ("elman", "W", rf"\sum_{{t=1}}^{{T}} \operatorname{{diag}}(1-\bm h^{{(t)}}\odot \bm h^{{(t)}}) {DL} \bm h^{{(t-1)\top}}", True, None),
-    ("elman", "W", r"\sum_t \left((1-(h_t)^2) \circ \frac{\partial L}{\partial h_t}\right) h_{t-1}^T", True, None),
-    ("elman", "W", r"\sum_{k=1}^{T} \mathrm{diag}(1 - \tanh^2(z^{(k)})) \nabla_{h^{(k)}} L \cdot (h^{(k-1)})^{\mathsf{T}}", True, None),
-    ("elman", "W", r"\sum_{t=1}^T \text{diag}(\tanh'(W h^{t-1} + U x^{t})) \frac{dL}{dh^{t}} {h^{t-1}}'", True, None),
+    ("elman", "W",
+     rf"\sum_{{t=1}}^{{T}} \operatorname{{diag}}(1-\bm h^{{(t)}}\odot \bm h^{{(t)}}) {DL} \bm "
+     rf"h^{{(t-1)\top}}", True, None),
+    ("elman", "W",
+     r"\sum_t \left((1-(h_t)^2) \circ \frac{\partial L}{\partial h_t}\right) h_{t-1}^T",
+     True, None),
+    ("elman", "W",
+     r"\sum_{k=1}^{T} \mathrm{diag}(1 - \tanh^2(z^{(k)})) \nabla_{h^{(k)}} L \cdot "
+     r"(h^{(k-1)})^{\mathsf{T}}", True, None),
+    ("elman", "W",
+     r"\sum_{t=1}^T \text{diag}(\tanh'(W h^{t-1} + U x^{t})) \frac{dL}{dh^{t}} {h^{t-1}}'",
+     True, None),
     ("elman", "W", "sum(t=1..T, diag(1 - h(t)*h(t)) @ dL_dh(t) @ h(t-1).T)", True, None),
     ("elman", "W", "sum_{t=1}^{T} dL/dz^(t) h^(t-1)^T", True, None),
     ("elman", "W", "∑_t diag(1 − h_t ⊙ h_t) ∂L/∂h_t h_{t-1}ᵀ", True, None),
-    ("elman", "W", r"\frac{\partial L}{\partial W} = \sum_{t=1}^{T} \delta^{(t)} h^{(t-1)\top}", True, None),
+    ("elman", "W",
+     r"\frac{\partial L}{\partial W} = \sum_{t=1}^{T} \delta^{(t)} h^{(t-1)\top}", True, None),
     # -- Elman, dL/dW: each typical mistake ------------------------------------------------
     ("elman", "W", r"\sum_{t=1}^{T} \delta^{(t)} h^{(t)\top}", False, "time shift"),
     ("elman", "W", rf"\sum_{{t=1}}^{{T}} {DL} h^{{(t-1)\top}}", False, "activation derivative"),
-    ("elman", "W", rf"\sum_{{t=1}}^{{T}} \operatorname{{diag}}(h^{{(t)}} \odot (1 - h^{{(t)}})) {DL} h^{{(t-1)\top}}", False, "wrong derivative"),
-    ("elman", "W", rf"\sum_{{t=1}}^{{T}} \operatorname{{diag}}(1 - h^{{(t)}}) {DL} h^{{(t-1)\top}}", False, "wrong derivative"),
-    ("elman", "W", r"\sum_{t=1}^{T} \operatorname{diag}(1 - (h^{(t)})^2) V^\top (\hat{y}^{(t)} - y^{(t)}) h^{(t-1)\top}", False, "recurrent term"),
-    ("elman", "W", r"\sum_{t=1}^{T} \frac{\partial L^{(t)}}{\partial z^{(t)}} h^{(t-1)\top}", False, "recurrent term"),
+    ("elman", "W",
+     rf"\sum_{{t=1}}^{{T}} \operatorname{{diag}}(h^{{(t)}} \odot (1 - h^{{(t)}})) {DL} "
+     rf"h^{{(t-1)\top}}", False, "wrong derivative"),
+    ("elman", "W",
+     rf"\sum_{{t=1}}^{{T}} \operatorname{{diag}}(1 - h^{{(t)}}) {DL} h^{{(t-1)\top}}",
+     False, "wrong derivative"),
+    ("elman", "W",
+     r"\sum_{t=1}^{T} \operatorname{diag}(1 - (h^{(t)})^2) V^\top (\hat{y}^{(t)} - y^{(t)}) "
+     r"h^{(t-1)\top}", False, "recurrent term"),
+    ("elman", "W",
+     r"\sum_{t=1}^{T} \frac{\partial L^{(t)}}{\partial z^{(t)}} h^{(t-1)\top}",
+     False, "recurrent term"),
     ("elman", "W", r"\delta^{(t)} h^{(t-1)\top}", False, "sum"),
     ("elman", "W", r"\frac{1}{T} \sum_{t=1}^{T} \delta^{(t)} h^{(t-1)\top}", False, "mean"),
     ("elman", "W", r"\sum_{t=1}^{T} h^{(t-1)} \delta^{(t)\top}", False, "transposed"),
@@ -43,39 +60,86 @@ ROWS = [
     ("elman", "W", r"\sum_{t=2}^{T} \delta^{(t)} h^{(t-1)\top}", False, "limits"),
     ("elman", "W", r"2 \sum_{t=1}^{T} \delta^{(t)} h^{(t-1)\top}", False, "factor"),
     # -- Elman, the recurrence dL/dh^(t) and dL/dh^(0) ---------------------------------------
-    ("elman", "dL/dh", rf"V^\top (\hat y^{{(t)}} - y^{{(t)}}) + W^\top \operatorname{{diag}}(1 - h^{{(t+1)}} \odot h^{{(t+1)}}) {DLn}", True, None),
+    ("elman", "dL/dh",
+     rf"V^\top (\hat y^{{(t)}} - y^{{(t)}}) + W^\top \operatorname{{diag}}(1 - h^{{(t+1)}} \odot "
+     rf"h^{{(t+1)}}) {DLn}", True, None),
     ("elman", "dL/dh", "V.T @ dL_do(t) + W.T @ dL_dz(t+1)", True, None),
-    ("elman", "dL/dh", rf"V^\top (\hat y^{{(t)}} - y^{{(t)}}) + \operatorname{{diag}}(1 - h^{{(t+1)}} \odot h^{{(t+1)}}) W^\top {DLn}", False, "diag side"),
-    ("elman", "dL/dh", rf"V^\top (\hat y^{{(t)}} - y^{{(t)}}) + W^\top {DLn} \operatorname{{diag}}(1 - (h^{{(t+1)}})^2)", False, "diag order"),
+    ("elman", "dL/dh",
+     rf"V^\top (\hat y^{{(t)}} - y^{{(t)}}) + \operatorname{{diag}}(1 - h^{{(t+1)}} \odot "
+     rf"h^{{(t+1)}}) W^\top {DLn}", False, "diag side"),
+    ("elman", "dL/dh",
+     rf"V^\top (\hat y^{{(t)}} - y^{{(t)}}) + W^\top {DLn} \operatorname{{diag}}(1 - "
+     rf"(h^{{(t+1)}})^2)", False, "diag order"),
     ("elman", "dL/dh", r"V^\top (\hat y^{(t)} - y^{(t)}) + W \delta^{(t+1)}", False, "transpose"),
     ("elman", "dL/dh", r"V^\top (\hat y^{(t)} - y^{(t)})", False, "recurrent term"),
-    ("elman", "dL/dh", rf"V^\top (\hat y^{{(t)}} - y^{{(t)}}) + W^\top \operatorname{{diag}}(1 - h^{{(t)}} \odot h^{{(t)}}) {DLn}", False, "time shift"),
+    ("elman", "dL/dh",
+     rf"V^\top (\hat y^{{(t)}} - y^{{(t)}}) + W^\top \operatorname{{diag}}(1 - h^{{(t)}} \odot "
+     rf"h^{{(t)}}) {DLn}", False, "time shift"),
     ("elman", "h0", r"W^\top \delta^{(1)}", True, None),
-    ("elman", "h0", r"W^\top \operatorname{diag}(1 - h_1 \odot h_1) \frac{\partial L}{\partial h_1}", True, None),
+    ("elman", "h0",
+     r"W^\top \operatorname{diag}(1 - h_1 \odot h_1) \frac{\partial L}{\partial h_1}", True, None),
     ("elman", "h0", r"W \delta^{(1)}", False, "transpose"),
     # -- LSTM ------------------------------------------------------------------------------
-    ("lstm", "W_f", r"\sum_{t=1}^{T} \left(\frac{\partial L}{\partial s^{(t)}} \odot s^{(t-1)} \odot f^{(t)} \odot (1 - f^{(t)})\right) h^{(t-1)\top}", True, None),
-    ("lstm", "W_f", r"\sum_t \operatorname{diag}(\sigma'(W_f h_{t-1} + U_f x_t + b_f)) \frac{\partial L}{\partial f_t} h_{t-1}^T", True, None),
-    ("lstm", "W_f", r"\sum_{t=1}^{T} \left(\frac{\partial L}{\partial s^{(t)}} \odot s^{(t-1)}\right) h^{(t-1)\top}", False, "activation derivative"),
-    ("lstm", "W_f", r"\sum_{t=1}^{T} \left(\frac{\partial L}{\partial s^{(t)}} \odot f^{(t)} \odot (1 - f^{(t)})\right) h^{(t-1)\top}", False, "gate factor"),
-    ("lstm", "W_f", r"\sum_{t=1}^{T} \left(\frac{\partial L}{\partial s^{(t)}} \odot s^{(t)} \odot f^{(t)} \odot (1 - f^{(t)})\right) h^{(t-1)\top}", False, "time shift"),
-    ("lstm", "dL/ds", r"\frac{\partial L}{\partial h^{(t)}} \odot q^{(t)} \odot (1 - \tanh(s^{(t)})^2) + \frac{\partial L}{\partial s^{(t+1)}} \odot f^{(t+1)}", True, None),
-    ("lstm", "dL/ds", r"\frac{\partial L}{\partial h^{(t)}} \odot q^{(t)} \odot (1 - \tanh(s^{(t)})^2) + \frac{\partial L}{\partial s^{(t+1)}}", False, "gate factor"),
-    ("lstm", "dL/ds", r"\frac{\partial L}{\partial h^{(t)}} \odot q^{(t)} \odot (1 - \tanh(s^{(t)})^2)", False, "recurrent term"),
-    ("lstm", "dL/ds", r"\frac{\partial L}{\partial h^{(t)}} \odot q^{(t)} + \frac{\partial L}{\partial s^{(t+1)}} \odot f^{(t+1)}", False, "activation derivative"),
-    ("lstm", "dL/dq", r"\frac{\partial L}{\partial h^{(t)}} \odot s^{(t)}", False, "missing function"),
+    ("lstm", "W_f",
+     r"\sum_{t=1}^{T} \left(\frac{\partial L}{\partial s^{(t)}} \odot s^{(t-1)} \odot f^{(t)} "
+     r"\odot (1 - f^{(t)})\right) h^{(t-1)\top}", True, None),
+    ("lstm", "W_f",
+     r"\sum_t \operatorname{diag}(\sigma'(W_f h_{t-1} + U_f x_t + b_f)) \frac{\partial "
+     r"L}{\partial f_t} h_{t-1}^T", True, None),
+    ("lstm", "W_f",
+     r"\sum_{t=1}^{T} \left(\frac{\partial L}{\partial s^{(t)}} \odot s^{(t-1)}\right) "
+     r"h^{(t-1)\top}", False, "activation derivative"),
+    ("lstm", "W_f",
+     r"\sum_{t=1}^{T} \left(\frac{\partial L}{\partial s^{(t)}} \odot f^{(t)} \odot (1 - "
+     r"f^{(t)})\right) h^{(t-1)\top}", False, "gate factor"),
+    ("lstm", "W_f",
+     r"\sum_{t=1}^{T} \left(\frac{\partial L}{\partial s^{(t)}} \odot s^{(t)} \odot f^{(t)} \odot "
+     r"(1 - f^{(t)})\right) h^{(t-1)\top}", False, "time shift"),
+    ("lstm", "dL/ds",
+     r"\frac{\partial L}{\partial h^{(t)}} \odot q^{(t)} \odot (1 - \tanh(s^{(t)})^2) + "
+     r"\frac{\partial L}{\partial s^{(t+1)}} \odot f^{(t+1)}", True, None),
+    ("lstm", "dL/ds",
+     r"\frac{\partial L}{\partial h^{(t)}} \odot q^{(t)} \odot (1 - \tanh(s^{(t)})^2) + "
+     r"\frac{\partial L}{\partial s^{(t+1)}}", False, "gate factor"),
+    ("lstm", "dL/ds",
+     r"\frac{\partial L}{\partial h^{(t)}} \odot q^{(t)} \odot (1 - \tanh(s^{(t)})^2)",
+     False, "recurrent term"),
+    ("lstm", "dL/ds",
+     r"\frac{\partial L}{\partial h^{(t)}} \odot q^{(t)} + \frac{\partial L}{\partial s^{(t+1)}} "
+     r"\odot f^{(t+1)}", False, "activation derivative"),
+    ("lstm", "dL/dq",
+     r"\frac{\partial L}{\partial h^{(t)}} \odot s^{(t)}", False, "missing function"),
     ("lstm", "V", r"\sum_t (\hat{y}_t - y_t) h_t^\top", True, None),
     ("lstm", "V", r"\sum_t (y_t - \hat{y}_t) h_t^\top", False, "sign"),
-    ("lstm", "b", r"\sum_t \frac{\partial L}{\partial s_t} \odot g_t \odot (1 - a_t^2)", True, None),
+    ("lstm", "b",
+     r"\sum_t \frac{\partial L}{\partial s_t} \odot g_t \odot (1 - a_t^2)", True, None),
     # -- GRU -------------------------------------------------------------------------------
-    ("gru", "W", r"\sum_{t=1}^{T} \left((1-u^{(t)}) \odot \frac{\partial L}{\partial h^{(t)}} \odot (1 - a^{(t)} \odot a^{(t)})\right) (r^{(t)} \odot h^{(t-1)})^\top", True, None),
-    ("gru", "W", r"\sum_{t=1}^{T} \left((1-u^{(t)}) \odot \frac{\partial L}{\partial h^{(t)}} \odot (1 - a^{(t)} \odot a^{(t)})\right) h^{(t-1)\top}", False, "gate factor"),
-    ("gru", "W_u", r"\sum_t \operatorname{diag}(u_t \odot (1-u_t)) \left(\frac{\partial L}{\partial h_t} \odot (h_{t-1} - a_t)\right) h_{t-1}^T", True, None),
-    ("gru", "W_u", r"\sum_t \operatorname{diag}(u_t \odot (1-u_t)) \left(\frac{\partial L}{\partial h_t} \odot (a_t - h_{t-1})\right) h_{t-1}^T", False, "sign"),
+    ("gru", "W",
+     r"\sum_{t=1}^{T} \left((1-u^{(t)}) \odot \frac{\partial L}{\partial h^{(t)}} \odot (1 - "
+     r"a^{(t)} \odot a^{(t)})\right) (r^{(t)} \odot h^{(t-1)})^\top", True, None),
+    ("gru", "W",
+     r"\sum_{t=1}^{T} \left((1-u^{(t)}) \odot \frac{\partial L}{\partial h^{(t)}} \odot (1 - "
+     r"a^{(t)} \odot a^{(t)})\right) h^{(t-1)\top}", False, "gate factor"),
+    ("gru", "W_u",
+     r"\sum_t \operatorname{diag}(u_t \odot (1-u_t)) \left(\frac{\partial L}{\partial h_t} \odot "
+     r"(h_{t-1} - a_t)\right) h_{t-1}^T", True, None),
+    ("gru", "W_u",
+     r"\sum_t \operatorname{diag}(u_t \odot (1-u_t)) \left(\frac{\partial L}{\partial h_t} \odot "
+     r"(a_t - h_{t-1})\right) h_{t-1}^T", False, "sign"),
     ("gru", "dL/da", r"(1 - u^{(t)}) \odot \frac{\partial L}{\partial h^{(t)}}", True, None),
-    ("gru", "dL/da", r"u^{(t)} \odot \frac{\partial L}{\partial h^{(t)}}", False, "gate complement"),
-    ("gru", "dL/dh", r"V^T(\hat y_t - y_t) + u_{t+1} \odot \frac{\partial L}{\partial h_{t+1}} + r_{t+1} \odot W^T \operatorname{diag}(1-a_{t+1}^2)\frac{\partial L}{\partial a_{t+1}} + W_r^T \operatorname{diag}(r_{t+1}\odot(1-r_{t+1}))\frac{\partial L}{\partial r_{t+1}} + W_u^T \operatorname{diag}(u_{t+1}\odot(1-u_{t+1}))\frac{\partial L}{\partial u_{t+1}}", True, None),
-    ("gru", "dL/dh", r"V^T(\hat y_t - y_t) + u_{t+1} \odot \frac{\partial L}{\partial h_{t+1}} + r_{t+1} \odot W^T \operatorname{diag}(1-a_{t+1}^2)\frac{\partial L}{\partial a_{t+1}} + W_r^T \operatorname{diag}(r_{t+1}\odot(1-r_{t+1}))\frac{\partial L}{\partial r_{t+1}}", False, "missing term"),
+    ("gru", "dL/da",
+     r"u^{(t)} \odot \frac{\partial L}{\partial h^{(t)}}", False, "gate complement"),
+    ("gru", "dL/dh",
+     r"V^T(\hat y_t - y_t) + u_{t+1} \odot \frac{\partial L}{\partial h_{t+1}} + r_{t+1} \odot "
+     r"W^T \operatorname{diag}(1-a_{t+1}^2)\frac{\partial L}{\partial a_{t+1}} + W_r^T "
+     r"\operatorname{diag}(r_{t+1}\odot(1-r_{t+1}))\frac{\partial L}{\partial r_{t+1}} + W_u^T "
+     r"\operatorname{diag}(u_{t+1}\odot(1-u_{t+1}))\frac{\partial L}{\partial u_{t+1}}",
+     True, None),
+    ("gru", "dL/dh",
+     r"V^T(\hat y_t - y_t) + u_{t+1} \odot \frac{\partial L}{\partial h_{t+1}} + r_{t+1} \odot "
+     r"W^T \operatorname{diag}(1-a_{t+1}^2)\frac{\partial L}{\partial a_{t+1}} + W_r^T "
+     r"\operatorname{diag}(r_{t+1}\odot(1-r_{t+1}))\frac{\partial L}{\partial r_{t+1}}",
+     False, "missing term"),
     # -- nonsense that reads: wrong, nothing named -------------------------------------------
     ("elman", "W", r"W^\top", False, None),
     ("elman", "W", r"\sum_t x_t", False, None),

@@ -35,7 +35,8 @@ def commands(tmp):
                             "sum(t=1..T, dL_dz(t) @ h(t-1).T)"],
         "wrong": PY + ["--gradient", "W", "--answer", r"\sum_{t=1}^{T} \delta^{(t)} h^{(t)\top}"],
         "json": PY + ["--cell", "lstm", "--gradient", "dL/ds", "--json", "--answer",
-                      r"\frac{\partial L}{\partial h^{(t)}} \odot q^{(t)} \odot (1 - \tanh(s^{(t)})^2)"],
+                      r"\frac{\partial L}{\partial h^{(t)}} \odot q^{(t)} "
+                      r"\odot (1 - \tanh(s^{(t)})^2)"],
         "file": PY + ["--gradient", "h0", "--answer-file", str(tmp / "answer.tex")],
         "cell file": PY + ["--cell-file", str(tmp / "mgu.cell"), "--gradient", "dL/da",
                            "--answer", r"(1 - u_t) \odot \frac{\partial L}{\partial h_t}"],

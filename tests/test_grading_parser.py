@@ -61,16 +61,24 @@ FORMS_W = [
     r"\sum_{t=1}^{T} \nabla_{z^{(t)}} L \, h^{(t-1)\top}",
     r"\sum_{t=1}^{T} \frac{dL}{dz_t} h_{t-1}^T",
     r"\sum_{t=1}^{T} \frac{\mathrm{d} L}{\mathrm{d} z^{(t)}} h^{(t-1)\top}",
-    r"\sum_{t=1}^{T} \operatorname{diag}(1 - h^{(t)} \odot h^{(t)}) \frac{\partial L}{\partial h^{(t)}} h^{(t-1)\top}",
-    r"\sum_{t=1}^{T} \mathrm{diag}\left(1 - (h^{(t)})^2\right) \frac{\partial L}{\partial h^{(t)}} h^{(t-1)\top}",
+    r"\sum_{t=1}^{T} \operatorname{diag}(1 - h^{(t)} \odot h^{(t)}) \frac{\partial L}{\partial "
+    r"h^{(t)}} h^{(t-1)\top}",
+    r"\sum_{t=1}^{T} \mathrm{diag}\left(1 - (h^{(t)})^2\right) \frac{\partial L}{\partial "
+    r"h^{(t)}} h^{(t-1)\top}",
     r"\sum_{t=1}^{T} \text{diag}[1 - h_t^{\circ 2}] \frac{\partial L}{\partial h_t} h_{t-1}^T",
     r"\sum_{t=1}^{T} diag(1 - h_t * h_t) \frac{\partial L}{\partial h_t} h_{t-1}^T",
-    r"\sum_{t=1}^{T} \left((\mathbf{1} - \bm{h}^{(t)} \circ \bm{h}^{(t)}) \odot \frac{\partial L}{\partial \bm{h}^{(t)}}\right) \bm{h}^{(t-1)\top}",
-    r"\sum_{t=1}^{T} \left(\tanh'(z^{(t)}) \odot \frac{\partial L}{\partial h^{(t)}}\right) h^{(t-1)\top}",
-    r"\sum_{t=1}^{T} \left((1 - \tanh^2(z_t)) \odot \frac{\partial L}{\partial h_t}\right) h_{t-1}^T",
-    r"\sum_{t=1}^{T} \left((1 - \tanh(W h_{t-1} + U x_t)^2) \odot \frac{\partial L}{\partial h_t}\right) h_{t-1}^T",
-    r"\sum_{t=1}^{T} \left(\frac{\partial L}{\partial h^{(t)}} - h^{(t)} \odot h^{(t)} \odot \frac{\partial L}{\partial h^{(t)}}\right) h^{(t-1)\top}",
-    r"\sum_{t=1}^{T} \delta^{(t)} h^{(t-1)\top} + \sum_{t=1}^{T} 0 \cdot \delta^{(t)} h^{(t-1)\top}",
+    r"\sum_{t=1}^{T} \left((\mathbf{1} - \bm{h}^{(t)} \circ \bm{h}^{(t)}) \odot \frac{\partial "
+    r"L}{\partial \bm{h}^{(t)}}\right) \bm{h}^{(t-1)\top}",
+    r"\sum_{t=1}^{T} \left(\tanh'(z^{(t)}) \odot \frac{\partial L}{\partial h^{(t)}}\right) "
+    r"h^{(t-1)\top}",
+    r"\sum_{t=1}^{T} \left((1 - \tanh^2(z_t)) \odot \frac{\partial L}{\partial h_t}\right) "
+    r"h_{t-1}^T",
+    r"\sum_{t=1}^{T} \left((1 - \tanh(W h_{t-1} + U x_t)^2) \odot \frac{\partial L}{\partial "
+    r"h_t}\right) h_{t-1}^T",
+    r"\sum_{t=1}^{T} \left(\frac{\partial L}{\partial h^{(t)}} - h^{(t)} \odot h^{(t)} \odot "
+    r"\frac{\partial L}{\partial h^{(t)}}\right) h^{(t-1)\top}",
+    r"\sum_{t=1}^{T} \delta^{(t)} h^{(t-1)\top} + \sum_{t=1}^{T} 0 \cdot \delta^{(t)} "
+    r"h^{(t-1)\top}",
     "∑_t δ_t h_{t-1}ᵀ",
     "∑_{t=1}^{T} diag(1 − h_t ⊙ h_t) ∂L/∂h_t · h_{t−1}ᵀ",
     # the text syntax
@@ -109,7 +117,8 @@ def test_the_normal_form_tells_forms_apart(elman):
                   r"\sum_{t=1}^{T} \frac{\partial L}{\partial h^{(t)}} h^{(t-1)\top}",
                   r"\sum_{t=1}^{T} 2 \delta^{(t)} h^{(t-1)\top}",
                   r"\sum_{t=2}^{T} \delta^{(t)} h^{(t-1)\top}",
-                  r"\sum_{t=1}^{T} \operatorname{diag}(1 - h^{(t)}) \frac{\partial L}{\partial h^{(t)}} h^{(t-1)\top}"):
+                  r"\sum_{t=1}^{T} \operatorname{diag}(1 - h^{(t)}) "
+                  r"\frac{\partial L}{\partial h^{(t)}} h^{(t-1)\top}"):
         assert not equal(elman.parse(other), base, d), other
     assert equal(base, d.gradients["W"], d)
     assert equal(elman.parse(r"W^T \operatorname{diag}(h_1) \delta_1"),
@@ -199,7 +208,8 @@ HOSTILE = [
 ]
 
 
-@pytest.mark.parametrize("answer, words", HOSTILE, ids=[f"hostile-{i}" for i in range(len(HOSTILE))])
+@pytest.mark.parametrize("answer, words", HOSTILE,
+                         ids=[f"hostile-{i}" for i in range(len(HOSTILE))])
 def test_hostile_answers_are_refused_fast(elman, answer, words):
     with no_hang(20):
         with pytest.raises(ValueError) as info:
@@ -257,8 +267,9 @@ loss = -y.T @ log_softmax(o)
 
 def test_multi_letter_and_subscripted_names():
     g = Grader(CS231N)
-    for form in (r"\sum_t \operatorname{diag}(1 - h_t \odot h_t) \frac{\partial L}{\partial h_t} h_{t-1}^T",):
-        assert g.grade(form, "Whh").correct
+    form = (r"\sum_t \operatorname{diag}(1 - h_t \odot h_t) "
+            r"\frac{\partial L}{\partial h_t} h_{t-1}^T")
+    assert g.grade(form, "Whh").correct
     rest = r"\operatorname{diag}(1 - h_{t+1}^2) \frac{\partial L}{\partial h_{t+1}}"
     for why, whh in ((r"\mathrm{Why}", r"\mathrm{Whh}"), ("W_{hy}", "W_{hh}"),
                      (r"\mathbf{Why}", r"\text{Whh}")):

@@ -1,7 +1,7 @@
 """Small questions about expressions that several modules of the grader ask."""
-from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol
+from sympy import HadamardProduct, MatAdd, MatrixSymbol
 
-from ..model.nodes import Adjoint, StepVar, SumOverTime
+from ..model.nodes import StepVar, SumOverTime
 
 
 def free_symbols(expr):
@@ -29,11 +29,3 @@ def hadamard_factors(e):
 def terms(e):
     """The terms of a sum (one term if ``e`` is not a sum)."""
     return list(e.args) if isinstance(e, MatAdd) else [e]
-
-
-def adjoints_in(e):
-    return e.atoms(Adjoint)
-
-
-def is_product(e):
-    return isinstance(e, MatMul)

@@ -4,7 +4,7 @@ from fractions import Fraction
 from typing import List, Optional
 
 import numpy as np
-from sympy import Integer, MatAdd, MatMul, MatrixSymbol
+from sympy import Integer, MatAdd, MatMul
 
 from ..derivation import derive
 from ..graph.unroll import T, t
@@ -413,4 +413,4 @@ def grade(answer, cell, key, notation=None, syntax="auto"):
     return grader.grade(answer, key, syntax)
 
 
-__all__ = ["GradeResult", "Grader", "Named", "as_cell", "grade", "MatrixSymbol"]
+__all__ = ["GradeResult", "Grader", "Named", "as_cell", "grade"]

@@ -142,7 +142,6 @@ def derived_value(derivation, adjoint):
     """The derivation's expression of the adjoint symbol ``adjoint``: dL/dW (a sum over
     t), dL/dh^(0), dL/dv^(t) (a recurrence), dL/dv^(T) (the last step), dL/dW^(t) (the
     gradient of one copy). KeyError when the derivation has no such expression."""
-    from sympy import Integer
     from ..graph.unroll import T
     cell = derivation.cell
     var = adjoint.var

@@ -13,7 +13,7 @@ of any formula, the right one included; ``grade.py`` checks them.
 from dataclasses import dataclass
 from typing import Callable
 
-from sympy import (HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol,
+from sympy import (HadamardPower, HadamardProduct, MatAdd, MatMul, MatrixSymbol,
                    OneMatrix, Transpose, ZeroMatrix)
 
 from ..graph.unroll import at_time, shared, t
@@ -430,4 +430,4 @@ def variants(forms):
 
 
 __all__ = ["CATALOGUE", "MODIFIERS", "Forms", "Mistake", "activation_factors",
-           "derivative_factors", "forms_of", "variants", "Identity"]
+           "derivative_factors", "forms_of", "variants"]

@@ -40,7 +40,8 @@ class AnswerSyntaxError(ValueError):
         after = flat[self.column:self.column + 30]
         token = after.split(" ", 1)[0][:12] or "(end)"
         rest = after[len(token):] if after else ""
-        return f"{self.summary}: {before}>>{token}<<{rest}{'...' if len(flat) > self.column + 30 else ''}"
+        more = "..." if len(flat) > self.column + 30 else ""
+        return f"{self.summary}: {before}>>{token}<<{rest}{more}"
 
     @property
     def excerpt(self):

@@ -396,9 +396,10 @@ class _Parser:
             return S.Name(tok.start, close.end, name.value, (), index_symbol("t") - 1)
         if word == "eye":
             self.expect("op", "(", "'(' after eye")
-            size = self.next()
+            if not (self.at("name") or self.at("number")):
+                self.fail(self.peek(), "eye takes a size, as in eye(D)")
+            self.next()     # the size itself comes from what the identity multiplies
             close = self.expect("op", ")", "')'")
-            del size
             return S.Constant(tok.start, close.end, "identity")
         if word.startswith("dL_d") and len(word) > 4:
             of = self._name(Tok("name", word[4:], tok.start + 4, tok.end, False))
