@@ -109,7 +109,8 @@ def same_program(m):
                 else p[c.name] for c in cell.params}
         onehot = torch.nn.functional.one_hot(y, m._sizes["M"]).to(x.dtype)
         initial = [x.new_zeros(x.shape[1], m._sizes["D"]) for _ in cell.states]
-        return program.forward(xp, m._sizes | {"B": x.shape[1]}, mats, x, onehot, initial)[0]
+        sequences = {cell.inputs[0].name: x, cell.targets[0].name: onehot}
+        return program.forward(xp, m._sizes | {"B": x.shape[1]}, mats, sequences, initial)[0]
     return loss
 
 

@@ -43,6 +43,7 @@ class Row:
     finite_differences: float = None  # worst relative error against finite differences
     problem: int = None               # the problem (1, 2, ...) with the worst error
     defect: str = None                # why a gradient could not be compared
+    _badness: float = field(default=None, repr=False, compare=False)  # of ``problem``
 
     @property
     def passed(self):
@@ -57,9 +58,11 @@ class Row:
             if self.defect is None:
                 self.defect, self.problem = defect_text, number
             return
+        if reference is None and fd is None:  # nothing compared (e.g. the loss not finite)
+            return
         badness = max((reference or 0.0) / REFERENCE_TOLERANCE,
                       (fd or 0.0) / FINITE_DIFFERENCE_TOLERANCE)
-        if self.problem is None or badness > self._badness:
+        if self.defect is None and (self._badness is None or badness > self._badness):
             self._badness, self.problem = badness, number
         if reference is not None:
             self.reference = max(self.reference or 0.0, reference)
@@ -75,6 +78,8 @@ class CheckReport:
     rows: list = field(default_factory=list)
     errors: list = field(default_factory=list)      # (problem, message) of calls that raised
     has_reference: bool = True
+    kinks: dict = field(default_factory=dict)       # gradient -> problems with an entry at
+                                                    # a kink of the loss (see evaluate)
 
     @property
     def passed(self):
@@ -91,7 +96,7 @@ class CheckReport:
         head = ("gradient", "vs reference", "vs finite differences", "worst in", "")
         lines = [(r.name, number(r.reference), number(r.finite_differences),
                   "-" if r.problem is None else f"problem {r.problem}",
-                  "ok" if r.passed else f"FAILED: {r.defect}" if r.defect else "FAILED")
+                  _status(r))
                  for r in self.rows]
         widths = [max(len(line[i]) for line in [head] + lines) for i in range(len(head))]
         fmt = "  ".join(f"{{:<{w}}}" for w in widths)
@@ -104,11 +109,23 @@ class CheckReport:
             out.append(f"problem {number_}: the generated function raised {message}")
         if not self.has_reference:
             out.append("no hand-written reference for this cell: finite differences only")
+        if self.kinks:
+            where = "; ".join(f"{name} in problem{'s' if len(p) > 1 else ''} "
+                              f"{', '.join(map(str, p))}" for name, p in self.kinks.items())
+            out.append("not compared with finite differences, at a kink of the loss (e.g. "
+                       f"relu at 0, where the one-sided differences disagree): {where}")
         out.append("relative error = max|a - b| / max(1, max|b|); tolerances: reference "
                    f"{REFERENCE_TOLERANCE:.0e}, finite differences {FINITE_DIFFERENCE_TOLERANCE:.0e}")
         failed = self.failed + (["raised"] if self.errors else [])
         out.append("all checks passed" if self.passed else f"FAILED: {', '.join(failed)}")
         return "\n".join(out)
+
+
+def _status(row):
+    if not row.passed:
+        return f"FAILED: {row.defect}" if row.defect else "FAILED"
+    return "ok" if row.reference is not None or row.finite_differences is not None \
+        else "not compared"
 
 
 def _cell_and_function(cell, function):
@@ -153,15 +170,20 @@ def check(cell, T=None, hidden=None, inputs=None, outputs=None, batch=None, seed
                          has_reference=reference is not None)
     rows = {}
     for number, problem in enumerate(problems, 1):
+        kinks = {}
         try:
-            errors = evaluate(function, problem, reference, fd_entries, seed=(seed, number))
+            errors = evaluate(function, problem, reference, fd_entries, seed=(seed, number),
+                              kinks=kinks)
         except Exception as e:  # a call that the conventions allow must not raise
             report.errors.append((number, f"{type(e).__name__}: {' '.join(str(e).split())}"))
             continue
         for name, (ref, fd, text) in errors.items():
             rows.setdefault(name, Row(name)).add(number, ref, fd, text)
+        for name in kinks:
+            report.kinks.setdefault(name, []).append(number)
     loss = rows.pop("loss", None)
-    report.rows = list(rows.values()) + ([loss] if loss is not None and reference else [])
+    shown = loss is not None and (reference is not None or loss.defect is not None)
+    report.rows = list(rows.values()) + ([loss] if shown else [])
     return report
 
 

@@ -17,13 +17,17 @@ import argparse
 import os
 import sys
 
-from .ops import activations
+from . import __version__
 
+# Nothing heavy is imported at the top of this module (symrnn/__init__.py imports
+# nothing either): SymPy loads inside main(), where a Ctrl-C is one line, not a traceback.
 CELLS = ("elman", "lstm", "gru")
-ACTIVATIONS = tuple(activations()) + ("identity",)  # as symrnn.model.presets
 OUTPUTS = ("softmax_ce", "mse", "upstream")
 ELMAN_ONLY = ("activation", "output", "bias")
 CELL_FILE_COMMANDS = ("derive", "check", "codegen")
+AGAINST_TIMEOUT = 10.0   # seconds for one call of the user's function (--timeout)
+IMPORT_TIMEOUT = 60.0    # at least this long for the import of its module (torch, jax)
+MAX_SIZE = 2 ** 31 - 1   # T, sizes, B: larger ones are no array shape NumPy can make
 
 
 class UsageError(Exception):
@@ -52,6 +56,8 @@ def _positive(text):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value > MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SIZE}, got {value}")
     return value
 
 
@@ -65,11 +71,35 @@ def _seed(text):
     return value
 
 
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def _size_assignment(text):
     name, sep, value = text.partition("=")
     if not sep or not name.strip().isidentifier():
         raise argparse.ArgumentTypeError(f"expected NAME=N such as D=5, got {text!r}")
     return name.strip(), _positive(value.strip())
+
+
+def _notation_option(parser):
+    from .render.notation import builtin_notations
+    parser.add_argument("--notation", metavar="NAME|FILE", default=None,
+                        help="a notation profile: " + ", ".join(builtin_notations())
+                             + " (default: goodfellow), or a .toml file (see the README, "
+                               "'Notation profiles')")
+
+
+def _activations():
+    from .ops import activations
+
+    return tuple(activations()) + ("identity",)  # as symrnn.model.presets
 
 
 def _model_options(parser, cell_file=False):
@@ -80,7 +110,7 @@ def _model_options(parser, cell_file=False):
         group.add_argument("--cell-file", metavar="FILE", default=None,
                            help="a cell written in the text syntax (see the README, "
                                 "'Define your own cell'), instead of --cell")
-    group.add_argument("--activation", choices=ACTIVATIONS, default=None,
+    group.add_argument("--activation", choices=_activations(), default=None,
                        help="hidden activation of the Elman RNN (default: tanh)")
     group.add_argument("--output", choices=OUTPUTS, default=None,
                        help="output and loss of the Elman RNN (default: softmax_ce); "
@@ -96,6 +126,7 @@ def build_parser():
                             "Exit codes: 0 success, 1 a failed check or an I/O failure, "
                             "2 bad arguments.",
                      formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"symrnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -106,6 +137,7 @@ def build_parser():
                                         "gradients, as derived by the engine.")
     derive.add_argument("--format", choices=("text", "latex"), default="text",
                         help="plain text (default) or LaTeX")
+    _notation_option(derive)
     _model_options(derive, cell_file=True)
 
     check = sub.add_parser("check", allow_abbrev=False,
@@ -140,7 +172,15 @@ def build_parser():
     check.add_argument("--against", metavar="MODULE:FUNCTION", default=None,
                        help="check your function f(params, x, y, h0) -> (loss, grads) "
                             "against the derived gradients and finite differences "
-                            "(imported from the current directory or the Python path)")
+                            "(imported from the current directory or the Python path; it "
+                            "runs in a child process)")
+    check.add_argument("--labels", action="store_true",
+                       help="with --against: pass y as integer labels (T,) instead of "
+                            "one-hot rows (T, M)")
+    check.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
+                       help="with --against: stop a call of your function that takes "
+                            f"longer (default: {AGAINST_TIMEOUT:g}; the import of its "
+                            f"module may take up to {IMPORT_TIMEOUT:g} s or SECONDS)")
     _model_options(check, cell_file=True)
 
     codegen = sub.add_parser("codegen", allow_abbrev=False,
@@ -166,6 +206,11 @@ def build_parser():
                        help="output directory (default: output)")
     sheet.add_argument("--pdf", action="store_true", default=None,
                        help="compile the PDF (needs TeX; fails if it is missing)")
+    _notation_option(sheet)
+    for text in ("title", "course", "author"):
+        sheet.add_argument(f"--{text}", metavar="TEXT", default=None,
+                           help=f"the document's {text} (plain text; default: the notation "
+                                "profile's, else the document's own)")
     _model_options(sheet)
     if not any("--cell-file" in a.option_strings for a in sheet._actions):
         sheet.add_argument("--cell-file", metavar="FILE", default=None,
@@ -201,6 +246,43 @@ def _grade_parser(sub):
     _model_options(grade, cell_file=True)
 
 
+_KINDS = (("S_ISDIR", "a directory"), ("S_ISFIFO", "a FIFO"), ("S_ISCHR", "a character device"),
+          ("S_ISBLK", "a block device"), ("S_ISSOCK", "a socket"))
+
+
+def read_cell_file(path):
+    """The text of a --cell-file: a regular file of UTF-8 text (a BOM allowed) within
+    the parser's limit. Anything else is a UsageError before it is read: a FIFO would
+    block the open and /dev/zero never ends, so at most the limit + 1 characters are read."""
+    import stat
+
+    from .model.parse import MAX_CHARACTERS
+
+    def refuse(why):
+        return UsageError(f"argument --cell-file: {path} {why}")
+
+    try:  # O_NONBLOCK: opening a FIFO that no one writes to returns at once
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise UsageError(f"argument --cell-file: cannot read {path}: {e.strerror or e}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = next((k for test, k in _KINDS if getattr(stat, test)(mode)), "not a file")
+        raise refuse(f"is {kind}, not a regular file: write the cell to a file")
+    with open(fd, encoding="utf-8-sig", errors="strict") as f:
+        try:
+            text = f.read(MAX_CHARACTERS + 1)
+        except UnicodeDecodeError:
+            raise refuse("is not UTF-8 text") from None
+        except OSError as e:
+            raise UsageError(f"argument --cell-file: cannot read {path}: "
+                             f"{e.strerror or e}") from None
+    if len(text) > MAX_CHARACTERS:
+        raise refuse(f"has more than {MAX_CHARACTERS} characters, the limit of a cell")
+    return text
+
+
 def _cell_from_file(args):
     import re
 
@@ -211,13 +293,7 @@ def _cell_from_file(args):
     if given:
         raise UsageError(f"argument --cell-file: cannot be combined with {given[0]}")
     path = args.cell_file
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise UsageError(f"argument --cell-file: cannot read {path}: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"argument --cell-file: {path} is not UTF-8 text") from None
+    text = read_cell_file(path)
     stem = os.path.splitext(os.path.basename(path))[0]
     name = stem if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", stem) else "cell"
     try:
@@ -245,147 +321,6 @@ def make_cell(args):
         raise UsageError(str(e)) from None
 
 
-# -- the derivation as plain text ----------------------------------------------------
-
-def _text_printer():
-    from sympy import HadamardProduct, MatAdd, MatMul, OneMatrix
-    from sympy.printing.str import StrPrinter
-
-    from .model.nodes import Elementwise
-
-    class TextPrinter(StrPrinter):
-        """h^(t-1), dL/dh^(t), W^T v, a .* b, sum_{t=1}^{T} ... in plain ASCII."""
-
-        def _wrap(self, expr):
-            text = self._print(expr)
-            compound = isinstance(expr, (MatAdd, HadamardProduct)) or (
-                isinstance(expr, MatMul) and expr.as_coeff_matrices()[0] != 1)
-            return f"({text})" if compound else text
-
-        def _print_StepVar(self, expr):
-            return f"{expr.name}^({str(expr.time).replace(' ', '')})"
-
-        def _print_Adjoint(self, expr):
-            return f"dL/d{self._print(expr.var)}"
-
-        def _print_MatrixSymbol(self, expr):
-            return expr.name
-
-        def _print_SumOverTime(self, expr):
-            lo, hi = expr.limits
-            # a sum of terms in parentheses: the sum takes the product after it
-            return f"sum_{{{expr.index}={lo}}}^{{{hi}}} {self._wrap(expr.term)}"
-
-        def _print_Elementwise(self, expr):
-            return f"{expr.text}({self._print(expr.arg)})"
-
-        def _print(self, expr, **kwargs):
-            if isinstance(expr, Elementwise):
-                return self._print_Elementwise(expr)
-            return super()._print(expr, **kwargs)
-
-        def _print_OneMatrix(self, expr):
-            return "1^T" if expr.shape[0] == 1 and expr.shape[1] != 1 else "1"
-
-        def _print_ZeroMatrix(self, expr):
-            return "0"
-
-        def _print_Identity(self, expr):
-            return "1" if expr.shape == (1, 1) else "I"
-
-        def _print_Transpose(self, expr):
-            if isinstance(expr.arg, OneMatrix):
-                return "1^T"
-            if isinstance(expr.arg, MatMul):     # (A x)^T, not A x^T
-                return f"({self._print(expr.arg)})^T"
-            return f"{self._wrap(expr.arg)}^T"
-
-        def _print_MatMul(self, expr):
-            coeff, factors = expr.as_coeff_matrices()
-            body = " ".join(self._wrap(f) for f in factors)
-            if coeff == 1:
-                return body
-            if coeff == -1:
-                return f"-{body}"
-            return f"{self._print(coeff)} {body}"
-
-        def _print_HadamardProduct(self, expr):
-            # a product in a factor gets parentheses: (W^T v) .* r, not W^T v .* r
-            return " .* ".join(f"({self._print(a)})" if isinstance(a, MatMul)
-                               else self._wrap(a) for a in expr.args)
-
-        def _print_HadamardPower(self, expr):
-            # (A x).^2, not A x.^2, which reads as A (x.^2)
-            base = (f"({self._print(expr.base)})" if isinstance(expr.base, MatMul)
-                    else self._wrap(expr.base))
-            return f"{base}.^{self._print(expr.exp)}"
-
-        def _print_MatAdd(self, expr):
-            terms = [self._print(a) for a in expr.args]
-            terms = [t for t in terms if not t.startswith("-")] + \
-                    [t for t in terms if t.startswith("-")]  # 1 - h.^2, not -h.^2 + 1
-            text = terms[0]
-            for t in terms[1:]:
-                text += f" - {t[1:]}" if t.startswith("-") else f" + {t}"
-            return text
-
-    return TextPrinter()
-
-
-def _sections(derivation):
-    """(title, [(lhs, rhs), ...]) of what ``derive`` prints, as expressions."""
-    from .graph.unroll import shared
-    from .model.nodes import Adjoint, StepVar
-
-    cell = derivation.cell
-    states = {f"{s.name}0": s for s in cell.states}
-    gradients = []
-    for name, g in derivation.gradients.items():
-        if name in states:
-            target = StepVar(states[name].name, 0, *states[name].shape)
-        else:
-            target = cell.param(name)
-        gradients.append((Adjoint(target), g))
-    initial = ", ".join(f"{s.name}^(0)" for s in cell.states)
-    return [
-        (f"Forward, for t = 1, ..., T ({initial} given)",
-         [(lhs, shared(cell, rhs)) for lhs, rhs in derivation.step]),
-        ("Backward, for t = T, ..., 1 (a term at step T+1 is zero)",
-         list(derivation.adjoints.items())),
-        ("so at t = T", list(derivation.terminal.items())),
-        ("Gradients", gradients),
-    ]
-
-
-def derivation_latex(derivation):
-    """The same as ``derivation_text``, as LaTeX ``align*`` blocks (amsmath, bm)."""
-    # the LaTeX printer of the solution sheet
-    from .render.latex_printer import latex
-
-    cell = derivation.cell
-    lines = [f"% {cell.name}: BPTT derived by symrnn; needs \\usepackage{{amsmath,bm}}"]
-    for k, (title, equations) in enumerate(_sections(derivation)):
-        rows = [f"  {latex(lhs, cell)} &= {latex(rhs, cell)}" for lhs, rhs in equations]
-        if k == 0:
-            rows.append(r"  L &= \sum_{t=1}^{T} L^{(t)}")
-        lines += [f"% {title}", r"\begin{align*}", " \\\\\n".join(rows), r"\end{align*}"]
-    return "\n".join(lines)
-
-
-def derivation_text(derivation):
-    """The forward equations, the adjoint recurrences and the gradients, as text."""
-    cell, p = derivation.cell, _text_printer()
-    lines = [cell.name]
-    for k, (title, equations) in enumerate(_sections(derivation)):
-        lines += ["", f"{title}:"]
-        lines += [f"  {p.doprint(lhs)} = {p.doprint(rhs)}" for lhs, rhs in equations]
-        if k == 0:
-            lines.append("  L = sum_{t=1}^{T} L^(t)")
-    lines += ["", "A B is the matrix product, A^T the transpose, a .* b and a.^2 act "
-              "entry by entry, 1 is a vector of ones."]
-    return "\n".join(lines)
-
-
 # -- commands ----------------------------------------------------------------------
 
 def _derive(cell):
@@ -398,26 +333,60 @@ def _derive(cell):
         raise UsageError(f"cell {cell.name!r}: {' '.join(str(e).split())}") from None
 
 
+def _notation(args):
+    """The notation profile of --notation, or a UsageError naming what is wrong."""
+    from .render.notation import load_notation
+    try:
+        return load_notation(args.notation)
+    except ValueError as e:
+        raise UsageError(f"argument --notation: {' '.join(str(e).split())}") from None
+
+
 def run_derive(args, cell):
+    from .render.sections import derivation_align
+    from .render.text import derivation_text
+
+    notation = _notation(args)
     derivation = _derive(cell)
-    print(derivation_latex(derivation) if args.format == "latex"
-          else derivation_text(derivation))
+    try:
+        print(derivation_align(derivation, notation) if args.format == "latex"
+              else derivation_text(derivation, notation))
+    except ValueError as e:  # a profile whose symbols collide in this cell
+        raise UsageError(" ".join(str(e).split())) from None
     return 0
+
+
+def _function_spec(spec):
+    """(module, attribute) of --against MODULE:FUNCTION, or a UsageError with a hint."""
+    import re
+
+    module, sep, attribute = spec.partition(":")
+    if re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", spec) and not module.endswith(".py"):
+        return module, attribute
+    hint = ""
+    if sep and module.endswith(".py") and re.fullmatch(r"[A-Za-z_][\w.]*", attribute):
+        name = module[:-3].replace(os.sep, ".").replace("/", ".")
+        if re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", name):
+            hint = f"; drop the .py: --against {name}:{attribute}"
+        else:
+            hint = ("; drop the .py and run symrnn in the file's directory (a module "
+                    "name, not a path)")
+    raise UsageError(f"argument --against: expected MODULE:FUNCTION such as my_bptt:bptt, "
+                     f"got {spec!r}{hint}")
 
 
 def _import_function(spec):
     """The function ``module:function`` names (the user's own code, by request)."""
     import importlib
-    import re
 
-    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", spec):
-        raise UsageError(f"argument --against: expected MODULE:FUNCTION such as "
-                         f"my_bptt:bptt, got {spec!r}")
-    module_name, _, attribute = spec.partition(":")
+    module_name, attribute = _function_spec(spec)
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # as 'python -m' does
     try:
         value = importlib.import_module(module_name)
+    except SystemExit as e:
+        raise UsageError(f"argument --against: cannot import {module_name!r}: it called "
+                         f"sys.exit({e.code!r})") from None
     except Exception as e:
         raise UsageError(f"argument --against: cannot import {module_name!r}: "
                          f"{type(e).__name__}: {' '.join(str(e).split())}") from None
@@ -436,40 +405,108 @@ def _check_sizes(args):
     return sizes
 
 
+def _against(args, derivation, seed):
+    """Check the user's BPTT (--against) in a child process; the exit code."""
+    from .checking.isolated import Stopped, run
+
+    spec, timeout = args.against, args.timeout or AGAINST_TIMEOUT
+    cell = derivation.cell
+    if args.labels and not cell.targets_are_distributions:
+        raise UsageError(f"argument --labels: the targets of {cell.name} are not class "
+                         "distributions, so they cannot be integer labels")
+
+    def work(watch):  # in the child: everything that runs the user's code
+        import functools
+        import traceback
+
+        from .testing import check_bptt
+
+        try:
+            with watch(max(timeout, IMPORT_TIMEOUT), importing=True):
+                function = _import_function(spec)
+        except UsageError as e:
+            return "usage", str(e)
+
+        @functools.wraps(function)
+        def timed(*arguments, **keywords):
+            with watch(timeout):
+                return function(*arguments, **keywords)
+
+        try:
+            with _quiet_numpy():
+                check_bptt(timed, derivation, seed=seed, T=args.T, sizes=_check_sizes(args),
+                           batch=args.batch, labels=args.labels)
+        except AssertionError as e:
+            cause = e.__cause__
+            theirs = "".join(traceback.format_exception(cause)) if cause is not None else ""
+            return "failed", f"{e}\n\n{theirs}".rstrip()
+        except ValueError as e:  # a size the cell does not have
+            return "usage", " ".join(str(e).split())
+        except MemoryError as e:
+            return "memory", _memory(e)
+        return "passed", None
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        kind, text = run(work, what=spec)
+    except Stopped as e:
+        raise Failure(f"{e} (--timeout {timeout:g})" if e.timed_out else str(e)) from None
+    if kind == "usage":
+        raise UsageError(text)
+    if kind == "memory":
+        raise Failure(text)
+    if kind == "failed":
+        print(text)
+        return 1
+    print(f"{spec}: loss and gradients agree with the derived BPTT of {cell.name} and "
+          f"with finite differences (seed = {seed}; --seed {seed} repeats this run)")
+    return 0
+
+
 def run_check(args, cell):
     from .check import check, random_seed
 
+    for option in ("labels", "timeout"):
+        if getattr(args, option) and args.against is None:
+            raise UsageError(f"argument --{option}: applies to --against only")
+    if args.against is not None and args.backend != "numpy":
+        raise UsageError("argument --backend: not with --against (your function is compared "
+                         "with the derived gradients, whatever runs them)")
     seed = random_seed() if args.seed is None else args.seed
     derivation = _derive(cell)
     if args.against is not None:
-        from .testing import check_bptt
-
-        function = _import_function(args.against)
-        try:
-            check_bptt(function, derivation, seed=seed, T=args.T, sizes=_check_sizes(args),
-                       batch=args.batch)
-        except AssertionError as e:
-            print(e)
-            return 1
-        except ValueError as e:  # a size the cell does not have
-            raise UsageError(" ".join(str(e).split())) from None
-        print(f"{args.against}: loss and gradients agree with the derived BPTT of "
-              f"{cell.name} and with finite differences (seed = {seed}; --seed {seed} "
-              "repeats this run)")
-        return 0
+        _function_spec(args.against)  # a malformed spec: exit 2 before any work
+        return _against(args, derivation, seed)
     try:
         function = derivation.lambdify(args.backend)
     except ImportError as e:  # Numba is not installed
         raise Failure(str(e)) from None
     except (ValueError, NotImplementedError) as e:
         raise UsageError(f"cell {cell.name!r}: {' '.join(str(e).split())}") from None
+    slow = "Numba compiles the kernels (kept for later runs)" if args.backend == "numba" \
+        else None
     try:
-        report = check(derivation, T=args.T, batch=args.batch, seed=seed,
-                       sizes=_check_sizes(args), function=function)
+        with _quiet_numpy(), _Status("symrnn check", slow):
+            report = check(derivation, T=args.T, batch=args.batch, seed=seed,
+                           sizes=_check_sizes(args), function=function)
     except ValueError as e:  # a size the cell does not have
         raise UsageError(" ".join(str(e).split())) from None
+    except MemoryError as e:
+        raise Failure(_memory(e)) from None
     print(report.table())
     return 0 if report.passed else 1
+
+
+def _memory(error):
+    return f"not enough memory for problems of these sizes ({' '.join(str(error).split())})"
+
+
+def _quiet_numpy():
+    """No RuntimeWarning of NumPy on stderr: a check reports non-finite values itself."""
+    import numpy as np
+
+    return np.errstate(all="ignore")
 
 
 def run_codegen(args, cell):
@@ -486,32 +523,64 @@ def run_codegen(args, cell):
         sys.stdout.write(source)
         return 0
     try:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(source)
+        write_atomically(args.out, source)
     except OSError as e:
         raise Failure(f"cannot write {args.out}: {e.strerror or e}") from None
     print(args.out)
     return 0
 
 
+def write_atomically(path, text):
+    """Write ``text`` to ``path`` in one step: into a temporary file in the same
+    directory, then renamed over ``path``. A failed write (a full disk, a file size
+    limit) leaves the old file as it was and no temporary file behind. A path that
+    is not a regular file (/dev/stdout, a FIFO) is written directly."""
+    import stat
+    import tempfile
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                                     dir=directory)
+    try:
+        with open(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is None:  # a new file: the permissions open() would give it
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)
+        else:
+            os.chmod(temporary, stat.S_IMODE(mode))
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
 def _sheet_cell(args, cell):
-    """The cell of ``symrnn sheet`` and its source text: --cell-file, else the model options."""
+    """The cell of ``symrnn sheet`` and its source text: --cell-file, else the model options
+    (a file name that is not plain ASCII letters, digits, '_', '.', '-' names it "cell")."""
+    import re
+
     if args.cell_file is None:
         return cell, None
     if args.cell != "elman" or any(getattr(args, o) is not None for o in ELMAN_ONLY):
         raise UsageError("argument --cell-file: not allowed with --cell, --activation, "
                          "--output or --bias")
     import symrnn
+    text = read_cell_file(args.cell_file)
     try:
-        with open(args.cell_file, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise UsageError(f"argument --cell-file: cannot read {args.cell_file}: "
-                         f"{e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"argument --cell-file: {args.cell_file} is not UTF-8 text") from None
-    try:
-        name = os.path.splitext(os.path.basename(args.cell_file))[0] or "cell"
+        stem = os.path.splitext(os.path.basename(args.cell_file))[0]
+        name = stem if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", stem) else "cell"
         return symrnn.parse_cell(text, name=name), text
     except ValueError as e:
         raise UsageError(f"{args.cell_file}: {' '.join(str(e).split())}") from None
@@ -523,13 +592,26 @@ def run_sheet(args, cell):
     except ImportError as e:
         raise Failure(f"the solution sheet is not available: {e}") from None
     cell, source = _sheet_cell(args, cell)
+    notation = _notation(args)
+    texts = {k: getattr(args, k) for k in ("title", "course", "author")
+             if getattr(args, k) is not None}
+    try:
+        texts = {k: v for k, v in notation.with_texts(**texts).__dict__.items() if k in texts}
+    except ValueError as e:
+        raise UsageError(" ".join(str(e).split())) from None
     try:
         extra = {"source": source} if source is not None else {}
-        paths = write_sheet(args.out, cell=cell, pdf=args.pdf, **extra)
+        if notation.name != "goodfellow" or args.notation is not None:
+            extra["notation"] = notation
+        slow = "deriving, checking and typesetting with LaTeX" if args.pdf is not False \
+            else None
+        with _Status("symrnn sheet", slow) as status:
+            paths = write_sheet(args.out, cell=cell, pdf=args.pdf, notify=status.say, **extra,
+                                **texts)
     except OSError as e:
         where = e.filename or args.out
         raise Failure(f"cannot write {where}: {e.strerror or e}") from None
-    except ValueError as e:  # a cell the sheet does not cover
+    except (ValueError, NotImplementedError) as e:  # a cell the sheet does not cover
         raise UsageError(" ".join(str(e).split())) from None
     except RuntimeError as e:  # SheetError: LaTeX failed; or --pdf without TeX
         message = " ".join(str(e).split()) or type(e).__name__
@@ -592,10 +674,9 @@ COMMANDS = {"derive": run_derive, "check": run_check, "codegen": run_codegen,
 
 def main(argv=None):
     """Run the command line; returns the exit code (never raises, prints no traceback)."""
-    parser = build_parser()
     prog = "symrnn"
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
         prog = f"symrnn {args.command}"
         cell = make_cell(args)
         return COMMANDS[args.command](args, cell)
@@ -625,6 +706,75 @@ def main(argv=None):
 
 def _say(message):
     print(message, file=sys.stderr)
+
+
+class _Status:
+    """A one-line status on stderr while something slow runs (Numba compiling, LaTeX),
+    only when stderr is a terminal: "symrnn check: <what> ... 3 s", redrawn every
+    second within the terminal's width and erased at the end. ``say`` prints a
+    message of the work above it."""
+
+    def __init__(self, prog, what=None, stream=None):
+        self.text = f"{prog}: {what}"
+        self.stream = stream or sys.stderr
+        self.thread = None
+        self.shown = what is not None and _is_terminal(self.stream)
+
+    def __enter__(self):
+        import shutil
+        import threading
+        import time
+
+        if self.shown:
+            self.lock, self.stop = threading.Lock(), threading.Event()
+            start = time.monotonic()
+            try:
+                width = os.get_terminal_size(self.stream.fileno()).columns
+            except (OSError, ValueError, AttributeError):
+                width = 0
+            width = width or shutil.get_terminal_size().columns  # 0: a pty of no size
+
+            def draw():
+                line = f"{self.text} ... {time.monotonic() - start:.0f} s"
+                with self.lock:
+                    self._write(f"\r{line[:max(width - 1, 1)]}\033[K")
+
+            def redraw():
+                while not self.stop.wait(1.0):
+                    draw()
+
+            draw()  # at once, then every second
+            self.thread = threading.Thread(target=redraw, name="symrnn-status", daemon=True)
+            self.thread.start()
+        return self
+
+    def _write(self, text):
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # the terminal went away
+            pass
+
+    def say(self, message):
+        if self.thread is None:
+            _say(message)
+            return
+        with self.lock:
+            self._write(f"\r\033[K{message}\n")
+
+    def __exit__(self, *exc):
+        if self.thread is not None:
+            self.stop.set()
+            self.thread.join()
+            self._write("\r\033[K")
+        return False
+
+
+def _is_terminal(stream):
+    try:
+        return stream.isatty() and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False
 
 
 if __name__ == "__main__":

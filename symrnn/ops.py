@@ -29,6 +29,7 @@ The node classes are SymPy ``MatrixExpr`` so that ``MatMul``, ``MatAdd`` and
 one class here plus its test; the parser, the CLI, the rules table, the
 printers and the sheet find it in ``OPERATIONS``.
 """
+import functools
 import math
 
 import numpy
@@ -36,10 +37,12 @@ import sympy
 from sympy import HadamardProduct, OneMatrix, sympify
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
+from .display import Readable
+
 OPERATIONS = {}  # name -> node class, in the order they are defined
 
 
-class Elementwise(MatrixExpr):
+class Elementwise(Readable, MatrixExpr):
     """A function applied to a column vector, with a result of the same shape."""
 
     name = None          # the name in the text syntax; None: made only by rules
@@ -59,7 +62,9 @@ class Elementwise(MatrixExpr):
         return super().__new__(cls, sympify(arg))
 
     arg = property(lambda self: self.args[0])
-    shape = property(lambda self: self.args[0].shape)
+    # computed once: SymPy's MatMul asks each of its factors for its shape twice,
+    # so in c * f(c * f(...)) an uncached shape costs twice as much per level
+    shape = functools.cached_property(lambda self: self.args[0].shape)
 
     @staticmethod
     def scalar(u):
@@ -425,7 +430,8 @@ class Sign(Elementwise):
     """The derivative of abs: -1, 0 or 1."""
     latex, words = r"\operatorname{sign}", "the sign"
     kernels = {"numpy": "numpy.sign", "numba": _nb_sign_scalar,
-               "array": lambda xp, x: 0 * x + (x > 0) - (x < 0)}
+               # 1 * (x < 0): torch subtracts no bool tensor
+               "array": lambda xp, x: 0 * x + (x > 0) - 1 * (x < 0)}
     scalar = staticmethod(sympy.sign)
 
     @staticmethod

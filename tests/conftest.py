@@ -33,3 +33,10 @@ def unchanged(call, *arguments):
     result = call()
     assert all(a is None or np.array_equal(a, b) for a, b in zip(arguments, before))
     return result
+
+
+@pytest.fixture(scope="session")
+def compiled(tmp_path_factory):
+    """The documents of tests/documents.py compiled once per session (issue 20)."""
+    from documents import compiled_documents
+    return compiled_documents(tmp_path_factory)

@@ -219,3 +219,85 @@ def test_a_function_that_raises_on_a_layout_fails():
     assert not report.passed
     assert "the generated function raised TypeError: float32 is not supported" in report.table()
     assert report.table().endswith("FAILED: raised")
+
+
+# -- kinks and losses that are not finite ------------------------------------------------
+
+RELU_AT_ZERO = """
+params: W[D,D] U[D,N] V[M,D]
+input: x[N]
+target: y[M]
+state: h[D]
+h = relu(W @ prev(h)) + tanh(U @ x)
+loss = y.T @ (V @ h)
+"""
+
+
+def test_finite_differences_name_the_entries_at_a_kink():
+    # |a0| + relu(a1) + relu(-a2) at a = 0 has a kink in a0, a1 and a2; a3 is smooth
+    # (a3**2 / 2 + 1e3 a3**2: a large curvature, one-sided gaps that halve)
+    def loss(arrays):
+        a = arrays["a"]
+        return abs(a[0]) + max(a[1], 0.0) + max(-a[2], 0.0) + 1000.5 * a[3] ** 2 + a[4]
+
+    kinks = {}
+    numeric = finite_differences(loss, {"a": np.array([0.0, 0.0, 0.0, 0.3, 2.0])},
+                                 kinks=kinks)["a"]
+    assert kinks == {"a": [(0,), (1,), (2,)]}
+    assert numeric[3] == pytest.approx(600.3) and numeric[4] == pytest.approx(1.0)
+
+
+def test_a_right_relu_gradient_at_a_preactivation_of_0_passes():
+    # with h0 omitted (zeros), W h^(0) = 0: every h0 entry sits on relu's kink; the
+    # derived gradient takes relu'(0) = 0 and the central differences the mean of the
+    # two sides, so those entries are left out and the report says so
+    cell = symrnn.parse_cell(RELU_AT_ZERO, name="relu0")
+    report = check(cell, seed=1)
+    assert report.passed, report.table()
+    assert set(report.kinks) == {"h0"}
+    assert all(report.problems[k - 1].endswith(("h0 = None", "h0 = None, float32"))
+               for k in report.kinks["h0"])
+    assert ("not compared with finite differences, at a kink of the loss (e.g. relu at 0, "
+            "where the one-sided differences disagree): h0 in problems 1, 5, 6") in report.table()
+    rows = {r.name: r for r in report.rows}
+    assert rows["h0"].finite_differences < 1e-8  # compared where h0 is given
+
+
+def test_a_wrong_gradient_next_to_a_kink_still_fails():
+    cell = symrnn.parse_cell(RELU_AT_ZERO, name="relu0")
+    wrong = _wrapped(cell, lambda g, x, y, s: dict(g, W=g["W"] * 1.001))
+    report = check(cell, seed=1, function=wrong)
+    assert [r.name for r in report.rows if not r.passed] == ["W"], report.table()
+
+
+def test_a_row_with_a_defect_then_numbers():
+    # a defect in problem 1, numbers in problem 2: the defect stays, no AttributeError
+    from symrnn.check import Row
+
+    row = Row("loss")
+    row.add(1, None, None, "not finite (-inf)")
+    row.add(2, 1e-12, 1e-9, None)
+    row.add(3, 1e-3, None, None)
+    assert (row.defect, row.problem, row.reference) == ("not finite (-inf)", 1, 1e-3)
+    assert not row.passed
+    row = Row("W")
+    row.add(1, None, None, None)  # nothing compared
+    row.add(2, 1e-12, 2e-9, None)
+    assert (row.problem, row.finite_differences) == (2, 2e-9) and row.passed
+
+
+def test_a_loss_that_is_not_finite_fails_in_one_row():
+    # log(relu(-y^T y)) is -inf: the table says so in the loss row; nothing else can
+    # be compared (finite differences of -inf are no slopes). (log(0 * ...), -inf
+    # whatever the data, is refused by the parser)
+    text = RELU_AT_ZERO.replace("loss = y.T @ (V @ h)",
+                                "loss = y.T @ (V @ h) + log(relu(-(y.T @ y)))")
+    cell = symrnn.parse_cell(text, name="log0")
+    with np.errstate(all="ignore"):
+        report = check(cell, seed=1)
+    table = report.table()
+    assert not report.passed and report.table().endswith("FAILED: loss")
+    assert "FAILED: not finite (-inf)" in [line for line in table.splitlines()
+                                           if line.startswith("loss ")][0]
+    assert all(line.endswith("not compared") for line in table.splitlines()
+               if line.split()[:1] in (["W"], ["U"], ["V"], ["h0"]))

@@ -23,6 +23,7 @@ PY = [sys.executable, "-m", "symrnn"]
 def commands(tmp):
     return {
         "help": [SCRIPT, "--help"],
+        "version": [SCRIPT, "--version"],
         "check help": PY + ["check", "--help"],
         "derive": PY + ["derive", "--activation", "relu", "--bias"],
         "check": PY + ["check", "--T", "3", "--batch", "2", "--activation", "sigmoid",
@@ -75,13 +76,19 @@ def test_help(runs):
         assert option in text
 
 
+def test_version(runs):
+    assert runs["version"].code == 0 and runs["version"].err == ""
+    assert runs["version"].out == f"symrnn {symrnn.__version__}\n"
+    assert "--version" in runs["help"].out
+
+
 def test_derive_prints_the_closed_forms(runs):
     run = runs["derive"]
     assert run.code == 0 and run.err == ""
     assert run.out.startswith("Elman RNN (relu, softmax_ce, bias)")
-    for line in ("z^(t) = U x^(t) + W h^(t-1) + b",
+    for line in ("z^(t) = W h^(t-1) + U x^(t) + b",  # the terms in the order of the sheet
                  "dL/do^(t) = yhat^(t) 1^T y^(t) - y^(t)",
-                 "dL/dh^(t) = V^T dL/do^(t) + W^T dL/dz^(t+1)",
+                 "dL/dh^(t) = W^T dL/dz^(t+1) + V^T dL/do^(t)",
                  "dL/dz^(t) = dL/dh^(t) .* step(z^(t))",
                  "dL/dh^(T) = V^T dL/do^(T)",
                  "dL/dW = sum_{t=1}^{T} dL/dz^(t) h^(t-1)^T",
@@ -190,6 +197,7 @@ def test_every_command_has_help(command, capsys):
     (["frobnicate"], ["frobnicate"]),
     ([], ["COMMAND"]),
     (["check", "--unknown"], ["--unknown"]),
+    (["check", "--T", "3000000000"], ["--T", "at most 2147483647"]),
 ])
 def test_more_bad_arguments(argv, words, capsys):
     assert cli.main(argv) == 2
@@ -226,8 +234,8 @@ def test_check_exits_1_when_a_check_fails(monkeypatch, capsys):
     import symrnn.checking.compare as compare_module
     real_fd = compare_module.finite_differences
 
-    def wrong_fd(loss, arrays, eps=1e-6, entries=None):
-        out = real_fd(loss, arrays, eps, entries)
+    def wrong_fd(loss, arrays, eps=1e-6, entries=None, **options):
+        out = real_fd(loss, arrays, eps, entries, **options)
         out["h0"] = out["h0"] * 1.01 + 0.01
         return out
 
@@ -260,7 +268,7 @@ class FakeSheet(types.ModuleType):
         super().__init__("symrnn.render.sheet")
         self.error, self.calls = error, []
 
-    def write_sheet(self, out_dir="output", cell=None, pdf=None):
+    def write_sheet(self, out_dir="output", cell=None, pdf=None, notify=None):
         self.calls.append((out_dir, cell, pdf))
         if self.error is not None:
             raise self.error
@@ -338,3 +346,174 @@ def test_check_api_for_a_derivation_and_a_cell_without_reference():
     assert [r.name for r in report.rows] == ["W", "U", "V", "h0"]
     assert all(r.reference is None and r.finite_differences < 1e-6 for r in report.rows)
     assert "finite differences only" in report.table()
+
+
+# -- processes and files ------------------------------------------------------------
+
+@pytest.mark.parametrize("launcher", ["console script", "python -m symrnn"])
+def test_ctrl_c_during_the_imports_is_one_line(launcher, tmp_path):
+    # the console script runs "from symrnn.cli import main; sys.exit(main())" and
+    # python -m imports the package first: neither may import SymPy outside main()
+    run = ("runpy.run_path(%r, run_name='__main__')" % SCRIPT if launcher == "console script"
+           else "runpy.run_module('symrnn', run_name='__main__', alter_sys=True)")
+    code = ("import runpy, sys\n"
+            "class Interrupt:  # Ctrl-C while SymPy is being imported\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'sympy':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, Interrupt())\n"
+            "sys.argv = ['symrnn', 'check', '--T', '1']\n" + run + "\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "symrnn: interrupted\n")
+
+
+def test_import_symrnn_does_not_import_sympy():
+    done = subprocess.run([sys.executable, "-c", "import sys, symrnn, symrnn.cli; "
+                           "print('sympy' in sys.modules, symrnn.ElmanRNN().name, "
+                           "'sympy' in sys.modules)"],
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout == "False Elman RNN (tanh, softmax_ce) True\n", done.stderr
+
+
+def test_codegen_replaces_the_file_in_one_step(tmp_path):
+    # a file size limit of 8 KiB (as ulimit -f 8): the write fails, the old module stays
+    import resource
+
+    target = tmp_path / "rnn.py"
+    target.write_text("OLD = 1\n")
+    target.chmod(0o640)
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8 * 1024, 8 * 1024))
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    argv = PY + ["codegen", "--cell", "lstm", "-o", str(target)]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300, preexec_fn=limit)
+    assert done.returncode == 1 and done.stdout == "", done.stderr
+    one_line_error(types.SimpleNamespace(code=1, out="", err=done.stderr), 1,
+                   f"cannot write {target}: File too large")
+    assert target.read_text() == "OLD = 1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rnn.py"]  # no temporary file
+    # without the limit: replaced, with the old file's permissions
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout == f"{target}\n"
+    assert "def loss_and_gradients" in target.read_text() or \
+        "loss_and_gradients = " in target.read_text()
+    assert (target.stat().st_mode & 0o777) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rnn.py"]
+
+
+def test_codegen_to_a_new_file_gets_the_usual_permissions(tmp_path, capsys):
+    old = os.umask(0o022)
+    try:
+        assert cli.main(["codegen", "-o", str(tmp_path / "new.py")]) == 0
+    finally:
+        os.umask(old)
+    assert ((tmp_path / "new.py").stat().st_mode & 0o777) == 0o644
+
+
+def _terminal(monkeypatch):
+    """stderr on a pseudo-terminal; returns a function that reads what it shows."""
+    import fcntl
+
+    master, slave = os.openpty()
+    tty = open(slave, "w", encoding="utf-8", closefd=True)
+    monkeypatch.setattr(sys, "stderr", tty)
+    monkeypatch.setenv("TERM", "xterm")
+    fcntl.fcntl(master, fcntl.F_SETFL, fcntl.fcntl(master, fcntl.F_GETFL) | os.O_NONBLOCK)
+
+    def shown():
+        tty.flush()
+        chunks = []
+        while True:
+            try:
+                chunks.append(os.read(master, 65536))
+            except BlockingIOError:
+                break
+        return b"".join(chunks).decode()
+
+    return shown
+
+
+def test_a_status_line_while_numba_compiles_on_a_terminal(monkeypatch, capsys):
+    from symrnn.derivation import Derivation
+
+    real = Derivation.lambdify
+    monkeypatch.setattr(Derivation, "lambdify", lambda self, backend="numpy": real(self))
+    shown = _terminal(monkeypatch)
+    assert cli.main(["check", "--backend", "numba", "--T", "1", "--seed", "0"]) == 0
+    screen = shown()
+    assert screen.startswith("\rsymrnn check: Numba compiles the kernels (kept for later "
+                             "runs) ... 0 s\x1b[K"), repr(screen)
+    assert screen.endswith("\r\x1b[K")  # erased before the table is printed
+    assert capsys.readouterr().out.endswith("all checks passed\n")
+    # NumPy: nothing slow, no status
+    assert cli.main(["check", "--T", "1", "--seed", "0"]) == 0
+    assert shown() == ""
+
+
+def test_no_status_line_when_stderr_is_not_a_terminal(monkeypatch, capsys):
+    from symrnn.derivation import Derivation
+
+    real = Derivation.lambdify
+    monkeypatch.setattr(Derivation, "lambdify", lambda self, backend="numpy": real(self))
+    assert cli.main(["check", "--backend", "numba", "--T", "1", "--seed", "0"]) == 0
+    assert capsys.readouterr().err == ""
+    monkeypatch.setitem(sys.modules, "symrnn.render.sheet", FakeSheet())
+    assert cli.main(["sheet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_status_line_while_the_sheet_is_typeset(monkeypatch, capsys):
+    class Noting(FakeSheet):
+        def write_sheet(self, out_dir="output", cell=None, pdf=None, notify=None):
+            notify("no TeX engine found: install latexmk")  # the sheet's own message
+            return super().write_sheet(out_dir, cell, pdf)
+
+    monkeypatch.setitem(sys.modules, "symrnn.render.sheet", Noting())
+    shown = _terminal(monkeypatch)
+    assert cli.main(["sheet"]) == 0
+    screen = shown()
+    status = "symrnn sheet: deriving, checking and typesetting with LaTeX ... 0 s\x1b[K"
+    # the message on a line of its own (the terminal turns \n into \r\n), the status
+    # redrawn below it, then erased
+    assert screen.startswith("\r" + status), repr(screen)
+    assert "\r\x1b[Kno TeX engine found: install latexmk\r\n" in screen
+    assert screen.endswith("\r\x1b[K")
+
+
+def test_not_enough_memory_is_one_line(monkeypatch, capsys):
+    import symrnn.check as check_module
+
+    def too_large(*args, **kwargs):
+        raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100000, 100000)")
+
+    monkeypatch.setattr(check_module, "make_problem", too_large)
+    assert cli.main(["check", "--hidden", "100000"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (
+        "symrnn check: error: not enough memory for problems of these sizes (Unable to "
+        "allocate 74.5 GiB for an array with shape (100000, 100000))\n")
+
+
+def test_the_extras_are_lower_bounds():
+    # a user's own torch or jax stays: no pins; the CPU torch 2.13.0 that
+    # scripts/install.sh --test installs satisfies the test extra
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    extras = {name: [line.strip() for line in value.strip().splitlines()]
+              for name, value in config["options.extras_require"].items()}
+    for name in ("torch", "jax", "test"):
+        requirements = [r for r in extras[name] if r.startswith(("torch", "jax"))]
+        assert requirements and all(">=" in r and "==" not in r and "<" not in r
+                                    for r in requirements), (name, requirements)
+    assert "torch>=2.1" in extras["test"] and "torch>=2.1" in extras["torch"]
+    install = (ROOT / "scripts" / "install.sh").read_text()
+    assert 'pip install -q "torch==2.13.0"' in install

@@ -321,7 +321,11 @@ BASE = HEAD + "z = W @ prev(h) + U @ x" + TAIL   # line 5 is z, 6 h, 7 o, 8 the 
     ("U @ x", "U @ x + True", r"line 5: 'True' is not allowed"),
     ("U @ x", "U @ x + 1/0", r"line 5: '1/0': division by zero"),
     ("U @ x", "2 @ x", r"line 5: '2 @ x': @ multiplies two matrices"),
-    ("W @ prev(h) + U @ x", "W", r"line 5: 'z' must be a column vector"),
+    ("W @ prev(h) + U @ x", "U @ x @ x.T",
+     r"line 5: 'z' is a matrix of shape \(D, N\) that reads x; a named matrix is computed once"),
+    ("W @ prev(h) + U @ x", "W + prev(h) @ prev(h).T", r"line 5: 'z' is a matrix of shape "
+                                                       r"\(D, D\) that reads prev\(h\)"),
+    ("W @ prev(h) + U @ x", "W", r"line 6: 'tanh\(z\)': the argument of tanh must be a column"),
     ("W @ prev(h) + U @ x", "3", r"line 5: the right-hand side of z is a number"),
     ("W @ prev(h) + U @ x", "tanh(W)", r"line 5: 'tanh\(W\)': the argument of tanh must be a column"),
     ("z = W", "W = W", r"line 5: cannot assign to the parameter 'W' \(declared on line 1\)"),

@@ -70,7 +70,7 @@ def test_w_not_square():
     ("V", (M + 1, D), True, "params['c']", "params['V']"),
     ("U", (D + 1, N), True, "params['U']", "params['W']"),
     ("b", (D + 1,), True, "params['b']", "params['W']"),
-    ("c", (M, 1), True, "params['c']", "dimension"),
+    ("c", (M, 2), True, "params['c']", "dimension"),   # (M, 1) is the column too
     ("V", (M, D, 1), True, "params['V']", "dimension"),
 ])
 def test_parameter_shapes_that_do_not_fit(name, shape, bias, blamed, mentions):
@@ -212,3 +212,43 @@ def test_a_failed_call_does_not_disturb_the_next():
     with pytest.raises(ValueError, match=r"^x: "):
         f(params, np.zeros((T, N + 1)), labels)
     assert f(params, x, labels)[0] == loss
+
+
+# -- issue 21: masked arrays, and the two shapes of a column parameter -----------------
+
+@pytest.mark.parametrize("where", ["x", "y", "params['W']", "params['b']", "h0"])
+def test_a_masked_array_is_refused_not_read_under_its_mask(where):
+    params, x, y = good(bias=True)
+    initial = {"h0": np.zeros(D)}
+    masked = lambda a: np.ma.masked_array(a, mask=np.zeros(np.shape(a), bool) | (a > 1))
+    if where == "x":
+        x = masked(x)
+    elif where == "y":
+        y = masked(y)
+    elif where == "h0":
+        initial["h0"] = masked(np.full(D, 2.0))
+    else:
+        key = where[8:-2]
+        params[key] = masked(params[key])
+    message = raises(dict(output="mse", bias=True), where, params, x, y, **initial)
+    assert "a masked array; its mask would be ignored" in message
+
+
+def test_integer_labels_in_a_masked_array_are_refused():
+    params, x, _ = good()
+    labels = np.ma.masked_array(np.zeros(T, dtype=int), mask=[1] + [0] * (T - 1))
+    assert "masked array" in raises({}, "y", params, x, labels)
+
+
+def test_a_column_parameter_is_accepted_as_d_or_d_by_1():
+    # b[D] and c[M] (also [D, 1]): "an array of that shape", either way
+    params, x, y = good(bias=True)
+    for fn in functions(dict(output="mse", bias=True))[::2]:
+        loss, grads = fn(params, x, y)
+        columns = dict(params, b=params["b"][:, None], c=params["c"].reshape(M, 1).tolist())
+        for _ in range(2):   # the second call takes the plan of the first
+            loss2, grads2 = fn(columns, x, y)
+            assert loss2 == loss and grads2["b"].shape == (D, 1) and grads2["c"].shape == (M, 1)
+            assert np.array_equal(grads2["b"][:, 0], grads["b"])
+            assert np.array_equal(grads2["c"][:, 0], grads["c"]) and grads["c"].shape == (M,)
+        assert fn.__name__ and (fn(params, x, y)[1]["b"].shape == (D,))

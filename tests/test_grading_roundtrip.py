@@ -1,32 +1,44 @@
 """Every formula symrnn prints parses back to the derivation's expression.
 
-The printed forms: ``symrnn derive`` as plain text and with ``--format latex``
-(``derivation_text``/``derivation_latex``), and the summary of the sheets
-(``derivation_context``, with the exercise's delta for the Elman RNN). Each
-printed line ``lhs = rhs`` is read by the answer parsers: the left side names
-the quantity (dL/dW, dL/dh^(t), dL/dh^(T), dL/dh^(0), z^(t)), whose expression
-the derivation gives; the right side must equal it exactly (the normal form of
-``canonical.py``) and at random networks (``numeric.py``). Over the presets and
-over cells drawn by the generator of ``test_fuzz_cells.py``.
-
-The notation profiles of issue 20 (subscript time, plain vectors, rows, other
-names) are inputs of the parser (``Notation``); their printers are tested here
-once they exist.
+The printed forms, in every notation profile of ``symrnn/render/notations``: what
+``symrnn derive`` prints as text (``render.text.derivation_text``) and as LaTeX
+(``render.sections.derivation_align``, long equations broken over continuation
+lines), and the summary of the sheets (``derivation_context(...).summary`` of the
+cell with its pre-activations named and their gradients named delta, as
+``render.sheet.readable`` makes it), laid out for the full text width and for a
+narrow one (so that long right-hand sides are broken over lines). Each printed line
+``lhs = rhs`` (or ``lhs = rhs_1 = rhs_2``) is read by the answer parsers in the
+profile's notation (``grading.notation.from_profile``: its symbols, its layout, the
+sheet's deltas): the left side names the quantity (dL/dW, dL/dh^(t), dL/dh^(T),
+dL/dh^(0), z^(t), delta_f^(t)), whose expression the derivation gives; the right side
+must equal it exactly (the normal form of ``canonical.py``) and at random networks
+(``numeric.py``). Over the presets and over cells drawn by the generator of
+``test_fuzz_cells.py``.
 """
+import re
+
 import pytest
-from hypothesis import HealthCheck, given, settings
+from sympy import Identity
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import symrnn
-from symrnn.cli import derivation_latex, derivation_text
 from symrnn.grading import Grader
 from symrnn.grading.answer import read
 from symrnn.grading.canonical import equal
 from symrnn.grading.keys import derived_value
+from symrnn.grading.notation import from_profile
 from symrnn.grading.numeric import close, values
 from symrnn.graph.unroll import shared
 from symrnn.model.nodes import Adjoint, StepVar
+from symrnn.render.narrative import derivation_context, fit
+from symrnn.render.notation import builtin_notations
+from symrnn.render.sections import derivation_align
+from symrnn.render.sheet import readable
+from symrnn.render.text import derivation_text
+from symrnn.render.width import TEXT_WIDTH
 from test_fuzz_cells import cells
 
+PROFILES = builtin_notations()
 PRESETS = {
     "elman": lambda: symrnn.ElmanRNN(),
     "elman relu mse bias": lambda: symrnn.ElmanRNN("relu", "mse", True),
@@ -35,9 +47,17 @@ PRESETS = {
     "lstm": symrnn.LSTM,
     "gru": symrnn.GRU,
 }
+NARROW = 0.45 * TEXT_WIDTH   # a summary laid out this narrow breaks its long lines
+
+
+def test_every_builtin_profile_is_covered():
+    assert {"goodfellow", "d2l", "d2l-bptt", "cs231n"} <= set(PROFILES)
 
 
 def meaning(grader, lhs):
+    """The derivation's expression of a printed left side (a transposed one in rows)."""
+    if lhs.is_Transpose:
+        return meaning(grader, lhs.arg).T
     d = grader.derivation
     if isinstance(lhs, Adjoint):
         return derived_value(d, lhs)
@@ -46,101 +66,117 @@ def meaning(grader, lhs):
     raise AssertionError(f"the left side {lhs} names nothing")
 
 
-def printed_lines(derivation, adjoint_names=None, sheet=True):
-    """(syntax, lhs, rhs, where) of every equation symrnn prints for ``derivation``."""
+def derive_lines(derivation, profile):
+    """(syntax, lhs, [rhs], where) of what ``symrnn derive`` prints: text and LaTeX."""
     out = []
-    for line in derivation_text(derivation).splitlines():
+    for line in derivation_text(derivation, profile).splitlines():
         if line.startswith("  ") and " = " in line and not line.strip().startswith("L"):
             lhs, rhs = line.strip().split(" = ", 1)
-            out.append(("text", lhs, rhs, "derive"))
-    for line in derivation_latex(derivation).splitlines():
-        if "&=" in line and not line.strip().startswith("L"):
-            lhs, rhs = line.strip().rstrip("\\").split("&=", 1)
-            out.append(("latex", lhs, rhs, "derive --format latex"))
-    if sheet:
-        from symrnn.render.narrative import derivation_context
-        for eq in derivation_context(derivation, adjoint_names).summary:
-            for block in eq.blocks:
-                out.append(("latex", eq.lhs, " ".join(block), "sheet"))
+            out.append(("text", lhs, [rhs], f"derive ({profile})"))
+    rows = []
+    for line in derivation_align(derivation, profile).splitlines():
+        line = line.strip()
+        if line.startswith(r"&\quad"):               # a continuation of the line before
+            rows[-1][1].append(line[len(r"&\quad"):].rstrip("\\").strip())
+        elif "&=" in line:
+            lhs, rhs = line.rstrip("\\").split("&=", 1)
+            rows.append((lhs.strip(), [rhs.strip()]))
+    assert rows
+    for lhs, parts in rows:
+        if not lhs.startswith("L"):
+            out.append(("latex", lhs, [" ".join(parts)], f"derive --format latex ({profile})"))
     return out
 
 
-def diag_of_a_row(rhs_text):
-    """The sheet's diag(...) of a row vector followed by a row, a product whose shapes
-    do not fit (render.rewrite.as_diag applied to a row; reported, issue 20's zone)."""
-    return r"\operatorname{diag}(" in rhs_text and r"\top" in rhs_text
+def sheet_lines(cell, profile):
+    """(grader, [(syntax, lhs, [rhs, ...], where)]) of the sheets' summary of ``cell``
+    in ``profile``, at the full width and broken for a narrow one. The grader is the
+    named cell's (pre-activations named), reading the profile's notation."""
+    d, ts, info = readable(cell, profile)
+    p = derivation_context(d, ts=ts, introduced=info.introduced)
+    out = []
+    for width, label in ((TEXT_WIDTH, "sheet"), (NARROW, "sheet, narrow")):
+        for eq in fit(p.summary, "summary", width=width):
+            parts, continuations = [], 0
+            for op, tex in eq.rows:
+                if op == "=":
+                    parts.append(tex)
+                else:                                     # a continuation line
+                    parts[-1] += " " + tex
+                    continuations += 1
+            before_last = r"t < T" in (eq.condition or "")
+            out.append(("latex", eq.lhs, parts, f"{label} ({profile}, {continuations} "
+                                                f"continuation lines"
+                                                f"{', for t < T' if before_last else ''})"))
+    notation = from_profile(profile, d.cell, adjoints=info.deltas)
+    return Grader(d.cell, notation), out
 
 
-def check_round_trip(grader, lines, known=()):
-    """Every line parses back to the derivation's expression; a line that does not
-    type-check is allowed only if a predicate of ``known`` names its defect."""
+def continued(lines):
+    """How many continuation lines the printed equations have."""
+    return sum(int(re.search(r"(\d+) continuation lines", where).group(1))
+               for *_, where in lines if "continuation" in where)
+
+
+def check_round_trip(grader, lines):
+    """Every printed right-hand side parses back to the left side's expression."""
     assert lines
-    skipped = []
-    for syntax, lhs_text, rhs_text, where in lines:
+    for syntax, lhs_text, parts, where in lines:
         lhs = read(lhs_text, grader.vocabulary, syntax).expr
         want = meaning(grader, lhs)
-        parsed = read(rhs_text, grader.vocabulary, syntax, lhs.shape)
-        if parsed.shape_error is not None and any(k(rhs_text) for k in known):
-            skipped.append(rhs_text)
-            continue
-        assert parsed.expr is not None and not parsed.repairs, (where, rhs_text)
-        assert equal(parsed.expr, want, grader.derivation), (where, lhs_text, rhs_text)
-        assert close(values(grader.points, parsed.expr), values(grader.points, want)), \
-            (where, lhs_text, rhs_text)
-    return skipped
+        if "for t < T" in where:   # a later step's loss passes back 1 (its dL/dL^(t+1))
+            want = want.xreplace({a: Identity(1) for a in want.atoms(Adjoint)
+                                  if a.var.name == grader.cell.loss_var.name})
+        for rhs_text in parts:
+            parsed = read(rhs_text, grader.vocabulary, syntax, lhs.shape)
+            assert parsed.expr is not None and not parsed.repairs, \
+                (where, lhs_text, rhs_text, parsed.shape_error)
+            assert parsed.expr.shape == want.shape, (where, lhs_text, rhs_text)
+            assert equal(parsed.expr, want, grader.derivation), (where, lhs_text, rhs_text)
+            got, expected = values(grader.points, parsed.expr), values(grader.points, want)
+            if "for t < T" in where:    # the line holds before the last step only
+                got, expected = [p[:-1] for p in got], [p[:-1] for p in expected]
+            assert close(got, expected), (where, lhs_text, rhs_text)
 
 
+def round_trip(cell, profile):
+    check_round_trip(Grader(cell, profile), derive_lines(symrnn.derive(cell), profile))
+    grader, lines = sheet_lines(cell, profile)
+    check_round_trip(grader, lines)
+    return lines
+
+
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("name", sorted(PRESETS))
-def test_presets_round_trip(name):
-    cell = PRESETS[name]()
-    grader = Grader(cell)
-    names = {"z": r"\delta"} if name == "elman" else None
-    check_round_trip(grader, printed_lines(grader.derivation, names))
+def test_presets_round_trip(name, profile):
+    round_trip(PRESETS[name](), profile)
+
+
+def test_the_summary_is_broken_over_lines_and_named():
+    """The narrow layout does break lines, and the sheet's names are read: delta_f,
+    z_f (the LSTM's named pre-activations) in D2L's rows."""
+    lines = round_trip(symrnn.LSTM(), "d2l")
+    assert continued(lines) >= 5
+    text = " ".join(" ".join(parts) for _, _, parts, _ in lines)
+    assert r"\mathbf{\delta}_{f,t + 1} \mathbf{W}_{hf}^{\top}" in text      # rows, named
 
 
 @settings(max_examples=25, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
-@given(cells())
-def test_fuzzed_cells_round_trip(fuzz):
+@given(cells(), st.sampled_from(PROFILES))
+def test_fuzzed_cells_round_trip(fuzz, profile):
     try:
         cell = symrnn.parse_cell(fuzz.text)
-        derivation = symrnn.derive(cell)
+        symrnn.derive(cell)
     except ValueError:
         return          # a refused cell prints nothing
-    grader = Grader(cell)
-    lines = printed_lines(derivation, sheet=False)
-    try:
-        from symrnn.render.narrative import derivation_context
-        summary = derivation_context(derivation).summary
-    except Exception:   # a cell the sheet cannot typeset yet (issue 20): derive only
-        summary = []
-    lines += [("latex", eq.lhs, " ".join(b), "sheet") for eq in summary for b in eq.blocks]
-    check_round_trip(grader, lines, known=[diag_of_a_row])
-
-
-def test_the_sheets_diag_of_a_row_does_not_type_check():
-    """The defect the fuzzed sheets may show, on the cell that showed it: the line is
-    refused by the parser as a shape error, and only that line."""
-    text = """params: w0[1, D] b1[D] b2[D] P3[D, M] P4[D, M] b5[D] V6[M, D]
-input: x[N]
-target: y[M]
-state: h[D]
-a0 = (((w0 @ prev(h)) * b1) * b2)
-g0 = sigmoid(((((P3 @ P4.T) @ b5) * (a0 - prev(h))) + a0))
-h = g0 * prev(h) + (1 - g0) * tanh(((g0 / (1 + g0 * g0)) * a0))
-o0 = V6 @ h
-loss = 0.5 * (o0 - y).T @ (o0 - y)"""
-    cell = symrnn.parse_cell(text)
-    grader = Grader(cell)
-    lines = printed_lines(grader.derivation)
-    skipped = check_round_trip(grader, lines, known=[diag_of_a_row])
-    assert len(skipped) <= 2 and all(diag_of_a_row(s) for s in skipped)
+    round_trip(cell, profile)
 
 
 def test_the_round_trip_can_fail():
     """A printed line with one symbol changed no longer equals the derivation's."""
     grader = Grader(symrnn.ElmanRNN())
-    lines = printed_lines(grader.derivation, {"z": r"\delta"})
-    syntax, lhs, rhs, where = next(line for line in lines if "t - 1" in line[2])
+    lines = derive_lines(grader.derivation, "goodfellow")
+    syntax, lhs, parts, where = next(line for line in lines if "t - 1" in line[2][0])
     with pytest.raises(AssertionError):
-        check_round_trip(grader, [(syntax, lhs, rhs.replace("t - 1", "t"), where)])
+        check_round_trip(grader, [(syntax, lhs, [parts[0].replace("t - 1", "t")], where)])

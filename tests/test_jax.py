@@ -139,7 +139,7 @@ def test_bad_arguments_raise_one_value_error():
         f(params, jnp.zeros((T, 3, B)), labels)
     with pytest.raises(ValueError, match=r"^params: missing 'V'"):
         f({"W": params["W"], "U": params["U"]}, x, labels)
-    with pytest.raises(ValueError, match=r"^y: label 3 is not a class in 0..2"):
+    with pytest.raises(ValueError, match=r"^y: label 3 at index \(0, 0\) is not a class in 0..2"):
         f(params, x, labels * 0 + 3)
     with pytest.raises(ValueError, match=r"^h0: expected shape \(D,\) or \(D, B\)"):
         f(params, x, labels, h0=jnp.zeros((1, D, B)))

@@ -52,6 +52,8 @@ def test_every_node_type_has_its_own_print_method():
     # the operations of symrnn/ops.py print through one method, from their registered LaTeX
     assert "_print_Elementwise" in own
     for op in OPERATIONS.values():
+        if f"_print_{op.__name__}" in own:  # a form of its own: 1 (/) b, not recip(b)
+            continue
         assert op.latex and tex(op(o)).startswith(op.latex)
     for sympy_node in ("MatMul", "MatAdd", "HadamardProduct", "HadamardPower", "Transpose",
                        "OneMatrix", "Identity", "DiagMatrix", "MatrixSymbol"):

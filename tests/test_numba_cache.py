@@ -78,6 +78,31 @@ def test_a_second_process_loads_the_compiled_kernel(cache, compiled):
     assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]  # no half-written file
 
 
+def _second_process(cache):
+    root = pathlib.Path(symrnn.__file__).parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root), **{numba_cache.ENVIRONMENT: str(cache)})
+    run = subprocess.run([sys.executable, "-c", SECOND_PROCESS.format(text=TEXT)], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    hits, misses, _ = run.stdout.split()
+    return int(hits), int(misses)
+
+
+def test_a_damaged_cache_entry_is_a_miss_and_is_rebuilt(cache, compiled):
+    # Numba's data file garbled (its index intact), then its index cut short; and a
+    # bytecode file of the module that is garbage (it is not read at all)
+    module = pathlib.Path(compiled.__globals__["__file__"])
+    (module.parent / "__pycache__" / (module.stem + ".cpython-311.pyc")).write_bytes(b"\0" * 40)
+    loops = len([k for k in compiled.__globals__["gradients"].loops if k.signatures])
+    for pattern, damage in (("*_nb_*.nbc", lambda b: b[:len(b) // 2] + bytes(
+            255 - c for c in b[len(b) // 2:len(b) // 2 + 64]) + b[len(b) // 2 + 64:]),
+                            ("*_nb_*.nbi", lambda b: b[:100])):
+        for path in cache.glob("__pycache__/" + pattern):
+            path.write_bytes(damage(path.read_bytes()))
+        assert _second_process(cache) == (0, loops)   # compiled again, and saved
+    assert _second_process(cache) == (loops, 0)
+
+
 def test_read_only_and_fortran_arguments_do_not_compile_again(compiled):
     params, x, y = problem()
     loops = compiled.__globals__["gradients"].loops

@@ -179,3 +179,81 @@ def test_cell_checks_the_same(kwargs, match):
 
 def test_cell_accepts_a_plain_one():
     assert sympy_cell().name == "c"
+
+
+# -- issue 21: what the parser refuses instead of a crash or a wrong number later ------
+
+@pytest.mark.parametrize("literal", ["1e-400", "1e-320", "1e-99999999", "5e-324", "2.5e-330"])
+def test_a_literal_that_a_float_rounds_to_0_or_a_subnormal_is_refused(literal):
+    # 1e-400 is 0.0 as a float: it was kept as 0 while 1e-320 was refused
+    refused(f"h = tanh(W @ prev(h) + {literal} * (U @ x))",
+            rf"^line 5: '{re.escape(literal)}': the number is beyond the range of a float")
+
+
+def test_literals_are_read_as_written():
+    cell = symrnn.parse_cell(HEAD + "h = tanh(0.10000000000000001 * (W @ prev(h)) + 0e-400 * "
+                                    "(U @ x) + 1_000.5e-3 * (U @ x))" + TAIL)
+    coefficients = {str(c) for c in cell.equations[0][1].atoms(parse.Rational)}
+    assert {"2001/2000", "10000000000000001/100000000000000000"} <= coefficients
+
+
+@pytest.mark.parametrize("expression, match", [
+    ("(1 / W) @ prev(h)", r"'1 / W': division by a matrix or row of shape \(D, D\)"),
+    ("(W / W) @ prev(h)", r"'W / W': division by a matrix or row"),
+    ("(2 / eye(D)) @ prev(h)", r"'2 / eye\(D\)': division by a matrix or row"),
+    ("W @ prev(h) / (prev(h) - prev(h))", r"'W @ prev\(h\) / \(prev\(h\) - prev\(h\)\)': "
+                                          r"division by zero"),
+    ("W @ prev(h) + log(0 * prev(h))", r"'log\(0 \* prev\(h\)\)' is -inf in every entry"),
+    ("W @ prev(h) + sqrt(-1 + 0 * prev(h))", r"'sqrt\(-1 \+ 0 \* prev\(h\)\)' is NaN in every"),
+    ("W @ prev(h) * exp(1000 + 0 * prev(h))", r"'exp\(1000 \+ 0 \* prev\(h\)\)' is inf in every"),
+])
+def test_values_that_are_no_number_are_refused(expression, match):
+    refused(f"h = tanh({expression})", "^line 5: " + match)
+
+
+def test_a_byte_order_mark_is_read_as_nothing():
+    cell = symrnn.parse_cell("\ufeff" + HEAD + "h = tanh(W @ prev(h))" + TAIL)
+    assert [p.name for p in cell.params] == ["W", "U", "V"]
+
+
+@pytest.mark.parametrize("value", ["no", 1, 0, "", [True]])
+def test_targets_are_distributions_is_a_bool(value):
+    with pytest.raises(ValueError, match=r"^targets_are_distributions: expected True, False "):
+        symrnn.parse_cell(HEAD + "h = tanh(W @ prev(h))" + TAIL, targets_are_distributions=value)
+    cell = symrnn.parse_cell(HEAD + "h = tanh(W @ prev(h))" + TAIL)
+    with pytest.raises(ValueError, match=r"^targets_are_distributions: expected True or False"):
+        symrnn.Cell("c", params=cell.params, inputs=cell.inputs, targets=cell.targets,
+                    states=cell.states, equations=cell.equations[:-1], loss=cell.equations[-1][1],
+                    targets_are_distributions=value)
+
+
+@pytest.mark.parametrize("declaration, equation, match", [
+    ("const: dt", "h = tanh(W @ prev(h))", r"^line 5: unexpected 'dt' in the const declaration"),
+    ("const: dt =", "h = tanh(W @ prev(h))", r"^line 5: constant dt: '' is not a number"),
+    ("const: dt = x", "h = tanh(W @ prev(h))", r"^line 5: constant dt: 'x' is not a number"),
+    ("const: dt = q", "h = tanh(W @ prev(h))", r"^line 5: unknown name 'q'"),
+    ("const: dt = 2 * gamma gamma = 1", "h = tanh(W @ prev(h))", r"^line 5: unknown name 'gamma'"),
+    ("const: dt = eye(D)", "h = tanh(W @ prev(h))", r"^line 5: constant dt: 'eye\(D\)' is not a"),
+    ("const: dt = 1e-400", "h = tanh(W @ prev(h))", r"^line 5: '1e-400': the number is beyond"),
+    ("const: dt = 0.1 dt = 0.2", "h = tanh(W @ prev(h))", r"^line 5: 'dt' is declared twice"),
+    ("const: W = 0.1", "h = tanh(W @ prev(h))", r"^line 5: 'W' is declared twice"),
+    ("const: tanh = 0.1", "h = tanh(W @ prev(h))", r"^line 5: 'tanh' is reserved"),
+    ("const: dt = 0.1", "dt = tanh(W @ prev(h))", r"^line 6: cannot assign to the constant 'dt'"),
+    ("const: dt = 2", "h = tanh(W @ prev(h)) ** dt", r"^line 6: .*the exponent must be a "),
+    ("const: dt = 0", "h = tanh(W @ prev(h)) / dt", r"^line 6: .*division by zero"),
+    ("const: big = 1e300", "h = tanh(big * big * W @ prev(h))", r"^line 6: .*beyond the range"),
+])
+def test_constants_are_checked(declaration, equation, match):
+    with no_hang(), pytest.raises(ValueError, match=match):
+        symrnn.parse_cell(HEAD + declaration + "\n" + equation + TAIL)
+
+
+@pytest.mark.parametrize("equation, match", [
+    ("Q = U @ x @ x.T", r"^line 5: 'Q' is a matrix of shape \(D, N\) that reads x; a named "
+                        r"matrix is"),
+    ("Q = W + prev(h) @ prev(h).T", r"^line 5: 'Q' is a matrix of shape \(D, D\) that reads "
+                                    r"prev\(h\)"),
+    ("Q = W\nQ = U", r"^line 6: 'Q' is computed twice \(first on line 5\)"),
+])
+def test_a_named_matrix_reads_parameters_only(equation, match):
+    refused(equation + "\nh = tanh(W @ prev(h))", match)

@@ -85,7 +85,8 @@ def test_a_seeded_bug_is_named(bug, key, first_T, with_h0):
     assert first.startswith(f"my_bptt_{bug}: gradient {key!r} is wrong: relative error "), message
     assert float(re.search(r"relative error (\S+)", first).group(1)) > 1e-5
     assert f"first wrong at T = {first_T}, " in message
-    sizes = dict(re.findall(r"(\w) = (\d+)", message.splitlines()[1]))
+    where = next(line for line in message.splitlines() if "first wrong at" in line)
+    sizes = dict(re.findall(r"(\w) = (\d+)", where))
     # shrunk to sizes of 2: with D = 1, W^T = W and the diag factor commutes; with
     # M = 1 the softmax is constant and every gradient 0
     assert sizes["D"] == sizes["N"] == sizes["M"] == "2"
@@ -142,7 +143,7 @@ def test_finite_differences_alone_catch_a_bug(monkeypatch):
     import symrnn.testing as testing
 
     bad = buggy("shift")
-    monkeypatch.setattr(testing, "_cell_and_derived", lambda cell: (CELL, bad))
+    monkeypatch.setattr(testing, "_cell_and_derived", lambda cell: (CELL, None, bad))
     with pytest.raises(AssertionError, match=r"gradient 'U' is wrong: relative error \S+ "
                                              r"against finite differences of my_bptt_shift's"):
         check_bptt(bad, CELL)
@@ -165,3 +166,265 @@ def test_hypothesis_is_needed_only_for_the_strategy(monkeypatch):
     check_bptt(my_bptt, CELL, trials=1)
     with pytest.raises(ImportError, match="needs hypothesis: pip install hypothesis"):
         problems(CELL)
+
+
+# -- messages that teach: each case written by hand as a student would get it wrong ----
+
+def student(bug=None, mean=None):
+    """A second hand-written Elman BPTT, with dL/dh^(t) split into its direct term and
+    the term through step t+1, so that each classic mistake is one change."""
+    def bptt(params, x, y, h0):
+        W, U, V = params["W"], params["U"], params["V"]
+        T = len(x)
+        hs, ps = [h0], []
+        for t in range(T):
+            hs.append(np.tanh(W @ hs[-1] + U @ x[t]))
+            o = V @ hs[-1]
+            e = np.exp(o - o.max())
+            ps.append(e / e.sum())
+        loss = -sum(float(y[t] @ np.log(ps[t])) for t in range(T))
+        gW, gU, gV = np.zeros_like(W), np.zeros_like(U), np.zeros_like(V)
+        through_next = np.zeros_like(h0)            # W^T dL/dz^(t+1)
+        for t in reversed(range(T)):
+            do = ps[t] - y[t]
+            gV += np.outer(do, hs[t + 1])
+            dh = V.T @ do + (0.0 if bug == "cut" else through_next)
+            h_of_z = hs[t] if bug == "tanh at t-1" else hs[t + 1]
+            dz = (1 - h_of_z ** 2) * dh
+            gW += np.outer(dz, hs[t + 1] if bug == "h(t) in dW" else hs[t])
+            gU += np.outer(dz, x[t])
+            through_next = W.T @ dz
+        grads = {"W": gW.T if bug == "dW transposed" else gW, "U": gU, "V": gV,
+                 "h0": through_next}
+        if mean == "loss and grads":
+            return loss / T, {k: v / T for k, v in grads.items()}
+        return loss, grads
+    bptt.__name__ = "student"
+    return bptt
+
+
+def failure(fn, cell=CELL, **options):
+    with pytest.raises(AssertionError) as caught:
+        check_bptt(fn, cell, **options)
+    return str(caught.value)
+
+
+def test_the_second_student_is_right():
+    check_bptt(student(), CELL, seed=2)
+
+
+@pytest.mark.parametrize("bug, first, hint", [
+    ("dW transposed", "student: gradient 'W' is wrong: relative error",
+     "likely mistake: 'W' is the right gradient transposed (an outer product in the wrong "
+     "order?)"),
+    ("cut", "student: gradient 'W' is wrong: relative error",
+     "likely mistake: the recurrence is cut: dL/dh^(t) lacks its term through step t+1 "
+     "(dL/dz^(t+1)), so each step keeps only its direct term"),
+    ("h(t) in dW", "student: gradient 'W' is wrong: relative error",
+     "likely mistake: dL/dW uses h^(t) where the derivation has h^(t-1)"),
+    ("tanh at t-1", "student: gradient 'W' is wrong: relative error",
+     "likely mistake: dL/dz^(t) uses h^(t-1) where the derivation has h^(t)"),
+])
+def test_a_classic_mistake_is_named(bug, first, hint):
+    message = failure(student(bug))
+    lines = message.splitlines()
+    assert lines[0].startswith(first), message
+    assert lines[1] == "  " + hint, message
+    assert lines[2].startswith("  first wrong at T = "), message
+
+
+def test_the_transposed_recurrence_of_the_first_student_is_named():
+    message = failure(buggy("transpose"))
+    assert "  likely mistake: dL/dh^(t) uses W where the derivation has W^T\n" in message
+
+
+@pytest.mark.parametrize("bug", ["terminal", "diag", "shift"])
+def test_no_mistake_is_named_when_none_fits(bug):
+    # the V term of step T left out, the diag factor on the wrong side, x^(t-1): none of
+    # the mistakes made on purpose gives these values, so no guess is printed
+    assert "likely mistake" not in failure(buggy(bug))
+
+
+def test_a_mean_over_the_steps_is_named():
+    # T = 4 asked; shrunk to the first T at which a mean differs from a sum
+    message = failure(student(mean="loss and grads"), T=4)
+    assert message.startswith("student: the loss is wrong: relative error 5.0e-01 against the "
+                              "loss of Elman RNN (tanh, softmax_ce)\n"), message
+    assert ("  likely mistake: the loss and 'W', 'U', 'V', 'h0' are 1/T of the right values "
+            "(T = 2): BPTT sums the steps' contributions, it does not average them\n"
+            "  first wrong at T = 2, ") in message
+
+
+def test_a_mean_over_the_batch_is_named():
+    def batch_mean(params, x, y, h0):
+        B = x.shape[2]
+        loss, grads = 0.0, {}
+        for b in range(B):  # the student's one-sequence BPTT per sequence, then a mean
+            lb, gb = my_bptt(params, x[:, :, b], y[:, :, b], h0)
+            loss += lb / B
+            for k, v in gb.items():
+                grads[k] = grads.get(k, 0) + v / B
+        grads["V"] = grads["V"] * B  # right: only the others are averaged
+        return loss, grads
+
+    message = failure(batch_mean, T=2, batch=3)
+    assert ("  likely mistake: the loss and 'W', 'U', 'h0' are 1/B of the right values "
+            "(B = 3): the loss is the sum over the batch, not its mean\n") in message, message
+
+
+def test_a_sign_error_is_named():
+    def ascent(params, x, y, h0):
+        loss, grads = my_bptt(params, x, y, h0)
+        return loss, dict(grads, U=-grads["U"])
+
+    assert "  likely mistake: 'U' is the right gradient times -1\n" in failure(ascent)
+
+
+def test_a_mistake_in_another_cell_is_named():
+    # the hand-written LSTM of symrnn.checking (not derived), its W_f gradient transposed
+    # and its input-gate gradients averaged over the steps
+    from symrnn.checking.references import lstm_bptt
+
+    def lstm(params, x, y, h0, s0):
+        loss, grads = lstm_bptt(params, x, y, h0, s0)
+        grads["W_f"] = grads["W_f"].T
+        for k in ("W_g", "U_g", "b_g"):
+            grads[k] = grads[k] / len(x)
+        return loss, grads
+
+    message = failure(lstm, symrnn.LSTM(), T=3, sizes={"D": 3})
+    assert "  likely mistake: 'W_f' is the right gradient transposed" in message, message
+    assert "  likely mistake: 'W_g', 'U_g', 'b_g' are 1/T of the right gradients (T = 3)" \
+        in message, message
+
+
+@pytest.mark.parametrize("loss, says", [
+    (lambda loss, T: np.array([loss]),
+     "student: the loss is not a scalar: an array of shape (1,); it must be one real number "
+     "(a float or a 0-d array); this one holds the right value: return float(loss) (or "
+     "loss.item()) (on T = "),
+    (lambda loss, T: np.full(T, loss / T),
+     "student: the loss is not a scalar: an array of shape (4,); it must be one real number "
+     "(a float or a 0-d array); its entries add up to the right loss: return their sum (the "
+     "loss is the sum over the steps) (on T = 4, "),
+    (lambda loss, T: "0.25",
+     "student: the loss is a str ('0.25'), not a number; it must be one real number"),
+    (lambda loss, T: complex(loss, 1),
+     "student: the loss is complex ("),
+    (lambda loss, T: float("nan"),
+     "student: the loss is not finite (nan); it must be one real number"),
+])
+def test_a_loss_that_is_not_a_scalar_is_one_clear_message(loss, says):
+    def wrong_loss(params, x, y, h0):
+        value, grads = my_bptt(params, x, y, h0)
+        return loss(value, len(x)), grads
+    wrong_loss.__name__ = "student"
+
+    message = failure(wrong_loss, T=4)
+    assert message.startswith(says), message
+    assert len(message.splitlines()) == 1
+
+
+def test_the_keys_expected_and_received_are_listed():
+    def d_names(params, x, y, h0):
+        loss, grads = my_bptt(params, x, y, h0)
+        return loss, {"d" + k: v for k, v in grads.items()}
+
+    assert failure(d_names) == ("d_names: grads has no key 'W', 'U', 'V': the keys are the "
+                                "names of the parameters, 'W', 'U', 'V' (and optionally "
+                                "'h0'); got 'dW', 'dU', 'dV', 'dh0'")
+
+    def lower(params, x, y, h0):
+        loss, grads = my_bptt(params, x, y, h0)
+        return loss, dict(grads, w=grads.pop("W"))
+
+    assert failure(lower).startswith("lower: grads has no key 'W': the keys are the names of "
+                                     "the parameters, 'W', 'U', 'V' (and optionally 'h0'); "
+                                     "got 'U', 'V', 'h0', 'w'")
+
+
+def _shape_of(h0):
+    return h0.reshape(100, 100)  # a student's helper that fails
+
+
+def test_an_exception_keeps_the_students_own_traceback():
+    import traceback
+
+    def raising(params, x, y, h0):
+        return _shape_of(h0)
+
+    with pytest.raises(AssertionError) as caught:
+        check_bptt(raising, CELL, seed=0)
+    error = caught.value
+    assert str(error).startswith("raising raised ValueError: cannot reshape array of size ")
+    cause = error.__cause__
+    assert isinstance(cause, ValueError)
+    frames = traceback.extract_tb(cause.__traceback__)
+    assert [f.name for f in frames] == ["raising", "_shape_of"]  # theirs, from their call on
+    assert {f.filename for f in frames} == {__file__}
+    # the AssertionError itself carries no frame of symrnn's below check_bptt
+    assert [f.name for f in traceback.extract_tb(error.__traceback__)] == [
+        "test_an_exception_keeps_the_students_own_traceback", "check_bptt"]
+
+
+def test_sys_exit_in_the_function_is_a_failure_not_an_exit():
+    def exits(params, x, y, h0):
+        raise SystemExit(0)
+
+    assert failure(exits).startswith("exits called sys.exit(0) (on T = ")
+
+
+def test_pytest_shows_no_symrnn_source(tmp_path):
+    # a student's test file run by pytest: the failure shows their line and the message,
+    # not symrnn's source (``__tracebackhide__``) nor its frames
+    import subprocess
+    import sys
+    import textwrap
+
+    (tmp_path / "test_student.py").write_text(textwrap.dedent('''
+        import numpy as np
+        import symrnn
+        from symrnn.testing import check_bptt, assert_gradients
+
+        def bptt(params, x, y, h0):
+            raise ValueError("the student's own error")
+
+        def test_mine():
+            check_bptt(bptt, symrnn.ElmanRNN())
+
+        def test_one_problem():
+            rng = np.random.default_rng(0)
+            p = {"W": rng.normal(size=(2, 2)), "U": rng.normal(size=(2, 2)),
+                 "V": rng.normal(size=(2, 2))}
+            assert_gradients(lambda *a, **k: (1.0, {}), symrnn.ElmanRNN(), p,
+                             rng.normal(size=(3, 2)), np.eye(2)[[0, 1, 0]], np.zeros(2))
+    '''))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(tmp_path / "test_student.py")], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+    out = done.stdout
+    assert "2 failed" in out, out
+    assert 'raise ValueError("the student\'s own error")' in out  # their frame, shown
+    assert "E       AssertionError: bptt raised ValueError: the student's own error" in out
+    assert "E       AssertionError: <lambda>: grads has no key 'W', 'U', 'V'" in out
+    assert "testing.py" not in out and "def check_bptt" not in out and "_call(" not in out, out
+
+
+def test_a_mistake_made_in_one_formula_only_is_named():
+    # the recurrence cut for dW only (dU and dh0 use the whole one): the cut fits every
+    # wrong value, so it is named, though it would change more
+    def cut_in_dW(params, x, y, h0):
+        loss, grads = student()(params, x, y, h0)
+        grads["W"] = student("cut")(params, x, y, h0)[1]["W"]
+        return loss, grads
+
+    message = failure(cut_in_dW)
+    assert message.splitlines()[1].startswith("  likely mistake: the recurrence is cut: ")
+
+
+def test_odd_values_get_the_failure_without_a_hint():
+    def ragged(params, x, y, h0):
+        loss, grads = my_bptt(params, x, y, h0)
+        return loss, dict(grads, W=[[1.0, 2.0], [3.0]])
+
+    assert failure(ragged).startswith("ragged: gradient 'W' is wrong: not an array (list)")

@@ -8,7 +8,7 @@ import symrnn
 from symrnn.derivation import vjps
 from symrnn.derivation.verify import VerificationError
 from symrnn.ops import Sigmoid, functions
-from sympy import HadamardPower, HadamardProduct, MatAdd, MatMul, Transpose
+from sympy import HadamardPower, HadamardProduct, MatAdd, MatMul, MatPow, Transpose
 
 HEADER = """
 params: W[D,D] Q[D,D] U[D,N] V[M,D] w[D]
@@ -37,6 +37,8 @@ STRUCTURAL_CELLS = {
                                  "loss = (o - y).T @ (o - y)"),
     HadamardPower: lambda: text_cell("h = tanh(W @ prev(h) ** 2 + U @ x)", "o = V @ h",
                                      "loss = (o - y).T @ (o - y)"),
+    MatPow: lambda: text_cell("h = tanh(W @ W @ W @ prev(h) + U @ x)", "o = V @ h",
+                              "loss = (o - y).T @ (o - y)"),
 }
 
 
@@ -118,3 +120,103 @@ def test_a_wrong_closed_form_is_reported_by_name():
     d.gradients["W_r"] = 2 * d.gradients["W_r"]
     report = d.verify(2, raises=False)
     assert not report.ok and report.mismatches[0].startswith("W_r:")
+
+
+# -- step T+1: the loss's own terms of a step that does not exist -------------------
+
+LOSS_READS_PREV = {
+    "log-softmax of prev(h)": ("h = tanh(W @ prev(h) + U @ x)",
+                               "loss = -y.T @ log_softmax(V @ prev(h))"),
+    "prev(h) squared": ("h = tanh(W @ prev(h) + U @ x)",
+                        "loss = prev(h).T @ prev(h) + y.T @ (V @ h)"),
+}
+
+
+@pytest.mark.parametrize("name", LOSS_READS_PREV)
+def test_a_loss_that_reads_prev_verifies(name):
+    d = symrnn.derive(text_cell(*LOSS_READS_PREV[name]))
+    for T in (1, 2, 3):
+        assert d.verify(T)
+
+
+@pytest.mark.parametrize("name", LOSS_READS_PREV)
+def test_a_term_of_step_T_plus_1_left_in_is_caught(name, monkeypatch):
+    # the derivation before the fix: dL^(t+1)/dh^(t) without dL/dL^(t+1), so that
+    # it stays at t = T, where step T+1 does not exist; the generated code reads
+    # step T there again, and so does verify: every T catches it
+    import importlib
+    from symrnn.derivation.reverse import adjoint_sum
+    derive_module = importlib.import_module("symrnn.derivation.derive")
+    monkeypatch.setattr(derive_module, "_carried", lambda found, loss: adjoint_sum(found))
+    d = symrnn.derive(text_cell(*LOSS_READS_PREV[name]))
+    for T in (1, 2, 3):
+        assert not d.verify(T, raises=False)
+
+
+def test_after_a_failed_verify_no_code_is_built(monkeypatch):
+    right = vjps.VJPS[MatMul]
+    monkeypatch.setitem(vjps.VJPS, MatMul, lambda ans, args, i: lambda g: 2 * right(
+        ans, args, i)(g))
+    d = symrnn.derive(symrnn.ElmanRNN())
+    monkeypatch.setitem(vjps.VJPS, MatMul, right)
+    d.lambdify()   # nothing found wrong yet: built
+    assert not d.verify(2, raises=False)
+    for build in (d.lambdify, lambda: d.lambdify("numba"), lambda: d.torch(D=2, N=2, M=2),
+                  d.jax):
+        with pytest.raises(ValueError, match=r"derivation: .* refused, since verify\(T=2\) "
+                                             r"found dL/d"):
+            build()
+    from symrnn.codegen.lambdify import module_source
+    with pytest.raises(ValueError, match="verify"):
+        module_source(d)
+
+
+def test_a_verify_that_raised_also_refuses():
+    d = symrnn.derive(symrnn.GRU())
+    d.gradients["W_r"] = 2 * d.gradients["W_r"]
+    with pytest.raises(VerificationError):
+        d.verify(1)
+    with pytest.raises(ValueError, match="W_r: the closed form differs"):
+        d.lambdify()
+
+
+# -- a verdict for every accepted cell, and its arguments checked ---------------------
+
+@pytest.mark.parametrize("equation", [
+    "h = tanh(W @ prev(h) + U @ (0 * x))",
+    "h = 0 * prev(h) + tanh(U @ x)",
+    "h = tanh(W @ prev(h) + U @ exp(exp(exp(x))))",
+    "h = tanh(W @ prev(h) + U @ exp(exp(exp(10 * x))))",
+    "h = relu(W @ prev(h) + U @ (0 * x))",
+])
+def test_verify_returns_a_verdict(equation):
+    d = symrnn.derive(text_cell(equation, "o = V @ h", "loss = (o - y).T @ (o - y)"))
+    report = d.verify(2, raises=False)
+    assert report.ok or report.undecided and not report.mismatches
+    if not report.ok:   # overflow at every point: not verified, and not found wrong either
+        assert d.failed_verification is None
+        with pytest.raises(VerificationError, match="could not compare"):
+            d.verify(2)
+
+
+def test_verify_sizes_by_name_symbol_or_default():
+    d = symrnn.derive(symrnn.ElmanRNN())
+    D = next(s for s in d.cell.sizes if s.name == "D")
+    assert d.verify(1, sizes={"D": 3}).sizes == {"D": 3, "N": 3, "M": 2}
+    assert d.verify(1, sizes={D: 1, "M": 1}).sizes == {"D": 1, "N": 3, "M": 1}
+    from sympy import Symbol
+    assert d.verify(1, sizes={Symbol("N"): 2}).sizes == {"D": 2, "N": 2, "M": 2}
+
+
+@pytest.mark.parametrize("sizes, message", [
+    ({"D": 0}, r"sizes\['D'\]: expected an integer from 1 to 8, got 0"),
+    ({"D": 2.0}, r"sizes\['D'\]: expected an integer"),
+    ({"D": True}, r"sizes\['D'\]: expected an integer"),
+    ({"D": 100}, r"sizes\['D'\]: expected an integer from 1 to 8"),
+    ({"Q": 2}, r"sizes: 'Q' is not a size of the cell \(its sizes: D, N, M\)"),
+    ({3: 2}, r"sizes: 3 is not a size of the cell"),
+    ([2, 3], r"sizes: expected a dict"),
+])
+def test_verify_sizes_are_checked(sizes, message):
+    with pytest.raises(ValueError, match=message):
+        symrnn.derive(symrnn.ElmanRNN()).verify(1, sizes=sizes)

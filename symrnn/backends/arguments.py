@@ -13,6 +13,16 @@ def param_dims(p):
     return tuple(str(d) for d in (p.shape[:1] if p.shape[1] == 1 else p.shape))
 
 
+def axis_names(cell):
+    """The names of the time and batch axes in shapes and messages: T and B,
+    or T' and B' when a size of the cell has that name (as the NumPy function)."""
+    taken = {str(s) for s in cell.sizes}
+
+    def free(word):
+        return next(n for n in (word, word + "'", word + "''", f"<{word}>") if n not in taken)
+    return free("T"), free("B")
+
+
 def _known(dims, sizes):
     return "(" + ", ".join(str(sizes.get(d, d)) for d in dims) + ")"
 
@@ -42,6 +52,18 @@ def check_params(cell, params, label="params"):
     return [params[n] for n in names]
 
 
+def by_name(arg, value, variables):
+    """``[(label, value)]`` of a per-step argument, in the order of ``variables``
+    (the cell's inputs or targets): with one, ``value`` itself; with several, a
+    dict keyed by their names, labelled ``x['c']``."""
+    names = [v.name for v in variables]
+    if len(names) == 1:
+        return [(arg, value)]
+    if not hasattr(value, "keys") or len(value) != len(names) or set(value) != set(names):
+        _bad_params(value, names, arg)
+    return [(f"{arg}[{n!r}]", value[n]) for n in names]
+
+
 def initial_states(cell, starts, named):
     """The initial states given positionally (``starts``) or by name, in the
     cell's order (None where not given), or a TypeError as for a Python call."""
@@ -61,20 +83,25 @@ def initial_states(cell, starts, named):
     return [given.get(k) for k in keys]
 
 
-def fit_call(cell, sizes, param_shapes, x_shape, y_shape, labels, state_shapes, layout):
-    """Fit the shapes of one call; ``layout`` names the axes of x and y as the
-    caller takes them: {"x": ("T", "B", "N"), ...} with the cell's size names.
+def fit_call(cell, sizes, param_shapes, xs, ys, state_shapes, layout):
+    """Fit the shapes of one call: ``xs`` [(label, shape)] of the inputs, ``ys``
+    [(label, shape, is_labels)] of the targets, in the cell's order; ``layout``
+    names the axes as the caller takes them, with the cell's size names:
+    ``{"seq": dim -> axes, "labels": axes, "state": dim -> [axes, ...]}``.
     Returns the sizes (a dict)."""
     for p, shape in zip(cell.params, param_shapes):
         sizes.fit(f"params[{p.name!r}]", shape, param_dims(p))
-    sizes.fit("x", x_shape, layout["x"])
-    y_dims = layout["labels"] if labels else layout["y"]
-    if len(y_shape) != len(y_dims):
-        hint = (" (class labels must be integers)"
-                if cell.targets_are_distributions and len(y_shape) == len(layout["labels"]) else "")
-        raise ValueError(f"y: expected shape {sizes.expected(y_dims)} to go with x of shape "
-                         f"{tuple(x_shape)}, got {tuple(y_shape)}{hint}")
-    sizes.fit("y", y_shape, y_dims)
+    for (label, shape), v in zip(xs, cell.inputs):
+        sizes.fit(label, shape, layout["seq"](str(v.shape[0])))
+    for (label, shape, is_labels), v in zip(ys, cell.targets):
+        dims = layout["labels"] if is_labels else layout["seq"](str(v.shape[0]))
+        if len(shape) != len(dims):
+            hint = (" (class labels must be integers)"
+                    if cell.targets_are_distributions and len(shape) == len(layout["labels"])
+                    else "")
+            raise ValueError(f"{label}: expected shape {sizes.expected(dims)} to go with "
+                             f"{xs[0][0]} of shape {tuple(xs[0][1])}, got {tuple(shape)}{hint}")
+        sizes.fit(label, shape, dims)
     for s, shape in zip(cell.states, state_shapes):
         key, dim = s.name + "0", str(s.shape[0])
         if shape is None:
@@ -88,3 +115,14 @@ def fit_call(cell, sizes, param_shapes, x_shape, y_shape, labels, state_shapes, 
                 + f", got {tuple(shape)}")
         sizes.fit(key, shape, next(o for o in options if len(o) == len(shape)))
     return sizes.values
+
+
+def size_of(dim, sizes):
+    """The value of a size name (or a number written in the model)."""
+    return int(dim) if dim.isdigit() else sizes[dim]
+
+
+def label_error(label, value, where, m, dim):
+    """The NumPy function's message for a label outside 0..m-1."""
+    return ValueError(f"{label}: label {value} at index {where} is not a class in "
+                      f"0..{m - 1} ({dim} = {m})")

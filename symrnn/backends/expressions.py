@@ -1,10 +1,13 @@
 """SymPy matrix expressions of a derivation as closures over an array namespace.
 
 Each expression is compiled once into ``fn(env) -> value``; ``env`` is a dict
-that holds the parameters (as 2-D matrices), the constants, ``"xp"`` (the
-array library's namespace, see ``namespaces.py``), ``"sizes"`` (the size
-symbols' values) and the per-step values the leaves read (the caller's
-``leaf`` function decides where a leaf comes from).
+that holds the parameters (as 2-D matrices, by their names), the constants,
+``"_xp"`` (the array library's namespace, see ``namespaces.py``), ``"_sizes"``
+(the size symbols' values), ``"_count"`` (steps times sequences) and the
+per-step values the leaves read (the caller's ``leaf`` function decides where
+a leaf comes from). Every entry of env that is not a parameter has a name
+starting with ``_`` or a tuple key: a cell's names never start with ``_``, so
+a parameter named ``xp`` or ``count`` cannot hide one.
 
 Values are in row layout, as in the generated NumPy code: a per-step column
 vector of size r is an array (..., r), one row per step and sequence, so the
@@ -24,8 +27,8 @@ sub-expressions (transposes, products of parameters, their rows) are
 registered as constants: the program computes them once per call, not once
 per step.
 """
-from sympy import (HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol,
-                   OneMatrix, Transpose, ZeroMatrix)
+from sympy import (HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, MatPow,
+                   MatrixSymbol, OneMatrix, Transpose, ZeroMatrix)
 
 from ..model.nodes import Adjoint, StepVar, SumOverTime
 from ..ops import Elementwise
@@ -51,13 +54,21 @@ def _dim(d):
         n = int(d)
         return lambda env: n
     name = str(d)
-    return lambda env: env["sizes"][name]
+    return lambda env: env["_sizes"][name]
 
 
 def _number(c):
     if not c.is_number:
         raise NotImplementedError(f"the coefficient {c} is not a number")
     return float(c)
+
+
+def _exponent(expr):
+    """The exponent of a matrix power, a positive integer (the parser makes no other)."""
+    n = expr.exp
+    if not (n.is_Integer and n >= 1):
+        raise NotImplementedError(f"the matrix power {expr}")
+    return int(n)
 
 
 def _sum(fns, signs):
@@ -146,6 +157,8 @@ class Compiler:
     # -- dispatch --------------------------------------------------------------
     def _compile(self, expr):
         """(kind, closure) of ``expr``."""
+        if isinstance(expr, SumOverTime):  # of a fixed term too: T B times the term
+            return "F", self._sum_over_time(expr)
         k = kind(expr)
         if k == "F":
             return "F", self._fixed(expr)
@@ -163,8 +176,9 @@ class Compiler:
             return self._matmul(expr)
         if isinstance(expr, Elementwise):
             return k, self._elementwise(expr, self._per_step_arg(expr.arg))
-        if isinstance(expr, SumOverTime):
-            return "F", self._sum_over_time(expr)
+        if isinstance(expr, MatPow) and k == "S":  # a 1 x 1 value: its power entry by entry
+            base, n = self._per_step_arg(expr.base), _exponent(expr)
+            return k, lambda env: base(env) ** n
         raise NotImplementedError(f"{type(expr).__name__} in {expr}")
 
     def _per_step_arg(self, arg):
@@ -188,8 +202,8 @@ class Compiler:
             rows, cols = (_dim(d) for d in expr.shape)
             make = {OneMatrix: "ones", ZeroMatrix: "zeros", Identity: "eye"}[type(expr)]
             if make == "eye":
-                return lambda env: env["xp"].eye(rows(env))
-            return lambda env: getattr(env["xp"], make)((rows(env), cols(env)))
+                return lambda env: env["_xp"].eye(rows(env))
+            return lambda env: getattr(env["_xp"], make)((rows(env), cols(env)))
         parts = [self._fixed(a) for a in expr.args if getattr(a, "is_Matrix", False)]
         if isinstance(expr, MatAdd):
             signs, terms = zip(*map(_split_sign, expr.args))
@@ -201,6 +215,15 @@ class Compiler:
             return lambda env: parts[0](env) ** p
         if isinstance(expr, Transpose):
             return lambda env: parts[0](env).T
+        if isinstance(expr, MatPow):  # W @ W @ ...: n - 1 matrix products
+            base, n = parts[0], _exponent(expr)
+
+            def power(env):
+                b = v = base(env)
+                for _ in range(n - 1):
+                    v = v @ b
+                return v
+            return power
         if isinstance(expr, MatMul):
             coeff, factors = expr.as_coeff_matrices()
             fns, c = [self._fixed(f) for f in factors], _number(coeff)
@@ -213,7 +236,7 @@ class Compiler:
             return matmul
         if isinstance(expr, Elementwise):  # a column (r, 1): row layout is its transpose
             kernel = type(expr).kernels["array"]
-            return lambda env: kernel(env["xp"], parts[0](env).T).T
+            return lambda env: kernel(env["_xp"], parts[0](env).T).T
         raise NotImplementedError(f"{type(expr).__name__} of parameters in {expr}")
 
     # -- per-step expressions -----------------------------------------------------
@@ -237,7 +260,7 @@ class Compiler:
             i = fused[0]
             rest = _sum(fns[:i] + fns[i + 1:], signs[:i] + signs[i + 1:])
             c, mT = fns[i].matmul
-            return lambda env: env["xp"].addmm(rest(env), c(env), mT(env))
+            return lambda env: env["_xp"].addmm(rest(env), c(env), mT(env))
         return _sum(fns, signs)
 
     def _power(self, expr):
@@ -254,7 +277,7 @@ class Compiler:
 
     def _elementwise(self, expr, arg):
         kernel = type(expr).kernels["array"]
-        return lambda env: kernel(env["xp"], arg(env))
+        return lambda env: kernel(env["_xp"], arg(env))
 
     def _matmul(self, expr):
         coeff, factors = expr.as_coeff_matrices()
@@ -302,9 +325,9 @@ class Compiler:
                 if rk == "O":
                     return out, lambda env: [(col(env), f2(env))]
                 return out, lambda env: col(env) * f2(env)
-            if b == "O":
+            if b == "O":       # a fixed row times a per-step matrix is a row
                 mT = f1[1]
-                return out, lambda env: [(c @ mT(env), r) for c, r in f2(env)]
+                return out, _pairs(rk, lambda env: [(c @ mT(env), r) for c, r in f2(env)])
         if b == "F":
             fixed = k2[1]
             if a == "R":       # r W
@@ -315,9 +338,9 @@ class Compiler:
                 if rk == "O":
                     return out, lambda env: [(f1(env), row(env))]
                 return out, lambda env: f1(env) * row(env)
-            if a == "O":
+            if a == "O":       # a per-step matrix times a fixed column is a column
                 m = f2[0]
-                return out, lambda env: [(c, r @ m(env)) for c, r in f1(env)]
+                return out, _pairs(rk, lambda env: [(c, r @ m(env)) for c, r in f1(env)])
         rowsum = _rowsum
         rule = a + b
         if rule == "RC":
@@ -342,7 +365,7 @@ class Compiler:
         """The sum over every step and sequence of the term: a matrix (rows, cols)."""
         k, fn = self._compile(expr.term)
         if k == "F":
-            return lambda env: env["count"] * fn(env)
+            return lambda env: env["_count"] * fn(env)
         if k == "O":
             return lambda env: _sum_pairs([_outer_sum(env, c, r) for c, r in fn(env)])
         if k == "R":
@@ -350,12 +373,21 @@ class Compiler:
         return lambda env: _flat(fn(env)).sum(0)[:, None]
 
 
+def _pairs(k, pairs):
+    """The closure of a product of kind ``k`` computed as pairs (c, r): kept as
+    pairs for a per-step matrix (O), else summed: one side of each pair is then
+    (..., 1), and c * r broadcasts to the column, row or 1 x 1."""
+    if k == "O":
+        return pairs
+    return lambda env: _sum_pairs([c * r for c, r in pairs(env)])
+
+
 def _square(v):
     return v * v
 
 
 def _rowsum(env, v):
-    return env["xp"].rowsum(v)
+    return env["_xp"].rowsum(v)
 
 
 def _flat(v):
@@ -378,5 +410,5 @@ def _outer_sum(env, c, r):
     elif r.ndim > 1:
         r = _flat(r).sum(0)
     else:
-        c = env["count"] * c
+        c = env["_count"] * c
     return c[:, None] * r[None, :]

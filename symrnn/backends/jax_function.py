@@ -7,7 +7,8 @@ import numpy
 import jax.numpy as jnp
 from jax import lax
 
-from .arguments import Sizes, check_params, fit_call, initial_states
+from .arguments import (Sizes, axis_names, by_name, check_params, fit_call,
+                        initial_states, label_error, size_of)
 from .namespaces import JaxNamespace
 from .program import Program
 
@@ -27,9 +28,11 @@ def function(derivation, unroll=False):
     whose backward pass is the derived closed form.
 
         params  dict of the parameter keys: matrices, a column (r,)
-        x       (T, N), or a batch (T, N, B)
+        x       (T, N), or a batch (T, N, B); with several inputs, a dict of
+                those by the inputs' names (all batched or none)
         y       (T, M) or (T, M, B); integer labels (T,) or (T, B) when the
-                targets are class distributions
+                targets are class distributions; with several targets, a
+                dict by their names
         h0      None (zeros), (D,) for every sequence, or (D, B); a cell with
                 several states takes each by name (``s0=...``) or in order
 
@@ -43,39 +46,38 @@ def function(derivation, unroll=False):
     """
     program = Program(derivation)
     cell = derivation.cell
-    x_name, y_name = cell.inputs[0].name, cell.targets[0].name
+    time, batch = axis_names(cell)
 
     def namespace(dtype):
         return JaxNamespace(jnp, lax, dtype, unroll)
 
-    def run_forward(sizes, params, x, y, initial):
-        xp = namespace(x.dtype)
-        return program.forward(xp, dict(sizes), _matrices(cell, params), x, y, list(initial))
+    def run_forward(sizes, params, sequences, initial):
+        xp = namespace(sequences[0].dtype)
+        return program.forward(xp, dict(sizes), _matrices(cell, params),
+                               dict(zip(program.sequences, sequences)), list(initial))
 
     stored_keys = []  # the keys of the stored values: residuals are arrays only
 
-    def primal(sizes, params, x, y, initial):
-        return run_forward(sizes, params, x, y, initial)[0]
+    def primal(sizes, params, sequences, initial):
+        return run_forward(sizes, params, sequences, initial)[0]
 
-    def forward(sizes, params, x, y, initial):
-        loss, env = run_forward(sizes, params, x, y, initial)
+    def forward(sizes, params, sequences, initial):
+        loss, env = run_forward(sizes, params, sequences, initial)
         keys = [k for k, v in env.items() if isinstance(v, jax.Array)]
         stored_keys[:] = keys  # the same keys on every call: the program fixes them
         return loss, ([env[k] for k in keys], params)
 
     def backward(sizes, residual, g):
         stored, params = residual
-        env = dict(zip(stored_keys, stored))
-        T, B = env["zero"].shape[0], env["zero"].shape[1]
-        env.update({"xp": namespace(env["zero"].dtype), "sizes": dict(sizes), "T": T,
-                    "count": T * B})
+        values = dict(zip(stored_keys, stored))
+        env = program.environment(namespace(values["_zero"].dtype), dict(sizes), values)
         grads, states, given = program.backward(env, inputs=True)
-        x, y = env[("v", x_name, 0)], env[("v", y_name, 0)]
-        gx, gy = given[x_name], given[y_name]
+        sequences = []
+        for name in program.sequences:
+            v = given[name]
+            sequences.append(jnp.zeros_like(env[("v", name, 0)]) if v is None else g * v)
         return ([g * grads[p.name].reshape(v.shape) for p, v in zip(cell.params, params)],
-                jnp.zeros_like(x) if gx is None else g * gx,
-                jnp.zeros_like(y) if gy is None else g * gy,
-                [g * s for s in states])
+                sequences, [g * s for s in states])
 
     # the sizes (a tuple of pairs) are static: hashable, not differentiated
     core = jax.custom_vjp(primal, nondiff_argnums=(0,))
@@ -84,61 +86,92 @@ def function(derivation, unroll=False):
     def loss(params, x, y, *starts, **named):
         values = check_params(cell, params)
         given = initial_states(cell, starts, named)
-        values = [jnp.asarray(v) for v in values]
+        values = [_array(f"params[{p.name!r}]", v, None) for p, v in zip(cell.params, values)]
         dtype = jnp.result_type(*values, float)
         values = [v.astype(dtype) for v in values]
-        x = _array("x", x, dtype)
-        labels = False
-        if cell.targets_are_distributions:
-            k = jnp.asarray(y) if not isinstance(y, jax.Array) else y
-            labels = jnp.issubdtype(k.dtype, jnp.integer) and k.ndim == x.ndim - 1
-        y = jnp.asarray(y) if labels else _array("y", y, dtype)
+        xs = [(label, _array(label, v, dtype)) for label, v in by_name("x", x, cell.inputs)]
+        label, first = xs[0]
+        if first.ndim not in (2, 3):
+            n = cell.inputs[0].shape[0]
+            raise ValueError(f"{label}: expected shape ({time}, {n}) or ({time}, {n}, {batch}), "
+                             f"got {first.shape}")
+        batched = first.ndim == 3
+        ys = []
+        for label, v in by_name("y", y, cell.targets):
+            k = _integers(v) if cell.targets_are_distributions else None
+            if k is not None and k.ndim == first.ndim - 1:
+                ys.append((label, k, True))
+            else:
+                ys.append((label, _array(label, v, dtype), False))
         states = [None if v is None else _array(f"{s.name}0", v, dtype)
                   for s, v in zip(cell.states, given)]
-        if x.ndim not in (2, 3):
-            N = cell.inputs[0].shape[0]
-            raise ValueError(f"x: expected shape (T, {N}) or (T, {N}, B), got {x.shape}")
-        batched = x.ndim == 3
-        N, M = str(cell.inputs[0].shape[0]), str(cell.targets[0].shape[0])
-        layout = {"x": ("T", N, "B") if batched else ("T", N),
-                  "y": ("T", M, "B") if batched else ("T", M),
-                  "labels": ("T", "B") if batched else ("T",),
-                  "state": lambda dim: [(dim,), (dim, "B")]}
+        lead = (time, batch) if batched else (time,)
+        layout = {"seq": lambda dim: (time, dim, batch) if batched else (time, dim),
+                  "labels": lead, "state": lambda dim: [(dim,), (dim, batch)]}
         fit = Sizes()
         if not batched:
-            fit.values["B"], fit.origin["B"] = 1, "x"
-        sizes = fit_call(cell, fit, [v.shape for v in values], x.shape, y.shape, labels,
+            fit.values[batch], fit.origin[batch] = 1, xs[0][0]
+        sizes = fit_call(cell, fit, [v.shape for v in values],
+                         [(label, a.shape) for label, a in xs],
+                         [(label, a.shape, is_labels) for label, a, is_labels in ys],
                          [None if s is None else s.shape for s in states], layout)
-        m = int(M) if M.isdigit() else sizes[M]
-        if labels:
-            k = numpy.asarray(y) if _concrete(y) else None  # not checked when traced
-            if k is not None and k.size and (k.min() < 0 or k.max() >= m):
-                bad = int(k[(k < 0) | (k >= m)][0])
-                raise ValueError(f"y: label {bad} is not a class in 0..{m - 1} ({M} = {m})")
-            y = jax.nn.one_hot(y, m, dtype=dtype)
-            y = y if batched else y[:, None]
-        else:
-            y = y.transpose(0, 2, 1) if batched else y[:, None]
-        x = x.transpose(0, 2, 1) if batched else x[:, None]
-        B = x.shape[1]
+        sequences = [a.transpose(0, 2, 1) if batched else a[:, None] for _, a in xs]
+        for v, (label, a, is_labels) in zip(cell.targets, ys):
+            if is_labels:
+                dim = str(v.shape[0])
+                a = _one_hot(label, a, size_of(dim, sizes), dim, dtype)
+                sequences.append(a if batched else a[:, None])
+            else:
+                sequences.append(a.transpose(0, 2, 1) if batched else a[:, None])
+        B = sequences[0].shape[1]
         initial = []
         for s, v in zip(cell.states, states):
-            dim = str(s.shape[0])
-            r = int(dim) if dim.isdigit() else sizes[dim]
+            r = size_of(str(s.shape[0]), sizes)
             initial.append(jnp.zeros((B, r), dtype) if v is None
                            else jnp.broadcast_to(v, (B, r)) if v.ndim == 1 else v.T)
-        return core(tuple(sorted(sizes.items())), values, x, y, initial)
+        return core(tuple(sorted(sizes.items())), values, sequences, initial)
 
     loss.__doc__ = f"The summed loss of {cell.name}, with the derived BPTT as its VJP."
     return loss
 
 
 def _array(name, value, dtype):
+    """``value`` as a JAX array of real numbers (of ``dtype`` when given)."""
+    if isinstance(value, numpy.ma.MaskedArray):
+        raise ValueError(f"{name}: a masked array; its mask would be ignored: pass "
+                         f"{name}.filled(...) or the data you mean")
     try:
         a = jnp.asarray(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{name}: expected an array of real numbers, "
                          f"got a {type(value).__name__}") from None
     if not (jnp.issubdtype(a.dtype, jnp.floating) or jnp.issubdtype(a.dtype, jnp.integer)):
         raise ValueError(f"{name}: expected an array of real numbers, got {a.dtype} values")
-    return a.astype(dtype)
+    return a if dtype is None else a.astype(dtype)
+
+
+def _integers(y):
+    """``y`` as integer labels, or None when it holds other numbers: a JAX array
+    as it is, anything else as a NumPy array, not yet converted (JAX's
+    conversion to 32-bit integers would wrap a label >= 2**32 to a class)."""
+    if isinstance(y, jax.Array):
+        return y if jnp.issubdtype(y.dtype, jnp.integer) else None
+    if isinstance(y, numpy.ma.MaskedArray):
+        return None  # refused by _array
+    try:
+        k = numpy.asarray(y)
+    except (TypeError, ValueError):
+        return None
+    return k if k.dtype.kind in "iu" else None
+
+
+def _one_hot(label, k, m, dim, dtype):
+    """Labels (T,) or (T, B) as one-hot rows (T, m) or (T, B, m), after checking
+    each label against 0..m-1 where they are known (not under ``jax.jit``)."""
+    if _concrete(k):
+        values = numpy.asarray(k)
+        if values.size and (values.min() < 0 or values.max() >= m):
+            where = tuple(int(i) for i in numpy.argwhere((values < 0) | (values >= m))[0])
+            raise label_error(label, values[where], where, m, dim)
+        k = jnp.asarray(values)  # after the check: every label now fits any integer type
+    return jax.nn.one_hot(k, m, dtype=dtype)

@@ -78,5 +78,7 @@ class JaxNamespace:
         return acc + a @ b
 
     def scan(self, step, carry, xs, length, reverse):
-        """``lax.scan``: the step is traced once, whatever T."""
-        return self.lax.scan(step, carry, xs, length=length, reverse=reverse)
+        """``lax.scan``: the step is traced once, whatever T (and unrolled when
+        the function was made with ``unroll=True``)."""
+        return self.lax.scan(step, carry, xs, length=length, reverse=reverse,
+                             unroll=bool(self.unroll))

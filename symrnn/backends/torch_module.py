@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from .arguments import Sizes, fit_call, initial_states, param_dims
+from .arguments import (Sizes, axis_names, by_name, fit_call, initial_states,
+                        label_error, param_dims, size_of)
 from .namespaces import TorchNamespace
 from .program import Program
 
@@ -19,18 +20,21 @@ def _matrix(value, p):
 class DerivedBPTT(torch.autograd.Function):
     """loss = the summed loss of the cell; its backward is the derived closed form.
 
-    apply(program, sizes, x, y, *initial, *params): x (T, B, N) and y (T, B, M)
-    in row layout, each initial state (B, r), the parameters in the cell's order
-    with the shapes the API takes (a column (r,))."""
+    apply(program, sizes, *sequences, *initial, *params): the inputs and the
+    targets (program.sequences), each (T, B, r) in row layout, each initial
+    state (B, r), the parameters in the cell's order with the shapes the API
+    takes (a column (r,))."""
 
     @staticmethod
-    def forward(ctx, program, sizes, x, y, *tensors):
+    def forward(ctx, program, sizes, *tensors):
         cell = program.cell
-        n = len(cell.states)
-        initial, params = tensors[:n], tensors[n:]
-        xp = TorchNamespace(torch, x.dtype, x.device)
+        k, n = len(program.sequences), len(cell.states)
+        sequences, initial, params = tensors[:k], tensors[k:k + n], tensors[k + n:]
+        first = sequences[0]
+        xp = TorchNamespace(torch, first.dtype, first.device)
         matrices = {p.name: _matrix(v, p) for p, v in zip(cell.params, params)}
-        loss, env = program.forward(xp, sizes, matrices, x, y, list(initial))
+        loss, env = program.forward(xp, sizes, matrices, dict(zip(program.sequences, sequences)),
+                                    list(initial))
         ctx.program, ctx.env = program, env
         ctx.shapes = [v.shape for v in params]
         return loss
@@ -39,12 +43,13 @@ class DerivedBPTT(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
         program, cell = ctx.program, ctx.program.cell
-        inputs = ctx.needs_input_grad[2] or ctx.needs_input_grad[3]
-        # on a copy: a graph kept with retain_graph=True may run backward again
-        grads, states, given = program.backward(dict(ctx.env), inputs=inputs)
-        x_name, y_name = cell.inputs[0].name, cell.targets[0].name
-        gx, gy = given.get(x_name), given.get(y_name)
-        out = [None, None, None if gx is None else g * gx, None if gy is None else g * gy]
+        k = len(program.sequences)
+        inputs = any(ctx.needs_input_grad[2:2 + k])
+        grads, states, given = program.backward(ctx.env, inputs=inputs)
+        out = [None, None]
+        for name in program.sequences:
+            v = given.get(name)
+            out.append(None if v is None else g * v)
         out += [g * s for s in states]
         out += [g * grads[p.name].reshape(shape) for p, shape in zip(cell.params, ctx.shapes)]
         return tuple(out)
@@ -57,10 +62,12 @@ class DerivedRNN(torch.nn.Module):
     ``m.U``, ...; a column such as a bias is 1-D). ``loss = m(x, y, h0=None)``:
 
         x    float (T, B, N), or (T, N) for one sequence; (B, T, N) with
-             ``batch_first=True``
+             ``batch_first=True``; with several inputs, a dict of those by
+             the inputs' names (all batched or none)
         y    integer class labels (T, B) or (T,) when the cell's targets are
              class distributions (softmax cross-entropy), else float targets
-             (T, B, M) or (T, M); batch first like x
+             (T, B, M) or (T, M); batch first like x; with several targets, a
+             dict by their names
         h0   None (zeros), (D,) for every sequence, or (B, D); a cell with
              several states takes each by name (``s0=...``) or in order
 
@@ -76,6 +83,7 @@ class DerivedRNN(torch.nn.Module):
         cell = derivation.cell
         self._program = Program(derivation)
         self._cell = cell
+        self._axes = axis_names(cell)
         self.batch_first = bool(batch_first)
         known = Sizes(sizes)
         for p in cell.params:
@@ -113,70 +121,109 @@ class DerivedRNN(torch.nn.Module):
         params = [getattr(self, p.name) for p in cell.params]
         ref = params[0]
         given = initial_states(cell, starts, named)
-        x = _tensor("x", x, ref)
-        if x.ndim not in (2, 3):
-            order = "B, T" if self.batch_first else "T, B"
-            raise ValueError(f"x: expected shape ({order}, {cell.inputs[0].shape[0]}) or "
-                             f"(T, {cell.inputs[0].shape[0]}), got {tuple(x.shape)}")
-        batched = x.ndim == 3
-        labels = (cell.targets_are_distributions and isinstance(y, torch.Tensor)
-                  and not y.is_floating_point() and not y.is_complex() and y.ndim == x.ndim - 1)
-        y = y if labels else _tensor("y", y, ref)
+        xs = [(label, _tensor(label, v, ref)) for label, v in by_name("x", x, cell.inputs)]
+        label, first = xs[0]
+        time, batch = self._axes
+        if first.ndim not in (2, 3):
+            order = f"{batch}, {time}" if self.batch_first else f"{time}, {batch}"
+            n = cell.inputs[0].shape[0]
+            raise ValueError(f"{label}: expected shape ({order}, {n}) or ({time}, {n}), "
+                             f"got {tuple(first.shape)}")
+        batched = first.ndim == 3
+        ys = []
+        for label, v in by_name("y", y, cell.targets):
+            is_labels = (cell.targets_are_distributions and _integers(v)
+                         and v.ndim == first.ndim - 1)
+            ys.append((label, _labels(label, v, ref) if is_labels else _tensor(label, v, ref),
+                       is_labels))
         states = [None if v is None else _tensor(f"{s.name}0", v, ref)
                   for s, v in zip(cell.states, given)]
-        sizes = self._fit(x, y, labels, states, batched)
+        sizes = self._fit(xs, ys, states, batched)
+        sequences = []
+        for v, (label, a, is_labels) in zip(cell.targets, ys):
+            if is_labels:
+                dim = str(v.shape[0])
+                a = _one_hot(label, a, size_of(dim, sizes), dim).to(ref.dtype)
+            sequences.append(a)
+        sequences = [a for _, a in xs] + sequences
         if batched and self.batch_first:
-            x, y = x.transpose(0, 1), y.transpose(0, 1)
+            sequences = [a.transpose(0, 1) for a in sequences]
         if not batched:
-            x, y = x[:, None], y[:, None]
-        target = str(cell.targets[0].shape[0])
-        m = int(target) if target.isdigit() else sizes[target]
-        if labels:
-            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= m):
-                bad = ((y < 0) | (y >= m)).nonzero()[0].tolist()
-                raise ValueError(f"y: label {int(y[tuple(bad)])} is not a class in 0..{m - 1} "
-                                 f"({target} = {m})")
-            y = torch.nn.functional.one_hot(y.long(), m).to(ref.dtype)
-        B = x.shape[1]
+            sequences = [a[:, None] for a in sequences]
+        B = sequences[0].shape[1]
         initial = []
         for s, v in zip(cell.states, states):
-            dim = str(s.shape[0])
-            r = int(dim) if dim.isdigit() else sizes[dim]
+            r = size_of(str(s.shape[0]), sizes)
             if v is None:
                 v = torch.zeros((B, r), dtype=ref.dtype, device=ref.device)
             elif v.ndim == 1:
                 v = v.expand(B, r)
             initial.append(v)
-        return DerivedBPTT.apply(self._program, sizes, x, y, *initial, *params)
+        return DerivedBPTT.apply(self._program, sizes, *sequences, *initial, *params)
 
-    def _fit(self, x, y, labels, states, batched):
+    def _fit(self, xs, ys, states, batched):
         cell = self._cell
-        shapes = ([tuple(getattr(self, p.name).shape) for p in cell.params], tuple(x.shape),
-                  tuple(y.shape), labels, [None if s is None else tuple(s.shape) for s in states],
-                  self.batch_first)
+        shapes = ([tuple(getattr(self, p.name).shape) for p in cell.params],
+                  [(label, tuple(a.shape)) for label, a in xs],
+                  [(label, tuple(a.shape), is_labels) for label, a, is_labels in ys],
+                  [None if s is None else tuple(s.shape) for s in states], self.batch_first)
         if self._last is not None and self._last[0] == shapes:
             return self._last[1]
-        N, M = str(cell.inputs[0].shape[0]), str(cell.targets[0].shape[0])
-        lead = (("B", "T") if self.batch_first else ("T", "B")) if batched else ("T",)
-        layout = {"x": lead + (N,), "y": lead + (M,), "labels": lead,
-                  "state": lambda dim: [(dim,), ("B", dim)]}
+        time, batch = self._axes
+        lead = ((batch, time) if self.batch_first else (time, batch)) if batched else (time,)
+        layout = {"seq": lambda dim: lead + (dim,), "labels": lead,
+                  "state": lambda dim: [(dim,), (batch, dim)]}
         sizes = Sizes()
         if not batched:
-            sizes.values["B"], sizes.origin["B"] = 1, "x"
-        values = fit_call(cell, sizes, shapes[0], shapes[1], shapes[2], labels, shapes[4], layout)
+            sizes.values[batch], sizes.origin[batch] = 1, xs[0][0]
+        values = fit_call(cell, sizes, *shapes[:4], layout)
         self._last = (shapes, values)
         return values
 
 
 def _tensor(name, value, ref):
     """``value`` as a floating tensor with ``ref``'s dtype, on ``ref``'s device."""
+    _on_device(name, value, ref)
+    if value.is_complex() or value.dtype == torch.bool:
+        raise ValueError(f"{name}: expected real numbers, got {value.dtype}")
+    return value.to(ref.dtype)
+
+
+def _on_device(name, value, ref):
     if not isinstance(value, torch.Tensor):
         raise ValueError(f"{name}: expected a torch.Tensor, got a {type(value).__name__}")
     if value.device != ref.device:
         raise ValueError(f"{name}: on {value.device}, but the parameters are on {ref.device}")
-    if value.is_complex() or value.dtype == torch.bool:
-        raise ValueError(f"{name}: expected real numbers, got {value.dtype}")
-    return value.to(ref.dtype)
+
+
+def _integers(value):
+    """Whether ``value`` is a tensor of integers (class labels; not bool)."""
+    return (isinstance(value, torch.Tensor) and not value.is_floating_point()
+            and not value.is_complex() and value.dtype != torch.bool)
+
+
+def _labels(name, value, ref):
+    _on_device(name, value, ref)
+    return value
+
+
+# torch computes little on unsigned integers wider than a byte (no min, no >=):
+# their bits read as the signed type of the same width, a label >= 2**63 (2**31,
+# 2**15) is negative there, so refused like any label out of range
+_SIGNED = {getattr(torch, u): getattr(torch, s) for u, s in
+           (("uint16", "int16"), ("uint32", "int32"), ("uint64", "int64"))
+           if hasattr(torch, u)}
+
+
+def _one_hot(label, k, m, dim):
+    """Integer labels (..., ) as one-hot rows (..., m), after checking every
+    label against 0..m-1 (before any conversion, which could wrap one)."""
+    signed = k.view(_SIGNED[k.dtype]) if k.dtype in _SIGNED else k
+    bad = (signed < 0) | (signed >= m)
+    if k.numel() and bool(bad.any()):
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        raise label_error(label, k[where].item(), where, m, dim)
+    return torch.nn.functional.one_hot(signed.long(), m)
 
 
 def module(derivation, sizes=None, *, batch_first=False, dtype=None, device=None, **size_values):

@@ -5,7 +5,7 @@ finite array of the right shape."""
 import numpy as np
 
 from .finite_differences import finite_differences
-from .metric import defect, relative_error
+from .metric import defect, loss_defect, relative_error
 from .references import over_batch
 
 __all__ = ["evaluate"]
@@ -31,17 +31,20 @@ def _loss_function(function):
     return loss if loss is not None else (lambda *a, **k: function(*a, **k)[0])
 
 
-def evaluate(function, problem, reference=None, fd_entries=None, seed=0, eps=1e-6):
+def evaluate(function, problem, reference=None, fd_entries=None, seed=0, eps=1e-6, kinks=None):
     """Errors of ``function`` on ``problem``: ``{name: (vs reference, vs finite
-    differences, defect)}`` with ``"loss"`` for the loss (None where not compared)."""
+    differences, defect)}`` with ``"loss"`` for the loss (None where not compared).
+
+    An entry at a kink of the loss (see finite_differences.py) has no derivative to
+    compare with and is left out; ``kinks``, a dict, receives ``{name: [index, ...]}``
+    of those entries (a gradient none of whose entries is compared gets None)."""
     loss, grads = function(problem.params, problem.x, problem.y, **problem.initial)
     shapes = problem.gradient_shapes()
     out = {}
     for name, shape in shapes.items():
         out[name] = [None, None, defect(grads.get(name) if hasattr(grads, "get") else None,
                                         shape)]
-    out["loss"] = [None, None, None if np.ndim(loss) == 0 and np.isrealobj(loss)
-                   and np.isfinite(loss) else f"not a real number: {loss!r}"]
+    out["loss"] = [None, None, loss_defect(loss)]
 
     params = _float64(problem.params)
     starts = problem.initial_arrays()
@@ -56,6 +59,9 @@ def evaluate(function, problem, reference=None, fd_entries=None, seed=0, eps=1e-
         if out["loss"][2] is None:
             out["loss"][0] = relative_error(loss, ref_loss)
 
+    if out["loss"][2] is not None:  # no slope to measure: the defect says why
+        return {k: tuple(v) for k, v in out.items()}
+
     forward = _loss_function(function)
 
     def loss_of(arrays):
@@ -65,11 +71,18 @@ def evaluate(function, problem, reference=None, fd_entries=None, seed=0, eps=1e-
     rng = np.random.default_rng(seed)
     arrays = {**params, **starts}
     picked = {k: _entries(v.shape, rng, fd_entries) for k, v in arrays.items()}
-    numeric = finite_differences(loss_of, arrays, eps, entries=picked)
+    found = {}
+    numeric = finite_differences(loss_of, arrays, eps, entries=picked, kinks=found)
     for name, indices in picked.items():
-        if out[name][2] is None and indices:
-            rows = tuple(np.array(ix) for ix in zip(*indices))
+        if out[name][2] is not None:
+            continue
+        at_kink = set(found.get(name, ()))
+        smooth = [ix for ix in indices if ix not in at_kink]
+        if smooth:
+            rows = tuple(np.array(ix) for ix in zip(*smooth))
             out[name][1] = relative_error(np.asarray(grads[name])[rows], numeric[name][rows])
-        elif out[name][2] is None:
+        elif not indices:
             out[name][1] = 0.0
+        if kinks is not None and name in found:
+            kinks[name] = found[name]
     return {k: tuple(v) for k, v in out.items()}

@@ -6,7 +6,7 @@ finite differences give as 1.1e-9 is not an error of 10 %).
 """
 import numpy as np
 
-__all__ = ["defect", "relative_error"]
+__all__ = ["defect", "loss_defect", "relative_error"]
 
 
 def defect(value, shape):
@@ -29,6 +29,26 @@ def defect(value, shape):
         return f"shape {a.shape}, expected {tuple(shape)}"
     if not np.isfinite(a).all():
         return "not finite"
+    return None
+
+
+def loss_defect(loss):
+    """Why ``loss`` is not a loss: a real, finite scalar (a float, a NumPy scalar or a
+    0-d array), as a short text; None when it is one."""
+    if isinstance(loss, (str, bytes)):
+        return f"a {type(loss).__name__} ({loss!r:.40}), not a number"
+    try:
+        a = np.asarray(loss)
+    except Exception:
+        return f"not a number ({type(loss).__name__})"
+    if a.ndim:
+        return f"not a scalar: an array of shape {a.shape}"
+    if a.dtype.kind == "c":
+        return f"complex ({loss!r})"
+    if a.dtype.kind not in "biuf":
+        return f"not a number ({type(loss).__name__})"
+    if not np.isfinite(a):
+        return f"not finite ({float(a)})"
     return None
 
 

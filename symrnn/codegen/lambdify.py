@@ -135,6 +135,7 @@ def module_source(derivation, backend="numpy"):
     if not cell.inputs and not cell.targets:
         raise ValueError("cell: code generation needs at least one input or target")
     numba = _backend(backend) == "numba"
+    derivation.refuse_if_failed(f"code generation ({backend})")
     # the NumPy kernels compute the gates of a step as one (fuse.py); Numba's
     # compiled loops have no Python overhead per call to save
     functions = Program(derivation, fuse=True).functions()

@@ -10,7 +10,8 @@ finds both and reaches its first gradient without compiling.
 The directory is ``$SYMRNN_CACHE_DIR`` when that is set (an empty value turns
 the cache off), else ``$XDG_CACHE_HOME/symrnn`` or ``~/.cache/symrnn``. Where
 it cannot be written, ``load`` returns None and the module runs without a
-cache, compiled in every process. Deleting the directory clears the cache.
+cache, compiled in every process. Deleting the directory clears the cache; a
+damaged file in it is a miss (runtime_numba.py), rebuilt on the next call.
 """
 import hashlib
 import importlib.util
@@ -94,7 +95,9 @@ def load(source):
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # Numba finds the module of a cached function by its name
     try:
-        spec.loader.exec_module(module)
+        # compiled from the source, which the file holds: no bytecode file
+        # (__pycache__/*.pyc) is read, so that none can be found damaged
+        exec(compile(source, path, "exec"), vars(module))
     except BaseException:
         del sys.modules[name]
         raise

@@ -131,14 +131,20 @@ def preactivation_adjoints(adjoints, gradients):
     """``(adjoints, gradients)`` with every adjoint that is only read times one
     forward factor K replaced by the adjoint of an internal value ``_in_v``,
     defined as K times the old definition (see the module's docstring)."""
-    adjoints = {a: factor_common(e) for a, e in adjoints.items()}
-    gradients = dict(gradients)
-    for a in list(adjoints):
-        var = a.var
+    # the adjoints and gradients as numbered entries, and which entries read an
+    # adjoint of each variable: each swap rewrites only those (linear in a long chain)
+    entries = [[a, factor_common(e)] for a, e in adjoints.items()]
+    entries += [[n, e] for n, e in gradients.items()]
+    readers = {}
+    for i, (_, e) in enumerate(entries):
+        for node in e.atoms(Adjoint):
+            readers.setdefault(node.var.name, set()).add(i)
+    for i in range(len(adjoints)):
+        var = entries[i][0].var
         if var.time != t:
             continue
-        exprs = list(adjoints.values()) + list(gradients.values())
-        count, found = _uses(var.name, exprs)
+        where = sorted(readers.get(var.name, ()))
+        count, found = _uses(var.name, [entries[j][1] for j in where])
         if not found or len(found) != count:
             continue
         common = _common(found)
@@ -147,8 +153,10 @@ def preactivation_adjoints(adjoints, gradients):
         z = StepVar(f"_in_{var.name}", t, *var.shape)
         swap = {node: _product([Adjoint(z.at(time))] + _rest(others, common, time))
                 for node, time, others in found}
-        defined = HadamardProduct(*common, *_factors(adjoints[a].xreplace(swap)))
-        adjoints = {(Adjoint(z) if b == a else b): (defined if b == a else e.xreplace(swap))
-                    for b, e in adjoints.items()}
-        gradients = {n: e.xreplace(swap) for n, e in gradients.items()}
-    return adjoints, gradients
+        entries[i] = [Adjoint(z), HadamardProduct(*common, *_factors(
+            entries[i][1].xreplace(swap)))]
+        for j in where:
+            if j != i:
+                entries[j][1] = entries[j][1].xreplace(swap)
+        readers[z.name], readers[var.name] = set(where), set()
+    return (dict(entries[:len(adjoints)]), dict(entries[len(adjoints):]))

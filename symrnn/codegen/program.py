@@ -62,7 +62,9 @@ def _base(leaf):
 
 
 def _time(leaf):
-    return leaf.var.time if isinstance(leaf, Adjoint) else leaf.time
+    """The step of a leaf; None for the adjoint of a named matrix, which has none."""
+    var = leaf.var if isinstance(leaf, Adjoint) else leaf
+    return var.time if isinstance(var, StepVar) else None
 
 
 def _leaves(expr):
@@ -76,25 +78,90 @@ def _forward_values(expr):
     return {v for v in _leaves(expr) if isinstance(v, StepVar)}
 
 
+# how many values may be written into one another: a longer chain stays several
+# statements (SymPy's MatMul asks each factor for its shape twice, so that the
+# cost of a nested expression doubles with each c * f(...) it holds)
+INLINE_DEPTH = 6
+
+
+def _leaf_counts(expr):
+    """``{leaf: occurrences}`` of the adjoints and forward values ``expr`` reads."""
+    counts, todo = Counter(), [expr]
+    while todo:
+        e = todo.pop()
+        if isinstance(e, (Adjoint, StepVar)):
+            counts[e] += 1
+        else:
+            todo.extend(a for a in e.args if isinstance(a, Basic))
+    return counts
+
+
 def _inline_single_use(body, local):
     """Loop statements with each loop-local value that one statement reads once
-    written into that statement instead."""
-    body = list(body)
-    for name in [n for n, _ in body if n in local]:
-        readers = [(i, l) for i, (_, e) in enumerate(body) for l in _leaves(e)
-                   if _base(l) == name and _time(l) == t]
-        if len(readers) == 1 and body[readers[0][0]][1].count(readers[0][1]) == 1:
-            i, leaf = readers[0]
-            value = dict(body)[name]
-            body[i] = (body[i][0], body[i][1].xreplace({leaf: value}))
-            body = [(n, e) for n, e in body if n != name]
-    return body
+    written into that statement instead (at most INLINE_DEPTH values deep)."""
+    body = dict(body)
+    leaves = {key: _leaf_counts(e) for key, e in body.items()}
+    readers = {}   # a value -> the statements that read it at step t
+    for key, counts in leaves.items():
+        for leaf in counts:
+            if _time(leaf) == t:
+                readers.setdefault(_base(leaf), set()).add(key)
+    depth = dict.fromkeys(body, 0)
+    for name in [n for n in body if n in local]:
+        found = readers.get(name, set())
+        if len(found) != 1:
+            continue
+        reader = next(iter(found))
+        leaf = [l for l in leaves[reader] if _base(l) == name and _time(l) == t]
+        if len(leaf) != 1 or leaves[reader][leaf[0]] != 1 or depth[name] >= INLINE_DEPTH:
+            continue
+        body[reader] = body[reader].xreplace({leaf[0]: body.pop(name)})
+        del leaves[reader][leaf[0]]
+        for l, k in leaves.pop(name).items():
+            leaves[reader][l] += k
+            if _time(l) == t:
+                readers[_base(l)].discard(name)
+                readers[_base(l)].add(reader)
+        depth[reader] = max(depth[reader], depth[name] + 1)
+    return list(body.items())
 
 
 def _read_across(parts, reads):
     """The variables that a component other than their own reads."""
     where = {n: i for i, part in enumerate(parts) for n in part}
     return {m for n, ms in reads.items() for m in ms if where[m] != where[n]}
+
+
+class Readers:
+    """A multiset of expressions, and which of them name each value (``Key``)."""
+
+    def __init__(self, exprs=()):
+        self.exprs = Counter()
+        self.by_value = {}
+        for e in exprs:
+            self.add(e)
+
+    def add(self, expr):
+        self.exprs[expr] += 1
+        for leaf in _leaf_counts(expr):
+            self.by_value.setdefault(_base(leaf), Counter())[expr] += 1
+
+    def remove(self, expr):
+        """One occurrence of ``expr`` less (if it holds one)."""
+        if self.exprs[expr] <= 0:
+            return
+        self.exprs[expr] -= 1
+        if not self.exprs[expr]:
+            del self.exprs[expr]
+        for leaf in _leaf_counts(expr):
+            users = self.by_value[_base(leaf)]
+            users[expr] -= 1
+            if not users[expr]:
+                del users[expr]
+
+    def of(self, key):
+        """The expressions that name the value ``key``."""
+        return list(self.by_value.get(key, ()))
 
 
 class SumGroup(NamedTuple):
@@ -201,22 +268,30 @@ class Program:
         cell = self.cell = derivation.cell
         _distinct_identifiers(cell)
         self.params = [p.name for p in cell.params]
+        self.fixed = [v.name for v in cell.fixed_values]  # named matrices, computed once
         self.states = [Key(s.name) for s in cell.states]
         self.padded = set(self.states)       # arrays indexed by step, 0 and T+1 allowed
         self.temps = 0
-        self.lowering = RowLowering(self._name, self.params, lambda dim: self.size(dim))
+        self.lowering = RowLowering(self._name, self.params + self.fixed,
+                                    lambda dim: self.size(dim),
+                                   ir.mul(T_NAME, B_NAME))
         self.mode = "stacked"
         self.shifted = set()  # forward values that the backward pass reads at step t+1
         self.local = set()    # loop variables that nothing outside the loop body reads
         self.rows = set()     # arrays a loop reads as a list of per-step rows
         self.bound = set()    # stored values whose current row a loop body names _t_x
         self.shared = {}      # stacked values computed once: expression -> IR name
+        self.reads_of = {}    # expression -> what it reads, given ``shared`` (see _reads)
         self.owned = set()    # arrays made by this function (so free to reuse when dead)
-        self.pending = []     # expressions still to lower in this function
+        self.pending = Readers()  # expressions still to lower in this function
         self.equations = [(lhs, shared(cell, rhs)) for lhs, rhs in derivation.step]
         self.adjoints, self.gradients = derivation.adjoints, derivation.gradients
+        self.fixed_adjoints = derivation.fixed_adjoints  # of the named matrices
         if fuse:  # the adjoints of pre-activations, where a gate's adjoint is only read so
-            self.adjoints, self.gradients = preactivation_adjoints(self.adjoints, self.gradients)
+            once = {**self.gradients, **self.fixed_adjoints}  # keys: names, Adjoint nodes
+            self.adjoints, once = preactivation_adjoints(self.adjoints, once)
+            self.gradients = {k: once[k] for k in self.gradients}
+            self.fixed_adjoints = {k: once[k] for k in self.fixed_adjoints}
         self.sizes = self._sizes()
 
     # -- sizes: from the shapes of the arguments, by position -----------------------
@@ -227,7 +302,7 @@ class Program:
         for sym in cell.params + per_step:
             for axis, dim in enumerate(sym.shape):
                 if dim.is_Symbol and dim not in sizes:
-                    axis = 2 if sym in per_step else axis  # (T, B, n) in the kernel
+                    axis = -1 if sym in per_step else axis  # (T, B, n), later (T B, n)
                     sizes[dim] = ir.Index(ir.Attr(ir.Name(sym.name), "shape"), ir.Const(axis))
         for s in cell.states:  # an initial state is (B, n) in the kernel
             dim = s.shape[0]
@@ -247,13 +322,17 @@ class Program:
             for a in dim.args[1:]:
                 out = ir.BinOp(op, out, self.size(a))
             return out
+        if dim.is_Pow and dim.exp.is_Integer and dim.exp > 0:  # 1^T 1 of ones(N) * ones(N)
+            return ir.BinOp("**", self.size(dim.base), ir.Const(int(dim.exp)))
         raise ValueError(f"size {dim}: no argument has it in its shape")
 
     # -- names of variables in the three contexts ---------------------------
     def _name(self, leaf):
-        if not isinstance(leaf, (StepVar, Adjoint)) or isinstance(leaf, StepVar) and \
-                leaf.name in self.params:
+        if not isinstance(leaf, (StepVar, Adjoint)) or isinstance(leaf, StepVar) and (
+                leaf.name in self.params or leaf.name in self.fixed):
             return ir.Name(leaf.name)
+        if isinstance(leaf, Adjoint) and not isinstance(leaf.var, StepVar):
+            return Key(leaf.var.name, True).flat()  # of a named matrix: no step
         base, time = _base(leaf), _time(leaf)
         padded = base in self.padded
         if self.mode == "loop" and (base in self.local or base in self.bound and time == t):
@@ -299,12 +378,13 @@ class Program:
         self._use(mode)
         return assign(self.lowering, target, expr, into, ready)
 
-    def stacked(self, assignments, filled=None, share=False):
+    def stacked(self, assignments, filled=None, share=False, rows=True):
         """Statements for ``[(key, expr)]`` over all steps at once; a value that
         several of them need is computed first, once. ``filled`` maps a key to
         the stored value whose array (already allocated) is to hold it; with
         ``share``, later statements read the values by name (hoisted values,
-        which nothing overwrites)."""
+        which nothing overwrites). ``rows``: the values are per-step rows (not
+        gradients, which are computed once)."""
         filled = filled or {}
         self._use("stacked")
 
@@ -314,13 +394,15 @@ class Program:
         lines = []
         to_share = sorted(repeated([e for _, e in assignments], candidate),
                           key=lambda e: len(list(preorder_traversal(e))))
+        later = Readers([e for _, e in assignments])  # the statements after this one
         for i, (key, e) in enumerate(assignments):
+            later.remove(e)
             for r in [r for r in to_share if e.has(r)]:  # computed once, before its first use
                 to_share.remove(r)  # (it may read a value computed by an earlier assignment)
                 name = ir.Name(f"_cse{self.temps}")
                 self.temps += 1
                 lines += self.assign(name, r, "stacked")[0]
-                self.shared[r] = name
+                self._share(r, name)
             self._done(e)
             if key in self.slots:  # a column of a group's array (a fused sum reads them)
                 group, i, k = self.slots[key]
@@ -336,7 +418,7 @@ class Program:
                     group.role("all"), (ir.Slice(), ir.Slice(), ir.Const(i))))))
                 lines.append(ir.Fill(key.flat(), value))
                 if share:
-                    self.shared.setdefault(e, key.flat())
+                    self._share(e, key.flat())
                 continue
             if key in filled:
                 view = filled[key]
@@ -355,19 +437,18 @@ class Program:
                 if view in self.scaled:
                     lines.append(ir.Update(view.flat(), "*", ir.Const(self.scaled[view])))
                 continue
-            group = [x for _, x in assignments[i + 1:]]
             if isinstance(e, Softmax) and any(LogSoftmax(e.arg) in x.atoms(LogSoftmax)
-                                              for x in self.pending):
+                                              for x in self.pending.exprs):
                 # the loss needs log-softmax(o): both from one exp
                 pair = key.role("ls")
-                self.shared[LogSoftmax(e.arg)] = pair
-                free = self._free(e, group)
+                self._share(LogSoftmax(e.arg), pair, replace=True)
+                free = self._free(e, later)
                 arg = self.code(e.arg, "stacked")
                 both = ir.helper("log_softmax_and_softmax", arg, out=arg if e.arg in free else None)
                 lines.append(ir.Assign((pair, key.flat()), both))
                 self.owned |= {Key(pair.id), key}
                 continue
-            if not self.lowering._per_step(e):
+            if rows and not self.lowering._per_step(e):
                 # a value of the parameters alone: the same in every row, stored
                 # in every row all the same (it is read row by row)
                 rows, cols = e.shape
@@ -376,11 +457,11 @@ class Program:
                 lines += self.assign(key.flat(), e, "stacked", into=True)[0]
                 self.owned.add(key)
                 continue
-            free = self._free(e, group)
+            free = self._free(e, later)
             code, _ = self.assign(key.flat(), e, "stacked", ready=free)
             lines += code
             if share:
-                self.shared.setdefault(e, key.flat())
+                self._share(e, key.flat())
             elif makes_array(self.lowering, e) or e in free:
                 self.owned.add(key)
         return lines
@@ -388,25 +469,42 @@ class Program:
     # -- which arrays a statement may overwrite -----------------------------------
     def _done(self, expr):
         """``expr`` is being lowered: it no longer keeps the values it reads alive."""
-        if expr in self.pending:
-            self.pending.remove(expr)
+        self.pending.remove(expr)
+
+    def _share(self, expr, name, replace=False):
+        """Later statements read ``expr`` as ``name`` (the first name given, unless
+        ``replace``): what they read changes."""
+        if replace or expr not in self.shared:
+            self.shared[expr] = name
+            self.reads_of = {}
 
     def _reads(self, expr):
-        """The values ``expr`` reads once lowered (not inside an already named value)."""
-        if expr in self.shared:
-            return set()
-        if isinstance(expr, (StepVar, Adjoint)):
-            return {_base(expr)}
-        return set().union(*[self._reads(a) for a in expr.args if isinstance(a, Basic)])
+        """The values ``expr`` reads once lowered (not inside an already named value),
+        remembered until a value is named (a long chain of statements asks again and
+        again for those of the statements after it)."""
+        found = self.reads_of.get(expr)
+        if found is None:
+            if expr in self.shared:
+                found = frozenset()
+            elif isinstance(expr, (StepVar, Adjoint)):
+                found = frozenset({_base(expr)})
+            else:
+                found = frozenset().union(*[self._reads(a) for a in expr.args
+                                            if isinstance(a, Basic)])
+            self.reads_of[expr] = found
+        return found
 
-    def _free(self, expr, group):
+    def _free(self, expr, later):
         """The values ``expr`` reads whose arrays it may take over: made by an
         earlier statement of this function (not inputs, not rows of stored
-        arrays) and read by nothing lowered later."""
-        later = set().union(*[self._reads(e) for e in list(self.pending) + group])
-        return {l for l in _leaves(expr) if _time(l) == t and _base(l) in self.owned
-                and _base(l) not in later and _base(l) not in self.padded
-                and expr.count(l) == 1}  # else changed in place while still read
+        arrays) and read by nothing lowered later (``self.pending``, and ``later``
+        of the statements being written)."""
+        mine = {l for l in _leaves(expr) if _time(l) == t and _base(l) in self.owned
+                and _base(l) not in self.padded and expr.count(l) == 1}
+        # else changed in place while still read; asked only of the expressions
+        # that name the value at all (a long chain has many of them)
+        return {l for l in mine if not any(_base(l) in self._reads(e) for readers in
+                                           (self.pending, later) for e in readers.of(_base(l)))}
 
     # -- hoisting loop-invariant work -------------------------------------------
     def _hoist(self, expr, is_loop_leaf, before):
@@ -858,10 +956,15 @@ class Program:
         base = {a: _base(a) for a in defs}
         refers = {base[a]: {_base(l) for l in e.atoms(Adjoint)} for a, e in defs.items()}
         future = {_base(l) for e in defs.values() for l in e.atoms(Adjoint) if l.var.time != t}
-        core = {b for b in refers if reachable([b], refers) & future}
+        # what reads an adjoint of step t+1, itself or through others, runs step by step;
+        # a value read at t+1 that reads none (dL/dL^(t) = 1) is stacked and padded
+        reads_next = {base[a] for a, e in defs.items() if any(l.var.time != t
+                                                               for l in e.atoms(Adjoint))}
+        core = {b for b in refers if reachable([b], refers) & reads_next}
         reads = {b: refers[b] & core for b in core}
         parts = components([base[a] for a in defs if base[a] in core], reads)
-        read_after = {_base(l) for e in self.gradients.values() for l in e.atoms(Adjoint)}
+        read_after = {_base(l) for e in list(self.gradients.values())
+                      + list(self.fixed_adjoints.values()) for l in e.atoms(Adjoint)}
         self.local = core - future - read_after - _read_across(parts, reads)
         self.padded |= (core | future) - self.local
         before, pads = [], []
@@ -1006,8 +1109,10 @@ class Program:
     def _start(self, needed, later):
         """A new function: it computes ``needed`` and then lowers ``later``."""
         self.padded, self.shared, self.owned = set(self.states), {}, set()
+        self.reads_of = {}
         self.scaled = {}
-        self.pending = [rhs for lhs, rhs in self.equations if lhs.name in needed] + later
+        self.pending = Readers([rhs for lhs, rhs in self.equations if lhs.name in needed]
+                               + later)
 
     def _grad_key(self, name):
         """``_grad_W`` for a parameter, ``_grad0_h`` for the initial state of h."""
@@ -1039,7 +1144,9 @@ class Program:
         forward = self.forward_lines(needed, ()) + self._loss(L_rhs, L in needed)
 
         grad_exprs = self.gradients
-        backward_exprs = list(self.adjoints.values()) + list(grad_exprs.values())
+        fixed_adjoints = self.fixed_adjoints
+        backward_exprs = (list(self.adjoints.values()) + list(fixed_adjoints.values())
+                          + list(grad_exprs.values()))
         leaves = set()
         for e in backward_exprs:
             values = _forward_values(e)
@@ -1054,10 +1161,20 @@ class Program:
         zero = [self._zero_gradient(keys[n], n) for n, e in grad_exprs.items() if e.is_ZeroMatrix]
         items = [(keys[n], e) for n, e in grad_exprs.items() if not e.is_ZeroMatrix]
         fused, items = self._fused_gradients(items) if self.fuse else ([], items)
-        grads = fused + self.stacked(items)
+        # the named matrices' adjoints (each a sum over t), then the gradients they reach
+        fixed = [(Key(a.var.name, True), e) for a, e in fixed_adjoints.items()]
+        grads = fused + self.stacked(fixed + items, rows=False)
         returns = ir.Return((LOSS, ir.Tuple(tuple(k.flat() for k in keys.values()))))
         head = self._head()
+        self._start(set(), [])
+        named = self._fixed_values()
         return (ir.Function(ir.Name("forward"), args,
-                            _released(head + forward + [ir.Return((LOSS,))], args)),
+                            _released(head + named + forward + [ir.Return((LOSS,))], args)),
                 ir.Function(ir.Name("gradients"), args,
-                            _released(head + full + backward + grads + zero + [returns], args)))
+                            _released(head + named + full + backward + grads + zero + [returns],
+                                      args)))
+
+    def _fixed_values(self):
+        """The named matrices of the parameters, computed once, before anything else."""
+        return [ir.assign(ir.Name(lhs.name), self.code(rhs, "stacked"))
+                for lhs, rhs in self.cell.fixed]

@@ -61,8 +61,16 @@ def _log_softmax_and_softmax(x, out=None):
 
 # -- checks ---------------------------------------------------------------------
 
+def _unmasked(name, value):
+    """Refuse a masked array: NumPy's functions would use the entries under its mask."""
+    if isinstance(value, numpy.ma.MaskedArray):
+        raise ValueError(f"{name}: a masked array; its mask would be ignored (pass "
+                         f"{name}.filled(value) or the entries to use as a plain array)")
+
+
 def _convert(name, value):
     """``value`` as a new float64 array, or a ValueError naming ``name``."""
+    _unmasked(name, value)
     try:
         a = numpy.asarray(value)
     except (TypeError, ValueError):
@@ -259,9 +267,11 @@ def _preparer(spec):
     """``prepare(params, x, y, starts, initial, layout) -> (kernel arguments, layouts)``.
 
     With one input (target), ``x`` (``y``) is its array; with several, a dict
-    keyed by their names. ``layouts`` says, per initial state, how its gradient
-    (B, D) from the kernel gets the shape of the argument: 0 as (D,), 1 summed
-    to (D,), 2 as (D, B), 3 as it is, (B, D).
+    keyed by their names. ``layouts`` is ``(codes, columns)``: ``codes`` says, per
+    initial state, how its gradient (B, D) from the kernel gets the shape of the
+    argument: 0 as (D,), 1 summed to (D,), 2 as (D, B), 3 as it is, (B, D);
+    ``columns`` are the positions of the column parameters (``b[D]``, ``w[D, 1]``)
+    given as (D, 1) instead of (D,), whose gradients get that shape too.
 
     A call whose arguments are ndarrays (not subclasses) with the dtypes and
     shapes of an earlier call that passed the full checks (and the same layout
@@ -273,6 +283,7 @@ def _preparer(spec):
     names = [p for p, _ in spec["params"]]
     param_labels = [f"params[{p!r}]" for p in names]
     param_dims = [tuple(dims) for _, dims in spec["params"]]
+    column_params = tuple(i for i, dims in enumerate(param_dims) if len(dims) == 1)
     state_keys = [s + "0" for s, _ in spec["states"]]
     state_dims = [dim for _, dim in spec["states"]]
     no_states = [None] * len(state_keys)
@@ -360,6 +371,7 @@ def _preparer(spec):
     def target(label, y, ndim):
         """``(array, is_labels)``: integer labels (one axis fewer than x) or values."""
         if labels and (type(y) is not numpy.ndarray or y.dtype is not _F64):
+            _unmasked(label, y)
             k = _integers(y)
             if k is not None and k.ndim == ndim - 1:
                 return k, True
@@ -374,6 +386,10 @@ def _preparer(spec):
         if len(params) != len(names):
             _bad_params(params, names)
         arrays = [_array(label, value) for label, value in zip(param_labels, values)]
+        columns = tuple(i for i in column_params  # a column (D,) may be given as (D, 1)
+                        if arrays[i].ndim == 2 and arrays[i].shape[1] == 1)
+        for i in columns:
+            arrays[i] = arrays[i][:, 0]
         xs = [_array(label, v) for label, v in zip(x_labels, _values("x", x, x_keys))]
         ys, is_labels = [], []
         for label, v in zip(y_labels, _values("y", y, y_keys)):
@@ -392,7 +408,7 @@ def _preparer(spec):
         else:
             sizes = sizes_of(arrays, xs, ys, is_labels, states, layout)
             cache[0] = (shapes, sizes)
-        return arrays, xs, ys, is_labels, states, sizes
+        return arrays, xs, ys, is_labels, states, sizes, columns
 
     def keyed(params, x, y, initial, layout):
         """``(values, key)``: the arrays of a call as given (params, x, y, then the
@@ -430,6 +446,7 @@ def _preparer(spec):
         """``plan(values) -> kernel arguments``, or None when a test fails, for the
         calls with ``key``; None when this call's arrays are not all usable as given."""
         layout, given, dtypes, _ = key
+        columns = layouts[1]
         n_steps = n_params + n_x + n_y
         label_at = [False] * (n_params + n_x) + list(is_labels) + [False] * len(given)
         for d, is_label in zip(dtypes, label_at):
@@ -471,6 +488,8 @@ def _preparer(spec):
             if not _isfinite(total):
                 return None
             args = list(values[:n_params])
+            for i in columns:
+                args[i] = args[i][:, 0]
             for i, conv in step_positions:
                 a = conv(values[i])
                 if a is None:  # a label out of range
@@ -510,7 +529,8 @@ def _preparer(spec):
         return args, layouts
 
     def full(params, x, y, given, layout):
-        arrays, xs, ys, is_labels, states, sizes = checked(params, x, y, given, layout)
+        arrays, xs, ys, is_labels, states, sizes, columns = checked(params, x, y, given,
+                                                                     layout)
         batched = xs[0].ndim == 3
         arrays = arrays + [_rows(xa, batched, layout) for xa in xs]
         arrays += [_one_hot(label, ya, sizes[dim], dim, eye) if is_label
@@ -531,7 +551,7 @@ def _preparer(spec):
             else:
                 arrays.append(a.T)
                 layouts.append(2)
-        return arrays, layouts, is_labels, sizes
+        return arrays, (layouts, columns), is_labels, sizes
 
     return prepare
 
@@ -554,10 +574,12 @@ def gradient_function(kernel, spec):
     def loss_and_gradients(params, x, y, *starts, layout="TNB", **initial):
         if type(layout) is not str or layout not in _LAYOUTS:
             _layout(layout)
-        args, layouts = prepare(params, x, y, starts, initial, layout)
+        args, (codes, columns) = prepare(params, x, y, starts, initial, layout)
         loss, grads = kernel(*args)
         out = dict(zip(names, grads))
-        for key, code in zip(state_names, layouts):
+        for i in columns:  # as given, (D, 1)
+            out[names[i]] = out[names[i]][:, None]
+        for key, code in zip(state_names, codes):
             if code != 3:
                 g = out[key]
                 out[key] = g[0] if code == 0 else _add_reduce(g, 0) if code == 1 else g.T

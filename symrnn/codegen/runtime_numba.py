@@ -143,10 +143,36 @@ def _jit(function, cache):
     writable place for it."""
     if cache:
         try:
-            return numba.njit(cache=True, **_NJIT_OPTIONS)(function)
+            compiled = numba.njit(cache=True, **_NJIT_OPTIONS)(function)
         except RuntimeError:  # "cannot cache function ...: no locator available"
             pass
+        else:
+            _damage_is_a_miss(getattr(compiled, "_cache", None))
+            return compiled
     return _njit(function)
+
+
+def _damage_is_a_miss(cache):
+    """A damaged entry of Numba's on-disk cache (a truncated or garbled ``.nbi``
+    index or ``.nbc`` data file) counts as a miss instead of failing every call
+    until the files are deleted: its index is emptied, and the function compiles
+    and saves itself again. (Numba's cache object is an attribute of its
+    dispatcher, ``_cache``, with ``load_overload`` and ``flush``.)"""
+    load = getattr(cache, "load_overload", None)
+    if load is None or not hasattr(cache, "flush"):
+        return
+
+    def load_overload(sig, target_context):
+        try:
+            return load(sig, target_context)
+        except Exception:
+            try:
+                cache.flush()
+            except Exception:  # an index that cannot be written: compiled, not saved
+                pass
+            return None
+
+    cache.load_overload = load_overload
 
 
 _F64 = numpy.dtype(numpy.float64)

@@ -1,7 +1,7 @@
 """From the chain rule on one generic step to closed forms for any T."""
 from dataclasses import dataclass, field
 
-from sympy import MatAdd, ZeroMatrix
+from sympy import Identity, MatAdd, MatMul, ZeroMatrix
 
 from ..graph.unroll import T, shared, step_equations, t
 from ..model.nodes import Adjoint, StepVar, SumOverTime
@@ -19,6 +19,11 @@ class Derivation:
                   recurrences in dL/d(.)^(t+1)
     terminal      {dL/ds^(T): expression} for every state s: no step T+1
     gradients     {"W": sum over t of dL/dW^(t), ..., "h0": dL/dh^(0)}: closed forms
+                  (plus, for a parameter a named matrix reads, its part through it)
+    fixed_adjoints {dL/dAb: expression} for every named matrix Ab of the parameters
+                  (``cell.fixed``), in the order they are computed: the sum over t of
+                  dL/dAb^(t), as for a parameter, plus what the named matrices
+                  computed from Ab pass back
     """
     cell: object
     step: list
@@ -27,6 +32,9 @@ class Derivation:
     terminal: dict
     gradients: dict
     copy_gradients: dict = field(default_factory=dict)
+    fixed_adjoints: dict = field(default_factory=dict)
+    # what verify() found wrong, if it did: code built from it would be wrong too
+    failed_verification: str = field(default=None, repr=False, compare=False)
 
     def verify(self, T, seed=0, sizes=None, raises=True):
         """Compare the closed forms with an independent scalar chain rule for T steps
@@ -39,11 +47,19 @@ class Derivation:
         from ..codegen.lambdify import lambdify
         return lambdify(self, backend)
 
+    def refuse_if_failed(self, what):
+        """Raise a ValueError if ``verify`` found this derivation wrong: ``what``
+        (code built from it) would compute the same wrong gradients."""
+        if self.failed_verification is not None:
+            raise ValueError(f"derivation: {what} refused, since {self.failed_verification}; "
+                             "the gradients it would compute are wrong")
+
     def torch(self, sizes=None, **options):
         """A ``torch.nn.Module`` whose backward is this derivation's BPTT; the
         parameters' sizes as keywords (``D=8, N=4, M=5``) or a dict ``sizes``;
         options ``batch_first``, ``dtype``, ``device``. Needs PyTorch
         (``pip install 'symrnn[torch]'``); see ``symrnn.backends.torch_module``."""
+        self.refuse_if_failed("torch()")
         try:
             from ..backends.torch_module import module
         except ImportError as e:
@@ -55,6 +71,7 @@ class Derivation:
         """``f(params, x, y, h0=None) -> loss`` in JAX with this derivation's BPTT
         as its ``jax.custom_vjp``; see ``symrnn.backends.jax_function``. Needs
         JAX (``pip install 'symrnn[jax]'``)."""
+        self.refuse_if_failed("jax()")
         try:
             from ..backends.jax_function import function
         except ImportError as e:
@@ -63,9 +80,26 @@ class Derivation:
         return function(self, unroll=unroll)
 
     def _repr_latex_(self):
-        """The recurrences and gradients, for a notebook (rendered by symrnn.render)."""
+        """The recurrences and gradients, for a notebook (rendered by symrnn.render, in
+        the notation of ``symrnn.render.set_notation``)."""
         from ..render.notebook import derivation_latex
         return derivation_latex(self)
+
+    def _latex(self, printer):
+        from ..render.notebook import derivation_latex
+        return derivation_latex(self, display=False)
+
+    def _sympystr(self, printer):
+        from ..render.text import derivation_text
+        return derivation_text(self)
+
+    def __str__(self):
+        from ..render.text import derivation_text
+        return derivation_text(self)
+
+    def _pretty(self, printer):
+        from ..render.text import derivation_pretty
+        return derivation_pretty(self)
 
     def recurrence(self, state):
         """dL/ds^(t) in terms of dL/d(.)^(t+1) of the states only (intermediates inlined)."""
@@ -73,17 +107,54 @@ class Derivation:
         return self.inline(self.adjoints[Adjoint(var)])
 
     def inline(self, expr):
-        """Replace the adjoints of intermediate variables by their definitions."""
+        """Replace the adjoints of intermediate variables by their definitions, those
+        inlined in turn, up to INLINE_LEVELS deep (the adjoints of a longer chain
+        of intermediates stay by name: written out, each level would double the
+        cost of SymPy's work on the expression)."""
+        inlined = self._inlined()
+        inner = {b: inlined[b.var.name] for b in expr.atoms(Adjoint) if b.var.name in inlined}
+        return _shifted_in(expr, inner).doit()
+
+    def _inlined(self):
+        """{intermediate: its adjoint's definition at step t, inlined}, made once."""
+        key = tuple(self.adjoints.items())
+        cached = self.__dict__.get("_inline_table")
+        if cached is not None and cached[0] == key:
+            return cached[1]
         states = {s.name for s in self.cell.states}
-        definitions = {a: e for a, e in self.adjoints.items() if a.var.name not in states}
+        inlined, levels = {}, {}
+        for a, body in self.adjoints.items():   # each reads those before it (or at t+1)
+            name = a.var.name
+            if name in states:
+                continue
+            inner = {b: inlined[b.var.name] for b in body.atoms(Adjoint)
+                     if b.var.name in inlined and levels[b.var.name] < INLINE_LEVELS}
+            levels[name] = 1 + max([levels[b.var.name] for b in inner] + [0])
+            inlined[name] = _shifted_in(body, inner)
+        self.__dict__["_inline_table"] = (key, inlined)
+        return inlined
 
-        def lookup(a):
-            shift = a.var.time - t
-            body = definitions.get(Adjoint(a.var.at(t)))
-            return a if body is None else self.inline(body.subs(t, t + shift))
 
-        return expr.replace(lambda e: isinstance(e, Adjoint) and e.var.name not in states,
-                            lookup).doit()
+INLINE_LEVELS = 8
+
+
+def _shifted_in(expr, definitions):
+    """``expr`` with each adjoint ``a`` in ``definitions`` (its definition at step t)
+    replaced by that definition at a's step."""
+    return expr.xreplace({a: (e if a.var.time == t else e.subs(t, a.var.time))
+                          for a, e in definitions.items()})
+
+
+def _carried(contributions, loss):
+    """dL/ds^(t-1) through step t: the sum of ``contributions``. A term that the loss
+    L^(t) contributes directly (a loss that reads prev(s)) holds no adjoint of step t,
+    which would make it vanish where step t does not exist (t = T+1 once shifted):
+    it is multiplied by dL/dL^(t), which is 1 for t <= T and 0 beyond."""
+    through = [c for c in contributions if c.consumer != loss]
+    direct = adjoint_sum([c for c in contributions if c.consumer == loss])
+    if direct is None:
+        return adjoint_sum(through)
+    return MatAdd(*[c.term for c in through], MatMul(direct, Adjoint(loss))).doit()
 
 
 def derive(cell):
@@ -93,14 +164,19 @@ def derive(cell):
     found = backprop(step, seed(step[-1][0]), live=states)
     share = lambda e: shared(cell, e)
 
+    loss = step[-1][0]
     adjoints = {}
     for lhs, _ in reversed(step[:-1]):
         if lhs not in found and lhs not in states:
             continue  # nothing depends on it: yhat when the loss is written in o
         within = adjoint_sum(found.get(lhs, []))
-        carried = adjoint_sum(found.get(lhs.at(t - 1), []))
+        carried = _carried(found.get(lhs.at(t - 1), []), loss)
         terms = [e for e in (within, carried and carried.subs(t, t + 1)) if e is not None]
         adjoints[Adjoint(lhs)] = share(MatAdd(*terms).doit()) if terms else ZeroMatrix(*lhs.shape)
+    if any(e.has(Adjoint(loss.at(t + 1))) for e in adjoints.values()):
+        # dL/dL^(t) = 1 at every step t = 1..T, and 0 at the step T+1 that does not
+        # exist: the factor that drops the loss's own terms of step t+1 at t = T
+        adjoints = {Adjoint(loss): Identity(1), **adjoints}
 
     terminal = {}
     for s in cell.states:
@@ -108,14 +184,35 @@ def derive(cell):
         terminal[Adjoint(StepVar(s.name, T, *s.shape))] = (
             share(within.subs(t, T)) if within is not None else ZeroMatrix(*s.shape))
 
+    # the named matrices of the parameters: computed once, so that their copies'
+    # contributions are summed over t as a parameter's, and passed back through
+    # their equations (once, not per step) to the parameters they read
+    through = backprop(list(cell.fixed), {}, live=cell.fixed_values)
+    fixed_adjoints = {}
+    for lhs, _ in reversed(cell.fixed):
+        fixed_adjoints[Adjoint(lhs)] = _summed(found, through, lhs, share, fixed_adjoints)
+
     copy_gradients, gradients = {}, {}
     for p in cell.params:
-        term = adjoint_sum(found.get(StepVar(p.name, t, *p.shape), []))
-        copy_gradients[p.name] = term
-        gradients[p.name] = (SumOverTime(share(term), t, 1, T) if term is not None
-                             else ZeroMatrix(*p.shape))
+        copy_gradients[p.name] = adjoint_sum(found.get(StepVar(p.name, t, *p.shape), []))
+        gradients[p.name] = _summed(found, through, p, share, fixed_adjoints)
     for s in cell.states:
         carried = adjoint_sum(found.get(StepVar(s.name, t - 1, *s.shape), []))
         gradients[f"{s.name}0"] = (share(carried.subs(t, 1)) if carried is not None
                                    else ZeroMatrix(*s.shape))
-    return Derivation(cell, step, found, adjoints, terminal, gradients, copy_gradients)
+    return Derivation(cell, step, found, adjoints, terminal, gradients, copy_gradients,
+                      fixed_adjoints)
+
+
+def _summed(found, through, value, share, fixed_adjoints):
+    """dL/d``value`` for a parameter or a named matrix: the sum over t of its copies'
+    contributions (``found``), plus those through named matrices (``through``) that
+    the loss depends on (``fixed_adjoints``, those computed so far)."""
+    term = adjoint_sum(found.get(StepVar(value.name, t, *value.shape), []))
+    parts = [SumOverTime(share(term), t, 1, T)] if term is not None else []
+    passed = adjoint_sum([c for c in through.get(value, [])
+                          if not fixed_adjoints[Adjoint(c.consumer)].is_ZeroMatrix])
+    parts += [passed] if passed is not None else []
+    if not parts:
+        return ZeroMatrix(*value.shape)
+    return parts[0] if len(parts) == 1 else MatAdd(*parts)

@@ -5,7 +5,7 @@ evaluate a closed form): ``leaf(expr)`` gives the rows of a leaf (or of any
 node the caller evaluates itself) and None otherwise; ``size`` turns a size
 symbol into an int; ``number`` turns a SymPy coefficient into the entries' type.
 """
-from sympy import (HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, OneMatrix,
+from sympy import (S, HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, MatPow, OneMatrix,
                    Transpose, ZeroMatrix)
 
 from ..ops import Elementwise
@@ -43,7 +43,8 @@ def evaluate(expr, leaf, size, number=lambda c: c):
             for f in factors[1:]:
                 out = _matmul(out, ev(f))
             if coeff != 1:
-                c = number(coeff)
+                sizes = {d: S(size(d)) for d in coeff.free_symbols if d.is_integer}
+                c = number(coeff.xreplace(sizes) if sizes else coeff)  # 1^T 1 is a size
                 out = [[c * x for x in r] for r in out]
             return out
         if isinstance(e, HadamardProduct):
@@ -51,13 +52,21 @@ def evaluate(expr, leaf, size, number=lambda c: c):
             for a in e.args[1:]:
                 out = [[x * y for x, y in zip(r, s)] for r, s in zip(out, ev(a))]
             return out
+        if isinstance(e, MatPow):  # A @ A @ ... (the parser makes it of a positive integer)
+            if not (e.exp.is_Integer and e.exp >= 1):
+                raise NotImplementedError(f"cannot evaluate the matrix power {e}")
+            base = ev(e.base)
+            out = base
+            for _ in range(int(e.exp) - 1):
+                out = _matmul(out, base)
+            return out
         if isinstance(e, HadamardPower):
             return [[x ** int(e.exp) for x in r] for r in ev(e.base)]
         if isinstance(e, Transpose):
             return [list(c) for c in zip(*ev(e.arg))]
         if isinstance(e, (OneMatrix, ZeroMatrix, Identity)):
             rows, cols = _shape(e, size)
-            one, zero = number(1), number(0)
+            one, zero = number(S.One), number(S.Zero)
             if isinstance(e, OneMatrix):
                 return [[one] * cols for _ in range(rows)]
             return [[one if isinstance(e, Identity) and i == j else zero for j in range(cols)]

@@ -7,7 +7,7 @@ tanh' is written 1 - h*h as on paper. The structural operations of matrix
 algebra are here; every function of a vector brings its own rule
 (``symrnn/ops.py``).
 """
-from sympy import HadamardPower, HadamardProduct, MatAdd, MatMul, Transpose
+from sympy import HadamardPower, HadamardProduct, MatAdd, MatMul, MatPow, Transpose
 
 from ..ops import functions
 
@@ -23,6 +23,13 @@ def _matmul(ans, args, i):
                             *[_t(a) for a in reversed(after)])
 
 
+def _matpow(ans, args, i):
+    # d(A^n)/dA, n a positive integer (A @ A @ ...):  g  ->  sum_k (A^T)^k g (A^T)^(n-1-k)
+    base, n = args[0], int(args[1])
+    return lambda g: MatAdd(*[MatMul(*[base.T] * k, g, *[base.T] * (n - 1 - k))
+                              for k in range(n)])
+
+
 def _hadamard(ans, args, i):
     return lambda g: HadamardProduct(*(args[:i] + args[i + 1:]), g)
 
@@ -34,6 +41,7 @@ def _operation(op):
 VJPS = {
     MatAdd:          lambda ans, args, i: lambda g: g,
     MatMul:          _matmul,
+    MatPow:          _matpow,
     Transpose:       lambda ans, args, i: lambda g: g.T,
     HadamardProduct: _hadamard,
     HadamardPower:   lambda ans, args, i: lambda g: HadamardProduct(

@@ -1,9 +1,10 @@
 """Reading an answer: the syntax (LaTeX or text), the left side, the shapes."""
 from dataclasses import dataclass, field
 
-from sympy import ZeroMatrix
+from sympy import Identity, ZeroMatrix
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
+from ..model.nodes import Constant
 from . import syntax as S
 from .build import Builder, ShapeMismatch
 from .latex import parse_latex
@@ -81,16 +82,19 @@ def _built(text, name, tree, vocabulary, shape):
             parsed.repairs = builder.repairs
         except ShapeMismatch:
             parsed.expr = None
-    if shape is not None and parsed.expr is not None:
-        parsed.expr = as_matrix(parsed.expr, shape) if not isinstance(
-            parsed.expr, MatrixExpr) and parsed.expr == 0 else parsed.expr
+    if shape is not None and parsed.expr is not None \
+            and not isinstance(parsed.expr, MatrixExpr):
+        matrix = as_matrix(parsed.expr, shape)
+        parsed.expr = parsed.expr if matrix is None else matrix
     return parsed   # expr may be a number: as_matrix decides (0 is a zero matrix)
 
 
 def as_matrix(value, shape):
-    """A number answer as a matrix of ``shape``: only 0 is one."""
+    """A number answer as a matrix of ``shape``: 0 is one, and any number is a 1x1 one."""
     if isinstance(value, MatrixExpr):
         return value
     if value == 0:
         return ZeroMatrix(*shape)
+    if tuple(shape) == (1, 1) and not value.free_symbols - set(value.atoms(Constant)):
+        return value * Identity(1)
     return None

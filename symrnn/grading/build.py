@@ -20,7 +20,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from ..graph.unroll import T, t
 from ..model.nodes import Adjoint, StepVar, SumOverTime
-from ..ops import OPERATIONS, LogSoftmax, Softmax, functions
+from ..ops import OPERATIONS, LogSoftmax, Reciprocal, Softmax, functions
 from . import syntax as S
 from .nodes import StepLossAdjoint
 from .forms import free_symbols, hadamard_factors
@@ -48,30 +48,43 @@ class Repair:
 
 class _Pending:
     """A constant whose size the answer has not said yet: \\mathbf{1}, \\mathbf{0}, I,
-    or a function of one (tanh(0), -1); ``row`` for a transposed one, ``wrap`` the
-    functions applied to its column."""
+    or a function of one (tanh(0), -1, diag(c 1)); ``row`` for a transposed one,
+    ``wrap`` the functions applied to its column (a diagonal matrix made of it last:
+    then it is ``square``)."""
 
-    def __init__(self, kind, row=False, wrap=()):
-        self.kind, self.row, self.wrap = kind, row, tuple(wrap)
+    def __init__(self, kind, row=False, wrap=(), diagonal=False):
+        self.kind, self.row, self.wrap, self.diagonal = kind, row, tuple(wrap), diagonal
+
+    @property
+    def square(self):
+        return self.kind == "identity" or self.diagonal
 
     def then(self, f):
-        return _Pending(self.kind, self.row, self.wrap + (f,))
+        return _Pending(self.kind, self.row, self.wrap + (f,), self.diagonal)
+
+    def as_diagonal(self):
+        return _Pending(self.kind, False, self.wrap + (DiagMatrix,), True)
 
     def flipped(self):
-        return _Pending(self.kind, not self.row, self.wrap)
+        return _Pending(self.kind, not self.row, self.wrap, self.diagonal)
 
-    def make(self, rows):
+    def column(self, rows):
+        """The constant made with ``rows`` rows, before a row is transposed."""
         value = Identity(rows) if self.kind == "identity" else \
             (OneMatrix if self.kind == "ones" else ZeroMatrix)(rows, 1)
         for f in self.wrap:
             value = f(value)
-        return value.T if self.row and self.kind != "identity" else value
+        return value
+
+    def make(self, rows):
+        value = self.column(rows)
+        return value.T if self.row and not self.square else value
 
     def like(self, shape):
         """The constant with ``shape`` (in a sum or an entry-wise product); ValueError
         when it cannot have it."""
         rows, cols = shape
-        if self.kind == "identity":
+        if self.square:
             if rows != cols:
                 raise ValueError
             return self.make(rows)
@@ -79,13 +92,23 @@ class _Pending:
             return self.make(cols)
         if not self.row and cols == 1:
             return self.make(rows)
-        if self.wrap:
-            raise ValueError
-        return (OneMatrix if self.kind == "ones" else ZeroMatrix)(rows, cols)
+        value = (OneMatrix if self.kind == "ones" else ZeroMatrix)(rows, cols)
+        for f in self.wrap:           # entry-wise functions and numbers: of any shape
+            try:
+                value = f(value)
+            except (TypeError, ValueError, AttributeError):
+                raise ValueError from None
+        return value
 
 
 def _is_matrix(v):
     return isinstance(v, MatrixExpr)
+
+
+def _plain(node):
+    """A name with nothing attached: no subscript, time, mark or bold."""
+    return isinstance(node, S.Name) and not node.subs and node.time is None \
+        and node.sub_time is None and not node.marks
 
 
 def _shape(v):
@@ -104,13 +127,16 @@ class Builder:
         self.vocab = vocabulary
         self.cell = vocabulary.cell
         self.text = text
+        self.expected = {}         # id(node) -> the shape it must have, where known
         self.repair = repair
         self.repairs = []
         self.scopes = []           # (typed index name, symbol) of the sums around
         self.row = vocabulary.notation.layout == "row"
-        self.symbols = {s.name: s for s in self.cell.params + self.cell.inputs
-                        + self.cell.targets + self.cell.variables}
-        self.params = {p.name for p in self.cell.params}
+        self.symbols = {s.name: s for s in self.cell.params + self.cell.fixed_values
+                        + self.cell.inputs + self.cell.targets + self.cell.variables}
+        self.constants = {c.name: c for c in self.cell.constants}
+        # the parameters and the named matrices of them: no time, no copies
+        self.params = {p.name for p in self.cell.params + self.cell.fixed_values}
 
     # -- errors ----------------------------------------------------------------------
     def fail(self, node, message):
@@ -128,9 +154,11 @@ class Builder:
     def build(self, node, shape=None):
         """The SymPy value of ``node``; ``shape`` (in the cell's layout), when known, is
         the size of an answer that is a constant alone (\\mathbf{0}, 0)."""
-        value = self.value(node)
         if shape is not None and self.row:
             shape = shape[::-1]
+        self.expected = {}
+        self._expect(node, shape)
+        value = self.value(node)
         if isinstance(value, _Pending) and shape is not None:
             try:
                 value = value.like(shape)
@@ -146,6 +174,15 @@ class Builder:
         method = getattr(self, "_" + type(node).__name__)
         return method(node)
 
+    def _expect(self, node, shape, parent=None):
+        """Record the shape ``node`` must have (that of the whole answer, passed down
+        through sums, signs, sums over t and entry-wise operations): the length of a
+        row or column of ones at the end of a product that its neighbours do not tell."""
+        if parent is not None:
+            shape = self.expected.get(id(parent))
+        if shape is not None:
+            self.expected[id(node)] = shape
+
     # -- leaves --------------------------------------------------------------------------
     def _Number(self, node):
         value = Rational(node.value.numerator, node.value.denominator)
@@ -154,7 +191,8 @@ class Builder:
         return value
 
     def _Constant(self, node):
-        return _Pending(node.kind)
+        # in rows every vector is a row: 1 is a row of ones, 1^T a column
+        return _Pending(node.kind, row=self.row and node.kind != "identity")
 
     def _time(self, node, time):
         """``time`` checked: only t, T and the indices of the sums around."""
@@ -174,13 +212,17 @@ class Builder:
         """(kind, cell name, time) of a typed name; kind "name" or "adjoint"."""
         found, time = None, node.time
         if node.subs:
-            found = self.vocab.lookup(node.core, node.subs)
+            found = self.vocab.lookup(node.core, node.subs, node.marks)
+            if node.sub_time is not None and time is None and self._needs_time(found) \
+                    and self.vocab.lookup(node.core, node.subs[:-1], node.marks) is not None:
+                found = None    # o_{1} in subscript time: o at step 1, not o1 without a time
             if found is None and node.sub_time is not None:
                 if time is not None:
                     self.fail(node, f"{self.piece(node)} has two times")
-                found, time = self.vocab.lookup(node.core), node.sub_time
+                found = self.vocab.lookup(node.core, node.subs[:-1], node.marks)
+                time = node.sub_time
         else:
-            found = self.vocab.lookup(node.core)
+            found = self.vocab.lookup(node.core, (), node.marks)
             if node.sub_time is not None:
                 if time is not None:
                     self.fail(node, f"{self.piece(node)} has two times")
@@ -188,6 +230,11 @@ class Builder:
         if found is AMBIGUOUS:
             self.fail(node, f"{self.piece(node)!r} could be more than one of the cell's names")
         return found, time
+
+    def _needs_time(self, found):
+        """Is ``found`` a value of a step (a variable or its adjoint), which has a time?"""
+        return found not in (None, AMBIGUOUS) and found[0] in ("name", "adjoint") \
+            and found[1] not in self.params
 
     def _Name(self, node):
         found, time = self._resolve(node)
@@ -200,6 +247,14 @@ class Builder:
             names = ", ".join(self.vocab.names)
             self.fail(node, f"unknown symbol {self.piece(node)!r}; the cell's names are {names}")
         kind, name = found
+        if kind == "size":
+            if node.time is not None or node.sub_time is not None:
+                self.fail(node, f"the size {self.piece(node)} has no time")
+            return next(s for s in self.cell.sizes if str(s) == name)
+        if kind == "constant":
+            if node.time is not None or node.sub_time is not None and not node.subs:
+                self.fail(node, f"the constant {self.piece(node)} has no time")
+            return self.constants[name]
         if kind == "adjoint":
             var = self.symbols[name]
             return self._oriented(Adjoint(StepVar(name, self._time(node, time), *var.shape)))
@@ -216,6 +271,13 @@ class Builder:
 
     def _Derivative(self, node):
         of = node.of
+        if of.core == "L" and not of.marks and (of.time is not None and not of.subs
+                                                or of.sub_time is not None and len(of.subs) <= 1):
+            # dL/dL^(t+1): the derivation's adjoint of a step's loss (1 up to T), which a
+            # loss that reads prev(h) passes back through
+            loss = self.cell.loss_var
+            time = self._time(of, of.time if of.time is not None else of.sub_time)
+            return Adjoint(StepVar(loss.name, time, 1, 1))
         found, time = self._resolve(of)
         if found is None or found[0] != "name":
             self.fail(of, f"unknown symbol {self.piece(of)!r} in the derivative")
@@ -245,6 +307,7 @@ class Builder:
             if limit.free_symbols - {T} - {s for _, s in self.scopes}:
                 self.fail(node, "the limits of a sum may use T, not the index")
         self.scopes.append((node.index, symbol))
+        self._expect(node.body, None, node)
         try:
             body = self.value(node.body)
         finally:
@@ -260,6 +323,7 @@ class Builder:
 
     # -- operations --------------------------------------------------------------------------
     def _Negate(self, node):
+        self._expect(node.arg, None, node)
         value = self.value(node.arg)
         if isinstance(value, _Pending):
             return value.then(lambda column: -column)
@@ -275,7 +339,7 @@ class Builder:
         value = self.value(node.arg)
         n = node.exponent
         if isinstance(value, _Pending):
-            return value
+            return value.then(lambda v: v if n == 1 else HadamardPower(v, n))
         if not _is_matrix(value):
             if value != 0 and abs(value) != 1 and getattr(value, "is_Rational", False) \
                     and n * abs(_bits(value)) > MAX_NUMBER_BITS:
@@ -293,16 +357,22 @@ class Builder:
         return value if n == 1 else HadamardPower(value, n)
 
     def _Apply(self, node):
+        if node.function != "diag":
+            self._expect(node.arg, None, node)
         arg = self.value(node.arg)
         if not _is_matrix(arg) and not isinstance(arg, _Pending):
-            if arg.free_symbols:
+            if arg.free_symbols - set(self.cell.sizes) - set(self.cell.constants):
                 self.fail(node.arg, f"the argument of {node.function} must be a vector")
             # tanh(0): a function of a constant vector, its size told by what it meets
             arg = _Pending("zero") if arg == 0 else _Pending("ones").then(
                 lambda column, c=arg: c * column if c != 1 else column)
         if isinstance(arg, _Pending):
-            if arg.kind == "identity" or node.function == "diag":
+            if arg.square:
                 self.fail(node.arg, f"the argument of {node.function} must be a vector")
+            if node.function == "diag":         # diag(k 1): k I, its size from its neighbours
+                if node.prime:
+                    self.fail(node, "diag has no derivative")
+                return arg.as_diagonal()
             return arg.then(lambda column: self._applied(node, column))
         row = arg.shape[0] == 1 and arg.shape[1] != 1
         column = arg.T if row else arg
@@ -351,7 +421,9 @@ class Builder:
         n = node
         while isinstance(n, S.Binary) and n.op in family:
             spine.append(n)
+            self._expect(n.right, None, node)
             n = n.left
+        self._expect(n, None, node)
         value = self.value(n)
         for join in reversed(spine):
             right = self.value(join.right)
@@ -373,7 +445,20 @@ class Builder:
             self.fail(node, "the size of this constant cannot be told from the answer")
         return a, b
 
+    @staticmethod
+    def _pending_pair(a, b, op):
+        """Two constants of unknown size combined: one constant (2 1 (.) 3 1), or None."""
+        if not (isinstance(a, _Pending) and isinstance(b, _Pending)) or a.square or b.square \
+                or a.row != b.row:
+            return None
+        return _Pending("ones", a.row, (lambda v: op(a.column(v.shape[0]),
+                                                      b.column(v.shape[0])),))
+
     def _add(self, node, a, b):
+        both = self._pending_pair(a, b, (lambda x, y: x + y) if node.op == "+"
+                                  else (lambda x, y: x - y))
+        if both is not None:
+            return both
         a, b = self._settle(node, a, b)
         ma, mb = _is_matrix(a), _is_matrix(b)
         if ma and not mb:
@@ -396,25 +481,76 @@ class Builder:
             n = n.left
         operands = [n] + [b.right for b in reversed(nodes)]
         joins = list(reversed(nodes))          # joins[i] joins operands[..i] and operands[i+1]
+        operands, joins = self._symbols_of_words(operands, joins)
         vals = [self.value(o) for o in operands]
+        shape = self.expected.get(id(node))
+        while True:     # until no constant gets its size: each sized one tells its neighbours
+            before_pass = list(vals)
+            self._size_by_neighbours(vals)
+            if vals == before_pass:
+                self._size_by_answer(vals, shape)
+            if vals == before_pass:
+                break
+        value = vals[0]
+        for join, v in zip(joins, vals[1:]):
+            value = self._matmul(join, value, v)
+        return value
+
+    @staticmethod
+    def _size_by_neighbours(vals):
         for i, v in enumerate(vals):
             if not isinstance(v, _Pending):
                 continue
             after = vals[i + 1] if i + 1 < len(vals) and _is_matrix(vals[i + 1]) else None
             before = vals[i - 1] if i > 0 and _is_matrix(vals[i - 1]) else None
-            if v.kind == "identity":
+            if v.square:
                 size = before.shape[1] if before is not None else \
                     after.shape[0] if after is not None else None
                 if size is not None:
-                    vals[i] = Identity(size)
+                    vals[i] = v.make(size)
             elif v.row and after is not None:
                 vals[i] = v.make(after.shape[0])
             elif not v.row and before is not None:
                 vals[i] = v.make(before.shape[1])
-        value = vals[0]
-        for join, v in zip(joins, vals[1:]):
-            value = self._matmul(join, value, v)
-        return value
+
+    @staticmethod
+    def _size_by_answer(vals, shape):
+        """A constant at an end of the product that its neighbours do not size: the
+        product has the shape the answer must have (c 1^T, an outer product)."""
+        matrices = [i for i, v in enumerate(vals) if _is_matrix(v) or isinstance(v, _Pending)]
+        if shape is None or not matrices:
+            return
+        if len(matrices) == 1 and isinstance(vals[matrices[0]], _Pending):
+            try:                               # 0.1 1: the answer's shape, whatever it is
+                vals[matrices[0]] = vals[matrices[0]].like(shape)
+            except ValueError:
+                pass
+            return
+        first, last = matrices[0], matrices[-1]
+        if isinstance(vals[last], _Pending) and (vals[last].row or vals[last].square):
+            vals[last] = vals[last].make(shape[1])
+        elif isinstance(vals[first], _Pending) and not vals[first].row:
+            vals[first] = vals[first].make(shape[0])
+
+    def _symbols_of_words(self, operands, joins):
+        """Plain names side by side that make one symbol of the cell (\\Delta t, the
+        constant dt) joined into one name."""
+        out, out_joins, i = [], [], 0
+        while i < len(operands):
+            node, take = operands[i], 1
+            for k in (3, 2):
+                run = operands[i:i + k]
+                if len(run) == k and all(_plain(o) for o in run) and all(
+                        joins[i + j].op_column == run[j + 1].start for j in range(k - 1)):
+                    core = " ".join(o.core for o in run)
+                    if self.vocab.lookup(core) is not None:
+                        node, take = S.Name(run[0].start, run[-1].end, core), k
+                        break
+            if out:
+                out_joins.append(joins[i - 1])
+            out.append(node)
+            i += take
+        return out, out_joins
 
     def _scaled(self, a, b):
         """A number times a constant whose size is not known yet: still not known."""
@@ -428,11 +564,11 @@ class Builder:
         if scaled is not None:
             return scaled
         if isinstance(a, _Pending) and _is_matrix(b):
-            a = a.make(b.shape[0]) if a.kind == "identity" or a.row else None
+            a = a.make(b.shape[0]) if a.square or a.row else None
             if a is None:
                 self.mismatch(node.op_column, "a column of ones cannot multiply from the left")
         if isinstance(b, _Pending) and _is_matrix(a):
-            b = b.make(a.shape[1]) if b.kind == "identity" or not b.row else None
+            b = b.make(a.shape[1]) if b.square or not b.row else None
             if b is None:
                 self.mismatch(node.op_column, "a row of ones cannot multiply from the right")
         if isinstance(a, _Pending) or isinstance(b, _Pending):
@@ -470,6 +606,9 @@ class Builder:
         scaled = self._scaled(a, b)
         if scaled is not None:
             return scaled
+        both = self._pending_pair(a, b, lambda x, y: HadamardProduct(x, y))
+        if both is not None:
+            return both
         a, b = self._settle(node, a, b)
         ma, mb = _is_matrix(a), _is_matrix(b)
         if not (ma and mb):
@@ -496,7 +635,7 @@ class Builder:
             if b == 0:
                 self.fail(node.right, "division by zero")
             return a / b
-        reciprocal = OPERATIONS["Reciprocal"]
+        reciprocal = Reciprocal
         if b.shape[1] != 1 and b.shape[0] != 1:
             self.fail(node.right, "division by a matrix")
         column = b.T if b.shape[1] != 1 else b

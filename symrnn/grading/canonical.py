@@ -31,6 +31,7 @@ from .forms import free_symbols
 from .nodes import StepLossAdjoint
 
 MAX_TERMS = 4_000
+INLINE_PASSES = 4
 
 
 class _TooLarge(Exception):
@@ -66,6 +67,7 @@ class _Normaliser:
                           if not isinstance(rhs, (MatrixSymbol, StepVar))]
         self.memo = {}
         self.named_memo = {}
+        self.orienting = False
 
     # -- named values -------------------------------------------------------------------
     def named(self, e):
@@ -169,8 +171,16 @@ class _Normaliser:
                     index_ = index
                 out.append((c, (SumOverTime(body, index_, lo, hi),)))
             return out
+        if isinstance(e, ZeroMatrix):
+            return []
         if isinstance(e, Elementwise):
-            return [(Integer(1), (type(e)(self.rebuild(e.arg)),))]
+            arg = self.rebuild(e.arg)
+            value = _of_constant(e, arg)
+            if value is not None:       # tanh(0) = 0, exp(c 1) = exp(c) 1
+                return [(value, (OneMatrix(*e.shape),))] if value != 0 else []
+            return [(Integer(1), (type(e)(arg),))]
+        if isinstance(e, OneMatrix) and e.shape == (1, 1):
+            return [(Integer(1), (Identity(1),))]     # the 1x1 one is the number 1
         if isinstance(e, (StepVar, MatrixSymbol, Adjoint, StepLossAdjoint, OneMatrix, Identity)):
             return [(Integer(1), (e,))]
         raise _TooLarge   # an unknown node: no normal form
@@ -198,9 +208,8 @@ class _Normaliser:
     def transpose(self, a):
         if isinstance(a, Transpose):
             return a.arg
-        if isinstance(a, (Identity, DiagMatrix)) or a.shape == (1, 1) and not isinstance(
-                a, (HadamardProduct,)):
-            return a if isinstance(a, (Identity, DiagMatrix)) else Transpose(a)
+        if isinstance(a, (Identity, DiagMatrix)) or a.shape == (1, 1):
+            return a            # a 1x1 factor is its own transpose
         if isinstance(a, OneMatrix):
             return OneMatrix(a.shape[1], a.shape[0])
         if isinstance(a, SumOverTime):
@@ -223,6 +232,8 @@ class _Normaliser:
             else:
                 flat.append(rest)
         shape = _chain_shape(flat[0])
+        if shape == (1, 1):                     # of 1x1 values: their product
+            return self.chain(tuple(f for c in flat for f in c) + tuple(scalars))
         if shape[0] == 1 and shape[1] != 1:     # rows: (a (.) b)^T
             columns = [self.chain(tuple(self.transpose(x) for x in reversed(c))) for c in flat]
             inner = self.hadamard(columns)
@@ -240,7 +251,20 @@ class _Normaliser:
 
     def chain(self, factors):
         """A product of normal factors, simplified: identities dropped, diagonal
-        matrices merged into the vectors next to them, 1^T y = 1 for distributions."""
+        matrices merged into the vectors next to them, 1^T y = 1 for distributions; a
+        product that is 1x1 as a whole in its smallest orientation (tanh(1^T a) and
+        tanh(a^T 1) are one form)."""
+        out = self._chain(factors)
+        if len(out) > 1 and _chain_shape(out) == (1, 1) and not self.orienting:
+            self.orienting = True       # (the orientations are chains themselves)
+            try:
+                block = self._oriented(out)
+            finally:
+                self.orienting = False
+            out = tuple(block.args) if isinstance(block, MatMul) else (block,)
+        return out
+
+    def _chain(self, factors):
         scalars, f = self._split_scalars(tuple(factors))
         changed = True
         while changed:
@@ -323,12 +347,13 @@ class _Normaliser:
         the places where the block splits into a row and a column, the smallest."""
         if len(block) == 1:
             return block[0]
-        straight = self.chain(tuple(block))
+        chain = self.chain
+        straight = chain(tuple(block))
         options = []
         for k in range(1, len(straight)):
             left, right = straight[:k], straight[k:]
             if _chain_shape(left)[0] == 1 and _chain_shape(right)[1] == 1:
-                column = self.chain(tuple(self.transpose(x) for x in reversed(left)))
+                column = chain(tuple(self.transpose(x) for x in reversed(left)))
                 product = self.hadamard([column, tuple(right)])
                 options.append(_product((OneMatrix(1, product[0].shape[0]),) + tuple(product)))
         return min(options, key=default_sort_key) if options else _product(straight)
@@ -341,6 +366,27 @@ class _Normaliser:
             return True
         return isinstance(a, Transpose) and target(a.arg) and isinstance(b, OneMatrix) \
             and b.shape[1] == 1
+
+
+def _of_constant(e, arg):
+    """f(c) when ``e`` is an entry-wise function f of the constant column c 1 (or 0), else
+    None."""
+    if type(e).scalar is Elementwise.scalar:      # softmax: not entry by entry
+        return None
+    if isinstance(arg, ZeroMatrix):
+        c = Integer(0)
+    elif isinstance(arg, OneMatrix):
+        c = Integer(1)
+    elif isinstance(arg, MatMul) and len(arg.args) == 2 and isinstance(arg.args[1], OneMatrix) \
+            and arg.args[0].is_number:
+        c = arg.args[0]
+    else:
+        return None
+    try:
+        value = type(e).scalar(c)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return value if value.is_number and value.is_finite else None
 
 
 def _without_dead_states(expr, derivation):
@@ -373,7 +419,12 @@ def normal_form(expr, derivation):
         return None
     n = normaliser(derivation)
     try:
-        inlined = derivation.inline(_without_dead_states(expr, derivation))
+        inlined = _without_dead_states(expr, derivation)
+        for _ in range(INLINE_PASSES):  # the derivation inlines a long chain in parts
+            again = derivation.inline(inlined)
+            if again == inlined:
+                break
+            inlined = again
         return n.combine(n.expand(n.named(inlined)))
     except (_TooLarge, RecursionError):
         return None

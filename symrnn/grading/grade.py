@@ -15,7 +15,7 @@ from .answer import as_matrix, read
 from .forms import free_symbols
 from .keys import forbidden_adjoint, key_of_lhs, resolve_key
 from .mistakes import MODIFIERS, forms_of, variants
-from .notation import Notation, Vocabulary, default_notation
+from .notation import Notation, Vocabulary, default_notation, from_profile
 from .numeric import Undefined, aligned, close, points, values
 from .show import show
 
@@ -86,10 +86,11 @@ class Grader:
 
     def __init__(self, cell, notation=None):
         self.cell = as_cell(cell)
+        self.given_notation = notation
         if notation is None:
             notation = default_notation(self.cell)
-        if not isinstance(notation, Notation):
-            raise ValueError("notation: expected a symrnn.grading.Notation")
+        elif not isinstance(notation, Notation):   # a notation profile of the sheets
+            notation = from_profile(notation, self.cell)
         self.notation = notation
         self.derivation = derive(self.cell)
         self.vocabulary = Vocabulary(self.cell, notation)
@@ -396,16 +397,20 @@ def grade(answer, cell, key, notation=None, syntax="auto"):
     cell      a Cell, 'elman', 'lstm', 'gru', or the text of a cell
     key       'W' (a parameter), 'h0' (an initial state), 'dL/dh' (the adjoint of a
               variable at step t), ...
-    notation  a ``Notation`` (default: the sheets'; delta is dL/dz when the cell has z)
+    notation  a ``Notation`` (default: the sheets'; delta is dL/dz when the cell has z),
+              or a notation profile of the sheets ('d2l', 'cs231n', a .toml file)
     syntax    'auto' (default), 'latex' or 'text'
 
     Returns a ``GradeResult`` (``correct``, ``score`` in [0, 1], ``feedback``,
     ``mistakes``, ``parts``). An answer that cannot be read raises
     ``AnswerSyntaxError`` (a ValueError naming the column, with a caret line).
     """
-    cache_key = (cell if isinstance(cell, str) else id(cell), notation)
+    cache_key = (cell if isinstance(cell, str) else id(cell),
+                 notation if notation is None or isinstance(notation, str) else id(notation))
     grader = _CACHE.get(cache_key)
-    if grader is None or (not isinstance(cell, str) and grader.cell is not cell):
+    if grader is None or (not isinstance(cell, str) and grader.cell is not cell) \
+            or (notation is not None and not isinstance(notation, str)
+                and grader.given_notation is not notation):
         grader = Grader(cell, notation)
         if len(_CACHE) > 16:
             _CACHE.clear()

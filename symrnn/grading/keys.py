@@ -96,10 +96,11 @@ def _latex_key(key, vocabulary):
     if not isinstance(node, S.Derivative):
         return None
     of = node.of
-    found = vocabulary.lookup(of.core, of.subs)
-    time = of.time if of.time is not None else of.sub_time
+    found = vocabulary.lookup(of.core, of.subs, of.marks)
+    time = of.time
     if found is None and of.sub_time is not None:
-        found = vocabulary.lookup(of.core)
+        found = vocabulary.lookup(of.core, of.subs[:-1], of.marks)
+        time = of.sub_time
     if not found or found[0] != "name":
         return None
     return found[1], None if time is None else str(time)
@@ -118,8 +119,13 @@ def forbidden_adjoint(expr, key, cell):
     None when every adjoint is a known quantity."""
     params = {p.name for p in cell.params}
     order = {lhs.name: i for i, (lhs, _) in enumerate(cell.equations)}
+    fixed = {v.name for v in cell.fixed_values}
     for a in sorted(expr.atoms(Adjoint, StepLossAdjoint), key=str):
         var = a.var
+        if key.kind == "param" and isinstance(var, MatrixSymbol) and var.name in fixed:
+            continue    # dL/dA = dL/dA_b - (dL/dA_b)^T: a named matrix's gradient is known
+        if isinstance(var, StepVar) and var.name == cell.loss_var.name:
+            continue    # dL/dL^(t+1): 1 up to T (a loss that reads prev(h))
         if isinstance(var, MatrixSymbol) or var.name in params:
             return a, "a gradient of a parameter is what is asked, not a known quantity"
         if isinstance(a, StepLossAdjoint):
@@ -146,6 +152,8 @@ def derived_value(derivation, adjoint):
     cell = derivation.cell
     var = adjoint.var
     params = {p.name for p in cell.params}
+    if adjoint in derivation.fixed_adjoints:
+        return derivation.fixed_adjoints[adjoint]
     if isinstance(var, MatrixSymbol):
         return derivation.gradients[var.name]
     if var.name in params:

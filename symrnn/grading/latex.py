@@ -5,7 +5,8 @@ The grammar (lowest precedence first):
     answer   := expr [ '=' expr ]                  the left side names the result
     expr     := ['-'] mul (('+' | '-') mul)*
     mul      := juxt (op juxt)*                    op: \odot \circ * \ast (entry-wise),
-                                                       \cdot \times (matrix product), /
+                                                       \cdot \times (matrix product),
+                                                       / \oslash \div (entry-wise quotient)
     juxt     := '-' juxt | factor+ [sum]          factors side by side: matrix product
     sum      := \sum [_{t=1}] [^{T}] mul           the sum takes the product after it
     factor   := primary (^{...} | _{...} | ')*    scripts: time, transpose, power
@@ -23,6 +24,7 @@ and & are skipped. Nothing is ever evaluated: the parser only builds the
 nodes of ``syntax.py``.
 """
 import unicodedata
+from dataclasses import replace
 from fractions import Fraction
 
 from . import syntax as S
@@ -37,12 +39,17 @@ SKIPPED = {",", ";", ":", "!", " ", "quad", "qquad", "enspace", "thinspace", "me
            "notag"}
 ENTRYWISE = {"odot", "circ", "ast", "star"}
 MATRIX_PRODUCT = {"cdot", "times", "bullet"}
+DIVISION = {"oslash", "div"}        # entry by entry, as the sheets print 1/b: a \oslash b
 BOLD = {"mathbf", "bm", "boldsymbol", "pmb", "mathbfit", "vec", "mathbb", "mathds", "bold",
         "mathbold", "symbf", "mathit", "mathnormal"}
 WORDS = {"mathrm", "text", "textrm", "operatorname", "mathsf", "textsf", "texttt", "mathtt",
          "textit", "textbf", "mbox", "rm", "mathup"}
 ACCENTS = {"hat": "hat", "widehat": "hat", "tilde": "tilde", "widetilde": "tilde",
-           "bar": "bar", "overline": "bar", "check": "check", "breve": "breve"}
+           "bar": "bar", "overline": "bar", "check": "check", "breve": "breve", "dot": "dot",
+           "ddot": "ddot", "acute": "acute", "grave": "grave", "mathring": "ring"}
+# marks in a symbol's superscript (y^{\star}, the target of CS231n's notation)
+MARKS = {("cmd", "star"): "star", ("cmd", "ast"): "star", ("sym", "*"): "star",
+         ("cmd", "dagger"): "dagger"}
 FUNCTION_COMMANDS = {"tanh": "tanh", "exp": "exp", "log": "log", "ln": "log", "sqrt": "sqrt",
                      "diag": "diag", "sigmoid": "sigmoid", "relu": "relu", "softmax": "softmax"}
 # words (in \operatorname{...}, \mathrm{...}, \text{...}) that name a function
@@ -244,7 +251,7 @@ class _Parser:
             return "*"
         if tok.kind == "cmd" and tok.value in MATRIX_PRODUCT:
             return "@"
-        if tok.kind == "sym" and tok.value == "/":
+        if tok.kind == "sym" and tok.value == "/" or tok.kind == "cmd" and tok.value in DIVISION:
             return "/"
         return None
 
@@ -267,7 +274,7 @@ class _Parser:
             return tok.value in "([{"
         if tok.kind == "cmd":
             return not (tok.value in ENTRYWISE or tok.value in MATRIX_PRODUCT
-                        or tok.value in ("top", "intercal", "prime"))
+                        or tok.value in DIVISION or tok.value in ("top", "intercal", "prime"))
         return False
 
     def juxt(self):
@@ -389,6 +396,17 @@ class _Parser:
         items, first, last = self._script_items()
         if not items:
             return node         # ^{}: nothing
+        marks = []
+        while items and (items[0].kind, items[0].value) in MARKS:
+            marks.append(MARKS[(items[0].kind, items[0].value)])
+            items = items[1:]
+        if marks:
+            if not isinstance(node, S.Name) or node.time is not None:
+                self.fail(first, "a mark such as \\star belongs on a name, e.g. y^{\\star}")
+            node = replace(node, end=last.end, marks=node.marks + tuple(marks))
+            if not items:
+                return node
+            first = items[0]
         time, transpose, power = _read_superscript(items)
         if time is None and not transpose and power is None:
             shown = self.text[first.start:last.end] if items else "{}"
@@ -404,7 +422,7 @@ class _Parser:
                 self.fail(first, "a time such as (t) belongs on a name, e.g. h^{(t)}")
             if node.time is not None:
                 self.fail(first, f"{node.core} has two times")
-            node = S.Name(node.start, end, node.core, node.subs, time, node.sub_time, node.bold)
+            node = replace(node, end=end, time=time)
         if transpose:
             node = S.Transpose(node.start, end, node)
         return node
@@ -421,12 +439,23 @@ class _Parser:
             self.fail(bar, "a subscript belongs on a name, e.g. W_f or h_{t-1}")
         if node.subs or node.sub_time is not None:
             self.fail(bar, f"{node.core} has two subscripts")
+        commas = [k for k, tok in enumerate(items) if tok.kind == "sym" and tok.value == ","]
+        if commas:      # a_{0,0} (the name a0_0), z_{f,t-1}: name parts, perhaps a time
+            bounds = [-1] + commas + [len(items)]
+            parts = [items[a + 1:b] for a, b in zip(bounds, bounds[1:])]
+            words = [_word(p) for p in parts]
+            time = time_from_items(_time_items(parts[-1]))
+            if all(w is not None for w in words[:-1]) and (words[-1] is not None
+                                                            or time is not None):
+                shown = words[-1] if words[-1] is not None else \
+                    "".join(tok.value for tok in parts[-1])
+                return replace(node, end=last.end, subs=tuple(words[:-1]) + (shown,),
+                               sub_time=time)
         text = _word(items)
         time = time_from_items(_time_items(items))
         if text is None and time is None:
             self.fail(first, "the subscript is neither a name part (W_f) nor a time (h_{t-1})")
-        return S.Name(node.start, last.end, node.core, (text,) if text else (), node.time, time,
-                      node.bold)
+        return replace(node, end=last.end, subs=(text,) if text else (), sub_time=time)
 
     # -- primaries ---------------------------------------------------------------------
     def primary(self):
@@ -490,8 +519,7 @@ class _Parser:
         if name in ACCENTS:
             self.next()
             inner = self._braced_name(tok, f"\\{name}")
-            return S.Name(tok.start, inner.end, f"{ACCENTS[name]}({inner.core})", inner.subs,
-                          inner.time, inner.sub_time, inner.bold)
+            return replace(inner, start=tok.start, core=f"{ACCENTS[name]}({inner.core})")
         if name == "mathcal" or name == "mathscr":
             self.next()
             items, first, last = self._group_tokens()
@@ -584,8 +612,7 @@ class _Parser:
             return S.Name(tok.start, last.end, word, bold=True)
         inner = self._reparse(items, first)
         if isinstance(inner, S.Name):
-            return S.Name(tok.start, last.end, inner.core, inner.subs, inner.time,
-                          inner.sub_time, True)
+            return replace(inner, start=tok.start, end=last.end, bold=True)
         return _spanned(inner, tok.start, last.end)
 
     def _reparse(self, items, near):
@@ -608,8 +635,7 @@ class _Parser:
         inner = self._reparse(items, first) if items else None
         if not isinstance(inner, S.Name):
             self.fail(first, f"{what} takes a letter, e.g. {what}{{y}}")
-        return S.Name(inner.start, last.end, inner.core, inner.subs, inner.time,
-                      inner.sub_time, inner.bold)
+        return replace(inner, end=last.end)
 
     def _word_command(self):
         tok = self.next()
@@ -719,8 +745,24 @@ def _word(items):
     out = []
     skip = {"mathrm", "text", "textrm", "mathit", "mathsf", "operatorname", "mathbf", "bm",
             "boldsymbol"}
-    for tok in items:
-        if tok.kind in ("letter", "num"):
+    i = 0
+    while i < len(items):
+        tok = items[i]
+        i += 1
+        if tok.kind == "cmd" and tok.value in ACCENTS and i < len(items):   # a_{\tilde{h}}
+            if items[i].kind == "sym" and items[i].value == "{":
+                level, j = 1, i + 1
+                while j < len(items) and level:
+                    level += {"{": 1, "}": -1}.get(items[j].value if items[j].kind == "sym"
+                                                   else "", 0)
+                    j += 1
+                inner, i = _word(items[i + 1:j - 1]), j
+            else:
+                inner, i = _word(items[i:i + 1]), i + 1
+            if inner is None:
+                return None
+            out.append(f"{ACCENTS[tok.value]}({inner})")
+        elif tok.kind in ("letter", "num"):
             out.append(tok.value)
         elif tok.kind == "sym" and tok.value in ("_", "{", "}", ","):
             if tok.value == "_":

@@ -45,6 +45,21 @@ class Notation:
                 raise ValueError(f"notation: {what} must map names to strings")
 
 
+def from_profile(profile, cell, adjoints=None):
+    """The ``Notation`` in which a notation profile (``symrnn.render.notation``: a
+    built-in name, a .toml file, a dict or a render ``Notation``) prints ``cell``: its
+    symbols for the cell's names, its layout, and ``adjoints`` (default: the sheets'
+    delta for z, see ``default_notation``). Time and bold or plain vectors need no
+    entry: the parser reads every form."""
+    from ..render.notation import load_notation
+    p = load_notation(profile)
+    known = {s.name for s in cell.params + cell.inputs + cell.targets + cell.variables}
+    names = {k: v for k, v in p.printer_settings(cell)["symbols"].items() if k in known}
+    if adjoints is None:
+        adjoints = default_notation(cell).adjoints
+    return Notation(names=names, adjoints=dict(adjoints), layout=p.layout)
+
+
 def default_notation(cell):
     """The notation of symrnn's sheets: delta^(t) = dL/dz^(t) when the cell has a z
     (the exercise's pre-activation; ``ADJOINT_NAMES`` of the solution sheet)."""
@@ -54,20 +69,52 @@ def default_notation(cell):
     return Notation()
 
 
-def _key(core, subs=()):
-    return (core, tuple(subs))
+ACCENT_WORDS = ("hat", "tilde", "bar", "check", "breve", "ddot", "dot", "acute", "grave")
+
+
+def _core(core):
+    """A core typed as text with an accent word after it, as LaTeX's: ``htilde`` is
+    \\tilde{h} (the text printer's form and the cell syntax's), ``yhat`` \\hat{y}."""
+    for word in ACCENT_WORDS:
+        if core.endswith(word) and len(core) > len(word) and core[:-len(word)].isalpha():
+            return f"{word}({_core(core[:-len(word)])})"
+    return core
+
+
+def _key(core, subs=(), marks=()):
+    return (_core(core), tuple(_core(s) for s in subs), tuple(marks))
 
 
 def key_of_latex(text):
-    """The (core, subscripts) key of one symbol written in LaTeX, e.g. W_{hh}."""
+    """The (core, subscripts, marks) key of one symbol written in LaTeX, e.g. W_{hh}."""
     from .latex import parse_latex
     try:
         node = parse_latex(text)
     except AnswerSyntaxError as e:
         raise ValueError(f"notation: cannot read {text!r} as a symbol: {e.reason}") from None
+    words = _juxtaposed(node)
+    if words is not None:           # \Delta t: plain names side by side make one symbol
+        return _key(" ".join(words))
     if not isinstance(node, Name) or node.time is not None:
         raise ValueError(f"notation: {text!r} is not one symbol")
-    return _key(node.core, node.subs)
+    return _key(node.core, node.subs, node.marks)
+
+
+def _juxtaposed(node):
+    r"""The cores of plain names written side by side (\Delta t), or None."""
+    from .syntax import Binary
+    if isinstance(node, Binary) and node.op == "@" and node.op_column == node.right.start:
+        left, right = _juxtaposed(node.left) or _plain(node.left), _plain(node.right)
+        if left and right:
+            return left + right
+    return None
+
+
+def _plain(node):
+    if isinstance(node, Name) and not node.subs and node.time is None and not node.marks \
+            and node.sub_time is None:
+        return [node.core]
+    return None
 
 
 class Vocabulary:
@@ -77,19 +124,26 @@ class Vocabulary:
         self.cell = cell
         self.notation = notation
         self.table = {}
-        names = [s.name for s in cell.params + cell.inputs + cell.targets + cell.variables
-                 if s.name != "L"]
+        names = [s.name for s in cell.params + cell.fixed_values + cell.inputs + cell.targets
+                 + cell.variables if s.name != "L"]
+        names += [c.name for c in cell.constants]
         self.names = names
+        self.constants = {c.name for c in cell.constants}
+        # the sizes, as coefficients: sum(2 ones(D)) is 2 D
+        for size in cell.sizes:
+            self._add(_key(str(size)), ("size", str(size)), weak=True)
         renamed = set()
         for name, typed in notation.names.items():
             if name not in names:
                 raise ValueError(f"notation: {name!r} is not a name of the cell "
                                  f"(its names: {', '.join(names)})")
-            self._add(self._typed_key(typed), ("name", name))
+            self._add(self._typed_key(typed),
+                      ("constant" if name in self.constants else "name", name))
             renamed.add(name)
         for name in names:
+            kind = "constant" if name in self.constants else "name"
             for key in self._keys(name):
-                self._add(key, ("name", name), weak=name in renamed)
+                self._add(key, (kind, name), weak=name in renamed)
         variables = {v.name for v in cell.variables}
         for name, typed in notation.adjoints.items():
             if name not in variables:
@@ -99,11 +153,15 @@ class Vocabulary:
     @staticmethod
     def _typed_key(typed):
         if typed.replace("_", "").isalnum() and typed.isascii():
-            return _key(typed)
+            head, *rest = typed.split("_")    # W_hh as the text parser reads it: W, (hh,)
+            return _key(head, rest) if head and all(rest) else _key(typed)
         return key_of_latex(typed)
 
     def _keys(self, name):
         keys = [_key(name)]
+        head, *rest = name.split("_")
+        if rest and head and all(rest):
+            keys.append(_key(head, rest))      # a0_0 typed as text: a0, (0,)
         base, supers, subs = split_super_sub(name)
         if subs or supers:
             keys.append(_key(base, subs + supers))
@@ -115,9 +173,13 @@ class Vocabulary:
                 except ValueError:
                     pass
             keys.append(_key(base[0], (base[1:],)))   # Wxh typed W_{xh}
+        from ..render.symbols import default_symbol
+        printed = [default_symbol(name).latex()]        # as the sheets print it: \Delta t
         if name in self.cell.notation:
+            printed.append(self.cell.notation[name])
+        for tex in printed:
             try:
-                keys.append(key_of_latex(self.cell.notation[name]))
+                keys.append(key_of_latex(tex))
             except ValueError:
                 pass
         return keys
@@ -129,6 +191,6 @@ class Vocabulary:
         elif old != value and not weak:
             self.table[key] = AMBIGUOUS
 
-    def lookup(self, core, subs=()):
-        """("name" | "adjoint", cell name), AMBIGUOUS, or None."""
-        return self.table.get(_key(core, subs))
+    def lookup(self, core, subs=(), marks=()):
+        """("name" | "adjoint" | "constant" | "size", cell name), AMBIGUOUS, or None."""
+        return self.table.get(_key(core, subs, marks))

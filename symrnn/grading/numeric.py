@@ -12,7 +12,7 @@ Nothing of the answer is substituted into the derivation or the other way round.
 from types import SimpleNamespace
 
 import numpy as np
-from sympy import (HadamardPower, HadamardProduct, Identity, Integer, MatAdd, MatMul,
+from sympy import (HadamardPower, HadamardProduct, Identity, Integer, MatAdd, MatMul, MatPow,
                    MatrixSymbol, OneMatrix, Transpose, ZeroMatrix)
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
@@ -50,12 +50,16 @@ class Point:
         self.params = {p.name: rng.normal(size=self.shape(p)) * 0.6 / np.sqrt(self.shape(p)[1])
                        for p in cell.params}
         self.param_names = set(self.params)
+        self.numbers = {**{s: Integer(v) for s, v in self.sizes.items()},
+                        **{c: c.value for c in cell.constants}}
         self.values = {}
         for s in cell.states:
             self.values[(s.name, 0)] = rng.normal(size=self.shape(s)) * 0.5
         distributions = cell.targets_are_distributions
         self.memo = {}
         with np.errstate(all="ignore"):
+            for lhs, rhs in cell.fixed:     # the named matrices of the parameters
+                self.params[lhs.name] = self.evaluate(rhs)
             for k in range(1, T_value + 2):
                 for x in cell.inputs:
                     self.values[(x.name, k)] = rng.normal(size=self.shape(x))
@@ -118,6 +122,8 @@ class Point:
                 raise Undefined(f"{e.name}^({k}) is not defined (the sequence has steps 1 "
                                 f"to T; only states have a value at step 0)")
             return value
+        if isinstance(e, Adjoint) and e in self.d.fixed_adjoints:
+            return self.evaluate(self.d.fixed_adjoints[e])
         if isinstance(e, Adjoint):
             var = e.var
             if not isinstance(var, StepVar) or var.name in self.param_names:
@@ -148,8 +154,10 @@ class Point:
             for f in factors[1:]:
                 out = out @ ev(f)
             if coeff != 1:
-                out = float(coeff.xreplace(env).xreplace({T: Integer(self.T)})) * out
+                out = self.number(coeff, env) * out
             return out
+        if isinstance(e, MatPow):
+            return np.linalg.matrix_power(ev(e.base), int(e.exp))
         if isinstance(e, HadamardProduct):
             out = ev(e.args[0])
             for a in e.args[1:]:
@@ -176,6 +184,10 @@ class Point:
                 total = total + ev(e.term, {**env, e.index: j})
             return total
         raise NotImplementedError(f"cannot evaluate {type(e).__name__}")
+
+    def number(self, coeff, env):
+        """A scalar coefficient: t, T, the sizes and the named constants given values."""
+        return float(coeff.xreplace(env).xreplace({T: Integer(self.T)}).xreplace(self.numbers))
 
     def steps(self, expr):
         """The values of ``expr`` at every step t = 1..T (one array each), or its one

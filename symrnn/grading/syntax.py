@@ -77,6 +77,7 @@ class Name(Node):
     time: object = None    # a SymPy time from ^{(t-1)}, or None
     sub_time: object = None
     bold: bool = False
+    marks: Tuple[str, ...] = ()   # superscript marks of the symbol: ("star",) for y^{\star}
 
 
 @dataclass(frozen=True)

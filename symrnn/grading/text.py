@@ -10,7 +10,7 @@ answer needs, in the forms ``symrnn derive`` prints as well:
     sum_{t=1}^{T} expr           (the sum takes the product after it)
     diag(v)   tanh'(z)           diagonal matrix; derivative of an activation
     A B   A @ B                  matrix product (side by side binds tighter)
-    a * b   a .* b               entry-wise product
+    a * b   a .* b               entry-wise product;  a / b  a ./ b  entry-wise quotient
     v^T  v.T  v'                 transpose;  v.^2  v**2  entry-wise power
     1  1^T  I  eye(D)  T         ones (column, row), identity, the length T
 
@@ -18,6 +18,7 @@ Written operators (``@ * .* /``) are left-associative with equal precedence, as
 in Python and the cell syntax; ``+`` and ``-`` bind loosest.
 """
 import re
+from dataclasses import replace
 from fractions import Fraction
 
 from . import syntax as S
@@ -30,7 +31,7 @@ _TOKEN = re.compile(r"""
   | (?P<adjoint>dL/d(?=[A-Za-z_(]))
   | (?P<number>\d+(?:\.\d+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<op>\.\*|\.\^|\*\*|\.\.|\.T(?![A-Za-z0-9_])|[-+*/@^'(),=\[\]{}])
+  | (?P<op>\.\*|\./|\.\^|\*\*|\.\.|\.T(?![A-Za-z0-9_])|[-+*/@^'(),=\[\]{}])
 """, re.VERBOSE)
 
 FUNCTION_NAMES = {"tanh", "sigmoid", "relu", "softmax", "log_softmax", "exp", "log", "softplus",
@@ -134,7 +135,7 @@ class _Parser:
         self.leave()
         return node
 
-    OPS = {"@": "@", "*": "*", ".*": "*", "/": "/"}
+    OPS = {"@": "@", "*": "*", ".*": "*", "/": "/", "./": "/"}
 
     def mul(self):
         self.enter()
@@ -172,6 +173,9 @@ class _Parser:
                 factors.append(self.prefix_sum())
                 break
             factors.append(self.postfix())
+        if len(factors) > 1:    # W 1, 1 x^T: side by side, 1 is the vector of ones
+            factors = [S.Constant(f.start, f.end, "ones")
+                       if isinstance(f, S.Number) and f.value == 1 else f for f in factors]
         node = factors[0]
         for f in factors[1:]:
             node = S.Binary(node.start, f.end, "@", node, f, f.start)
@@ -279,6 +283,14 @@ class _Parser:
 
     def _caret(self, node, hat):
         tok = self.peek()
+        if tok.kind == "op" and tok.value in MARKS:       # y^*: a mark of the symbol
+            self.next()
+            if isinstance(node, S.Derivative):
+                return replace(node, end=tok.end, of=replace(
+                    node.of, end=tok.end, marks=node.of.marks + (MARKS[tok.value],)))
+            if not isinstance(node, S.Name) or node.time is not None:
+                self.fail(tok, "a mark such as * belongs on a name, e.g. y^*")
+            return replace(node, end=tok.end, marks=node.marks + (MARKS[tok.value],))
         if tok.kind == "name" and tok.value == "T":
             self.next()
             return S.Transpose(node.start, tok.end, node)
@@ -330,11 +342,11 @@ class _Parser:
             of = node.of
             if of.time is not None:
                 self.fail(where, f"{of.core} has two times")
-            of = S.Name(of.start, end, of.core, of.subs, time)
+            of = replace(of, end=end, time=time)
             return S.Derivative(node.start, end, of, node.loss_time)
         if node.time is not None:
             self.fail(where, f"{node.core} has two times")
-        return S.Name(node.start, end, node.core, node.subs, time)
+        return replace(node, end=end, time=time)
 
     # -- primaries ---------------------------------------------------------------------
     def primary(self):
@@ -377,13 +389,48 @@ class _Parser:
         self.fail(tok, f"expected a term, found {tok.shown()}")
 
     def _name(self, tok):
-        """A name, with a time right after it: h(t-1)."""
-        node = S.Name(tok.start, tok.end, tok.value)
+        """A name: W, W_hh (a name part), h_t, h_0 (a time), z_{f,t-1} (both), with a
+        time right after it: h(t-1)."""
+        word = tok.value
+        if word.endswith("_") and len(word) > 1 and self.at("op", "{") \
+                and not self.peek().spaced:
+            node = self._braced_subscript(tok)
+        elif "_" in word.strip("_"):
+            head, *rest = word.split("_")
+            node = S.Name(tok.start, tok.end, head, tuple(rest),
+                          sub_time=_subscript_time(rest[-1]))
+        else:
+            node = S.Name(tok.start, tok.end, word)
         if self.at("op", "(") and not self.peek().spaced:
             found = self._paren_time(required=False)
             if found is not None:
-                node = S.Name(tok.start, found[1], tok.value, (), found[0])
+                node = replace(node, end=found[1], time=found[0])
         return node
+
+    def _braced_subscript(self, tok):
+        """h_{t-1}, z_{f,t}, W_{hh}: a name part before the last comma, a time after."""
+        open_ = self.next()
+        items = []
+        while not self.at("op", "}"):
+            item = self.next()
+            if item.kind == "end" or len(items) > 16:
+                self.fail(open_, "this '{' is never closed")
+            items.append(item)
+        close = self.next()
+        core, rest = tok.value[:-1].split("_", 1) if "_" in tok.value[:-1] \
+            else (tok.value[:-1], None)
+        commas = [k for k, item in enumerate(items) if item.kind == "op" and item.value == ","]
+        bounds = [-1] + commas + [len(items)]
+        parts = [items[a + 1:b] for a, b in zip(bounds, bounds[1:])]
+        time = time_from_items(_time_items(parts[-1]))
+        words = ["".join(i.value for i in p) for p in parts]
+        named = [p and all(i.kind in ("name", "number") for i in p) for p in parts]
+        if not all(named[:-1]) or not (named[-1] or time is not None):
+            self.fail(open_, "a subscript holds name parts and perhaps a time, as in W_{hh} "
+                             "or z_{f,t-1}")
+        # (a time alone stays a possible name part: the builder looks the name up first)
+        return S.Name(tok.start, close.end, core, tuple(([rest] if rest else []) + words),
+                      sub_time=time)
 
     def _named(self, tok):
         word = tok.value
@@ -419,6 +466,30 @@ class _Parser:
             function = "sigmoid" if base == "sigma" else base
             return S.Apply(tok.start, close.end, function, arg, prime)
         return self._name(tok)
+
+
+MARKS = {"*": "star", "+": "dagger"}
+
+
+def _time_items(tokens):
+    items = []
+    for tok in tokens:
+        if tok.kind == "number" and tok.value.isdigit():
+            items.append(("num", int(tok.value)))
+        elif tok.kind == "name":
+            items.append(("sym", tok.value))
+        elif tok.kind == "op" and tok.value in "+-":
+            items.append((tok.value, tok.value))
+        else:
+            return []
+    return items
+
+
+def _subscript_time(word):
+    """The time a subscript written in one word can be (t, T, 0, 12), or None."""
+    if word.isdigit():
+        return time_from_items([("num", int(word))])
+    return time_from_items([("sym", word)]) if word in ("t", "T", "k", "tau") else None
 
 
 def parse_text(text):

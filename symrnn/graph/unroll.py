@@ -21,8 +21,9 @@ def step_equations(cell, time=t):
 
 
 def shared(cell, expr):
-    """Replace every copy W^(t) by the shared W: the copies are equal in value."""
-    params = {p.name: p for p in cell.params}
+    """Replace every copy W^(t) by the shared W: the copies are equal in value (so
+    are those of a named matrix of the parameters, Ab^(t) = Ab)."""
+    params = {p.name: p for p in cell.params + cell.fixed_values}
     return expr.replace(lambda e: isinstance(e, StepVar) and e.name in params,
                         lambda e: params[e.name])
 

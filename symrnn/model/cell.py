@@ -6,7 +6,7 @@ from collections import Counter
 
 from sympy import Float, Integer, MatrixSymbol, Rational, Symbol, ZeroMatrix
 
-from .nodes import Prev
+from .nodes import Constant, Prev, constant_values
 
 # names the generated code uses for itself: none a cell can take, since every
 # one of them starts with "_" (see symrnn/codegen/program.py)
@@ -27,7 +27,11 @@ _FLOAT_MIN_BITS = sys.float_info.min_exp - 1   # -1022: below, a float loses dig
 
 def bad_coefficient(expr):
     """The first number in ``expr`` that generated code could not hold as a
-    float (an overflow, or a nonzero number that would round to 0), or None."""
+    float (an overflow, or a nonzero number that would round to 0), or None;
+    named constants count by their values (2e300 * big, big = 1e300)."""
+    values = constant_values(expr)
+    if values:
+        expr = expr.xreplace(values)
     for n in expr.atoms(Rational, Float):
         if n == 0:
             continue
@@ -66,10 +70,15 @@ class Cell:
     states    variables carried to the next step; ``prev(h)`` is h^(t-1)
     equations ``(lhs, rhs)`` pairs in the order they are computed
     loss      the 1x1 loss L^(t) of one step; L = sum over t of L^(t)
+    constants the named constants (``Constant``) the equations use: symbols in
+              the derivation, numbers in the generated code
+    fixed     ``(lhs, rhs)`` pairs of named matrices (or rows) computed once from
+              the parameters (and the named matrices before them), such as
+              ``Ab = A - A.T``; the equations of a step read them as parameters
     """
 
     def __init__(self, name, *, params, inputs, targets, states, equations, loss,
-                 notation=None, targets_are_distributions=False):
+                 notation=None, targets_are_distributions=False, constants=(), fixed=()):
         if not isinstance(name, str):
             raise ValueError(f"name: expected a string, got {type(name).__name__}")
         self.name = name
@@ -77,17 +86,27 @@ class Cell:
         self.inputs = tuple(inputs)
         self.targets = tuple(targets)
         self.states = tuple(states)
+        self.constants = tuple(constants)
+        self.fixed = tuple((lhs, rhs) for lhs, rhs in fixed)
         self.loss_var = MatrixSymbol("L", 1, 1)
         self.equations = tuple((lhs, rhs) for lhs, rhs in equations) + ((self.loss_var, loss),)
         # how to typeset a name: {"yhat": r"\hat{y}"}; bold is added by the printer
         self.notation = dict(notation or {})
         # targets are class distributions: integer labels are accepted as one-hot
+        if not isinstance(targets_are_distributions, bool):
+            raise ValueError("targets_are_distributions: expected True or False, got "
+                             f"{targets_are_distributions!r}")
         self.targets_are_distributions = targets_are_distributions
         self._check()
 
     @property
     def variables(self):
         return tuple(lhs for lhs, _ in self.equations)
+
+    @property
+    def fixed_values(self):
+        """The named matrices computed once (the left-hand sides of ``fixed``)."""
+        return tuple(lhs for lhs, _ in self.fixed)
 
     @property
     def sizes(self):
@@ -110,11 +129,19 @@ class Cell:
             for sym in symbols:
                 if not isinstance(sym, MatrixSymbol):
                     raise ValueError(f"{group}: {sym!r} is not a MatrixSymbol")
-        names = [s.name for s in self.params + self.inputs + self.targets + self.variables]
+        for c in self.constants:
+            if not isinstance(c, Constant):
+                raise ValueError(f"constants: {c!r} is not a Constant")
+            if not plain_name(c.name):
+                raise ValueError(f"constants: {c.name!r} is not a usable name (an ASCII "
+                                 "identifier not starting with '_')")
+            check_coefficients(c.value, f"constants: {c.name}")
+        names = [s.name for s in self.params + self.inputs + self.targets + self.variables
+                 + self.constants + self.fixed_values]
         duplicated = sorted(n for n, k in Counter(names).items() if k > 1)
         if duplicated:
             raise ValueError(f"equations: names used twice: {', '.join(duplicated)}")
-        for sym in self.params + self.inputs + self.targets + self.variables:
+        for sym in self.params + self.inputs + self.targets + self.variables + self.fixed_values:
             if not plain_name(sym.name):
                 raise ValueError(f"equations: {sym.name!r} is not a usable name "
                                  "(an ASCII identifier not starting with '_')")
@@ -142,10 +169,29 @@ class Cell:
         for state in self.states:
             if state not in self.variables:
                 raise ValueError(f"states: {state} has no equation")
+        readable = set(self.params)
+        for lhs, rhs in self.fixed:
+            if not isinstance(lhs, MatrixSymbol) or rhs.shape != lhs.shape:
+                raise ValueError(f"fixed: {lhs} must be a MatrixSymbol of the shape of its "
+                                 "right-hand side")
+            check_coefficients(rhs, f"fixed: {lhs}")
+            if rhs.atoms(Constant) - set(self.constants):
+                raise ValueError(f"fixed: {lhs} uses a constant that is not in constants")
+            others = rhs.atoms(MatrixSymbol) - readable
+            if others or rhs.atoms(Prev):
+                what = sorted(map(str, others))[0] if others else "prev(...)"
+                raise ValueError(f"fixed: {lhs} reads {what}; a named matrix reads only "
+                                 "parameters and the named matrices before it")
+            readable.add(lhs)
+        known |= set(self.fixed_values)
         for lhs, rhs in self.equations:
             if not isinstance(lhs, MatrixSymbol):
                 raise ValueError(f"equations: left-hand side {lhs} is not a MatrixSymbol")
             check_coefficients(rhs, f"equations: {lhs}")
+            undeclared = rhs.atoms(Constant) - set(self.constants)
+            if undeclared:
+                raise ValueError(f"equations: {lhs} uses the constant "
+                                 f"{sorted(undeclared, key=str)[0]} that is not in constants")
             if rhs.shape != lhs.shape:
                 raise ValueError(f"equations: {lhs} has shape {lhs.shape} but its "
                                  f"right-hand side has shape {rhs.shape}")
@@ -161,3 +207,25 @@ class Cell:
 
     def __repr__(self):
         return f"<Cell {self.name}: " + "; ".join(f"{l} = {r}" for l, r in self.equations) + ">"
+
+    # displays (the printers live in symrnn.render)
+    def _repr_latex_(self):
+        """The equations of one step, for a notebook."""
+        from ..render.notebook import cell_latex
+        return cell_latex(self)
+
+    def _latex(self, printer):
+        from ..render.notebook import cell_latex
+        return cell_latex(self, display=False)
+
+    def _sympystr(self, printer):
+        from ..render.text import cell_text
+        return cell_text(self)
+
+    def __str__(self):
+        from ..render.text import cell_text
+        return cell_text(self)
+
+    def _pretty(self, printer):
+        from ..render.text import cell_pretty
+        return cell_pretty(self)

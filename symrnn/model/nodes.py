@@ -3,10 +3,11 @@
 Every node is a ``MatrixExpr`` so that SymPy's ``MatMul``, ``MatAdd``,
 ``HadamardProduct`` and ``Transpose`` combine them and check their shapes.
 """
-from sympy import Integer, MatAdd, ZeroMatrix, sympify
+from sympy import Float, Integer, MatAdd, Symbol, ZeroMatrix, sympify
 from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
+from ..display import Readable
 from ..ops import Elementwise, LogSoftmax, ReLU, Sigmoid, Softmax, Step, Tanh  # noqa: F401
 
 
@@ -14,7 +15,39 @@ def _str(name):
     return name if isinstance(name, Str) else Str(name)
 
 
-class StepVar(MatrixExpr):
+class Constant(Symbol):
+    """A named constant of a cell (``const: dt = 0.1``): a scalar symbol in the
+    derivation and on the sheet (so the derivation is exact in it), its exact
+    ``value`` in ``verify``, and a number in the generated code (``float`` of an
+    expression holding it evaluates it).
+
+    The value is part of the symbol: two constants of one name and different
+    values are different symbols (SymPy's caches must not mix them up)."""
+
+    def __new__(cls, name, value):
+        value = sympify(value)
+        if not value.is_Rational:
+            raise ValueError(f"constant {name}: expected an exact number, got {value!r}")
+        obj = Symbol.__xnew__(cls, name, real=True)
+        obj.value = value
+        return obj
+
+    def __getnewargs_ex__(self):
+        return (self.name, self.value), {}
+
+    def _hashable_content(self):
+        return super()._hashable_content() + (self.value,)
+
+    def _eval_evalf(self, prec):
+        return Float(self.value, precision=prec)
+
+
+def constant_values(expr):
+    """``{constant: its value}`` for the named constants in ``expr``."""
+    return {c: c.value for c in expr.atoms(Constant)}
+
+
+class StepVar(Readable, MatrixExpr):
     """The value of a quantity at one time step, e.g. h^(t-1) or a copy W^(t).
 
     The time is a SymPy expression, so ``subs(t, t + 1)`` shifts a whole
@@ -32,7 +65,7 @@ class StepVar(MatrixExpr):
         return StepVar(self.args[0], time, *self.shape)
 
 
-class Prev(MatrixExpr):
+class Prev(Readable, MatrixExpr):
     """h^(t-1) written inside the equations of one step: the state carried in."""
 
     def __new__(cls, state):
@@ -42,7 +75,7 @@ class Prev(MatrixExpr):
     shape = property(lambda self: self.args[0].shape)
 
 
-class Adjoint(MatrixExpr):
+class Adjoint(Readable, MatrixExpr):
     """The total derivative dL/dv of the loss with respect to the node v."""
 
     def __new__(cls, var):
@@ -52,7 +85,7 @@ class Adjoint(MatrixExpr):
     shape = property(lambda self: self.args[0].shape)
 
 
-class SumOverTime(MatrixExpr):
+class SumOverTime(Readable, MatrixExpr):
     """sum_{t=lo}^{hi} term(t), for a symbolic or a concrete upper limit."""
 
     def __new__(cls, term, t, lo, hi):
@@ -81,4 +114,6 @@ def prev(state):
     return Prev(state)
 
 
-__all__ = [n for n in dir() if not n.startswith("_") and n not in {"Integer", "MatAdd", "ZeroMatrix", "sympify", "Str", "MatrixExpr"}]
+__all__ = [n for n in dir() if not n.startswith("_") and n not in {
+    "Float", "Integer", "MatAdd", "Symbol", "ZeroMatrix", "sympify", "Str", "MatrixExpr",
+    "Readable"}]

@@ -18,9 +18,15 @@ commas; ``[rows, cols]`` or ``[rows]`` for a column; a size is a name such as
     input:  ...    (also ``inputs:``)   the per-step input x^(t)
     target: ...    (also ``targets:``)  the per-step target y^(t)
     state:  ...    (also ``states:``)   carried to the next step
+    const:  dt = 0.1 gamma = 0.5   (also ``constant:``, ``constants:``) named
+                   numbers: symbols in the derivation and on the sheet, numbers
+                   in the generated code
 
 Equations ``name = expression``, one a line, computed in order; the line
-``loss = ...`` is the 1x1 loss of one step. In an expression:
+``loss = ...`` is the 1x1 loss of one step. A value of a step is a column
+vector (or 1x1); a named matrix (or row), such as ``Ab = A - A.T - 0.05 *
+eye(D)``, reads only parameters and named matrices and is computed once, not
+per step. In an expression:
 
     A @ B          matrix product
     a * b          element-wise (Hadamard) product; a 1x1 value times a vector
@@ -31,6 +37,8 @@ Equations ``name = expression``, one a line, computed in order; the line
     a.T            transpose
     prev(h)        h^(t-1) for a state h; ``h`` alone is h^(t), once computed
     eye(D)         the D x D identity matrix (a constant; D a declared size)
+    ones(D)        the column of D ones (a constant)
+    sum(v)         the sum of the entries of v, 1x1 (written 1^T v)
     tanh sigmoid relu softmax log_softmax exp log softplus abs sqrt
                    (of a column vector; see symrnn/ops.py)
 
@@ -47,6 +55,7 @@ import ast
 import keyword
 import math
 import re
+from decimal import Decimal
 from fractions import Fraction
 
 from sympy import (HadamardPower, HadamardProduct, Identity, Integer, MatrixSymbol, OneMatrix,
@@ -54,16 +63,21 @@ from sympy import (HadamardPower, HadamardProduct, Identity, Integer, MatrixSymb
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .cell import CODE_NAMES, Cell, bad_coefficient, generated_names, plain_name
+from .constant import constant, uniform
 from ..ops import Reciprocal, functions
-from .nodes import LogSoftmax, Prev
+from .nodes import Constant, LogSoftmax, Prev, constant_values
 
 FUNCTIONS = functions()  # the operations of symrnn/ops.py, by name
 SECTIONS = {"param": "params", "params": "params", "parameters": "params",
             "input": "inputs", "inputs": "inputs", "target": "targets", "targets": "targets",
-            "state": "states", "states": "states"}
+            "state": "states", "states": "states",
+            "const": "constants", "constant": "constants", "constants": "constants"}
 LOSS = "loss"
 # names the engine or the generated code uses for itself
-RESERVED = CODE_NAMES | {LOSS, "L", "T", "t", "prev", "eye"} | set(FUNCTIONS)
+# the functions of the text syntax that are no operation of ops.py: the matrix
+# algebra writes them (eye(D) the identity, ones(D) a column of ones, sum(v) = 1^T v)
+STRUCTURAL = ("prev", "eye", "ones", "sum")
+RESERVED = CODE_NAMES | {LOSS, "L", "T", "t"} | set(STRUCTURAL) | set(FUNCTIONS)
 
 
 # limits that keep every answer fast (each refusal is a CellSyntaxError)
@@ -77,6 +91,7 @@ MAX_EXPONENT_BITS = 1_024  # a number beyond 2**1024 does not fit a float
 _HEADER = re.compile(r"\s*([A-Za-z_]\w*)\s*:(.*)$")
 _DECLARATION = re.compile(r"\s*(?:,\s*)?([A-Za-z_]\w*)\s*(?:\[([^\]]*)\])?\s*")
 _NUMBER = re.compile(r"[0-9]+$")
+_CONSTANT = re.compile(r"([A-Za-z_]\w*)\s*=(?!=)")
 
 
 def _strip_comment(line):
@@ -112,6 +127,12 @@ def _bits(number):
     return math.log2(abs(number.p)) - math.log2(number.q)
 
 
+def _exact(number):
+    """A number of the text, its named constants replaced by their values."""
+    values = constant_values(number)
+    return number.xreplace(values) if values else number
+
+
 def _is_matrix(value):
     return isinstance(value, MatrixExpr)
 
@@ -127,6 +148,9 @@ class _Parser:
         self.where = {}        # name -> (line, "parameter" / "input" / ... / "variable")
         self.known = {}        # name -> MatrixSymbol usable in expressions now
         self.states = {}       # name -> declared MatrixSymbol
+        self.constants = {}    # name -> Constant
+        self.fixed = []        # (lhs, rhs): named matrices of the parameters, computed once
+        self.fixed_reads = set()  # what they may read: parameters and named matrices
         self.equations = []    # (lhs, rhs, line)
         self.loss = None
 
@@ -175,12 +199,45 @@ class _Parser:
             self.where[name] = (lineno, kind)
             symbol = MatrixSymbol(name, *shape)
             self.declared[section].append(symbol)
+            if section == "params":
+                self.fixed_reads.add(symbol)
             if section == "states":
                 self.states[name] = symbol
             else:
                 self.known[name] = symbol
         if not found:
             _fail(lineno, f"'{section}:' declares nothing")
+
+    def declare_constants(self, lineno, text):
+        """``const: dt = 0.1 gamma = 0.5``: names and exact values (numbers, or
+        arithmetic of numbers and the constants declared before), a value running
+        up to the next ``name =``."""
+        heads = list(_CONSTANT.finditer(text))
+        if not heads or text[:heads[0].start()].strip():
+            bad = (text.strip() or "nothing").split()[0]
+            _fail(lineno, f"unexpected {bad!r} in the const declaration; write "
+                          "const: name = number, e.g. const: dt = 0.1 gamma = 0.5")
+        for head, after in zip(heads, heads[1:] + [None]):
+            name = head.group(1)
+            written = text[head.end():after.start() if after else len(text)].strip()
+            written = written[:-1].rstrip() if written.endswith(",") else written
+            self.check_name(lineno, name)
+            if name in self.where:
+                _fail(lineno, f"{name!r} is declared twice (first on line {self.where[name][0]})")
+            try:
+                tree = ast.parse(written, mode="eval")
+            except SyntaxError:
+                tree = None
+            if tree is None or not written:
+                _fail(lineno, f"constant {name}: {written!r} is not a number")
+            self.lineno, self.source = lineno, written
+            _check_size(lineno, tree)
+            value = self.expr(tree.body)
+            value = None if _is_matrix(value) else _exact(value)
+            if value is None or not value.is_Rational:
+                _fail(lineno, f"constant {name}: {written!r} is not a number")
+            self.where[name] = (lineno, "constant")
+            self.constants[name] = Constant(name, value)
 
     def check_name(self, lineno, name):
         if not plain_name(name):
@@ -236,17 +293,27 @@ class _Parser:
                 if rhs.shape != lhs.shape:
                     _fail(lineno, f"state {name!r} is declared {_shape(lhs)} on line {first} but "
                                   f"its right-hand side has shape {_shape(rhs)}")
-            elif kind == "variable":
+            elif kind in ("variable", "named matrix"):
                 _fail(lineno, f"{name!r} is computed twice (first on line {first}); "
                               "use a new name")
             else:
                 _fail(lineno, f"cannot assign to the {kind} {name!r} (declared on line {first})")
         else:
             self.check_name(lineno, name)
-            if rhs.shape[1] != 1:
-                _fail(lineno, f"{name!r} must be a column vector, its right-hand side has shape "
-                              f"{_shape(rhs)}")
             lhs = MatrixSymbol(name, *rhs.shape)
+            if rhs.shape[1] != 1:  # a matrix (or row) of the parameters, computed once
+                per_step = sorted(f"prev({p.state.name})" for p in rhs.atoms(Prev)) or sorted(
+                    str(s) for s in rhs.atoms(MatrixSymbol) - self.fixed_reads)
+                if per_step:
+                    _fail(lineno, f"{name!r} is a matrix of shape {_shape(rhs)} that reads "
+                                  f"{per_step[0]}; a named matrix is computed "
+                                  "once, from parameters and named matrices only (a value of "
+                                  "each step is a column vector)")
+                self.where[name] = (lineno, "named matrix")
+                self.fixed.append((lhs, rhs))
+                self.fixed_reads.add(lhs)
+                self.known[name] = lhs
+                return
             self.where[name] = (lineno, "variable")
         self._defined[name] = lineno
         self.known[name] = lhs
@@ -264,13 +331,22 @@ class _Parser:
         if method is None:
             self.fail(node, "{token} is not allowed in an equation (use names, numbers, "
                             "+ - * / ** @, .T, prev(...) and " + ", ".join(FUNCTIONS) + ")")
-        return method(node)
+        value = method(node)
+        if isinstance(node, (ast.Call, ast.BinOp)) and _is_matrix(value) and constant(value):
+            number = uniform(value)  # where a constant can stop being a number: 1/0, log(0)
+            if number is not None and not math.isfinite(number):
+                self.fail(node, "{token} is " + ("NaN" if number != number else
+                                                 "-inf" if number < 0 else "inf")
+                          + " in every entry, whatever the inputs")
+        return value
 
     def _Name(self, node):
         name = node.id
         if name in self.known:
             return self.known[name]
-        if name in FUNCTIONS or name in ("prev", "eye"):
+        if name in self.constants:
+            return self.constants[name]
+        if name in FUNCTIONS or name in STRUCTURAL:
             self.fail(node, "{token} is a function: write " + name + "(...)")
         if name in self.states:
             self.fail(node, "state {token} is used before its equation; write prev(" + name
@@ -287,13 +363,23 @@ class _Parser:
             self.fail(node, "{token} is not allowed: only numbers and names")
         if value != value or value in (float("inf"), float("-inf")):
             self.fail(node, "{token} is not a finite number")
-        # exact: 0.1 is 1/10, so that verify() stays in rational arithmetic
-        number = Rational(Fraction(str(value))) if isinstance(value, float) else Integer(value)
-        return self.number(node, number)
+        if isinstance(value, int):
+            return self.number(node, Integer(value))
+        # exact, from the text as written: 0.1 is 1/10 (so that verify() stays in
+        # rational arithmetic), and 1e-400 is not 0 (a float of it is), so that it
+        # is refused as 1e-320 is
+        written = Decimal((ast.get_source_segment(self.source, node) or repr(value))
+                          .replace("_", ""))
+        if written != 0 and not -400 < written.adjusted() < 400:  # before 10**-99999 exactly
+            self.fail(node, "{token}: the number is beyond the range of a float (about "
+                            "1e-308 to 1e308)")
+        return self.number(node, Rational(Fraction(written)))
 
     def number(self, node, value):
-        """``value``, refused unless a float of it is finite and, if not 0, not 0."""
-        if value != 0 and not -1022 <= _bits(value) < MAX_EXPONENT_BITS:
+        """``value``, refused unless a float of it is finite and, if not 0, not 0
+        (a named constant counts by its value)."""
+        exact = _exact(value)
+        if exact != 0 and not -1022 <= _bits(exact) < MAX_EXPONENT_BITS:
             self.fail(node, "{token}: the number is beyond the range of a float (about 1e-308 "
                             "to 1e308)")
         return value
@@ -317,9 +403,9 @@ class _Parser:
     def _Call(self, node):
         func = node.func
         if not isinstance(func, ast.Name) or (func.id not in FUNCTIONS
-                                              and func.id not in ("prev", "eye")):
-            self.fail(func, "{token} is not a function here; the functions are prev, eye, "
-                            + ", ".join(FUNCTIONS))
+                                              and func.id not in STRUCTURAL):
+            self.fail(func, "{token} is not a function here; the functions are "
+                            + ", ".join(STRUCTURAL + tuple(FUNCTIONS)))
         if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
             self.fail(node, "{token}: " + func.id + " takes exactly one argument")
         arg = node.args[0]
@@ -328,15 +414,23 @@ class _Parser:
                 self.fail(node, "{token}: prev takes a state, one of "
                                 + ", ".join(self.states) + " (declared in 'state:')")
             return Prev(self.states[arg.id])
-        if func.id == "eye":  # the identity matrix, a constant
+        if func.id in ("eye", "ones"):  # the identity matrix, a column of ones: constants
             size = (arg.id if isinstance(arg, ast.Name) else
                     str(arg.value) if isinstance(arg, ast.Constant) and type(arg.value) is int
                     else None)
             if size is None or not (size in self.sizes or size.isdigit() and int(size) >= 1):
-                self.fail(node, "{token}: eye takes a size of the declarations, such as "
-                                "eye(D), or a positive integer")
-            return Identity(self.sizes[size] if size in self.sizes else int(size))
+                self.fail(node, "{token}: " + func.id + " takes a size of the declarations, "
+                                "such as " + func.id + "(D), or a positive integer")
+            n = self.sizes[size] if size in self.sizes else Integer(int(size))
+            return Identity(n) if func.id == "eye" else OneMatrix(n, 1)
         value = self.expr(arg)
+        if func.id == "sum":  # of the entries: 1^T v (of a row v 1, of a matrix 1^T A 1)
+            if not _is_matrix(value):
+                self.fail(node, "{token}: the argument of sum is a number, not a vector")
+            rows, cols = value.shape
+            if rows != 1:
+                value = OneMatrix(1, rows) * value
+            return value * OneMatrix(cols, 1) if cols != 1 else value
         if not _is_matrix(value) or value.shape[1] != 1:
             what = f"not of shape {_shape(value)}" if _is_matrix(value) else "not a number"
             self.fail(node, "{token}: the argument of " + func.id + " must be a column vector, "
@@ -378,6 +472,12 @@ class _Parser:
             self.fail(node, f"{{token}}: shapes {_shape(a)} * {_shape(b)} differ; * is the "
                             "element-wise product, @ the matrix product")
         if op is ast.Div:
+            if mb and b.shape[1] != 1:
+                self.fail(node, f"{{token}}: division by a matrix or row of shape {_shape(b)}; "
+                                "/ divides by a number, entry by entry by a column vector, or "
+                                "by a 1x1 value")
+            if mb and constant(b) and uniform(b) == 0:
+                self.fail(node, "{token}: division by zero")
             if mb:  # a / b = a * (1/b) entry by entry
                 if ma and a.shape != b.shape and b.shape != (1, 1):
                     self.fail(node, f"{{token}}: shapes {_shape(a)} / {_shape(b)} differ; / "
@@ -387,7 +487,7 @@ class _Parser:
                 if a.shape == b.shape:
                     return HadamardProduct(a, Reciprocal(b))
                 return a * Reciprocal(b) if a.shape[1] == 1 else Reciprocal(b) * a
-            if b == 0:
+            if _exact(b) == 0:
                 self.fail(node, "{token}: division by zero")
             return a / b if ma else self.number(node, a / b)
         if op is ast.Pow:
@@ -395,7 +495,9 @@ class _Parser:
                 self.fail(node, "{token}: the exponent must be a positive integer")
             if not ma:
                 # bounded before computing: 9**9**9 would take forever exactly
-                if a != 0 and abs(a) != 1 and int(b) * abs(_bits(a)) > MAX_EXPONENT_BITS + 64:
+                exact = _exact(a)
+                if exact != 0 and abs(exact) != 1 and \
+                        int(b) * abs(_bits(exact)) > MAX_EXPONENT_BITS + 64:
                     self.fail(node, "{token}: the power is beyond the range of a float")
                 return self.number(node, a ** b)
             if b > MAX_POWER:
@@ -407,6 +509,8 @@ class _Parser:
     # -- the whole text ----------------------------------------------------------------
     def parse(self, text):
         self._defined = {}
+        if text.startswith("\ufeff"):  # a UTF-8 byte order mark, as some editors write
+            text = text[1:]
         if len(text) > MAX_CHARACTERS:
             raise CellSyntaxError(f"text: {len(text)} characters; a cell is at most "
                                   f"{MAX_CHARACTERS}")
@@ -422,11 +526,13 @@ class _Parser:
                 _fail(lineno, f"non-ASCII character {bad!r}: names, numbers and operators "
                               "are ASCII (a comment after # may hold any text)")
             m = _HEADER.match(line)
-            if m and "=" not in line:
+            if m and SECTIONS.get(m.group(1).lower()) == "constants":
+                self.declare_constants(lineno, m.group(2))
+            elif m and "=" not in line:
                 key = m.group(1)
                 if key.lower() not in SECTIONS:
                     _fail(lineno, f"unknown section {key!r}: the sections are params, input, "
-                                  "target, state")
+                                  "target, state, const")
                 self.declare(lineno, SECTIONS[key.lower()], m.group(2))
             else:
                 equations.append((lineno, line))
@@ -495,6 +601,9 @@ def parse_cell(text, *, name="cell", sizes=None, notation=None, targets_are_dist
         raise ValueError(f"text: expected the equations as a string, got {type(text).__name__}")
     if not isinstance(name, str):
         raise ValueError(f"name: expected a string, got {type(name).__name__}")
+    if targets_are_distributions is not None and not isinstance(targets_are_distributions, bool):
+        raise ValueError("targets_are_distributions: expected True, False or None (from "
+                         f"the loss), got {targets_are_distributions!r}")
     if sizes is not None and not hasattr(sizes, "items"):
         raise ValueError("sizes: expected a dict such as {'D': 3} or {'D': Symbol('D')}")
     p = _Parser({k: _size_value(k, v) for k, v in (sizes or {}).items()})
@@ -504,6 +613,7 @@ def parse_cell(text, *, name="cell", sizes=None, notation=None, targets_are_dist
         targets_are_distributions = bool(loss.atoms(LogSoftmax))
     names = [s.name for s in p.declared["params"]] + [lhs.name for lhs, _, _ in p.equations]
     return Cell(name, params=p.declared["params"], inputs=p.declared["inputs"],
+                constants=list(p.constants.values()), fixed=p.fixed,
                 targets=p.declared["targets"],
                 states=[p.states[n] for n in p.states],
                 equations=[(lhs, rhs) for lhs, rhs, _ in p.equations], loss=loss,

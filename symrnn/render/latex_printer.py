@@ -1,128 +1,234 @@
-"""A LaTeX printer for the notation of the sheet.
+"""A LaTeX printer for the notation of the documents.
 
-Bold vectors and matrices, ``^{(t)}`` on per-step values and on the copies
-``W^{(t)}``, ``\\odot`` for Hadamard products, ``\\operatorname{diag}``,
-``^{\\top}``, ``\\partial L/\\partial v`` fractions, ``\\sum_{t=1}^{T}``, and the
-terms of a sum in the order a person writes them. There is one ``_print_<Node>``
-method per node type; nothing is done to the printed strings afterwards.
+Vectors and matrices bold (or upright bold, or plain), the time as ``^{(t)}`` or as a
+subscript ``_{t}`` on per-step values and on the copies ``W^{(t)}``, names of several
+letters as a letter with a subscript (``W_{hx}``), ``\\odot`` for Hadamard products,
+``\\oslash`` for entry-wise division, ``\\operatorname{diag}``, ``^{\\top}``,
+``\\partial L/\\partial v`` fractions, ``\\sum_{t=1}^{T}``, numbers as decimals where
+the cell wrote them so (0.1, not 1/10), the terms of a sum in the order a person
+writes them; and, with ``layout="row"``, every formula transposed (row vectors,
+``x W``; see ``orientation.py``). There is one ``_print_<Node>`` method per node
+type; nothing is done to the printed strings afterwards. Long formulas are broken
+over lines by ``print_lines`` (``breaking.py``), from the expression tree.
 """
-from sympy import MatAdd, MatMul, MatrixSymbol, Number, OneMatrix, Rational, Transpose
+from functools import lru_cache
+
+from sympy import (MatAdd, MatMul, MatrixSymbol, Number, OneMatrix, Rational,
+                   Transpose)
 from sympy.matrices.expressions.diagonal import DiagMatrix
-from sympy.matrices.expressions.matexpr import MatrixExpr
-from sympy.printing.conventions import split_super_sub
-from sympy.printing.latex import LatexPrinter, translate
+from sympy.printing.latex import LatexPrinter
 
+from ..graph.unroll import t as _TIME
 from ..model.nodes import Adjoint, Elementwise, Prev, StepVar, SumOverTime
+from ..ops import Reciprocal
+from .breaking import LineBreaking
+from .expressions import Partial, ProductOverTime
+from .orientation import Row, as_rows
+from .symbols import Symbol, SymbolError, default_symbol, parse_symbol
+from .tidy import tidy
 
-__all__ = ["BPTTLatexPrinter", "Partial", "latex", "printer_for"]
+__all__ = ["BPTTLatexPrinter", "Partial", "ProductOverTime", "latex", "printer_for", "decimal"]
 
-
-class Partial(MatrixExpr):
-    """The Jacobian d(num)/d(den) of one vector with respect to another, for the text."""
-
-    def __new__(cls, num, den):
-        return super().__new__(cls, num, den)
-
-    num = property(lambda self: self.args[0])
-    den = property(lambda self: self.args[1])
-    shape = property(lambda self: (self.args[0].shape[0], self.args[1].shape[0]))
-
-
-def _name_of(expr):
-    """The name of a variable, a copy or a shared parameter, else None."""
-    if isinstance(expr, (StepVar, MatrixSymbol)):
-        return expr.name
-    return None
+BOLD = {"bold": r"\bm", "upright": r"\mathbf", "plain": None}
 
 
 def _coefficient(expr):
-    """(number, factors) of a MatMul: -2*A*b -> (-2, [A, b])."""
+    """(scalar, factors) of a MatMul: -2*A*b -> (-2, [A, b]); a scalar symbol of the
+    cell (c A, dt A) belongs to the scalar."""
     if isinstance(expr, MatMul):
-        numbers = [a for a in expr.args if isinstance(a, Number)]
-        factors = [a for a in expr.args if not isinstance(a, Number)]
+        scalars = [a for a in expr.args if not getattr(a, "is_Matrix", False)]
+        factors = [a for a in expr.args if getattr(a, "is_Matrix", False)]
         c = 1
-        for n in numbers:
+        for n in scalars:
             c *= n
         return c, factors
     return 1, [expr]
 
 
+def _negative(c):
+    """Is the scalar ``c`` printed with a minus sign (-2, -c)?"""
+    if isinstance(c, Number) or isinstance(c, int):
+        return bool(c < 0)
+    return bool(c.could_extract_minus_sign())
+
+
+def _size(c):
+    """|c| as printed after a sign: 2 for -2, c for -c."""
+    return -c if _negative(c) else c
+
+
 def _is_negative(expr):
     c, _ = _coefficient(expr)
-    return bool(c < 0)
+    return _negative(c)
 
 
 def _is_scalar(expr):
     return getattr(expr, "shape", None) == (1, 1)
 
 
-class BPTTLatexPrinter(LatexPrinter):
+def _leaf_of(expr):
+    """The leaf a node prints as (a Row's leaf), else None."""
+    if isinstance(expr, Row):
+        return expr.leaf
+    if isinstance(expr, (StepVar, Prev, MatrixSymbol, OneMatrix)):
+        return expr
+    if isinstance(expr, Adjoint):
+        return expr
+    return None
+
+
+def decimal(number):
+    """The decimal of a Rational whose denominator has a factor 5 (1/10, 49/500, 19/20),
+    which a cell writes as 0.1; None for others (1/2, 1/3 stay fractions)."""
+    if not isinstance(number, Rational) or number.is_Integer:
+        return None
+    q, twos, fives = int(number.q), 0, 0
+    while q % 2 == 0:
+        q, twos = q // 2, twos + 1
+    while q % 5 == 0:
+        q, fives = q // 5, fives + 1
+    if q != 1 or fives == 0:
+        return None
+    digits = max(twos, fives)
+    scaled = abs(int(number.p)) * 10 ** digits // int(number.q)
+    whole, frac = divmod(scaled, 10 ** digits)
+    text = f"{whole}.{frac:0{digits}d}".rstrip("0").rstrip(".")
+    return ("-" if number < 0 else "") + text
+
+
+@lru_cache(maxsize=4096)
+def _symbol_of(name, given):
+    if given is None:
+        return default_symbol(name)
+    try:
+        return parse_symbol(given, where=f"notation[{name!r}]")
+    except SymbolError:
+        return Symbol(given)  # a cell's own notation, given in Python
+
+
+class BPTTLatexPrinter(LineBreaking, LatexPrinter):
     """LaTeX of the engine's expressions, in the notation of the lecture.
 
     Settings, besides SymPy's:
-    notation       {name: LaTeX} for names SymPy would not typeset well (bold is added)
+    symbols        {name: LaTeX} of names (bold is added): a cell's notation and a
+                   notation profile's symbols
     adjoint_names  {name: LaTeX}: print dL/dv as a symbol of its own, e.g. {"z": r"\\delta"}
     param_order    parameter names in the order their terms are written: W h + U x + b
     fraction       "display" (\\frac) or "inline" (dL/dv with a slash)
+    time           "superscript" (h^{(t)}) or "subscript" (h_{t})
+    vectors        "bold" (\\bm or the ``bold`` command), "upright" (\\mathbf) or "plain"
+    bold           the command of bold italic: r"\\bm" (documents) or r"\\boldsymbol"
+                   (notebooks: KaTeX and MathJax have no \\bm)
+    layout         "column" (W x) or "row" (x W: every formula transposed)
     """
 
     printmethod = "_bptt_latex"
     _default_settings = {
         **LatexPrinter._default_settings,
-        "notation": {},
+        "symbols": {},
         "adjoint_names": {},
         "param_order": (),
         "fraction": "display",
+        "time": "superscript",
+        "vectors": "bold",
+        "bold": r"\bm",
+        "layout": "column",
     }
 
+    # ---- entry points ----------------------------------------------------------
+    def prepare(self, expr):
+        """The tree that is printed: tidied, and transposed for row vectors."""
+        expr = tidy(expr)
+        return as_rows(expr) if self._settings["layout"] == "row" else expr
+
+    def doprint(self, expr):
+        return super().doprint(self.prepare(expr))
+
     # ---- names -------------------------------------------------------------
+    def symbol(self, name):
+        """The ``Symbol`` that ``name`` is typeset as."""
+        return _symbol_of(name, self._settings["symbols"].get(name))
+
+    def _bolden(self, core, bold):
+        vectors = self._settings["vectors"]
+        if not bold or vectors == "plain":
+            return core
+        command = self._settings["bold"] if vectors == "bold" else BOLD[vectors]
+        return "%s{%s}" % (command, core)
+
+    def _compose(self, sym, bold, time=None, transpose=False):
+        """``sym`` with bold, the time and a transpose sign: W_{hh}^{(t)\\top}, W_{hh,t}^\\top."""
+        core, sub, sup = self._bolden(sym.core, bold), sym.sub, sym.sup
+        if time is not None:
+            if self._settings["time"] == "subscript":
+                sub = "%s,%s" % (sub, time) if sub else time
+            else:
+                sup = sup + "(%s)" % time
+        if transpose:
+            sup += r"\top"
+        return core + ("_{%s}" % sub if sub else "") + ("^{%s}" % sup if sup else "")
+
     def _name(self, name, bold=True):
-        notation = self._settings["notation"]
-        subs = []
-        if name in notation:
-            core = notation[name]
-        else:
-            base, supers, subs = split_super_sub(name)
-            core = translate(base) if len(base) == 1 or translate(base) != base \
-                else r"\mathrm{%s}" % base
-            subs = [translate(s) for s in supers + subs]
-        if bold:
-            core = r"\bm{%s}" % core
-        if subs:
-            core += "_{%s}" % ",".join(subs)
-        return core
+        return self._compose(self.symbol(name), bold)
 
     def _bold(self, expr):
         return not _is_scalar(expr)
 
     def _time(self, time):
-        return "(%s)" % self._print(time)
+        return self._print(time)
 
-    def _superscript(self, expr):
-        """(base, superscript) of a node that carries a time, else (LaTeX, None)."""
-        if isinstance(expr, StepVar):
-            return self._name(expr.name, self._bold(expr)), self._time(expr.time)
-        if isinstance(expr, Prev):
-            return self._name(expr.state.name, self._bold(expr)), "(t - 1)"
-        if isinstance(expr, Adjoint) and expr.var.__class__ in (StepVar, MatrixSymbol) \
-                and expr.var.name in self._settings["adjoint_names"]:
-            base = self._settings["adjoint_names"][expr.var.name]
-            base = r"\bm{%s}" % base if self._bold(expr) else base
-            if isinstance(expr.var, StepVar):
-                return base, self._time(expr.var.time)
-            return base, None
-        return None, None
+    def _leaf(self, leaf, transpose=False):
+        """A variable, a copy, a parameter, a vector of ones or a named adjoint, with the
+        time and the transpose sign; None for an adjoint printed as a fraction."""
+        transpose = transpose and not _is_scalar(leaf)
+        if isinstance(leaf, OneMatrix):
+            rows, cols = leaf.shape
+            if rows == 1 and cols == 1:
+                return "1"
+            row = (rows == 1) != transpose
+            return r"\mathbf{1}^{\top}" if row else r"\mathbf{1}"
+        if isinstance(leaf, StepVar):
+            return self._compose(self.symbol(leaf.name), self._bold(leaf),
+                                 self._time(leaf.time), transpose)
+        if isinstance(leaf, Prev):
+            return self._compose(self.symbol(leaf.state.name), self._bold(leaf), "t - 1",
+                                 transpose)
+        if isinstance(leaf, MatrixSymbol):
+            return self._compose(self.symbol(leaf.name), self._bold(leaf), None, transpose)
+        if isinstance(leaf, Adjoint):
+            var = leaf.var
+            names = self._settings["adjoint_names"]
+            if getattr(var, "name", None) in names and isinstance(var, (StepVar, MatrixSymbol)):
+                sym = _symbol_of("adjoint of " + var.name, names[var.name])
+                time = self._time(var.time) if isinstance(var, StepVar) else None
+                return self._compose(sym, self._bold(leaf), time, transpose)
+            if self._rows():  # the row form of what the gradient is taken of
+                var = Row(var) if _leaf_of(var) is var else as_rows(var)
+            fraction = self._partial("L", self._print(var))
+            if transpose:
+                return r"%s^{\top}" % self._delimit(fraction, tall=self._is_tall_fraction())
+            return fraction
+        return None
+
+    def _rows(self):
+        return self._settings["layout"] == "row"
 
     def _print_StepVar(self, expr):
-        base, sup = self._superscript(expr)
-        return "%s^{%s}" % (base, sup)
+        return self._leaf(expr)
 
     def _print_Prev(self, expr):
-        base, sup = self._superscript(expr)
-        return "%s^{%s}" % (base, sup)
+        return self._leaf(expr)
 
     def _print_MatrixSymbol(self, expr):
-        return self._name(expr.name, self._bold(expr))
+        return self._leaf(expr)
+
+    def _print_Row(self, expr):
+        out = self._leaf(expr.leaf)
+        return out if out is not None else self._print(expr.leaf)
+
+    def _print_Symbol(self, expr, **kwargs):
+        """A scalar constant of the cell (``dt``): its name, as any other name."""
+        return self._compose(self.symbol(expr.name), False)
 
     # ---- derivatives -------------------------------------------------------
     def _partial(self, num, den):
@@ -130,25 +236,26 @@ class BPTTLatexPrinter(LatexPrinter):
             return r"\partial %s / \partial %s" % (num, den)
         return r"\frac{\partial %s}{\partial %s}" % (num, den)
 
+    def _is_tall_fraction(self):
+        return self._settings["fraction"] != "inline"
+
     def _print_Adjoint(self, expr):
         if not isinstance(expr, Adjoint):  # SymPy's conjugate transpose has this name too
             return super()._print_Adjoint(expr)
-        base, sup = self._superscript(expr)
-        if base is not None:
-            return base if sup is None else "%s^{%s}" % (base, sup)
+        out = self._leaf(expr)
+        if out is not None:
+            return out
         return self._partial("L", self._print(expr.var))
 
     def _print_Partial(self, expr):
-        return self._partial(self._print(expr.num), self._print(expr.den))
+        num, den = expr.num, expr.den
+        if self._rows():
+            num, den = (Row(v) if _leaf_of(v) is v else v for v in (num, den))
+        return self._partial(self._print(num), self._print(den))
 
     # ---- constants ---------------------------------------------------------
     def _print_OneMatrix(self, expr):
-        rows, cols = expr.shape
-        if rows == 1 and cols == 1:
-            return "1"
-        if rows == 1:
-            return r"\mathbf{1}^{\top}"
-        return r"\mathbf{1}"
+        return self._leaf(expr)
 
     def _print_ZeroMatrix(self, expr):
         return "0" if expr.shape == (1, 1) else r"\mathbf{0}"
@@ -156,46 +263,75 @@ class BPTTLatexPrinter(LatexPrinter):
     def _print_Identity(self, expr):
         return "1" if expr.shape == (1, 1) else r"\mathbf{I}"
 
+    def _print_Rational(self, expr):
+        text = decimal(expr)
+        if text is not None:
+            return text
+        if self._settings["fraction"] == "inline" and not expr.is_Integer:
+            return "%s/%s" % (expr.p, expr.q)
+        return super()._print_Rational(expr)
+
+    def _print_Mul(self, expr, **kwargs):
+        """0.1 dt, not dt/10: a coefficient the cell wrote as a decimal stays one."""
+        coeff, rest = expr.as_coeff_Mul()
+        text = decimal(coeff) if isinstance(coeff, Rational) else None
+        if text is not None and rest != 1:
+            return "%s %s" % (text, self._print(rest))
+        return super()._print_Mul(expr, **kwargs)
+
+    def _print_Float(self, expr):
+        """As many digits as the Float holds: Float(0.8, 3) is 0.8, not 0.800048828125."""
+        from mpmath.libmp import prec_to_dps
+        value = float(expr)
+        if abs(value) >= 1e-4 or value == 0:
+            return "%.*g" % (max(1, prec_to_dps(expr._prec)), value)
+        return super()._print_Float(expr)
+
     # ---- operations --------------------------------------------------------
     def _atomic(self, expr):
         """Printed without parentheses as a factor or under a superscript."""
+        if isinstance(expr, Transpose):
+            return True  # x^T, or (a - b)^T with its own parentheses
         return isinstance(expr, (StepVar, Prev, MatrixSymbol, Adjoint, Partial, DiagMatrix,
-                                 OneMatrix, Elementwise)) or expr.__class__.__name__ in {
-            "Identity", "ZeroMatrix", "Transpose"}
+                                 OneMatrix, Elementwise, Row)) or expr.__class__.__name__ in {
+            "Identity", "ZeroMatrix"}
 
     def _tall(self, expr):
         """Does ``expr`` print with a fraction or a big operator (then \\left( ... \\right))?"""
         if self._settings["fraction"] == "inline" and not expr.atoms(SumOverTime):
             return False
         names = self._settings["adjoint_names"]
-        fractions = any(not r.is_Integer for r in expr.atoms(Rational))
-        return fractions or bool(expr.atoms(Partial, SumOverTime)) or any(
+        fractions = any(not r.is_Integer and decimal(r) is None for r in expr.atoms(Rational))
+        return fractions or bool(expr.atoms(Partial, SumOverTime, ProductOverTime)) or any(
             not (isinstance(a.var, (StepVar, MatrixSymbol)) and a.var.name in names)
             for a in expr.atoms(Adjoint))
 
+    def _delimit(self, tex, tall):
+        return (r"\left(%s\right)" if tall else "(%s)") % tex
+
     def _wrap(self, expr, tex=None):
         tex = self._print(expr) if tex is None else tex
-        return (r"\left(%s\right)" if self._tall(expr) else "(%s)") % tex
+        return self._delimit(tex, self._tall(expr))
 
     def _paren(self, expr):
         return self._print(expr) if self._atomic(expr) else self._wrap(expr)
 
     def _print_Transpose(self, expr):
         arg = expr.arg
-        base, sup = self._superscript(arg)
-        if base is not None:
-            return "%s^{%s\\top}" % (base, sup or "")
-        if isinstance(arg, MatrixSymbol):
-            return r"%s^{\top}" % self._print(arg)
-        if isinstance(arg, OneMatrix) and arg.shape[1] == 1:
-            return r"\mathbf{1}^{\top}"
+        leaf = _leaf_of(arg)
+        if leaf is not None:
+            out = self._leaf(leaf, transpose=True)
+            if out is not None:
+                return out
+        if _is_scalar(arg):
+            return self._print(arg)
         return r"%s^{\top}" % self._wrap(arg)
 
     def _term_key(self, indexed):
         """Order of the terms of a sum: constants first, then by parameter, minus signs last."""
         index, term = indexed
         order = list(self._settings["param_order"])
-        names = {n for n in (_name_of(a) for a in term.atoms(StepVar, MatrixSymbol)) if n}
+        names = {a.name for a in term.atoms(StepVar, MatrixSymbol)}
         ranks = [order.index(n) for n in names if n in order]
         constant = not term.atoms(StepVar, MatrixSymbol, Adjoint, Prev)
         return (_is_negative(term), not constant, min(ranks) if ranks else len(order), index)
@@ -204,35 +340,37 @@ class BPTTLatexPrinter(LatexPrinter):
         """The terms of a sum in the order they are written."""
         return [term for _, term in sorted(enumerate(expr.args), key=self._term_key)]
 
+    def signed_term(self, term, first):
+        """``term`` with its sign: ``a``, ``- a`` first; ``+ a``, ``- a`` after."""
+        negative = _is_negative(term)
+        body = self._print_signless(term)
+        if first:
+            return "- " + body if negative else body
+        return ("- " if negative else "+ ") + body
+
     def print_terms(self, terms, leading=True):
         """``a + b - c``; with ``leading=False`` the first term gets its sign too
         (the continuation line of a sum broken over lines)."""
-        out = []
-        for i, term in enumerate(terms):
-            negative = _is_negative(term)
-            body = self._print_signless(term)
-            if i == 0 and leading:
-                out.append("- " + body if negative else body)
-            else:
-                out.append(("- " if negative else "+ ") + body)
-        return " ".join(out)
+        return " ".join(self.signed_term(term, i == 0 and leading)
+                        for i, term in enumerate(terms))
 
-    def _common_transpose(self, expr):
+    def common_transpose(self, expr):
         """c a^T - c b^T -> (c, (a - b)^T): a sum of transposes with one coefficient."""
         if not isinstance(expr, MatAdd):
             return None
         parts = [_coefficient(term) for term in expr.args]
         if not all(len(f) == 1 and isinstance(f[0], Transpose) for _, f in parts):
             return None
-        sizes = {abs(c) for c, _ in parts}
+        sizes = {_size(c) for c, _ in parts}
         if len(sizes) != 1:
             return None
         (size,) = sizes
-        inner = MatAdd(*[f[0].arg if c > 0 else MatMul(-1, f[0].arg) for c, f in parts])
+        inner = MatAdd(*[f[0].arg if not _negative(c) else MatMul(-1, f[0].arg)
+                         for c, f in parts])
         return size, Transpose(inner)
 
     def _print_MatAdd(self, expr):
-        factored = self._common_transpose(expr)
+        factored = self.common_transpose(expr)
         if factored is not None:
             return self._product(*factored[:1], [factored[1]])
         return self.print_terms(self.ordered_terms(expr))
@@ -241,13 +379,13 @@ class BPTTLatexPrinter(LatexPrinter):
         """|term|: the term without its minus sign (the sum prints the sign)."""
         c, factors = _coefficient(term)
         if isinstance(term, MatMul):
-            return self._product(abs(c), factors)
+            return self._product(_size(c), factors)
         return self._print(term)
 
     def _print_MatMul(self, expr):
         c, factors = _coefficient(expr)
-        body = self._product(abs(c), factors)
-        return "- " + body if bool(c < 0) else body
+        body = self._product(_size(c), factors)
+        return "- " + body if _negative(c) else body
 
     def _flat_factors(self, factors):
         out = []
@@ -262,32 +400,40 @@ class BPTTLatexPrinter(LatexPrinter):
                 out.append(f)
         return out
 
-    def _product(self, c, factors):
-        """c A B (1^T y): a scalar row-times-column block after a column is grouped."""
+    def product_pieces(self, c, factors):
+        """The printed pieces of c A B (1^T y), each ``(expression or None, LaTeX)``:
+        the coefficient, then the factors (a scalar row-times-column block after a
+        column grouped in parentheses)."""
         factors = self._flat_factors(factors)
         for k, f in enumerate(factors):  # (1/2 o^T - 1/2 y^T) (o - y) -> 1/2 (o - y)^T (o - y)
-            factored = self._common_transpose(f)
+            factored = self.common_transpose(f)
             if factored is not None:
                 c, factors = c * factored[0], factors[:k] + [factored[1]] + factors[k + 1:]
-        parts = [] if c == 1 else [self._print(c)]
+        pieces = [] if c == 1 else [(None, self._print(c))]
         if len(factors) == 1 and not isinstance(factors[0], MatAdd):
             # - h (.) h: the entry-wise product binds tighter than the sign
-            return " ".join(parts + [self._print(factors[0])])
+            return pieces + [(factors[0], self._print(factors[0]))]
         i = 0
         while i < len(factors):
             f = factors[i]
-            if i > 0 and f.shape[0] == 1 and f.shape[1] != 1:
+            if getattr(f, "is_Matrix", False) and f.shape[0] == 1 and f.shape[1] != 1 \
+                    and (i > 0 or len(factors) > 2):
                 j = i
-                while j < len(factors) and factors[j].shape[1] != 1:
+                while j < len(factors) and getattr(factors[j], "is_Matrix", False) \
+                        and factors[j].shape[1] != 1:
                     j += 1
                 if j < len(factors):  # factors[i..j] is a 1x1 scalar: (1^T y)
+                    block = MatMul(*factors[i:j + 1])
                     inner = " ".join(self._paren(g) for g in factors[i:j + 1])
-                    parts.append(self._wrap(MatMul(*factors[i:j + 1]), inner))
+                    pieces.append((block, self._wrap(block, inner)))
                     i = j + 1
                     continue
-            parts.append(self._paren(f))
+            pieces.append((f, self._paren(f)))
             i += 1
-        return " ".join(parts)
+        return pieces
+
+    def _product(self, c, factors):
+        return " ".join(tex for _, tex in self.product_pieces(c, factors))
 
     def _hadamard_key(self, indexed):
         """Jacobian factors first (plain values before sums), the adjoint last."""
@@ -300,13 +446,33 @@ class BPTTLatexPrinter(LatexPrinter):
             out.extend(self._hadamard_factors(f) if f.__class__ is expr.__class__ else [f])
         return out
 
-    def _print_HadamardProduct(self, expr):
+    def hadamard_pieces(self, expr):
+        """``[(operator, factor, LaTeX), ...]`` of an entry-wise product: the factors in
+        the order a person writes them, a reciprocal 1/b as ``\\oslash b`` after the
+        factors it divides (the first operator is None)."""
         factors = [f for _, f in sorted(enumerate(self._hadamard_factors(expr)),
                                         key=self._hadamard_key)]
-        return r" \odot ".join(self._paren(f) for f in factors)
+        top = [f for f in factors if not isinstance(f, Reciprocal)]
+        bottom = [f.arg for f in factors if isinstance(f, Reciprocal)]
+        if not top:
+            top = [OneMatrix(*expr.shape)]
+        with_adjoint = [f for f in top if f.atoms(Adjoint)]
+        plain = [f for f in top if f not in with_adjoint]
+        ordered = [(r"\odot", f) for f in plain] + [(r"\oslash", f) for f in bottom] \
+            + [(r"\odot", f) for f in with_adjoint]
+        out = []
+        for k, (op, f) in enumerate(ordered):
+            out.append((op if k else None, f, self._paren(f)))
+        return out
+
+    def _print_HadamardProduct(self, expr):
+        return " ".join(tex if op is None else f"{op} {tex}"
+                        for op, _, tex in self.hadamard_pieces(expr))
 
     def _print_HadamardPower(self, expr):
         base, exp = expr.args
+        if exp == 1:
+            return self._print(base)
         if exp == 2:
             b = self._paren(base)
             return r"%s \odot %s" % (b, b)
@@ -318,12 +484,40 @@ class BPTTLatexPrinter(LatexPrinter):
     def _print_Elementwise(self, expr):
         return r"%s%s" % (expr.latex, self._wrap(expr.arg))
 
+    def _print_Reciprocal(self, expr):
+        """1/b entry by entry: a 1x1 value as a fraction, a vector as 1 (/) b."""
+        if _is_scalar(expr):
+            return r"\frac{1}{%s}" % self._print(expr.arg)
+        return r"\mathbf{1} \oslash %s" % self._paren(expr.arg)
+
     def _print_SumOverTime(self, expr):
         lo, hi = expr.limits
         term = expr.term
         body = self._wrap(term) if isinstance(term, MatAdd) else self._print(term)
-        return r"\sum_{%s=%s}^{%s} %s" % (self._print(expr.index), self._print(lo),
-                                         self._print(hi), body)
+        return r"%s %s" % (self.sum_sign(expr), body)
+
+    def sum_sign(self, expr):
+        lo, hi = expr.limits
+        return r"\sum_{%s=%s}^{%s}" % (self._print(expr.index), self._print(lo), self._print(hi))
+
+    def _print_ProductOverTime(self, expr):
+        lo, hi = expr.limits
+        factor = expr.factor
+        body = self._paren(factor) if not isinstance(factor, MatMul) else self._wrap(factor)
+        return r"\prod_{%s=%s}^{%s} %s" % (self._print(expr.index), self._print(lo),
+                                          self._print(hi), body)
+
+    def _print_Add(self, expr, order=None):
+        """t + 1, t + j: the step first, as a person writes an index."""
+        terms = list(expr.args)
+        if _TIME in terms:
+            rest = [a for a in terms if a != _TIME]
+            tex = self._print(_TIME)
+            for a in rest:
+                text = self._print(a)
+                tex += " - " + text[1:].lstrip() if text.startswith("-") else " + " + text
+            return tex
+        return super()._print_Add(expr, order=order)
 
     def _print_Pow(self, expr):
         if expr.base == 10 and expr.exp.is_Integer:  # an order of magnitude: 10^{-8}
@@ -335,19 +529,29 @@ class BPTTLatexPrinter(LatexPrinter):
 
     # ---- helpers for the text ----------------------------------------------
     def space(self, sym):
-        """R^{D x N} for the shape of ``sym``."""
+        """R^{D x N} for the shape of ``sym`` (of its row form, with row vectors)."""
         rows, cols = sym.shape
+        if self._rows() and cols != 1:
+            rows, cols = cols, rows
         dims = self._print(rows) if cols == 1 else r"%s \times %s" % (self._print(rows),
                                                                        self._print(cols))
         return r"\mathbb{R}^{%s}" % dims
 
 
-def printer_for(cell=None, **settings):
-    """A printer that knows the notation of ``cell`` (names, parameter order)."""
+def printer_for(cell=None, notation=None, **settings):
+    """A printer that knows the notation of ``cell`` (names, parameter order) and of a
+    notation profile (``notation``: a name, a file or a ``Notation``; see
+    ``symrnn.render.notation``)."""
     base = {}
     if cell is not None:
-        base["notation"] = dict(cell.notation)
+        base["symbols"] = dict(cell.notation)
         base["param_order"] = tuple(p.name for p in cell.params)
+    if notation is not None:
+        from .notation import load_notation
+        profile = load_notation(notation)
+        base.update(profile.printer_settings(cell))
+    if "symbols" in settings:
+        settings = dict(settings, symbols={**base.get("symbols", {}), **settings["symbols"]})
     base.update(settings)
     return BPTTLatexPrinter(base)
 
@@ -355,3 +559,4 @@ def printer_for(cell=None, **settings):
 def latex(expr, cell=None, **settings):
     """The LaTeX of one expression in the notation of the sheet."""
     return printer_for(cell, **settings).doprint(expr)
+

@@ -1,30 +1,99 @@
-"""A derivation as LaTeX for a notebook (``Derivation._repr_latex_``): the equations of
-one step and every result once, as the sheets print them, in one ``aligned`` block
-that MathJax and KaTeX render."""
-from .narrative import check_typesettable, derivation_context
+"""Derivations and cells in a notebook (``_repr_latex_``), and ``_latex`` of the nodes.
 
-__all__ = ["derivation_latex"]
+A derivation shows the equations of one step and every result once, as the sheets
+print them (pre-activations named, their gradients named delta), in one ``aligned``
+block that KaTeX (VS Code, GitHub) and MathJax 3 (Jupyter) render: no
+``\\newcommand``, ``\\boldsymbol`` for bold (neither has ``\\bm``), and lines of at most
+``NOTEBOOK_WIDTH`` (long ones continue on the next line). The notation is the
+default profile, or the one set with ``set_notation``.
+"""
+from .latex_printer import printer_for
+from .narrative import NOTEBOOK_WIDTH, derivation_context
 
-# MathJax has no \bm; \boldsymbol is its equivalent
-_PREAMBLE = r"\newcommand{\bm}[1]{\boldsymbol{#1}}"
+__all__ = ["cell_latex", "derivation_latex", "expression_latex", "set_notation",
+           "get_notation"]
+
+BOLD = r"\boldsymbol"
+_SETTINGS = {"notation": None}
+
+
+def set_notation(notation=None):
+    """The notation profile of every display from now on (None: the default); returns
+    the previous one. A name, a .toml file, a dict of its keys or a ``Notation``."""
+    from .notation import load_notation
+    previous = _SETTINGS["notation"]
+    _SETTINGS["notation"] = None if notation is None else load_notation(notation)
+    return previous
+
+
+def get_notation():
+    return _SETTINGS["notation"]
+
+
+def _settings(cell, notation):
+    from .notation import load_notation
+    profile = load_notation(notation if notation is not None else _SETTINGS["notation"])
+    return {**profile.printer_settings(cell), "bold": BOLD}
 
 
 def _rows(equations):
     out = []
     for e in equations:
-        rhs = " = ".join(" ".join(block) for block in e.blocks)  # blocks: successive "= ..."
-        row = f"{e.lhs} &= {rhs}"
+        lines = []
+        for k, (op, line) in enumerate(e.rows):
+            if k == 0:
+                lines.append(f"{e.lhs} &= {line}")
+            elif op == "=":
+                lines.append(f"&= {line}")
+            else:
+                lines.append(rf"&\quad {line}")
         if e.condition:
-            row += rf" && \text{{for }} {e.condition}"
-        out.append(row)
+            lines[-1] += rf" \quad \text{{for }} {e.condition}"
+        out.extend(lines)
     return out
 
 
-def derivation_latex(derivation):
-    """``$$...$$`` with the forward equations and the gradients of ``derivation``."""
-    check_typesettable(derivation.cell)
-    d = derivation_context(derivation)
-    rows = [r"&\text{forward, } " + d.time + r" = 1, \dots, " + d.T + r":"]
-    rows += _rows(d.forward)
-    rows += [r"&\text{gradients:}"] + _rows(d.summary)
-    return f"$${_PREAMBLE}\\begin{{aligned}}" + r" \\ ".join(rows) + r"\end{aligned}$$"
+def _fit(equations, ts):
+    from .narrative import fit
+    return fit(equations, "align", ts, width=NOTEBOOK_WIDTH)
+
+
+def derivation_latex(derivation, notation=None, display=True):
+    """``$$...$$`` with the forward equations and the gradients of ``derivation`` (with
+    ``display=False`` the ``aligned`` block alone, for ``sympy.latex``)."""
+    from .narrative import Typesetter
+    from .sheet import readable
+    d, ts, info = readable(derivation.cell, notation if notation is not None
+                           else _SETTINGS["notation"])
+    ts = Typesetter(ts.cell, ts.adjoint_names, {**ts.settings, "bold": BOLD})
+    context = derivation_context(d, ts=ts, introduced=info.introduced)
+    rows = [r"&\text{forward, } " + context.time + r" = 1, \dots, " + context.T + r":"]
+    rows += _rows(_fit(context.forward, ts))
+    rows += [r"&\text{gradients:}"] + _rows(_fit(context.summary, ts))
+    return _block(rows, display)
+
+
+def _block(rows, display):
+    block = r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}"
+    return f"$${block}$$" if display else block
+
+
+def cell_latex(cell, notation=None, display=True):
+    """``$$...$$`` with the equations of one step of ``cell``, as it was written."""
+    from ..graph.unroll import step_equations, shared, t
+    from .narrative import Eq, Typesetter, check_typesettable
+    check_typesettable(cell)
+    ts = Typesetter(cell, settings=_settings(cell, notation))
+    step = step_equations(cell, t)
+    equations = [Eq(ts(lhs), ts(shared(cell, rhs)), parts=[shared(cell, rhs)], ts=ts)
+                 for lhs, rhs in step]
+    rows = [r"&\text{at every step } " + ts(t) + r":"] + _rows(_fit(equations, ts))
+    return _block(rows, display)
+
+
+def expression_latex(expr, cell=None, notation=None):
+    """The LaTeX of one of the engine's expressions (``sympy.latex`` of a node)."""
+    settings = _settings(cell, notation) if (cell is not None or notation is not None
+                                             or _SETTINGS["notation"] is not None) \
+        else {"bold": BOLD}
+    return printer_for(cell, **settings).doprint(expr)

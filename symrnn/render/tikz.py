@@ -83,6 +83,55 @@ def _near(a, b, p, radius=0.55):
     return (px - cx) ** 2 + (py - cy) ** 2 < radius ** 2
 
 
+def _label_width(label):
+    """The width of an edge's label in cm (\\footnotesize: 8 pt of the 11 pt model)."""
+    from .width import tex_width
+    return tex_width(label, display=False) * 8 / 10.95 / 28.45 + 0.1
+
+
+def _side(a, b, p):
+    """> 0 when p lies left of the direction a -> b, < 0 when right."""
+    (ax, ay), (bx, by), (px, py) = a, b, p
+    return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
+
+
+BEND = 35  # degrees: TikZ's "bend left=35" leaves a and enters b at 35 degrees
+
+
+def _arc(a, b, side, angle=BEND, steps=9):
+    """Points of the arc TikZ draws for ``bend <side>=<angle>`` from a to b (a quadratic
+    Bezier curve with the same tangents at its ends)."""
+    import math
+    (ax, ay), (bx, by) = a, b
+    dx, dy = bx - ax, by - ay
+    sign = 1 if side == "left" else -1
+    lift = 0.5 * math.tan(math.radians(angle)) * sign  # of the chord's length
+    px, py = ax + dx / 2 - dy * lift, ay + dy / 2 + dx * lift
+    return [((1 - u) ** 2 * ax + 2 * u * (1 - u) * px + u ** 2 * bx,
+             (1 - u) ** 2 * ay + 2 * u * (1 - u) * py + u ** 2 * by)
+            for u in (k / (steps + 1) for k in range(1, steps + 1))]
+
+
+def _clearance(points, others):
+    return min((((x - ox) ** 2 + (y - oy) ** 2) ** 0.5 for x, y in points for ox, oy in others),
+               default=float("inf"))
+
+
+def _bend_away(a, b, blocking, others=()):
+    """``(side, angle)`` of the arc TikZ draws for the edge a -> b: of the sides and
+    angles whose arcs keep clear of the other nodes (0.6 cm from their centres), the one
+    away from the nodes in its way, with the smallest angle; else the clearest."""
+    away = "right" if sum(_side(a, b, p) for p in blocking) > 0 else "left"
+    other = "left" if away == "right" else "right"
+    if not others:
+        return away, BEND
+    options = [(side, angle) for angle in range(20, 80, 5) for side in (away, other)]
+    clear = [o for o in options if _clearance(_arc(a, b, *o), others) >= 0.6]
+    if clear:
+        return clear[0]
+    return max(options, key=lambda o: _clearance(_arc(a, b, *o), others))
+
+
 def _label_place(a, b, pos):
     """Where an edge's label goes, and its centre: beside a vertical edge (a short edge
     stays visible), on a slanted one (long enough to show on both sides of it)."""
@@ -117,6 +166,7 @@ def unrolled_figure(cell, T=3, ts=None):
         graph = UnrolledGraph(cell, min(T, 2))
         T = graph.T
     column_width = max(COLUMN, crowd * side + 1.0)
+    row = ROW if not crowded else 1.15  # a gated cell's figure is tall: levels closer
 
     def add(var, column):
         key = _node_id(var)
@@ -126,7 +176,7 @@ def unrolled_figure(cell, T=3, ts=None):
         same = sorted((n for n in order if level[n] == level[var.name]), key=order.index)
         offset = (same.index(var.name) - (len(same) - 1) / 2) * side if var.name in same else 0
         nodes.append(SimpleNamespace(id=key, x=round(column * column_width + offset, 3),
-                                     y=round(level[var.name] * ROW, 3), label=label(var),
+                                     y=round(level[var.name] * row, 3), label=label(var),
                                      kind=kinds.get(var.name, "value")))
         return key
 
@@ -161,7 +211,7 @@ def unrolled_figure(cell, T=3, ts=None):
                             target = next(n for n in nodes if n.id == _node_id(lhs))
                             nodes.append(SimpleNamespace(
                                 id=key, x=round(target.x + 1.2 * side, 3),
-                                y=round(target.y - 0.55 * ROW, 3),
+                                y=round(target.y - 0.55 * row, 3),
                                 label=label(c), kind="param"))
                         edges.append(SimpleNamespace(source=key, target=_node_id(lhs),
                                                      label=None, params=[], recurrent=False))
@@ -187,15 +237,19 @@ def unrolled_figure(cell, T=3, ts=None):
         e.side, e.label_at = _label_place(where[e.source], where[e.target], e.pos)
     # an edge that would pass through another node is drawn as an arc
     for e in merged.values():  # (only within a step: a long edge across steps stays straight)
-        e.bend = not e.recurrent and any(
-            _near(where[e.source], where[e.target], xy)
-            for key, xy in where.items() if key not in (e.source, e.target))
+        blocking = [xy for key, xy in where.items() if key not in (e.source, e.target)
+                    and _near(where[e.source], where[e.target], xy)]
+        others = [xy for key, xy in where.items() if key not in (e.source, e.target)]
+        e.bend, e.angle = _bend_away(where[e.source], where[e.target], blocking, others) \
+            if blocking and not e.recurrent else (None, None)
 
     # labels that would collide with each other or ride on an arc: no labels at all
     # (the caption says the copies are not written)
     labelled = [e for e in merged.values() if e.label]
+    half = {id(e): _label_width(e.label) / 2 for e in labelled}
     clash = any(e.bend for e in labelled) or any(
-        abs(a.label_at[0] - b.label_at[0]) < 1.0 and abs(a.label_at[1] - b.label_at[1]) < 0.4
+        abs(a.label_at[0] - b.label_at[0]) < half[id(a)] + half[id(b)] + 0.1
+        and abs(a.label_at[1] - b.label_at[1]) < 0.4
         for i, a in enumerate(labelled) for b in labelled[i + 1:])
     if clash:
         crowded = True
@@ -219,6 +273,10 @@ def unrolled_figure(cell, T=3, ts=None):
                 not_drawn.append(p.name)
                 continue
             y = next(iter(ys))
+            end = max(x for x, _ in at)
+            if any(abs(n.y - y) < 0.5 and left < n.x < end + 0.5 for n in nodes):
+                not_drawn.append(p.name)  # its line would run through a node or along an edge
+                continue
             taken.append(y)
             shared_nodes.append(SimpleNamespace(
                 id=f"shared{p.name}", x=round(left, 3), y=y, end=round(max(x for x, _ in at), 3),
@@ -232,7 +290,7 @@ def unrolled_figure(cell, T=3, ts=None):
         step_loss = StepVar(cell.loss_var.name, t, 1, 1)
         total = SimpleNamespace(
             id="total", x=round(sum(n.x for n in losses) / len(losses), 3),
-            y=round(max(n.y for n in nodes) + ROW, 3),
+            y=round(max(n.y for n in nodes) + row, 3),
             label=label(Eq(L, SumOverTime(step_loss, t, 1, T_symbol), evaluate=False)),
             sources=[n.id for n in losses])
     xs = [n.x for n in nodes + shared_nodes]
