@@ -47,6 +47,25 @@ PRESETS = {
     "lstm": symrnn.LSTM,
     "gru": symrnn.GRU,
 }
+# cells the fuzzing found: a quotient whose other factors all hold an adjoint (the LaTeX
+# printer dropped its \oslash: 1/2 sqrt(u) for 1/2 1 (/) sqrt(u)); o1 beside o at step 1,
+# both o_{1} in subscript time
+FOUND = {
+    "quotient first": """params: P0[D, J] P1[J, D] b2[D] V3[M, D]
+input: x[N] c[K]
+target: y[M]
+state: h[D]
+h = sigmoid(((P0 @ P1) @ (sqrt(1 + b2 * b2))))
+o0 = V3 @ h
+loss = y.T @ o0 + prev(h).T @ prev(h) / 4""",
+    "o1 and o at step 1": """params: w0[1, N] b1[N] b2[D] b3[D] V4[M, D] V5[J, D]
+input: x[N]
+target: y[M] m[J]
+state: h[D]
+h = tanh(((w0 @ (x + b1)) * (b2 - b3)))
+o1 = V5 @ h
+loss = -y.T @ log_softmax(V4 @ prev(h)) + m.T @ o1 + 1.5 + 0.1 * sum(V4)""",
+}
 NARROW = 0.45 * TEXT_WIDTH   # a summary laid out this narrow breaks its long lines
 
 
@@ -150,6 +169,12 @@ def round_trip(cell, profile):
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_round_trip(name, profile):
     round_trip(PRESETS[name](), profile)
+
+
+@pytest.mark.parametrize("profile", ["goodfellow", "cs231n"])
+@pytest.mark.parametrize("name", sorted(FOUND))
+def test_cells_the_fuzzing_found_round_trip(name, profile):
+    round_trip(symrnn.parse_cell(FOUND[name]), profile)
 
 
 def test_the_summary_is_broken_over_lines_and_named():
