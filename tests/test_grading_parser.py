@@ -299,3 +299,17 @@ def test_circular_answers_are_wrong_with_the_reason(elman):
     assert not r.correct and "depends on the adjoint asked for" in r.feedback
     r = elman.grade(r"\frac{\partial L}{\partial W} = \sum_t \delta_t x_t^T", "U")
     assert not r.correct and "left side" in r.feedback
+
+
+def test_the_power_of_a_square_matrix_is_its_matrix_power(elman):
+    """W^2 (LaTeX and text) is W W, as the derivation prints a matrix power; an entry-wise
+    power of a matrix is refused, and a vector's square stays entry by entry."""
+    for power, product in [(r"W^{2} h^{(t-1)}", r"W W h^{(t-1)}"),
+                           (r"(W^\top)^{3} h^{(t)}", r"W^\top W^\top W^\top h^{(t)}"),
+                           ("W^2 h(t-1)", "W @ W @ h(t-1)")]:
+        assert same(elman, power, product), power
+    assert not same(elman, r"W^{2} h^{(t-1)}", r"(W \odot W) h^{(t-1)}")
+    for entrywise in (r"W^{\circ 2} h^{(t-1)}", "W**2 @ h(t-1)", "W.^2 @ h(t-1)"):
+        with pytest.raises(AnswerSyntaxError, match="entry-wise power of a DxD matrix"):
+            elman.parse(entrywise)
+    assert same(elman, r"(h^{(t)})^{2}", r"h^{(t)} \odot h^{(t)}")

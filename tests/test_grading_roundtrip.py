@@ -49,8 +49,36 @@ PRESETS = {
 }
 # cells the fuzzing found: a quotient whose other factors all hold an adjoint (the LaTeX
 # printer dropped its \oslash: 1/2 sqrt(u) for 1/2 1 (/) sqrt(u)); o1 beside o at step 1,
-# both o_{1} in subscript time
+# both o_{1} in subscript time; a named matrix read by a step; a state nothing reads (its
+# delta is 0); a matrix power (P_1^2, printed P_1**2 as text, (P_1^T)^2 in rows)
 FOUND = {
+    "named matrix": """params: b0[D] P1[D, D] b2[D] V3[M, D]
+input: x[N]
+target: y[M]
+state: h[D]
+a0_0 = (0.5 * b0)
+a0 = (sigmoid(a0_0) + 0.5)
+Q0 = 2 * P1 - P1
+g0 = sigmoid(((Q0 @ b2) + a0))
+h = g0 * prev(h) + (1 - g0) * tanh(a0_0)
+o0 = V3 @ h
+loss = 0.5 * (o0 - y).T @ (o0 - y)""",
+    "dead state": """params: P0[E, D] P1[E, D] b2[E] V3[M, D]
+input: x[N]
+target: y[M]
+state: h[D] s[E]
+const: k0 = 1/3
+h = tanh(k0 * ones(D))
+s = tanh(b2 - k0 * ones(E) + (P0 + P1) @ (k0 * ones(D)))
+o0 = V3 @ h
+loss = y.T @ o0""",
+    "matrix power": """params: P0[D, D] P1[D, D] V2[M, D]
+input: x[N]
+target: y[M]
+state: h[D]
+g0 = sigmoid((P0 @ ((P1 @ P1) @ prev(h))))
+h = g0 * prev(h) + (1 - g0) * tanh(x.T @ x * prev(h))
+loss = -y.T @ log_softmax(V2 @ prev(h))""",
     "quotient first": """params: P0[D, J] P1[J, D] b2[D] V3[M, D]
 input: x[N] c[K]
 target: y[M]
@@ -171,7 +199,7 @@ def test_presets_round_trip(name, profile):
     round_trip(PRESETS[name](), profile)
 
 
-@pytest.mark.parametrize("profile", ["goodfellow", "cs231n"])
+@pytest.mark.parametrize("profile", ["goodfellow", "cs231n", "d2l"])
 @pytest.mark.parametrize("name", sorted(FOUND))
 def test_cells_the_fuzzing_found_round_trip(name, profile):
     round_trip(symrnn.parse_cell(FOUND[name]), profile)

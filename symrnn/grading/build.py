@@ -346,9 +346,11 @@ class Builder:
                 self.fail(node, "the power is beyond the range of a float")
             return value ** n
         rows, cols = value.shape
+        if rows == cols != 1 and not node.entrywise:    # P^2 of a square matrix: P P
+            return value if n == 1 else MatMul(*[value] * n)
         if rows != 1 and cols != 1:
-            self.fail(node, f"{self.piece(node)}: a power of a {_shape(value)} matrix; write "
-                            "the product out, or \\odot for entry by entry")
+            self.fail(node, f"{self.piece(node)}: an entry-wise power of a {_shape(value)} "
+                            "matrix; write the product out, or \\odot for entry by entry")
         total, inner = n, value
         while isinstance(inner, HadamardPower):   # (h^2)^2 ...: the exponents multiply
             total, inner = total * int(inner.exp), inner.base

@@ -20,7 +20,7 @@ the expression is too large to expand (more than ``MAX_TERMS`` monomials).
 """
 import weakref
 
-from sympy import (HadamardPower, HadamardProduct, Identity, Integer, MatAdd, MatMul,
+from sympy import (HadamardPower, HadamardProduct, Identity, Integer, MatAdd, MatMul, MatPow,
                    MatrixSymbol, OneMatrix, Transpose, ZeroMatrix, default_sort_key)
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
@@ -29,6 +29,7 @@ from ..model.nodes import Adjoint, StepVar, SumOverTime
 from ..ops import Elementwise
 from .forms import free_symbols
 from .nodes import StepLossAdjoint
+from .syntax import MAX_POWER
 
 MAX_TERMS = 4_000
 INLINE_PASSES = 4
@@ -144,6 +145,8 @@ class _Normaliser:
                     for c, f in self.expand(e.arg)]
         if isinstance(e, HadamardPower):
             return self.expand(HadamardProduct(*[e.base] * int(e.exp)))
+        if isinstance(e, MatPow) and e.exp.is_Integer and 1 <= e.exp <= MAX_POWER:
+            return self.expand(MatMul(*[e.base] * int(e.exp)))     # P^2 = P P
         if isinstance(e, HadamardProduct):
             out = [(Integer(1), [])]
             for a in e.args:
@@ -421,7 +424,7 @@ def normal_form(expr, derivation):
     try:
         inlined = _without_dead_states(expr, derivation)
         for _ in range(INLINE_PASSES):  # the derivation inlines a long chain in parts
-            again = derivation.inline(inlined)
+            again = _without_dead_states(derivation.inline(inlined), derivation)
             if again == inlined:
                 break
             inlined = again

@@ -416,7 +416,8 @@ class _Parser:
         if power is not None:
             if isinstance(power, str):
                 self.fail(first, power)
-            return S.Power(node.start, end, node, power)
+            entrywise = (items[0].kind, items[0].value) in (("cmd", "circ"), ("cmd", "odot"))
+            return S.Power(node.start, end, node, power, entrywise)
         if time is not None:
             if not isinstance(node, S.Name):
                 self.fail(first, "a time such as (t) belongs on a name, e.g. h^{(t)}")

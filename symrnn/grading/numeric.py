@@ -60,6 +60,7 @@ class Point:
         with np.errstate(all="ignore"):
             for lhs, rhs in cell.fixed:     # the named matrices of the parameters
                 self.params[lhs.name] = self.evaluate(rhs)
+            self.param_names = set(self.params)     # a step reads them as it reads W
             for k in range(1, T_value + 2):
                 for x in cell.inputs:
                     self.values[(x.name, k)] = rng.normal(size=self.shape(x))

@@ -133,6 +133,8 @@ class Transpose(Node):
 class Power(Node):
     arg: Node
     exponent: int
+    entrywise: bool = False     # ^{\circ n}, .^n, **n; a plain ^n of a square matrix is
+                                # its matrix power
 
 
 @dataclass(frozen=True)

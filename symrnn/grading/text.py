@@ -275,7 +275,7 @@ class _Parser:
                 n = int(exponent.value)
                 if not 1 <= n <= S.MAX_POWER:
                     self.fail(exponent, f"the exponent must be 1 to {S.MAX_POWER}")
-                node = S.Power(node.start, exponent.end, node, n)
+                node = S.Power(node.start, exponent.end, node, n, entrywise=True)
             else:
                 break
         self.leave()

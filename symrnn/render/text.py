@@ -11,7 +11,7 @@
 import re
 import unicodedata
 
-from sympy import HadamardProduct, MatAdd, MatMul, OneMatrix
+from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol, OneMatrix
 from sympy.printing.str import StrPrinter
 
 from ..model.nodes import Adjoint, Elementwise, Prev, StepVar
@@ -297,6 +297,12 @@ class TextPrinter(StrPrinter):
         if self.unicode:
             return f"{self._base(expr.base)}^∘{self._print(expr.exp)}"
         return f"{self._base(expr.base)}.^{self._print(expr.exp)}"
+
+    def _print_MatPow(self, expr):
+        """P^2, (P^T)^2: the matrix power (** is entry-wise in the text syntax)."""
+        base = expr.base
+        text = self._print(base) if isinstance(base, MatrixSymbol) else f"({self._print(base)})"
+        return f"{text}^{self._print(expr.exp)}"
 
     def _print_MatAdd(self, expr):
         from .latex_printer import BPTTLatexPrinter
