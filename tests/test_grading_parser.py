@@ -313,3 +313,12 @@ def test_the_power_of_a_square_matrix_is_its_matrix_power(elman):
         with pytest.raises(AnswerSyntaxError, match="entry-wise power of a DxD matrix"):
             elman.parse(entrywise)
     assert same(elman, r"(h^{(t)})^{2}", r"h^{(t)} \odot h^{(t)}")
+
+
+def test_a_constant_of_unknown_size_plus_a_number(elman):
+    """(-1/4 1).^2 + 1 as derive prints it: a constant column whose size the product
+    around it tells (it was refused as 'cannot be told')."""
+    assert same(elman, r"((-1/4 1).^2 + 1) .* h(t)", r"(17/16) h(t)")
+    assert same(elman, r"(3 - (2 1)) .* h(t)", r"h(t)")
+    assert same(elman, r"\tanh\left(\mathbf{1} + 1\right) \odot h^{(t)}",
+                r"\tanh(2 \mathbf{1}) \odot h^{(t)}")

@@ -3,7 +3,8 @@
 The printed forms, in every notation profile of ``symrnn/render/notations``: what
 ``symrnn derive`` prints as text (``render.text.derivation_text``) and as LaTeX
 (``render.sections.derivation_align``, long equations broken over continuation
-lines), and the summary of the sheets (``derivation_context(...).summary`` of the
+lines), a derivation's ``_repr_latex_`` (its forward equations and results, broken
+at the notebook's width), and the summary of the sheets (``derivation_context(...).summary`` of the
 cell with its pre-activations named and their gradients named delta, as
 ``render.sheet.readable`` makes it), laid out for the full text width and for a
 narrow one (so that long right-hand sides are broken over lines). Each printed line
@@ -32,6 +33,7 @@ from symrnn.graph.unroll import shared
 from symrnn.model.nodes import Adjoint, StepVar
 from symrnn.render.narrative import derivation_context, fit
 from symrnn.render.notation import builtin_notations
+from symrnn.render.notebook import set_notation
 from symrnn.render.sections import derivation_align
 from symrnn.render.sheet import readable
 from symrnn.render.text import derivation_text
@@ -155,8 +157,43 @@ def sheet_lines(cell, profile):
             out.append(("latex", eq.lhs, parts, f"{label} ({profile}, {continuations} "
                                                 f"continuation lines"
                                                 f"{', for t < T' if before_last else ''})"))
+    out += notebook_lines(symrnn.derive(cell), profile)
     notation = from_profile(profile, d.cell, adjoints=info.deltas)
     return Grader(d.cell, notation), out
+
+
+def notebook_lines(derivation, profile):
+    """The rows of a derivation's ``_repr_latex_`` (the forward equations and the
+    results, lines of at most the notebook's width) in ``profile``: lhs &= rhs, a second
+    form &= rhs, a continuation &\quad ..., a condition \quad \text{for } t < T."""
+    previous = set_notation(profile)
+    try:
+        shown = derivation._repr_latex_()
+    finally:
+        set_notation(previous)
+    assert shown.startswith(r"$$\begin{aligned}") and shown.endswith(r"\end{aligned}$$")
+    body = shown[len(r"$$\begin{aligned}"):-len(r"\end{aligned}$$")]
+    rows = []
+    for row in body.split(r" \\ "):
+        if row.startswith(r"&\text{"):
+            continue                                      # a heading
+        condition = re.search(r" \\quad \\text\{for \} (.*)$", row)
+        if condition:
+            row = row[:condition.start()]
+        if row.startswith(r"&\quad "):
+            rows[-1][1][-1] += " " + row[len(r"&\quad "):]
+            rows[-1][2] += 1
+        elif row.startswith("&= "):
+            rows[-1][1].append(row[len("&= "):])
+        else:
+            lhs, rhs = row.split(" &= ", 1)
+            rows.append([lhs, [rhs], 0, ""])
+        if condition:
+            rows[-1][3] = condition.group(1)
+    assert rows
+    return [("latex", lhs, parts, f"_repr_latex_ ({profile}, {n} continuation lines"
+                                  f"{', for t < T' if 't < T' in condition else ''})")
+            for lhs, parts, n, condition in rows if not lhs.startswith("L")]
 
 
 def continued(lines):

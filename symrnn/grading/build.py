@@ -461,6 +461,9 @@ class Builder:
                                   else (lambda x, y: x - y))
         if both is not None:
             return both
+        number = self._pending_and_number(node, a, b)
+        if number is not None:
+            return number
         a, b = self._settle(node, a, b)
         ma, mb = _is_matrix(a), _is_matrix(b)
         if ma and not mb:
@@ -472,6 +475,19 @@ class Builder:
                                           f"{self.piece(node.right)!r} ({_shape(b)}) cannot "
                                           "be added")
         return a + b if node.op == "+" else a - b
+
+    @staticmethod
+    def _pending_and_number(node, a, b):
+        """A constant column of unknown size plus a number c (c 1 of that size): still a
+        constant of unknown size ((-1/4 1).^2 + 1), or None."""
+        def number(v):
+            return not _is_matrix(v) and not isinstance(v, _Pending)
+        sign = 1 if node.op == "+" else -1
+        if isinstance(a, _Pending) and not a.square and number(b):
+            return a.then(lambda column: column + sign * b * OneMatrix(*column.shape))
+        if isinstance(b, _Pending) and not b.square and number(a):
+            return b.then(lambda column: a * OneMatrix(*column.shape) + sign * column)
+        return None
 
     def _chain(self, node):
         """A product of several factors: a row or column of ones takes its length from
