@@ -12,7 +12,7 @@ with a catalogue entry emptied, the rows that name it no longer do.
 import pytest
 
 from symrnn.grading import CATALOGUE, AnswerSyntaxError, Grader, MODIFIERS
-from symrnn.grading import mistakes as mistakes_module
+from symrnn.mistakes import catalogue as mistakes_module
 
 DL = r"\frac{\partial L}{\partial h^{(t)}}"
 DLn = r"\frac{\partial L}{\partial h^{(t+1)}}"
@@ -231,7 +231,7 @@ def test_each_catalogue_entry_is_what_names_its_rows(monkeypatch, entry):
     """Mutation: with one entry's transformation emptied, its rows name it no more."""
     index = next(i for i, m in enumerate(CATALOGUE) if m.key == entry)
     broken = list(CATALOGUE)
-    broken[index] = mistakes_module.Mistake(entry, "x", "x {detail}", lambda forms: [])
+    broken[index] = mistakes_module.Mistake(entry, "x", "x", lambda forms: [])
     monkeypatch.setattr(mistakes_module, "CATALOGUE", tuple(broken))
     graders = {}
     for cell, key, answer, right, mistake in CATALOGUE_ROWS:

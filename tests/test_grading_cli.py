@@ -81,7 +81,7 @@ def test_right_answers_exit_0(runs, name):
 def test_a_wrong_answer_exits_1_with_the_named_mistake(runs):
     run = runs["wrong"]
     assert run.code == 1 and run.err == ""
-    assert "time shift" in run.out.lower() and "h^(t) where h^(t-1) belongs" in run.out
+    assert "Time shift: dL/dW uses h^(t) where the derivation has h^(t-1)" in run.out
     assert "Score: 0.6." in run.out
 
 

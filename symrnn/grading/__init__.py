@@ -16,19 +16,22 @@ column vectors.
 The answer is compared with ``symrnn.derive(cell)``'s formula exactly where a
 normal form shows equality (``canonical.py``), and at random networks of several
 T and sizes (``numeric.py``), the adjoints it names taking their values from the
-derivation. A wrong answer is compared with the typical mistakes, each applied to
-the derived formula (``mistakes.py``); partial credit counts the parts that are
-right (``credit.py``).
+derivation. A wrong answer is compared with the typical mistakes of the one table
+``symrnn.mistakes`` (each applied to the derived formula; the hints of
+``symrnn.testing.check_bptt`` use the same table); partial credit counts the parts
+that are right (``credit.py``).
 
 Modules: syntax (the tree, limits, AnswerSyntaxError), times, latex, text,
-notation, build, nodes, forms, show, numeric, canonical, keys, mistakes, credit,
-answer, grade.
+notation, build, nodes, forms, numeric, canonical, keys, credit, answer, grade.
 """
+from ..mistakes import CATALOGUE, RESULTS
 from .build import ShapeMismatch
 from .grade import GradeResult, Grader, as_cell, grade
-from .mistakes import CATALOGUE, MODIFIERS
 from .notation import Notation
 from .syntax import AnswerSyntaxError
+
+# the mistakes of a whole result that answers are checked for
+MODIFIERS = {key: m for key, m in RESULTS.items() if m.in_answers}
 
 __all__ = ["AnswerSyntaxError", "CATALOGUE", "GradeResult", "Grader", "MODIFIERS", "Notation",
            "ShapeMismatch", "as_cell", "grade"]

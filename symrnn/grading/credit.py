@@ -19,11 +19,11 @@ from sympy import HadamardProduct, Integer, MatAdd, MatMul, ZeroMatrix
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from ..graph.unroll import T, t
+from ..mistakes import show
 from ..model.nodes import Adjoint, StepVar, SumOverTime
 from .canonical import _product, normaliser
 from .forms import free_symbols, hadamard_factors
 from .numeric import Undefined, close, values
-from .show import show
 
 SUM_WEIGHT = 0.2
 

@@ -1,6 +1,7 @@
 """Small questions about expressions that several modules of the grader ask."""
-from sympy import HadamardProduct, MatAdd, MatrixSymbol
+from sympy import MatrixSymbol
 
+from ..mistakes.forms import hadamard_factors, terms
 from ..model.nodes import StepVar, SumOverTime
 
 
@@ -16,16 +17,4 @@ def free_symbols(expr):
     return set().union(*(free_symbols(a) for a in expr.args))
 
 
-def hadamard_factors(e):
-    """The factors of an entry-wise product, nested products flattened."""
-    if isinstance(e, HadamardProduct):
-        out = []
-        for a in e.args:
-            out.extend(hadamard_factors(a))
-        return out
-    return [e]
-
-
-def terms(e):
-    """The terms of a sum (one term if ``e`` is not a sum)."""
-    return list(e.args) if isinstance(e, MatAdd) else [e]
+__all__ = ["free_symbols", "hadamard_factors", "terms"]

@@ -13,11 +13,10 @@ from ..model.nodes import SumOverTime
 from . import canonical, credit
 from .answer import as_matrix, read
 from .forms import free_symbols
+from ..mistakes import RESULTS, forms_of, show, variants
 from .keys import forbidden_adjoint, key_of_lhs, resolve_key
-from .mistakes import MODIFIERS, forms_of, variants
 from .notation import Notation, Vocabulary, default_notation, from_profile
 from .numeric import Undefined, aligned, close, points, values
-from .show import show
 
 REPAIR_COST = 0.4       # what an answer loses for each repair that makes its shapes fit
 TRANSPOSED_SHARE = 0.5  # a transposed result gets this share of its transpose's credit
@@ -56,7 +55,7 @@ class GradeResult:
 @dataclass
 class _Candidate:
     mistake: object            # a catalogue Mistake, or None for the derived formula
-    detail: str
+    change: object             # its Change (None for the derived formula)
     full: object
     body: object
     full_values: list
@@ -184,9 +183,11 @@ class _KeyData:
         d = self.grader.derivation
         is_sum = key.is_sum
         body = key.target.term if is_sum else None
-        out = [_Candidate(None, "", key.target, body, self.target_values,
+        out = [_Candidate(None, None, key.target, body, self.target_values,
                           values(pts, body) if is_sum else None)]
-        for mistake, detail, variant in variants(forms_of(d, key)):
+        time = Integer(1) if key.kind == "initial" else t
+        for mistake, change in variants(forms_of(d, key.target, time)):
+            variant = change.expr
             full = SumOverTime(variant, t, 1, T) if is_sum else variant
             try:
                 full_values = values(pts, full)
@@ -195,7 +196,7 @@ class _KeyData:
             if any(close(full_values, c.full_values) for c in out):
                 continue        # the same numbers as the right formula or an earlier mistake
             body_values = values(pts, variant) if is_sum else None
-            out.append(_Candidate(mistake, detail, full, variant if is_sum else None,
+            out.append(_Candidate(mistake, change, full, variant if is_sum else None,
                                   full_values, body_values))
         return out
 
@@ -270,12 +271,18 @@ class _KeyData:
         mods = []
         if found is not None:
             candidate, mods, factor = found
-            if candidate.mistake is not None:
-                m = candidate.mistake
-                mistakes.append(Named(m.key, m.name, m.says.format(detail=candidate.detail)))
+            m = candidate.mistake
+            if m is not None:
+                sentence = m.sentence([(key.text, candidate.change)])
+                if m.why:
+                    sentence += f"; {m.why}"
+                mistakes.append(Named(m.key, m.name, f"{m.name}: {sentence}"))
+            of = "the formula with that mistake" if m is not None else "the derived formula"
             for mod in mods:
-                name, sentence = MODIFIERS[mod]
-                mistakes.append(Named(mod, name, sentence.format(detail=factor, name=key.name)))
+                entry = RESULTS[mod]
+                mistakes.append(Named(mod, entry.name, entry.says.format(
+                    what="the answer is", right=of, sizes="", factor=factor,
+                    limits=factor, name=key.name)))
         correct = right and not repairs
         scored = transposed(expr) if "transposed" in mods else expr
         if scored.shape != key.target.shape:
@@ -314,10 +321,9 @@ def transposed(expr):
 
 
 def _repair_named(repair):
-    key = "diag order" if repair.kind == "diag order" else "transpose repair"
-    name, sentence = MODIFIERS[key]
-    return Named(key, name,
-                 sentence.format(detail=f"'{repair.what}' at column {repair.column + 1}"))
+    entry = RESULTS["diag order" if repair.kind == "diag order" else "transpose repair"]
+    return Named(entry.key, entry.name,
+                 entry.says.format(detail=f"'{repair.what}' at column {repair.column + 1}"))
 
 
 def _flat(vals):

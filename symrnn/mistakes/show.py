@@ -1,4 +1,4 @@
-"""Expressions as a student reads them in the feedback: h^(t-1), W^T, dL/dh^(t+1).
+"""Expressions as a person reads them in feedback and hints: h^(t-1), W^T, dL/dh^(t+1).
 
 The plain notation of ``symrnn derive``: a SymPy printer with one method per node.
 """
@@ -84,4 +84,5 @@ _PRINTER = FeedbackPrinter()
 
 
 def show(expr):
+    """``expr`` as the feedback and the hints print it."""
     return _PRINTER.doprint(expr)
