@@ -39,17 +39,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def _module(derivation, runtime_file=None):
     """The generated module's namespace (its kernel ``gradients`` and its public call);
-    with ``runtime_file``, that runtime.py's code in place of this checkout's."""
-    from symrnn.codegen import lambdify, runtime
+    with ``runtime_file``, that runtime's code (a runtime.py, or a runtime_calls.py
+    after this checkout's runtime.py) run over it and the public call made again."""
+    from symrnn.codegen import lambdify
     source = lambdify.module_source(derivation)
-    if runtime_file:
-        with open(runtime_file) as fh:
-            other = fh.read()
-        first = ast.parse(other).body[1].lineno  # after the docstring, as lambdify does
-        other = "".join(other.splitlines(True)[first - 1:])
-        source = source.replace(lambdify._body(runtime), other)
     ns = {"__name__": "bench_calls_generated"}
     exec(compile(source, "<bench>", "exec"), ns)
+    if runtime_file:
+        with open(runtime_file) as fh:
+            tree = ast.parse(fh.read())
+        # without its imports of the runtime's other parts, as the generated module
+        tree.body = [n for n in tree.body if not (isinstance(n, ast.ImportFrom) and n.level)]
+        exec(compile(tree, runtime_file, "exec"), ns)
+        ns["loss_and_gradients"] = ns["gradient_function"](ns["gradients"], ns["SPEC"])
+        ns["loss"] = ns["forward_function"](ns["forward"], ns["SPEC"])
     return ns
 
 

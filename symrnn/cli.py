@@ -97,9 +97,9 @@ def _notation_option(parser):
 
 
 def _activations():
-    from .ops import activations
+    from .model.presets import ACTIVATIONS
 
-    return tuple(activations()) + ("identity",)  # as symrnn.model.presets
+    return tuple(ACTIVATIONS)
 
 
 def _model_options(parser, cell_file=False):
@@ -190,9 +190,15 @@ def build_parser():
                                          "and loss(params, x, y, h0=None).")
     codegen.add_argument("-o", "--out", metavar="FILE", default="-",
                          help="where to write the module (default: standard output)")
-    codegen.add_argument("--backend", choices=("numpy", "numba"), default="numpy",
+    codegen.add_argument("--backend", choices=_backends(), default="numpy",
                          help="numba: the kernels are compiled by Numba on their first "
-                              "call (the module then needs Numba too; default: numpy)")
+                              "call (the module then needs Numba too); readable: one "
+                              "loop over the steps forward, one backward, with the "
+                              "sheet's names and equations (default: numpy)")
+    codegen.add_argument("--dump-ir", metavar="PASS", default=None,
+                         help="write the code generator's intermediate representation "
+                              "after the pass PASS instead of the module ('list': the "
+                              "backend's passes, one a line)")
     _model_options(codegen, cell_file=True)
 
     sheet = sub.add_parser("sheet", allow_abbrev=False,
@@ -509,16 +515,39 @@ def _quiet_numpy():
     return np.errstate(all="ignore")
 
 
-def run_codegen(args, cell):
-    from .codegen.lambdify import module_source
+def _backends():
+    """The names of the code generator's backends (its registry, symrnn/codegen/targets.py)."""
+    from .codegen.targets import TARGETS
 
+    return tuple(TARGETS)
+
+
+def run_codegen(args, cell):
+    from .codegen import driver
+    from .codegen.dump import dump
+    from .codegen.targets import target
+
+    if args.dump_ir == "list":
+        source = "".join(f"{what}\n" for _, what in driver.passes(args.backend))
+        return _write(args, source)
+    if args.dump_ir is not None and args.dump_ir not in dict(driver.passes(args.backend)):
+        raise UsageError(f"argument --dump-ir: the backend {args.backend!r} has no pass "
+                         f"{args.dump_ir!r} (--dump-ir list shows its passes)")
     derivation = _derive(cell)
     try:
-        source = module_source(derivation, args.backend)
+        if args.dump_ir is None:
+            source = driver.source(derivation, args.backend)
+        else:
+            module = driver.run(derivation, args.backend, until=args.dump_ir)
+            source = dump(module, target(args.backend).printer)
     except ImportError as e:  # Numba is not installed
         raise Failure(str(e)) from None
     except (ValueError, NotImplementedError) as e:
         raise UsageError(f"cell {cell.name!r}: {' '.join(str(e).split())}") from None
+    return _write(args, source)
+
+
+def _write(args, source):
     if args.out == "-":
         sys.stdout.write(source)
         return 0
@@ -588,7 +617,7 @@ def _sheet_cell(args, cell):
 
 def run_sheet(args, cell):
     try:
-        from .render.sheet import write_sheet
+        from .documents import write_sheet
     except ImportError as e:
         raise Failure(f"the solution sheet is not available: {e}") from None
     cell, source = _sheet_cell(args, cell)

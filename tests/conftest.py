@@ -11,6 +11,17 @@ import symrnn
 os.environ.setdefault("SYMRNN_CACHE_DIR", tempfile.mkdtemp(prefix="symrnn-test-cache-"))
 
 
+HEAVY = ("numba", "tex", "torch", "jax")  # what compiles or imports a large library
+
+
+def pytest_collection_modifyitems(items):
+    """A test that compiles (Numba, TeX) or needs PyTorch or JAX is slow too: the
+    quick loop ``pytest -m "not slow"`` leaves it out (setup.cfg)."""
+    for item in items:
+        if any(item.get_closest_marker(m) for m in HEAVY) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
+
 @functools.lru_cache(maxsize=None)
 def derivation(**model):
     return symrnn.derive(symrnn.ElmanRNN(**model))

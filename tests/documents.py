@@ -13,15 +13,16 @@ from types import SimpleNamespace
 import pytest
 
 import symrnn
-from symrnn.render import sheet as sheet_module
+from symrnn.render import tex as tex_module
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = sorted((ROOT / "examples" / "cells").glob("*.cell"))
-needs_tex = pytest.mark.skipif(sheet_module.tex_engine() is None, reason="no TeX engine")
+needs_tex = pytest.mark.skipif(tex_module.tex_engine() is None, reason="no TeX engine")
 
 # cells written with the constructs that once crashed or printed badly: a state that
 # enters another through a number, exp(0) and a division by a vector, decimals that
-# multiply, a fourth size name, a loss that is not finite at random points
+# multiply, a fourth size name, a loss that is not finite at random points, a loss that
+# reads the previous state, named matrices of the parameters and named constants
 HOSTILE = {
     "half": """\
 params: W[D,D] U[D,N] V[M,D]
@@ -60,6 +61,26 @@ h = tanh(W @ prev(h) + U @ x)
 o = V @ log(h)
 loss = 0.5 * (o - y).T @ (o - y)
 """,
+    "prevloss": """\
+params: W[D,D] U[D,N] V[M,D]
+input: x[N]
+target: y[M]
+state: h[D]
+h = tanh(W @ prev(h) + U @ x)
+loss = prev(h).T @ prev(h) + y.T @ (V @ h)
+""",
+    "named": """\
+params: A[D,D] W[D,N] V[M,D] w[1,D]
+input: x[N]
+target: y[M]
+state: h[D]
+const: beta = 0.65 dt = 0.1
+Ab = (1 - beta) * (A + A.T) + beta * (A - A.T) - 0.05 * eye(D)
+Ac = Ab @ Ab.T
+h = prev(h) + dt * tanh(Ab @ prev(h) + Ac @ prev(h) + W @ x)
+o = V @ h
+loss = 0.5 * (o - y).T @ (o - y) + sum(w @ Ac)
+""",
 }
 
 
@@ -81,7 +102,7 @@ def document_names():
 
 def texts():
     """{document name: LaTeX}."""
-    from symrnn.render.sheet import render_cell_document, render_sheet
+    from symrnn.documents import render_cell_document, render_sheet
     out = {"sheet08": render_sheet(), "sheet08-d2l": render_sheet(notation="d2l"),
            "sheet08-cs231n": render_sheet(notation="cs231n")}
     for cell in (symrnn.LSTM, symrnn.GRU):
@@ -142,6 +163,6 @@ def pdf_text(pdf):
 def compiled_documents(tmp_path_factory):
     """Every document of ``texts()``, compiled (see ``compile_all``): the session fixture
     ``compiled`` of conftest.py."""
-    if sheet_module.tex_engine() is None:
+    if tex_module.tex_engine() is None:
         pytest.skip("no TeX engine")
     return compile_all(texts(), tmp_path_factory.mktemp("documents"))

@@ -7,7 +7,24 @@ import pytest
 import symrnn
 from conftest import gradient_function
 from reference import elman_bptt, rel_err
-from symrnn.check import batched_reference, gru_reference, lstm_reference, random_problem
+from symrnn.checking import Layout, make_problem, over_batch
+from symrnn.checking.references import gru_bptt as gru_reference, lstm_bptt as lstm_reference
+
+
+def random_problem(cell, T, hidden, inputs, outputs, batch):
+    """``(params, x, y, initial)``: labels for a softmax output, initial states given."""
+    problem = make_problem(cell, 0, T=T, sizes={"D": hidden, "N": inputs, "M": outputs},
+                           batch=batch, layout=Layout(batch=True, labels=True, starts="shared"))
+    return problem.params, problem.x, problem.y, problem.initial
+
+
+def batched_reference(reference, params, x, y, initial, state_sizes, classes=None):
+    """``reference(params, x, y, states_dict)`` over a batch: see ``over_batch``."""
+    keys = list(state_sizes)
+    return over_batch(lambda p, x_, y_, **s: reference(
+        p, x_, y_, {k: np.zeros(state_sizes[k]) if s.get(k) is None else s[k] for k in keys}),
+        params, x, y, classes=classes, **{k: initial.get(k) for k in keys})
+
 
 D, N, M, T, B = 3, 2, 4, 5, 3
 
@@ -161,7 +178,7 @@ def test_other_dtypes_and_nested_lists():
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_gated_cells_take_batches_and_both_initial_states(name):
     # the same conventions for every initial state (h0 and, for the LSTM, s0),
-    # against the hand-written references in symrnn.check
+    # against the hand-written references of symrnn.checking
     cell = symrnn.LSTM() if name == "lstm" else symrnn.GRU()
     f = symrnn.derive(cell).lambdify()
     reference = ((lambda p, x, y, s: lstm_reference(p, x, y, s["h0"], s["s0"]))

@@ -33,6 +33,7 @@ def test_the_printed_seed_repeats_the_run(capsys):
     assert [line for line in again.splitlines() if line.startswith("problem")] == problems
 
 
+@pytest.mark.slow
 def test_sizes_beyond_the_defaults(capsys):
     code, out, _ = run(["check", "--cell", "gru", "--hidden", "9", "--size", "N=8",
                         "--T", "7", "--seed", "1"], capsys)
@@ -106,6 +107,7 @@ def broken(params, x, y, h0):
 '''
 
 
+@pytest.mark.slow
 def test_against_a_users_function(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -240,6 +242,7 @@ def run_symrnn(argv, cwd, timeout=240):
                "(--timeout 0.5)"]),
     ("sleeps", ["student_bptt:sleeps did not return within 0.5 s and was stopped"]),
 ])
+@pytest.mark.slow
 def test_a_function_that_does_not_return_fails_in_one_line(function, words, student_dir):
     code, out, err = run_symrnn(["check", "--against", f"student_bptt:{function}",
                                  "--timeout", "0.5", "--seed", "0"], student_dir)
@@ -247,6 +250,7 @@ def test_a_function_that_does_not_return_fails_in_one_line(function, words, stud
     one_line(err, "symrnn check: error: ", *words)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_check_and_its_child(student_dir):
     import os
 
@@ -259,6 +263,7 @@ def test_ctrl_c_stops_the_check_and_its_child(student_dir):
         os.kill(pid, 0)
 
 
+@pytest.mark.slow
 def test_sys_exit_in_the_function_is_a_failed_check(student_dir, capsys):
     code, out, err = run(["check", "--against", "student_bptt:exits", "--seed", "0"], capsys)
     assert code == 1 and err == ""
@@ -274,6 +279,7 @@ def test_sys_exit_in_the_function_is_a_failed_check(student_dir, capsys):
                          "the right value: return float(loss) (or loss.item())"),
     ("string_loss", "string_loss: the loss is a str ("),
 ])
+@pytest.mark.slow
 def test_a_loss_that_is_not_a_number_is_a_failed_check(function, says, student_dir, capsys):
     code, out, err = run(["check", "--against", f"student_bptt:{function}", "--seed", "0"],
                          capsys)
@@ -281,6 +287,7 @@ def test_a_loss_that_is_not_a_number_is_a_failed_check(function, says, student_d
     assert out.startswith(says) and len(out.strip().splitlines()) == 1, out
 
 
+@pytest.mark.slow
 def test_the_students_traceback_is_shown(student_dir, capsys):
     code, out, err = run(["check", "--against", "student_bptt:raises", "--seed", "0"], capsys)
     assert code == 1 and err == ""
@@ -293,6 +300,7 @@ def test_the_students_traceback_is_shown(student_dir, capsys):
     assert lines[-1].startswith("ValueError: cannot reshape array of size ")
 
 
+@pytest.mark.slow
 def test_labels(student_dir, capsys):
     code, out, err = run(["check", "--against", "student_bptt:with_labels", "--labels",
                           "--seed", "1"], capsys)
@@ -327,6 +335,7 @@ def test_against_argument_errors_exit_2(argv, words, student_dir, capsys):
 
 # -- --cell-file: regular files within the parser's limit -----------------------------
 
+@pytest.mark.slow
 def test_a_fifo_and_dev_zero_are_refused_at_once(tmp_path):
     import os
 
@@ -363,6 +372,7 @@ def test_a_cell_file_with_a_byte_order_mark(tmp_path, capsys):
     assert code == 0 and out.startswith("mgu\n")
 
 
+@pytest.mark.slow
 def test_an_import_that_never_ends_is_stopped(student_dir, capsys, monkeypatch):
     (student_dir / "hangs_on_import.py").write_text("while True:\n    pass\n")
     monkeypatch.setattr(cli, "IMPORT_TIMEOUT", 0.5)  # the import's own, longer limit

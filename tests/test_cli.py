@@ -65,6 +65,7 @@ def one_line_error(run, code, *words):
         assert w in lines[0], (w, lines[0])
 
 
+@pytest.mark.slow
 def test_help(runs):
     assert runs["help"].code == 0 and runs["help"].err == ""
     for command in ("derive", "check", "codegen", "sheet"):
@@ -76,12 +77,14 @@ def test_help(runs):
         assert option in text
 
 
+@pytest.mark.slow
 def test_version(runs):
     assert runs["version"].code == 0 and runs["version"].err == ""
     assert runs["version"].out == f"symrnn {symrnn.__version__}\n"
     assert "--version" in runs["help"].out
 
 
+@pytest.mark.slow
 def test_derive_prints_the_closed_forms(runs):
     run = runs["derive"]
     assert run.code == 0 and run.err == ""
@@ -98,6 +101,7 @@ def test_derive_prints_the_closed_forms(runs):
         assert f"  {line}\n" in run.out, line
 
 
+@pytest.mark.slow
 def test_check_prints_a_table_and_passes(runs):
     run = runs["check"]
     assert run.code == 0, run.out + run.err
@@ -124,6 +128,7 @@ def test_check_prints_a_table_and_passes(runs):
         assert f"\n{name} " in lstm.out
 
 
+@pytest.mark.slow
 def test_codegen_writes_a_standalone_module(runs):
     run = runs["codegen"]
     assert run.code == 0 and run.err == ""
@@ -161,6 +166,7 @@ def test_codegen_writes_a_standalone_module(runs):
         assert rel_err(out[k], ref[k]) < 1e-10, k
 
 
+@pytest.mark.slow
 def test_bad_arguments_exit_2_with_one_line(runs):
     one_line_error(runs["T 0"], 2, "--T", "0")
     one_line_error(runs["unknown activation"], 2, "--activation", "softplus")
@@ -168,6 +174,7 @@ def test_bad_arguments_exit_2_with_one_line(runs):
     one_line_error(runs["lstm output for the sheet"], 2, "--output", "lstm")
 
 
+@pytest.mark.slow
 def test_io_failure_exits_1_with_one_line(runs):
     one_line_error(runs["unwritable"], 1, "cannot write", str(runs["tmp"] / "no" / "such"))
     assert not (runs["tmp"] / "no").exists()
@@ -210,7 +217,7 @@ def test_more_bad_arguments(argv, words, capsys):
 
 
 def test_check_exits_1_when_a_check_fails(monkeypatch, capsys):
-    import symrnn.check as check_module
+    import symrnn.checking.report as check_module
 
     # a reference that disagrees in U: the table marks U and the exit code is 1
     real = check_module.reference_for
@@ -262,10 +269,10 @@ def test_codegen_to_standard_output(capsys):
 
 
 class FakeSheet(types.ModuleType):
-    """Stands in for symrnn.render.sheet: records the call, or raises ``error``."""
+    """Stands in for symrnn.documents: records the call, or raises ``error``."""
 
     def __init__(self, error=None):
-        super().__init__("symrnn.render.sheet")
+        super().__init__("symrnn.documents")
         self.error, self.calls = error, []
 
     def write_sheet(self, out_dir="output", cell=None, pdf=None, notify=None):
@@ -281,7 +288,7 @@ class SheetError(RuntimeError):
 
 def test_sheet_passes_the_model_and_prints_the_paths(monkeypatch, capsys):
     fake = FakeSheet()
-    monkeypatch.setitem(sys.modules, "symrnn.render.sheet", fake)
+    monkeypatch.setitem(sys.modules, "symrnn.documents", fake)
     assert cli.main(["sheet", "--out", "somewhere", "--pdf", "--bias",
                      "--activation", "sigmoid"]) == 0
     assert capsys.readouterr().out.split() == [str(Path("somewhere") / "sheet08.tex"),
@@ -303,7 +310,7 @@ def test_sheet_passes_the_model_and_prints_the_paths(monkeypatch, capsys):
     (ValueError("the sheet is about the Elman RNN"), 2, ["the sheet is about the Elman RNN"]),
 ])
 def test_sheet_errors(error, code, words, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "symrnn.render.sheet", FakeSheet(error))
+    monkeypatch.setitem(sys.modules, "symrnn.documents", FakeSheet(error))
     assert cli.main(["sheet", "--pdf"]) == code
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
@@ -350,6 +357,7 @@ def test_check_api_for_a_derivation_and_a_cell_without_reference():
 
 # -- processes and files ------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["console script", "python -m symrnn"])
 def test_ctrl_c_during_the_imports_is_one_line(launcher, tmp_path):
     # the console script runs "from symrnn.cli import main; sys.exit(main())" and
@@ -369,6 +377,7 @@ def test_ctrl_c_during_the_imports_is_one_line(launcher, tmp_path):
     assert (done.returncode, done.stdout, done.stderr) == (130, "", "symrnn: interrupted\n")
 
 
+@pytest.mark.slow
 def test_import_symrnn_does_not_import_sympy():
     done = subprocess.run([sys.executable, "-c", "import sys, symrnn, symrnn.cli; "
                            "print('sympy' in sys.modules, symrnn.ElmanRNN().name, "
@@ -378,6 +387,7 @@ def test_import_symrnn_does_not_import_sympy():
     assert done.stdout == "False Elman RNN (tanh, softmax_ce) True\n", done.stderr
 
 
+@pytest.mark.slow
 def test_codegen_replaces_the_file_in_one_step(tmp_path):
     # a file size limit of 8 KiB (as ulimit -f 8): the write fails, the old module stays
     import resource
@@ -464,7 +474,7 @@ def test_no_status_line_when_stderr_is_not_a_terminal(monkeypatch, capsys):
     monkeypatch.setattr(Derivation, "lambdify", lambda self, backend="numpy": real(self))
     assert cli.main(["check", "--backend", "numba", "--T", "1", "--seed", "0"]) == 0
     assert capsys.readouterr().err == ""
-    monkeypatch.setitem(sys.modules, "symrnn.render.sheet", FakeSheet())
+    monkeypatch.setitem(sys.modules, "symrnn.documents", FakeSheet())
     assert cli.main(["sheet"]) == 0
     assert capsys.readouterr().err == ""
 
@@ -475,7 +485,7 @@ def test_a_status_line_while_the_sheet_is_typeset(monkeypatch, capsys):
             notify("no TeX engine found: install latexmk")  # the sheet's own message
             return super().write_sheet(out_dir, cell, pdf)
 
-    monkeypatch.setitem(sys.modules, "symrnn.render.sheet", Noting())
+    monkeypatch.setitem(sys.modules, "symrnn.documents", Noting())
     shown = _terminal(monkeypatch)
     assert cli.main(["sheet"]) == 0
     screen = shown()
@@ -488,7 +498,7 @@ def test_a_status_line_while_the_sheet_is_typeset(monkeypatch, capsys):
 
 
 def test_not_enough_memory_is_one_line(monkeypatch, capsys):
-    import symrnn.check as check_module
+    import symrnn.checking.report as check_module
 
     def too_large(*args, **kwargs):
         raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100000, 100000)")

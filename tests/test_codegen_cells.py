@@ -121,6 +121,7 @@ def test_cell_against_a_plain_forward(name):
     check(name, lambdified(name))
 
 
+@pytest.mark.numba
 def test_cells_on_the_numba_backend():
     f = lambdified("combined", "numba")
     f.__globals__["COMPILED_BELOW"] = 10**9  # the compiled kernel, not the NumPy one

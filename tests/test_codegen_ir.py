@@ -1,11 +1,15 @@
 """The statement IR and its printers: parentheses from precedence, outputs as data,
 the Numba printer's two differences; and no string surgery in code generation."""
 import ast
+import importlib
 import inspect
 
 import pytest
 
-from symrnn.codegen import emit, fuse, inplace, ir, lower, program
+import pkgutil
+
+import symrnn.codegen
+from symrnn.codegen import emit, ir
 
 W, Q, a, b, c = (ir.Name(n) for n in ("W", "Q", "a", "b", "c"))
 
@@ -43,11 +47,34 @@ def test_a_name_is_one_identifier(name):
         ir.Name(name)
 
 
+def _codegen_modules():
+    """Every module of symrnn.codegen that builds or prints code (not the runtime,
+    which the generated module copies, nor the disk cache)."""
+    for info in pkgutil.walk_packages(symrnn.codegen.__path__, "symrnn.codegen."):
+        if info.name.rpartition(".")[2] not in ("runtime", "runtime_numba", "numba_cache"):
+            yield importlib.import_module(info.name)
+
+
 def test_no_string_surgery_in_code_generation():
     # the modules that build and print code: no text operations on code
     forbidden = {"replace", "startswith", "endswith", "strip", "rstrip", "lstrip"}
-    for module in (lower, inplace, program, fuse, emit):
+    modules = list(_codegen_modules())
+    assert len(modules) > 20
+    for module in modules:
         tree = ast.parse(inspect.getsource(module))
         calls = {n.func.attr for n in ast.walk(tree)
                  if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
         assert not calls & forbidden, (module.__name__, calls & forbidden)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "readable"])
+def test_one_import_block_at_the_top(backend):
+    # the copied runtime modules' imports gathered once, before any other statement
+    from symrnn.codegen.lambdify import module_source
+    tree = ast.parse(module_source(symrnn.derive(symrnn.LSTM()), backend))
+    kinds = [isinstance(n, (ast.Import, ast.ImportFrom)) for n in tree.body[1:]]
+    assert kinds[:kinds.index(False)].count(True) >= 2 and True not in kinds[kinds.index(False):]
+    imported = [(type(n).__name__, getattr(n, "module", None), a.name, a.asname)
+                for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
+                for a in n.names]
+    assert len(imported) == len(set(imported))

@@ -1,6 +1,5 @@
 """What keeps a generated call lean: arrays released after their last use (the peak
 memory of a call), and the quick path of the checks with large arrays."""
-import ast
 import tracemalloc
 
 import numpy as np
@@ -8,27 +7,26 @@ import pytest
 
 import symrnn
 from conftest import gradient_function
+from ir_queries import generated, kernel, value
 from symrnn.codegen import ir
 from symrnn.codegen.emit import NumbaPrinter, NumPyPrinter
 
 
-def _deleted_before_backward(source):
-    """Names deleted in ``gradients`` before its second loop (the backward pass)."""
-    fn = next(n for n in ast.parse(source).body
-              if isinstance(n, ast.FunctionDef) and n.name == "gradients")
+def _released_before_backward(f):
+    """What ``f`` releases before its second step loop (the backward pass)."""
     loops, out = 0, set()
-    for stmt in fn.body:
-        loops += isinstance(stmt, ast.For)
+    for stmt in f.body:
+        loops += isinstance(stmt, ir.For)
         if loops == 2:
             return out
-        if isinstance(stmt, ast.Delete):
-            out |= {t.id for t in stmt.targets}
+        if isinstance(stmt, ir.Release):
+            out |= set(stmt.names)
     return out
 
 
 def test_the_log_softmax_is_released_before_the_backward_pass():
-    source = gradient_function().source
-    assert {"_ls_yhat", "o"} <= _deleted_before_backward(source)
+    f = kernel(generated(symrnn.ElmanRNN()))
+    assert {ir.Temp("logsoftmax", value("yhat")), ir.Name("o")} <= _released_before_backward(f)
 
 
 def test_release_prints_del_for_numpy_and_nothing_for_numba():

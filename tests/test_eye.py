@@ -57,7 +57,7 @@ def test_eye_is_the_identity_and_verifies(derivation):
     assert derivation.verify(3)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=pytest.mark.numba)])
 def test_eye_compiles_to_the_right_numbers(derivation, backend):
     if backend == "numba":
         pytest.importorskip("numba")

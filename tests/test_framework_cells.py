@@ -15,6 +15,8 @@ import jax.numpy as jnp  # noqa: E402
 
 import symrnn  # noqa: E402
 
+pytestmark = [pytest.mark.torch, pytest.mark.jax]
+
 F64 = torch.float64
 
 TORCH = types.SimpleNamespace(

@@ -15,7 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import symrnn
+from symrnn.codegen import ir
 
+from ir_queries import (DOT, calls, generated, group, kernel, outside_loops, statements,
+                        step_loops, temps)
 from test_fuzz_cells import SIZES, Builder, FuzzCell, _sigmoid, check
 
 ACTIVATIONS = {"sigmoid": _sigmoid, "tanh": np.tanh}
@@ -111,6 +114,7 @@ def _batch_matches_sequences(cell, B):
 
 @settings(max_examples=60, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@pytest.mark.slow
 @given(gated_cells())
 def test_gated_cells(cell):
     assert check(cell, verify=False).endswith("numpy right")
@@ -133,19 +137,22 @@ FUSED = {  # a cell: (text, how many groups of gates its NumPy code has)
 @pytest.mark.parametrize("name", sorted(FUSED))
 def test_fusion_happens_where_it_may(name):
     text, groups = FUSED[name]
-    source = symrnn.derive(symrnn.parse_cell(text)).lambdify().source
-    # the rows of a group of gates in the forward pass of the gradients (in the loss
-    # alone, the gates live in one step, not in arrays)
-    assert source.count("= _list(_all__fused") == groups
+    f = kernel(generated(symrnn.parse_cell(text)))
+    # the arrays of the groups of gates in the forward pass of the gradients (in the
+    # loss alone, the gates live in one step, not in arrays)
+    arrays = {s.target for s in statements(f) if isinstance(s, ir.Alloc)
+              and group(s.target) is not None and not s.target.of.adjoint}
+    assert len(arrays) == groups
 
 
 def test_lstm_gates_fuse_and_stacked_layers_split():
-    source = symrnn.derive(symrnn.LSTM()).lambdify().source
-    assert "_r__fused" in source
+    f = kernel(generated(symrnn.LSTM()))
+    assert any(group(t) is not None and group(t).role == "gates" for t in temps(f, "rows"))
     text = ("params: w1[D] U1[D,N] w2[D] U2[D,D] V[M,D]\ninput: x[N]\ntarget: y[M]\n"
             "state: h1[D] h2[D]\nh1 = tanh(w1 * prev(h1) + U1 @ x)\n"
             "h2 = tanh(w2 * prev(h2) + U2 @ h1)\no = V @ h2\nloss = 0.5 * (o - y).T @ (o - y)\n")
-    source = symrnn.derive(symrnn.parse_cell(text)).lambdify().source
-    gradients = source[source.index("def gradients("):]
-    assert gradients.count("for _t in") == 4  # two layers, forward and backward
-    assert "_dot(h1, U2.T" in gradients        # the second layer's input: all steps at once
+    f = kernel(generated(symrnn.parse_cell(text)))
+    assert len(step_loops(f)) == 4  # two layers, forward and backward
+    # the second layer's input: all steps at once
+    assert any(c.args == (ir.Name("h1"), ir.Transpose(ir.Name("U2")))
+               for c in calls(outside_loops(f), DOT))

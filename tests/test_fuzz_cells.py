@@ -14,12 +14,15 @@ generator and without verify()), ``verify(2)`` passes (on a share of the
 cells), and the generated NumPy loss matches the forward pass and its
 gradients match central differences of it along random directions. Samples of
 the cells run the same way on the Numba backend and, through the public API
-``d.torch(...)`` and ``d.jax()``, on PyTorch and JAX.
+``d.torch(...)`` and ``d.jax()``, on PyTorch and JAX, and through the derivation
+sheet (typeset, and a few compiled by TeX with no overfull box) and the notebook
+displays.
 
 Sample sizes: the default run is quick; ``SYMRNN_FUZZ_FULL=1`` runs the full
-configuration (600 cells on NumPy, PyTorch and JAX, 40 on Numba; counts can be
-set one by one with SYMRNN_FUZZ_CELLS, SYMRNN_NUMBA_FUZZ, SYMRNN_TORCH_FUZZ,
-SYMRNN_JAX_FUZZ). ``python tests/test_fuzz_cells.py`` runs the full
+configuration (600 cells on NumPy, PyTorch, JAX and the sheet, 40 on Numba and 40
+sheets compiled; counts can be set one by one with SYMRNN_FUZZ_CELLS,
+SYMRNN_NUMBA_FUZZ, SYMRNN_TORCH_FUZZ, SYMRNN_JAX_FUZZ, SYMRNN_SHEET_FUZZ,
+SYMRNN_TEX_FUZZ). ``python tests/test_fuzz_cells.py`` runs the full
 configuration and prints the tally: how many cells were accepted and what ran
 on each backend, how many were refused, by reason. ``BACKEND_GAPS`` lists the
 features that the PyTorch and JAX backends of this branch do not run yet: a
@@ -54,6 +57,8 @@ CELLS = _count("SYMRNN_FUZZ_CELLS", 250, 600)
 NUMBA_EXAMPLES = _count("SYMRNN_NUMBA_FUZZ", 3, 40)
 TORCH_EXAMPLES = _count("SYMRNN_TORCH_FUZZ", 12, 600)
 JAX_EXAMPLES = _count("SYMRNN_JAX_FUZZ", 8, 600)
+SHEET_EXAMPLES = _count("SYMRNN_SHEET_FUZZ", 16, 600)   # derivation sheets typeset
+TEX_EXAMPLES = _count("SYMRNN_TEX_FUZZ", 2, 40)         # of those, compiled by TeX
 
 
 def _sigmoid(v):
@@ -683,6 +688,7 @@ def _settings(n):
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+@pytest.mark.slow
 @_settings(CELLS)
 @given(cells(), st.integers(0, 4))
 def test_random_cells(cell, lot):
@@ -693,6 +699,7 @@ def test_random_cells(cell, lot):
 NUMBA_CELLS = itertools.count()
 
 
+@pytest.mark.numba
 @_settings(NUMBA_EXAMPLES)
 @given(cells())
 def test_random_cells_numba(cell):
@@ -700,15 +707,16 @@ def test_random_cells_numba(cell):
     # so a few cells here (SYMRNN_NUMBA_FUZZ=N for more). Every other cell has its
     # kernel compiled as its step loops (outline.py), whatever its size
     pytest.importorskip("numba")
-    from symrnn.codegen import lambdify
-    whole = lambdify.WHOLE_KERNELS_UP_TO
-    lambdify.WHOLE_KERNELS_UP_TO = 0 if next(NUMBA_CELLS) % 2 else whole
+    from symrnn.codegen.passes import loopnests
+    whole = loopnests.WHOLE_KERNELS_UP_TO
+    loopnests.WHOLE_KERNELS_UP_TO = 0 if next(NUMBA_CELLS) % 2 else whole
     try:
         TALLY["numba", check(cell, verify=False, backend="numba")] += 1
     finally:
-        lambdify.WHOLE_KERNELS_UP_TO = whole
+        loopnests.WHOLE_KERNELS_UP_TO = whole
 
 
+@pytest.mark.torch
 @_settings(TORCH_EXAMPLES)
 @given(cells())
 def test_random_cells_torch(cell):
@@ -722,6 +730,7 @@ def _jax_cells(cell):
     TALLY["jax", check(cell, verify=False, backend="jax")] += 1
 
 
+@pytest.mark.jax
 def test_random_cells_jax():
     jax = pytest.importorskip("jax")
     before = jax.config.jax_enable_x64
@@ -730,6 +739,55 @@ def test_random_cells_jax():
         _jax_cells()
     finally:
         jax.config.update("jax_enable_x64", before)
+
+
+SHEET_CELLS = itertools.count()
+
+
+def sheet_check(cell, compile_every):
+    """Refused, or typeset: the derivation sheet of the cell (``render_cell_document``,
+    which runs the numerical check too), its ``_repr_latex_`` and its derivation's,
+    ``str`` of both; every ``compile_every``-th accepted cell compiled by TeX, with no
+    overfull box (0: none compiled)."""
+    from symrnn.documents import render_cell_document
+    try:
+        parsed = symrnn.parse_cell(cell.text, name="fuzzed")
+    except ValueError:
+        assert cell.mistake
+        return "refused"
+    tex = render_cell_document(parsed)
+    d = symrnn.derive(parsed)
+    for shown in (parsed._repr_latex_(), d._repr_latex_()):
+        assert shown.startswith("$$\\begin{aligned}") and shown.endswith("\\end{aligned}$$")
+    assert str(parsed) and str(d)
+    if compile_every and next(SHEET_CELLS) % compile_every == 0:
+        _compile_without_overfull_box(tex)
+        return "sheet typeset and compiled"
+    return "sheet typeset"
+
+
+def _compile_without_overfull_box(tex):
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from documents import compile_all, overfull
+    if not shutil.which("pdflatex"):
+        pytest.skip("no TeX engine")
+    with tempfile.TemporaryDirectory() as root:
+        (doc,) = compile_all({"fuzzed": tex}, Path(root)).values()
+        assert doc.pdf is not None, doc.log[-2000:]
+        hboxes, vboxes = overfull(doc.log)
+        assert not hboxes and not vboxes, (hboxes, vboxes, tex)
+
+
+@_settings(SHEET_EXAMPLES)
+@given(cells())
+def test_random_cells_through_the_sheet(cell):
+    # the first cells of test_random_cells (the same draws): every one typeset, a few
+    # compiled (SYMRNN_SHEET_FUZZ, SYMRNN_TEX_FUZZ for more)
+    every = max(1, SHEET_EXAMPLES // TEX_EXAMPLES) if TEX_EXAMPLES else 0
+    TALLY["sheet", sheet_check(cell, every)] += 1
 
 
 def test_a_wrong_rule_is_caught(monkeypatch):
@@ -753,7 +811,7 @@ def tally():
     """Per backend: the cells drawn, those accepted (and what became of them), and
     those refused, by reason."""
     lines = []
-    for backend in ("numpy", "numba", "torch", "jax"):
+    for backend in ("numpy", "numba", "torch", "jax", "sheet"):
         runs = {o: n for (b, o), n in TALLY.items() if b == backend}
         if not runs:
             continue
@@ -771,7 +829,7 @@ if __name__ == "__main__":   # the tally of one run: python tests/test_fuzz_cell
     import unittest
     test_random_cells()
     for name, run in (("numba", test_random_cells_numba), ("torch", test_random_cells_torch),
-                      ("jax", test_random_cells_jax)):
+                      ("jax", test_random_cells_jax), ("sheet", test_random_cells_through_the_sheet)):
         try:
             run()
         except (pytest.skip.Exception, unittest.SkipTest):

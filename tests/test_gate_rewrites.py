@@ -1,32 +1,33 @@
 """The rewrites that give the NumPy kernels of gated cells their per-step shape:
-adjoints of pre-activations (codegen/preactivation.py), products carried from
-step t to t-1 of the backward loop (codegen/carried.py), same-form writes of a
+adjoints of pre-activations (codegen/passes/preactivation.py), products carried
+from step t to t-1 of the backward loop (passes/carry.py), same-form writes of a
 fused sum's columns as one statement, the weight gradients of a group as one
-product, and one tanh for sigmoid and tanh gates (codegen/fuse.py).
+product, and one tanh for sigmoid and tanh gates (passes/gates.py, fuse.py).
 
 The numbers of every cell are checked by the fuzz tests and tests/test_gated.py;
 here: that each rewrite happens where it should and not where it must not,
 with the generated gradients checked against finite differences."""
-import itertools
-import re
-
 import numpy as np
 from sympy import HadamardProduct
 
 import symrnn
-from symrnn.codegen.preactivation import factor_common, preactivation_adjoints
+from symrnn.codegen import ir
+from symrnn.codegen.passes.lower.context import STEP
+from symrnn.codegen.passes.preactivation import factor_common, preactivation_adjoints
 from symrnn.graph import t
 from symrnn.model.nodes import Adjoint, StepVar, SumOverTime
 
+from ir_queries import DOT, calls, generated, group, kernel, statements, step_loops, value
 from test_fuzz_cells import Builder, FuzzCell, _sigmoid, check
 
+NEXT = ir.BinOp("+", STEP, ir.Const(1))  # step t+1 in a loop
 
-def _loop(source, header):
-    """The body of the generated ``gradients``' loop that starts with ``header``."""
-    gradients = source[source.index("def gradients"):]
-    after = gradients[gradients.index(header):].split("\n")[1:]
-    return [line.strip() for line in itertools.takewhile(
-        lambda line: line.startswith(" " * 8), after)]
+
+def _loop(cell, direction):
+    """The (one) step loop of ``gradients`` that runs forward (+1) or backward (-1)."""
+    loops = [s for s in step_loops(kernel(generated(cell)).body) if s.step == direction]
+    assert len(loops) == 1
+    return loops[0]
 
 
 def _cell(text, params, steps, states):
@@ -90,34 +91,44 @@ def test_an_adjoint_read_without_the_factor_keeps_its_name_and_numbers():
 
 
 def test_the_gru_computes_w_times_its_candidates_adjoint_once_per_step():
-    source = symrnn.derive(symrnn.GRU()).lambdify().source
-    loop = _loop(source, "for _t in _range(_T, 0, -1):")
-    products = [line for line in loop if "_dot(" in line]
-    # the fused sum over u and r, and W^T dz_a(t), which dL/dh(t-1) reads at step t
-    assert len(products) == 2, loop
-    assert any(re.search(r"_dot\(_dr__in_a\[_t\], W, _dr__carry\d+\[_t\]\)", line)
-               for line in loop)
-    assert any(re.search(r"_dr__carry\d+\[_t \+ 1\]", line) for line in loop)
+    cell = symrnn.GRU()
+    loop = _loop(cell, -1)
+    products = calls(loop, DOT)
+    # the fused sum over u and r, and W^T dz_a(t), which dL/dh(t-1) reads at step t+1:
+    # computed at step t into the row of a value of its own, read there one step later
+    assert len(products) == 2, products
+    into = [c for c in products if isinstance(c.out, ir.Index) and c.out.index == STEP]
+    assert len(into) == 1 and into[0].args[1] == ir.Name("W")
+    assert into[0].args[0].index == STEP and into[0].args[0].value.of.adjoint
+    carried = into[0].out.value
+    assert carried.role == "rows" and carried.of.adjoint
+    assert carried.of.name not in {v.name for v in cell.variables}  # a value of its own
+    assert ir.Index(carried, NEXT) in set(ir.walk(loop.body))
 
 
 def test_lstm_backward_step_writes_the_gates_of_one_form_at_once():
-    source = symrnn.derive(symrnn.LSTM()).lambdify().source
-    loop = _loop(source, "for _t in _range(_T, 0, -1):")
+    loop = _loop(symrnn.LSTM(), -1)
     # dz_f, dz_g, dz_a = dL/ds times factors known before the loop: one statement
-    assert sum(bool(re.fullmatch(r"_dr__fused\d+\[_t\] \*= _dt_s\[:, None\]", line))
-               for line in loop) == 1, loop
-    assert len(loop) <= 8, loop
-    assert "1.0 -" not in "\n".join(loop)  # no activation derivative inside the loop
+    ds = ir.Index(ir.Temp("row", value("s", True)), (ir.Slice(), ir.Const(None)))
+    scaled = [s for s in statements(loop.body) if isinstance(s, ir.Update) and s.op == "*"
+              and s.value == ds and isinstance(s.target, ir.Index)
+              and group(s.target.value) is not None]
+    assert len(scaled) == 1, scaled
+    assert len(statements(loop.body)) <= 8
+    # no activation derivative inside the loop
+    assert not any(isinstance(n, ir.BinOp) and n.op == "-" and n.left == ir.Const(1.0)
+                   for n in ir.walk(loop.body))
 
 
 def test_sigmoid_and_tanh_gates_share_one_tanh_per_step():
-    source = symrnn.derive(symrnn.LSTM()).lambdify().source
-    loop = _loop(source, "for _t in _range(1, _T + 1, 1):")
-    assert not any("_sigmoid(" in line for line in loop), loop
-    tanhs = [line for line in loop if "_np.tanh(" in line]
-    assert len(tanhs) == 2, loop  # all four gates, then tanh(s)
-    assert re.search(r"_np\.concatenate\(\(0\.5 \* _tr_W_f, 0\.5 \* _tr_W_g, "
-                     r"0\.5 \* _tr_W_q, _tr_W\), 1\)", source)
+    cell = symrnn.LSTM()
+    loop = _loop(cell, 1)
+    assert not calls(loop, ir.Helper("sigmoid"))
+    assert len(calls(loop, ir.NumPy("tanh"))) == 2  # all four gates, then tanh(s)
+    half = [ir.mul(ir.Const(0.5), ir.Temp("transpose", ir.Name(w))) for w in ("W_f", "W_g", "W_q")]
+    stacked = ir.numpy_call("concatenate", ir.Tuple(tuple(half) + (
+        ir.Temp("transpose", ir.Name("W")),)), ir.Const(1))
+    assert stacked in set(ir.walk(kernel(generated(cell)).body))
 
 
 DIAGONAL = """params: w_i[D] w_c[D] W_o[D, D] U_i[D, N] U_c[D, N] U_o[D, N] b_i[D] V[M, D]
@@ -135,8 +146,8 @@ loss = 0.5 * (o - y).T @ (o - y)"""
 def test_a_folded_sigmoid_gives_the_numbers_of_the_cell():
     # a sigmoid and a tanh gate of one form (diagonal weights) share a tanh; the
     # third gate has another form; the gradients against finite differences
-    source = symrnn.derive(symrnn.parse_cell(DIAGONAL)).lambdify().source
-    assert "0.5 * w_i" in source
+    f = kernel(generated(symrnn.parse_cell(DIAGONAL)))
+    assert ir.mul(ir.Const(0.5), ir.Name("w_i")) in set(ir.walk(f.body))
     params = {"w_i": ("D", None), "w_c": ("D", None), "W_o": ("D", "D"), "U_i": ("D", "N"),
               "U_c": ("D", "N"), "U_o": ("D", "N"), "b_i": ("D", None), "V": ("M", "D")}
     steps = [

@@ -3,8 +3,6 @@ derivation checked by verify(T), and the lambdified gradients against the
 hand-written BPTT of tests/reference_gated.py and against central finite
 differences of that file's own forward passes."""
 import functools
-import itertools
-import re
 
 import numpy as np
 import pytest
@@ -17,6 +15,12 @@ from symrnn.model.nodes import Adjoint, StepVar
 from conftest import unchanged
 from reference import finite_differences, rel_err
 from reference_gated import (gru_bptt, gru_forward, lstm_bptt, lstm_forward, over_batch)
+from ir_queries import (DOT, calls, generated, imports, kernel, outside_loops, statements,
+                        step_loops, temps, value)
+from symrnn.codegen import ir
+from symrnn.codegen.passes.lower.context import STEP
+
+NEXT = ir.BinOp("+", STEP, ir.Const(1))  # step t+1 in a loop
 
 LSTM_KEYS = ["W_f", "U_f", "b_f", "W_g", "U_g", "b_g", "W_q", "U_q", "b_q", "W", "U", "b", "V"]
 GRU_KEYS = ["W_u", "U_u", "b_u", "W_r", "U_r", "b_r", "W", "U", "b", "V"]
@@ -143,6 +147,7 @@ def test_gru_state_keeps_u_of_the_old_state():
     assert set(d.gradients) == set(GRU_KEYS) | {"h0"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 @pytest.mark.parametrize("T_", [1, 2, 3, 4])
 def test_verify(name, T_):
@@ -231,16 +236,28 @@ def test_initial_states_are_keywords_named_after_the_states():
 def test_generated_loops_only_over_the_recurrences():
     # the LSTM's backward pass carries dL/dh and dL/ds from step t+1; the
     # parameter gradients are sums over t, one matrix product each
-    source = gradient_function("lstm").source
-    after = source[source.index("for _t in _range(_T, 0, -1):"):].split("\n")[1:]
-    loop = "\n".join(itertools.takewhile(lambda line: line.startswith(" " * 8), after))
-    assert "_dt_s += _dr_s[_t + 1] * _r_f[_t + 1]" in loop  # dL/ds carried from t+1
+    f = kernel(generated(symrnn.LSTM()))
+    loop = [s for s in step_loops(f.body) if s.step == -1][0]
+    ds = ir.Temp("row", value("s", True))
+    carried = ir.Update(ds, "+", ir.mul(ir.Index(ir.Temp("rows", value("s", True)), NEXT),
+                                        ir.Index(ir.Temp("rows", value("f")), NEXT)))
+    assert carried in statements(loop.body)  # dL/ds carried from t+1
     # the adjoints of the gates' pre-activations, side by side: one product for
-    # the four W_k (preactivation.py, Program._fused_gradients)
-    assert len(re.findall(r"_rows\d+ = _dot\(_cols\d+\.T, _prev_h\)", source)) == 1
-    assert re.search(r"_grad_W_f = _rows\d+\[", source)
-    assert "grad_" not in loop
-    assert "numpy.outer" not in source and "import symrnn" not in source
+    # the four W_k (passes/preactivation.py, passes/gates.py)
+    products = [s for s in outside_loops(f) if isinstance(s, ir.Assign)
+                and s.targets[0] in temps(s, "product")]
+    over_columns = [s for s in products if s.value == ir.call(
+        DOT, ir.Transpose(next(iter(temps(s.value, "columns")), None)),
+        ir.Temp("prev", value("h")))]
+    assert len(over_columns) == 1
+    product = over_columns[0].targets[0]
+    grad = [s for s in outside_loops(f) if isinstance(s, ir.Assign)
+            and s.targets == (ir.Temp("grad", value("W_f")),)]
+    assert len(grad) == 1 and grad[0].value.value == product
+    assert not temps(loop, "grad")
+    # no product of its own: the rows of the derivation's forms (no outer product)
+    assert not calls(f, ir.NumPy("outer")) and "symrnn" not in imports(
+        gradient_function("lstm").source)
 
 
 # -- torch.nn.LSTM and torch.nn.GRU written as cells ---------------------------------
@@ -305,6 +322,7 @@ def torch_gru_forward(p, x, y, h0):
 @pytest.mark.parametrize("text, forward, states", [
     (TORCH_LSTM, torch_lstm_forward, ["h0", "c0"]), (TORCH_GRU, torch_gru_forward, ["h0"])],
     ids=["torch LSTM", "torch GRU"])
+@pytest.mark.torch
 def test_torch_cells_as_text(text, forward, states):
     cell = symrnn.parse_cell(text)
     d = symrnn.derive(cell)
@@ -332,6 +350,7 @@ def _sorted(expr):
                         lambda e: HadamardProduct(*sorted(e.args, key=str)))
 
 
+@pytest.mark.torch
 def test_the_lstm_preset_is_torchs_lstm_with_renamed_gates():
     # symrnn.LSTM: f forget, g input, q output gate, a candidate, s the cell, one bias
     # per gate (torch's b_i* + b_h*, which only their sum enters): the same step

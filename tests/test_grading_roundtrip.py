@@ -112,6 +112,8 @@ def meaning(grader, lhs):
         return derived_value(d, lhs)
     if isinstance(lhs, StepVar):
         return shared(d.cell, dict(d.step)[lhs])
+    if lhs in d.cell.fixed_values:                  # a named matrix: Q = 2 P - P
+        return dict(d.cell.fixed)[lhs]
     raise AssertionError(f"the left side {lhs} names nothing")
 
 

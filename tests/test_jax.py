@@ -15,6 +15,8 @@ from jax.test_util import check_grads  # noqa: E402
 
 import symrnn  # noqa: E402
 
+pytestmark = pytest.mark.jax
+
 TEXT = (pathlib.Path(__file__).parents[1] / "examples" / "rate.cell").read_text()
 
 D, N, M, T, B = 3, 2, 3, 4, 2

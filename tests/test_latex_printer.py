@@ -220,7 +220,7 @@ def _compile_each(expressions, tmp_path):
                            "-file-line-error", path.name], cwd=tmp_path,
                           capture_output=True, text=True, errors="replace", timeout=120)
     if proc.returncode != 0:
-        from symrnn.render.sheet import first_error
+        from symrnn.render.tex import first_error
         error = first_error(proc.stdout, path.read_text().splitlines())
         pytest.fail(f"an expression does not compile: {error}")
 
@@ -231,13 +231,15 @@ needs_tex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdfl
 @needs_tex
 @pytest.mark.parametrize("model", [{}, {"activation": "sigmoid"}, {"activation": "relu"},
                                    {"activation": "identity", "output": "mse", "bias": True}])
+@pytest.mark.tex
 def test_every_expression_of_the_sheet_compiles_on_its_own(model, tmp_path):
-    from symrnn.render.sheet import printed_expressions
+    from symrnn.documents import printed_expressions
     expressions = printed_expressions(symrnn.ElmanRNN(**model))
     assert len(expressions) > 50
     _compile_each(expressions, tmp_path)
 
 
+@pytest.mark.tex
 @needs_tex
 def test_every_node_prints_latex_that_compiles(tmp_path):
     z = sv("z", t, D)

@@ -36,6 +36,7 @@ def work(monkeypatch, n):
     return count[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [8, 40])
 def test_the_work_of_lambdify_grows_linearly(monkeypatch, n):
     # twice the equations, about twice the work; it grew as 2^n (SymPy's MatMul asks
@@ -56,6 +57,7 @@ def _forward(arrays, x, y, n):
     return loss
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [300] + ([990] if os.environ.get("SYMRNN_FULL_TESTS") else []))
 def test_a_long_chain_through_every_stage(n):
     d = symrnn.derive(chain(n))

@@ -12,12 +12,12 @@ import symrnn
 from symrnn import cli
 from symrnn.graph import T, t
 from symrnn.model.nodes import Adjoint, Elementwise, StepVar
-from symrnn.render import sheet as sheet_module
+from symrnn import documents as documents_module
 from symrnn.render.latex_printer import latex, printer_for
 from symrnn.render.notation import (Notation, NotationError, builtin_notations,
                                     load_notation)
 from symrnn.render.orientation import Row, as_rows
-from symrnn.render.sheet import render_cell_document, render_sheet
+from symrnn.documents import render_cell_document, render_sheet
 from symrnn.render.symbols import default_symbol, parse_symbol
 
 CELL = symrnn.ElmanRNN()
@@ -104,6 +104,7 @@ def test_time_bold_and_layout_settings():
     assert printer.space(CELL.param("U")) == r"\mathbb{R}^{N \times D}"
 
 
+@pytest.mark.tex
 def test_the_sheet_in_each_profile():
     for name in ("d2l", "cs231n", "d2l-bptt"):
         tex = render_sheet(notation=name)
@@ -205,7 +206,7 @@ def test_the_row_form_prints_every_leaf_once_without_transposes_of_vectors():
 
 # ---- the command line -----------------------------------------------------------------------
 def test_cli_notation_and_texts(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sheet_module, "tex_engine", lambda: None)
+    monkeypatch.setattr(documents_module, "tex_engine", lambda: None)
     assert cli.main(["sheet", "--notation", "d2l", "--title", "Blatt 8: RNN", "--course",
                      "ML für Graphen", "--author", "Ana & Bo", "--out", str(tmp_path)]) == 0
     written = tmp_path / "sheet08-d2l.tex"

@@ -20,6 +20,8 @@ from symrnn.render.width import tex_width
 
 from documents import CORPUS, HOSTILE, corpus_cell
 
+pytestmark = pytest.mark.slow
+
 JS = Path(__file__).resolve().parent / "js"
 
 

@@ -14,9 +14,14 @@ import pytest
 
 import symrnn
 from conftest import unchanged
+from ir_queries import generated, step_loops
+from symrnn.codegen import ir
+from symrnn.codegen.emit import NumbaPrinter
 from reference import elman_bptt, elman_bptt_batched, finite_differences, rel_err
 from reference_gated import lstm_bptt, lstm_forward, over_batch, two_timescale_bptt
 from test_custom_cell import TEXT as TWO_TIMESCALE, random_params as two_timescale_params
+
+pytestmark = pytest.mark.numba
 
 # Numba is an optional extra of symrnn, but `scripts/install.sh --test` installs it:
 # these tests fail rather than skip without it
@@ -63,11 +68,14 @@ def test_elman_kernels_are_compiled():
       [0, 1, 2, 0])
     kernel = f.__globals__["gradients"]
     # a small kernel is compiled whole: Numba's dispatchers, with compiled signatures
-    assert [k.py_func.__name__ for k in kernel.loops] == ["_nb_forward", "_nb_gradients"]
+    assert [k.py_func.__name__ for k in kernel.loops] == ["forward", "gradients"]
     assert kernel.compiled is kernel.loops[1] and kernel.compiled.signatures
-    compiled_source = f.source.split("def _nb_forward")[1].split("SPEC =")[0]
-    assert "list(" not in compiled_source  # 3-D arrays of steps, not lists of rows
-    assert "_compile(globals())" in f.source
+    module = generated(symrnn.ElmanRNN(), "numba", until=None)
+    assert all(g.compiled for g in module.functions)
+    # the module carries no kernel it does not call: no NumPy kernel, no lists of rows
+    names = {n.id for n in ir.walk(module.body) if isinstance(n, ir.Name)}
+    assert "_list" not in "".join(NumbaPrinter().doprint(g) for g in module.functions)
+    assert {"forward", "gradients", "_compile"} <= names
 
 
 def test_a_larger_kernel_runs_its_compiled_step_loops():
@@ -76,15 +84,17 @@ def test_a_larger_kernel_runs_its_compiled_step_loops():
     f = compiled("lstm")
     kernel = f.__globals__["gradients"]
     assert [k.py_func.__name__ for k in kernel.loops][:1] == ["_nb_loop0"]
-    assert "_nb_loop" in f.source.split("def _nb_gradients")[1].split("def ")[0]
+    module = generated(symrnn.LSTM(), "numba", until="outline")
+    python = module.function("gradients")
+    assert not python.compiled and step_loops(python) == []
+    loops = {g.name for g in module.functions if g.compiled}
+    assert loops and {c.func for c in ir.walk(python) if isinstance(c, ir.Call)} & loops
     assert not hasattr(kernel.compiled, "signatures")  # plain Python
 
 
-@pytest.mark.parametrize("threshold", [0, 10**9], ids=["numpy kernel", "compiled kernel"])
-def test_both_kernels_of_the_numba_module(monkeypatch, threshold):
-    # steps with COMPILED_BELOW state entries or more run the NumPy kernel
+def test_a_batch_on_the_compiled_kernel():
+    # the Numba module has its compiled kernels only (no NumPy kernel to fall back on)
     f = compiled("elman")
-    monkeypatch.setitem(f.__globals__, "COMPILED_BELOW", threshold)
     rng = np.random.default_rng(5)
     D, N, M, T, B = 3, 2, 4, 5, 6
     params = {"W": rng.normal(size=(D, D)) / 2, "U": rng.normal(size=(D, N)),
@@ -140,7 +150,8 @@ def test_cell_no_textbook_covers():
 
 def test_backend_argument():
     d = symrnn.derive(symrnn.ElmanRNN())
-    with pytest.raises(ValueError, match=r"^backend: expected one of 'numpy', 'numba', got 'jax'"):
+    with pytest.raises(ValueError, match=r"^backend: expected one of 'numpy', 'numba', "
+                                         r"'readable', got 'jax'"):
         d.lambdify("jax")
 
 

@@ -14,6 +14,8 @@ import symrnn
 from symrnn.codegen import numba_cache
 from symrnn.codegen.lambdify import module_source
 
+pytestmark = pytest.mark.numba
+
 TEXT = """
 params: w[D] U[D,N]
 input: x[N]
@@ -66,7 +68,7 @@ def problem():
 def test_a_second_process_loads_the_compiled_kernel(cache, compiled):
     module = pathlib.Path(compiled.__globals__["__file__"])
     assert module.parent == cache and module.read_text() == compiled.source
-    assert list(cache.glob("__pycache__/*_nb_*.nbi"))  # Numba's index of a compiled function
+    assert list(cache.glob("__pycache__/*.nbi"))  # Numba's index of a compiled function
     root = pathlib.Path(symrnn.__file__).parent.parent
     env = dict(os.environ, PYTHONPATH=str(root), **{numba_cache.ENVIRONMENT: str(cache)})
     run = subprocess.run([sys.executable, "-c", SECOND_PROCESS.format(text=TEXT)], env=env,
@@ -94,9 +96,9 @@ def test_a_damaged_cache_entry_is_a_miss_and_is_rebuilt(cache, compiled):
     module = pathlib.Path(compiled.__globals__["__file__"])
     (module.parent / "__pycache__" / (module.stem + ".cpython-311.pyc")).write_bytes(b"\0" * 40)
     loops = len([k for k in compiled.__globals__["gradients"].loops if k.signatures])
-    for pattern, damage in (("*_nb_*.nbc", lambda b: b[:len(b) // 2] + bytes(
+    for pattern, damage in (("*.nbc", lambda b: b[:len(b) // 2] + bytes(
             255 - c for c in b[len(b) // 2:len(b) // 2 + 64]) + b[len(b) // 2 + 64:]),
-                            ("*_nb_*.nbi", lambda b: b[:100])):
+                            ("*.nbi", lambda b: b[:100])):
         for path in cache.glob("__pycache__/" + pattern):
             path.write_bytes(damage(path.read_bytes()))
         assert _second_process(cache) == (0, loops)   # compiled again, and saved

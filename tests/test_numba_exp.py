@@ -13,6 +13,8 @@ import pytest
 from symrnn import ops
 from test_ops import compiled_scalar_kernels
 
+pytestmark = pytest.mark.numba
+
 # exp is rounded once (0.88 ulp at worst here); tanh = e / (e + 2) with e = expm1(2v)
 # and sigmoid = 1 / (1 + e) add roundings (libm's expm1 in the same formula: 2.42)
 ULPS = {"Exp": 1.0, "Tanh": 2.5, "Sigmoid": 2.5}

@@ -105,6 +105,7 @@ def compiled_scalar_kernels(numba):
             if callable(op.kernels.get("numba"))}
 
 
+@pytest.mark.numba
 def test_numba_scalar_kernels_compile():
     numba = pytest.importorskip("numba")
     kernels = compiled_scalar_kernels(numba)
@@ -280,7 +281,7 @@ def all_step(z):
     return np.tanh(np.log(1 + a) + z / (1 + np.sqrt(1 + np.exp(z))))
 
 
-@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=pytest.mark.numba)])
 def test_every_new_operation_on_both_backends(backend):
     if backend == "numba":
         pytest.importorskip("numba")

@@ -9,12 +9,15 @@ import re
 import pytest
 
 import symrnn
-from symrnn.render import breaking, sheet as sheet_module
-from symrnn.render.sheet import render_cell_document
+from symrnn.checking.gradient_table import check_sizes
+from symrnn.documents import render_cell_document
+from symrnn.render import breaking
 from symrnn.render.width import tex_width
 
 from documents import (CORPUS, HOSTILE, compile_all, corpus_cell, document_names, needs_tex,
                        overfull, pages, pdf_text)
+
+pytestmark = pytest.mark.tex
 
 
 def test_the_corpus_has_at_least_twelve_published_cells():
@@ -75,7 +78,7 @@ def test_numbers_are_printed_as_the_cell_wrote_them(compiled):
     cornn = compiled["cornn"].tex  # 0.1 * (... - 0.5 z), multiplied out: 0.95 z
     assert "0.95" in cornn and r"\frac{19}{20}" not in cornn
     # a fraction of halves stays a fraction: the MSE of the presets
-    mse = symrnn.render.render_sheet(symrnn.ElmanRNN(output="mse"))
+    mse = symrnn.documents.render_sheet(symrnn.ElmanRNN(output="mse"))
     assert r"\frac{1}{2}" in mse
 
 
@@ -155,7 +158,7 @@ def test_the_overfull_check_fails_when_the_width_model_is_wrong(monkeypatch, tmp
 @needs_tex
 def test_the_width_model_is_close_to_tex(tmp_path):
     """The model of widths against TeX's own measure of the formulas of the LSTM sheet."""
-    from symrnn.render.sheet import cell_context
+    from symrnn.documents import cell_context
     formulas = [f for f in cell_context(symrnn.LSTM()).printed if len(f) > 20][:150]
     body = "\n".join(r"\sbox0{$\displaystyle %s$}\typeout{W:\the\wd0}" % f for f in formulas)
     doc = tmp_path / "widths.tex"
@@ -172,4 +175,41 @@ def test_the_width_model_is_close_to_tex(tmp_path):
 
 def test_hostile_cells_are_there():
     assert set(HOSTILE) >= {"half", "expzero", "fourth", "nonfinite"}
-    assert sheet_module.check_sizes(symrnn.parse_cell(HOSTILE["fourth"])) == (3, 4, 2, 5, 3)
+    assert check_sizes(symrnn.parse_cell(HOSTILE["fourth"])) == (3, 4, 2, 5, 3)
+
+
+def test_a_loss_that_reads_the_previous_state_has_a_gradient_of_one(compiled):
+    tex = compiled["hostile-prevloss"].tex
+    assert r"Nothing depends on $L^{(t)}$" not in tex  # it was said, with dL/dL^(t) = 1
+    assert r"$L^{(t)}$ is a term of the loss of the sequence" in tex
+    assert r"\frac{\partial L}{\partial L^{(t)}} &= 1" in tex
+    # the loss of the next step passes back its term times its gradient, in every line
+    step = tex[tex.index(r"\paragraph{The gradient of $\bm{h}^{(t)}$.}"):]
+    first = step[:step.index(r"\\ &=")]
+    assert r"2 \bm{h}^{(t)} \frac{\partial L}{\partial L^{(t + 1)}}" in first
+    assert r"\bm{h}^{(t)} 1" not in tex  # times dL/dL^(t+1) = 1: no factor 1 printed
+
+
+def test_named_matrices_are_defined_drawn_and_derived(compiled):
+    tex = compiled["hostile-named"].tex
+    assert r"\bm{A}_{b} &= \beta (\bm{A} - \bm{A}^{\top}) + (1 - \beta) (\bm{A} + \bm{A}^{\top})" \
+           r" - 0.05 \mathbf{I}" in tex
+    assert r"\bm{A}_{c} &= \bm{A}_{b} \bm{A}_{b}^{\top}" in tex
+    assert r"\node[shared] (sharedAb)" in tex                        # in the figure
+    assert r"\paragraph{The named matrices.}" in tex
+    named = tex[tex.index(r"\paragraph{The named matrices.}"):]
+    # A_c first: A_b's gradient reads it
+    assert named.index(r"\frac{\partial L}{\partial \bm{A}_{c}} &= \sum_{t=1}^{T}") \
+        < named.index(r"\frac{\partial L}{\partial \bm{A}_{b}} &= \sum_{t=1}^{T}")
+    assert r"\frac{\partial L}{\partial \bm{A}} &= (1 - 2 \beta)" in named
+    assert "A^{(t)}" not in tex  # A is read by the named matrices only: no copies
+
+
+def test_a_term_of_parameters_alone_is_drawn_clear_of_the_other_nodes(compiled):
+    tex = compiled["hostile-named"].tex
+    at = {m.group(1): (float(m.group(2)), float(m.group(3))) for m in re.finditer(
+        r"\\node\[\w+\] \((\w+)\) at \(([-\d.]+), ([-\d.]+)\)", tex)}
+    for name in ("Acw1", "Acw2", "Acw3"):   # the copies w^(t) A_c^(t) of L^(t)'s first term
+        x, y = at[name]
+        assert min(((x - a) ** 2 + (y - b) ** 2) ** 0.5
+                   for key, (a, b) in at.items() if key != name) >= 1.0

@@ -7,15 +7,17 @@ import pytest
 from sympy import HadamardProduct, MatrixSymbol, Rational, symbols
 
 import symrnn
-from symrnn import Cell, prev, sigmoid, tanh
-from symrnn.render import sheet as sheet_module
-from symrnn.check import elman_reference as elman_bptt, finite_differences
-from symrnn.render.numeric_check import check_gradients
-from symrnn.render.sheet import (SheetError, first_error, render_derivation, render_sheet,
-                                 sheet_context, write_sheet)
+from symrnn import Cell, documents as documents_module, prev, sigmoid, tanh
+from symrnn.checking import finite_differences
+from symrnn.checking.gradient_table import check_gradients
+from symrnn.checking.references import elman_bptt
+from symrnn.documents import render_sheet, sheet_context, write_sheet
+from symrnn.render import tex as tex_module
+from symrnn.render.sheet import render_derivation
+from symrnn.render.tex import SheetError, first_error
 
 ROOT = Path(__file__).resolve().parents[1]
-needs_tex = pytest.mark.skipif(sheet_module.tex_engine() is None, reason="no TeX engine")
+needs_tex = pytest.mark.skipif(tex_module.tex_engine() is None, reason="no TeX engine")
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +186,7 @@ def test_check_gradients_of_another_cell_has_no_independent_column():
 
 
 # ---- writing and compiling -----------------------------------------------------------------
+@pytest.mark.tex
 def test_tex_only(tmp_path):
     written = write_sheet(tmp_path / "out", pdf=False)
     assert written == [tmp_path / "out" / "sheet08.tex"]
@@ -192,7 +195,7 @@ def test_tex_only(tmp_path):
 
 
 def test_without_tex(tmp_path, monkeypatch):
-    monkeypatch.setattr(sheet_module, "tex_engine", lambda: None)
+    monkeypatch.setattr(documents_module, "tex_engine", lambda: None)
     notes = []
     written = write_sheet(tmp_path, notify=notes.append)
     assert written == [tmp_path / "sheet08.tex"]
@@ -212,7 +215,7 @@ def test_a_failed_compile_names_the_line_and_leaves_no_file(tmp_path, monkeypatc
     out.mkdir()
     (out / "sheet08.tex").write_text("old tex")
     (out / "sheet08.pdf").write_bytes(b"old pdf")
-    monkeypatch.setattr(sheet_module, "render_sheet", lambda cell=None: BROKEN)
+    monkeypatch.setattr(documents_module, "render_sheet", lambda cell=None: BROKEN)
     with pytest.raises(SheetError) as error:
         write_sheet(out, pdf=True)
     message = str(error.value)
@@ -232,6 +235,7 @@ def test_first_error_of_a_log():
     assert first_error("no errors here") is None
 
 
+@pytest.mark.tex
 @needs_tex
 def test_the_derivation_macros_render_any_cell(tmp_path):
     body = render_derivation(symrnn.derive(two_state_cell()), figure_T=2)
@@ -241,10 +245,11 @@ def test_the_derivation_macros_render_any_cell(tmp_path):
                    "\\usepackage{amsmath,amssymb,mathtools,bm,graphicx,xcolor,tikz}\n"
                    "\\usetikzlibrary{arrows.meta,backgrounds}\n\\allowdisplaybreaks\n"
                    "\\begin{document}\n" + body + "\\end{document}\n")
-    pdf = sheet_module.compile_tex(doc)
+    pdf = tex_module.compile_tex(doc)
     assert pdf.exists()
 
 
+@pytest.mark.slow
 def test_an_installed_symrnn_carries_the_templates(tmp_path):
     # templates/ sits at the top of the repository; a wheel (a non-editable
     # install) must hold it as symrnn/templates, where template_dirs() looks.

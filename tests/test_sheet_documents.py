@@ -6,11 +6,13 @@ import pytest
 
 import symrnn
 from symrnn import cli
-from symrnn.render import sheet as sheet_module
-from symrnn.render.gradient_norms import NORMS, problem
-from symrnn.render.sheet import render_cell_document, render_sheet, sheet_context
+from symrnn import documents as documents_module
+from symrnn.checking.gradient_norms import NORMS, problem
+from symrnn.documents import render_cell_document, render_sheet, sheet_context
 
 from documents import compile_all, needs_tex, overfull, pages, pdf_text
+
+pytestmark = pytest.mark.tex
 
 # two cells from the text syntax that no textbook has
 LEAKY = """\
@@ -127,7 +129,7 @@ def test_a_cell_that_cannot_be_typeset_is_an_error(monkeypatch):
 
 
 def test_cli_writes_the_derivation_sheet_of_a_cell_file(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sheet_module, "tex_engine", lambda: None)  # the .tex only
+    monkeypatch.setattr(documents_module, "tex_engine", lambda: None)  # the .tex only
     source = tmp_path / "leaky.txt"
     source.write_text(LEAKY)
     assert cli.main(["sheet", "--cell-file", str(source), "--out", str(tmp_path)]) == 0

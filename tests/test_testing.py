@@ -118,6 +118,7 @@ def test_a_wrong_loss_is_named():
         check_bptt(double_loss, CELL)
 
 
+@pytest.mark.slow
 def test_assert_gradients_with_hypothesis():
     hypothesis = pytest.importorskip("hypothesis")
 
@@ -140,7 +141,7 @@ def test_assert_gradients_with_hypothesis():
 def test_finite_differences_alone_catch_a_bug(monkeypatch):
     # mutation: the derived gradients replaced by the buggy function itself, so that
     # only the finite differences of its own loss are left to catch the bug
-    import symrnn.testing as testing
+    import symrnn.checking.against as testing
 
     bad = buggy("shift")
     monkeypatch.setattr(testing, "_cell_and_derived", lambda cell: (CELL, None, bad))
@@ -374,6 +375,7 @@ def test_sys_exit_in_the_function_is_a_failure_not_an_exit():
     assert failure(exits).startswith("exits called sys.exit(0) (on T = ")
 
 
+@pytest.mark.slow
 def test_pytest_shows_no_symrnn_source(tmp_path):
     # a student's test file run by pytest: the failure shows their line and the message,
     # not symrnn's source (``__tracebackhide__``) nor its frames

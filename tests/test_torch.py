@@ -14,6 +14,8 @@ from torch.func import functional_call  # noqa: E402
 
 import symrnn  # noqa: E402
 
+pytestmark = pytest.mark.torch
+
 F64 = torch.float64
 
 # a cell no preset covers (a learned scalar rate), shared with test_jax.py and

@@ -52,11 +52,13 @@ def test_the_mutation_list_covers_the_whole_rules_table():
     assert set(vjps.VJPS) == set(STRUCTURAL_CELLS) | set(functions().values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rule", list(vjps.VJPS), ids=lambda r: r.__name__)
 def test_the_cell_for_each_rule_verifies(rule):
     assert symrnn.derive(cell_for(rule)).verify(2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rule", list(vjps.VJPS), ids=lambda r: r.__name__)
 def test_a_wrong_rule_is_caught(rule, monkeypatch):
     right = vjps.VJPS[rule]
@@ -189,6 +191,7 @@ def test_a_verify_that_raised_also_refuses():
     "h = tanh(W @ prev(h) + U @ exp(exp(exp(10 * x))))",
     "h = relu(W @ prev(h) + U @ (0 * x))",
 ])
+@pytest.mark.slow
 def test_verify_returns_a_verdict(equation):
     d = symrnn.derive(text_cell(equation, "o = V @ h", "loss = (o - y).T @ (o - y)"))
     report = d.verify(2, raises=False)

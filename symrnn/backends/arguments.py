@@ -5,7 +5,7 @@ learned from the first argument that has it, and every mismatch raises one
 ValueError whose message starts with the argument's name. Only shapes are
 read here, so the checks cost nothing on the arrays themselves.
 """
-from ..codegen.runtime import _bad_params, _fit
+from ..codegen.runtime_api import fit_shape, refuse_arguments
 
 
 def param_dims(p):
@@ -38,7 +38,7 @@ class Sizes:
         for d in dims:  # a size written as a number is fixed by the model
             if d.isdigit() and d not in self.values:
                 self.values[d], self.origin[d] = int(d), None
-        _fit(name, tuple(int(n) for n in shape), dims, self.values, self.origin)
+        fit_shape(name, tuple(int(n) for n in shape), dims, self.values, self.origin)
 
     def expected(self, dims):
         return f"({', '.join(dims)}) = {_known(dims, self.values)}"
@@ -48,7 +48,7 @@ def check_params(cell, params, label="params"):
     """The parameters of ``params`` (a dict) in the cell's order, or a ValueError."""
     names = [p.name for p in cell.params]
     if not hasattr(params, "keys") or set(params) != set(names):
-        _bad_params(params, names, label)
+        refuse_arguments(params, names, label)
     return [params[n] for n in names]
 
 
@@ -60,7 +60,7 @@ def by_name(arg, value, variables):
     if len(names) == 1:
         return [(arg, value)]
     if not hasattr(value, "keys") or len(value) != len(names) or set(value) != set(names):
-        _bad_params(value, names, arg)
+        refuse_arguments(value, names, arg)
     return [(f"{arg}[{n!r}]", value[n]) for n in names]
 
 

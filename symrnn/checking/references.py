@@ -12,7 +12,7 @@ labels, initial states None, (D,) or (D, B)) on top of a one-sequence BPTT;
 """
 import numpy as np
 
-__all__ = ["ACTIVATIONS", "LSTM_GATES", "elman_bptt", "elman_bptt_batched", "gru_bptt",
+__all__ = ["KERNELS", "LSTM_GATES", "elman_bptt", "elman_bptt_batched", "gru_bptt",
            "gru_forward", "lstm_bptt", "lstm_forward", "over_batch", "reference_for",
            "sigmoid"]
 
@@ -21,8 +21,10 @@ def sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # = 1 / (1 + exp(-z)), without overflow
 
 
-# activation f and its derivative f'(z), written with h = f(z) where that is usual
-ACTIVATIONS = {
+# activation f and its derivative f'(z), written with h = f(z) where that is usual: the
+# Elman activations this module can check, written by hand here on purpose and not
+# taken from symrnn.ops (whose kernels and adjoint rules are what is being checked)
+KERNELS = {
     "tanh": (np.tanh, lambda z, h: 1.0 - h * h),
     "sigmoid": (sigmoid, lambda z, h: h * (1.0 - h)),
     "relu": (lambda z: np.maximum(z, 0.0), lambda z, h: (z > 0).astype(float)),
@@ -58,7 +60,7 @@ def elman_bptt(params, x, y, h0=None, activation="tanh", output="softmax_ce"):
     W, U, V = params["W"], params["U"], params["V"]
     b = params.get("b", np.zeros(len(W)))
     c = params.get("c", np.zeros(len(V)))
-    f, f_prime = ACTIVATIONS[activation]
+    f, f_prime = KERNELS[activation]
     hs, zs, d_os, loss = [_start(h0, len(W))], [], [], 0.0
     for t in range(len(x)):
         zs.append(W @ hs[-1] + U @ x[t] + b)
@@ -224,7 +226,7 @@ def reference_for(cell):
         return lstm_bptt
     if isinstance(cell, GRU) or _same_cell(cell, GRU()):
         return gru_bptt
-    for activation in ACTIVATIONS:
+    for activation in KERNELS:
         for output in ("softmax_ce", "mse", "upstream"):
             for bias in (False, True):
                 if _same_cell(cell, ElmanRNN(activation, output, bias)):

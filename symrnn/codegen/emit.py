@@ -4,12 +4,21 @@ Each node type has one ``_print_<Node>`` method. Parentheses come from the
 precedence of the operators in the tree, so ``Transpose(BinOp("+", W, Q))``
 prints ``(W + Q).T``. The Numba printer differs only in the runtime helpers it
 calls (``_nb_dot`` for ``_dot``) and in how a loop reads per-step rows (the
-3-D array itself instead of a list of its rows). A third backend needs only a
-printer.
+3-D array itself instead of a list of its rows); ``NumbaModulePrinter`` prints
+the compiled functions of a module with it and the rest with NumPy's. A
+printer prints a whole module with ``print_module``.
 """
+import ast
+import inspect
+import io
+import itertools
+import pprint
+import tokenize
+
 from . import ir
 
 NUMPY_ALIAS = "_np"  # the generated kernels reach NumPy only through this reserved name
+_LAYOUT = {tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}
 RANGE, LIST = "_range", "_list"  # and the builtins through these (a cell may name a variable range)
 
 # precedence: higher binds tighter (Python's order)
@@ -28,6 +37,13 @@ class NumPyPrinter:
         if isinstance(node, ir.Stmt):
             return "\n".join(self._statement(node, level))
         return self._print(node)
+
+    def print_module(self, module):
+        """The source of the generated file (``module.body``, see ``passes/assemble.py``)."""
+        return "\n\n".join(self.top_level(s) for s in module.body) + "\n"
+
+    def top_level(self, statement):
+        return self.doprint(statement)
 
     def _print(self, node):
         return getattr(self, "_print_" + type(node).__name__)(node)
@@ -52,6 +68,15 @@ class NumPyPrinter:
     # -- expressions ------------------------------------------------------------
     def _print_Name(self, node):
         return node.id
+
+    def _print_Temp(self, node):
+        raise ValueError(f"a temporary without a name (the name pass names them): {node}")
+
+    def _print_Data(self, node):
+        return pprint.pformat(_plain(node.value), sort_dicts=False)
+
+    def _print_NameOf(self, node):
+        return repr(self._print(node.node))
 
     def _print_Const(self, node):
         value = node.value
@@ -131,6 +156,24 @@ class NumPyPrinter:
     def _print_Release(self, node, level):
         return "del " + ", ".join(self._print(n) for n in node.names)
 
+    def _print_Block(self, node, level):
+        return [line for s in node.body for line in self._statement(s, level)]
+
+    def _print_Docstring(self, node, level):
+        return repr(node.text)
+
+    def _print_Import(self, node, level):
+        if not node.names:
+            return f"import {node.module}" + (f" as {node.alias}" if node.alias else "")
+        return f"from {node.module} import {', '.join(node.names)}"
+
+    def _print_Imports(self, node, level):
+        return "\n\n".join("\n".join(self._print_Import(i, level) for i in group)
+                           for group in node.groups if group)
+
+    def _print_Copied(self, node, level):
+        return _source(node.obj)
+
     def _print_Function(self, node, level):
         args = ", ".join(self._print(a) for a in node.args)
         head = f"{self.indent * level}def {self._print(node.name)}({args}):"
@@ -148,3 +191,46 @@ class NumbaPrinter(NumPyPrinter):
 
     def _print_Release(self, node, level):
         return []  # Numba compiles no del; its arrays live to the end of the call
+
+
+class NumbaModulePrinter(NumPyPrinter):
+    """A Numba module: its compiled functions and its module-level statements
+    for Numba (its helpers), the rest (a kernel that calls compiled step
+    loops) for NumPy."""
+
+    def top_level(self, statement):
+        if isinstance(statement, ir.Function) and not statement.compiled:
+            return NumPyPrinter().doprint(statement)
+        return NumbaPrinter().doprint(statement)
+
+
+def _source(obj):
+    """The source of a function, or of a module without its docstring (its
+    statements from the first one after the docstring on) and without its
+    imports (the module's import block gathers those of all its parts: ``assemble``)."""
+    source = inspect.getsource(obj)
+    if not inspect.ismodule(obj):
+        return "\n".join(source.splitlines())
+    body = ast.parse(source).body
+    skip = {i for node in body if isinstance(node, (ast.Import, ast.ImportFrom))
+            for i in range(node.lineno - 1, node.end_lineno)}
+    lines = source.splitlines(True)
+    leading = list(itertools.takewhile(lambda n: isinstance(n, (ast.Import, ast.ImportFrom)),
+                                       body[1:]))
+    after = (leading or body)[-1 if leading else 0].end_lineno
+    # from the first comment or statement after the docstring and the leading imports
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    first = next(tok.start[0] - 1 for tok in tokens
+                 if tok.start[0] > after and tok.type not in _LAYOUT)
+    return "".join(lines[i] for i in range(first, len(lines)) if i not in skip)
+
+
+def _plain(value):
+    """``value`` with the identifiers of names (``NameOf``) as strings, for pprint."""
+    if isinstance(value, ir.NameOf):
+        return value.node.id
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

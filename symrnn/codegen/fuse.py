@@ -23,7 +23,9 @@ from ..ops import OPERATIONS
 from . import ir
 from .lower import kernel
 
-_OWN_T, _OWN_R = ir.Name("_own_t"), ir.Name("_own_r")  # placeholders
+_OWN_T, _OWN_R = ir.Temp("own", n="row"), ir.Temp("own", n="rows")  # placeholders
+SLOT_A, SLOT_P = ir.Temp("slot", n="row"), ir.Temp("slot", n="hoisted")  # in a fused sum
+FLAT_ROWS = ir.Temp("slot", n="flat")  # in a fused sum: the rows of the terms as (B, k n)
 
 
 class Member(NamedTuple):
@@ -31,8 +33,8 @@ class Member(NamedTuple):
     ``_t_x`` and the list of rows ``_r_x``), its width (a size), and whether it
     is a row of an array (only those fuse)."""
     lines: list
-    t_name: ir.Name
-    r_name: ir.Name
+    t_name: ir.Expr
+    r_name: ir.Expr
     width: object
     stored: bool
 
@@ -55,13 +57,16 @@ def _step_index(node, loop):
                             and node.left == loop and isinstance(node.right, ir.Const))
 
 
-_VARY = {}  # the placeholders of differing parameters: name -> position
+def vary(j):
+    """The placeholder of the ``j``-th parameter that differs between the members."""
+    return ir.Temp("vary", n=j)
 
 
-def _vary(j):
-    name = ir.Name(f"_vary{j}")
-    _VARY[name] = j
-    return name
+def _varies(node):
+    return isinstance(node, ir.Temp) and node.role == "vary"
+
+
+_vary = vary
 
 
 class Fuser:
@@ -117,17 +122,17 @@ class Fuser:
 
     def _row(self, node):
         """A name of a row, or a list of rows indexed by the step."""
-        if isinstance(node, ir.Name):
+        if isinstance(node, ir.VARIABLES):
             return node not in self.kinds
-        return (isinstance(node, ir.Index) and isinstance(node.value, ir.Name)
+        return (isinstance(node, ir.Index) and isinstance(node.value, ir.VARIABLES)
                 and node.value not in self.kinds and _step_index(node.index, self.loop))
 
     def _expr(self, node):
         if isinstance(node, ir.Const):
             return isinstance(node.value, (int, float))
-        if isinstance(node, ir.Name) and node in self.kinds:
+        if isinstance(node, ir.VARIABLES) and node in self.kinds:
             return self.kinds[node] == "vector"
-        if isinstance(node, (ir.Name, ir.Index)):
+        if isinstance(node, ir.VARIABLES + (ir.Index,)):
             return self._row(node)
         if isinstance(node, ir.BinOp):
             return node.op in ("+", "-", "*", "/", "**") and self._expr(node.left) \
@@ -156,7 +161,7 @@ class Fuser:
         if isinstance(node, ir.Call) and node.func == ir.Helper("dot"):
             product = ir.Call(node.func, node.args)  # the shared row as it is
             return ir.call(ir.Attr(product, "reshape"), self.batch, ir.Const(k), ir.Const(-1))
-        if isinstance(node, (ir.Name, ir.Index)) and self._row(node):
+        if isinstance(node, ir.VARIABLES + (ir.Index,)) and self._row(node):
             return _expand(node, self.expanded)
         if isinstance(node, (ir.Assign, ir.Update, ir.Fill)) or \
                 isinstance(node, ir.Call) and node.out is not None:
@@ -223,7 +228,7 @@ class Fuser:
             self.kinds = {_vary(j): self.varying[n][0] for j, n in enumerate(picked[0][1])}
             stacked = []
             for j in range(len(picked[0][1])):
-                name = ir.Name(f"_st{r_name.id}_{j}")
+                name = ir.Temp("stacked", r_name, j)
                 stacked.append((name, [order[j] for _, order, _ in picked],
                                 self.varying[picked[0][1][j]][0]))
                 mapping[_vary(j)] = name
@@ -237,7 +242,7 @@ class Fuser:
                                          for n, scaled in zip(names, affine)], kind)
                 n = sum(affine)
                 fused += _affine_call(base, outer, offset, t_name, r_name, n, k, self.loop)
-                parts = [(ir.Name(f"{r_name.id}_0"), 0, n)] if n < k else []
+                parts = [(ir.Temp("part", r_name, 0), 0, n)] if n < k else []
                 out.append(Group((t_name, r_name), [i for i, _, _ in picked], fused, stacked,
                                  parts, within, tuple(p[0] for p, a in zip(picked, affine) if a),
                                  inner))
@@ -248,7 +253,7 @@ class Fuser:
                 if tail is not None and len(tails) == 1:
                     fused.append(ir.rename(tail, mapping))
                 elif tail is not None:  # on the columns lo..hi of the row
-                    part, rows = ir.Name(f"{t_name.id}_{lo}"), ir.Name(f"{r_name.id}_{lo}")
+                    part, rows = ir.Temp("part", t_name, lo), ir.Temp("part", r_name, lo)
                     parts.append((rows, lo, hi))
                     fused.append(ir.assign(part, ir.Index(rows, self.loop)))
                     fused.append(ir.rename(tail, {**mapping, _OWN_T: part}))
@@ -267,13 +272,13 @@ def _scaled_by(value):
     """The one varying name that ``value`` is linear in as a factor (``dot(a, P)``
     or ``w * a``), or None."""
     def free(n):
-        return not any(isinstance(m, ir.Name) and m in _VARY for m in ir.walk(n))
+        return not any(_varies(m) for m in ir.walk(n))
     if isinstance(value, ir.Call) and value.func == ir.Helper("dot") and value.out is None \
-            and len(value.args) == 2 and value.args[1] in _VARY and free(value.args[0]):
+            and len(value.args) == 2 and _varies(value.args[1]) and free(value.args[0]):
         return value.args[1]
     if isinstance(value, ir.BinOp) and value.op == "*":
         for mine, other in ((value.left, value.right), (value.right, value.left)):
-            if isinstance(mine, ir.Name) and mine in _VARY and free(other):
+            if _varies(mine) and free(other):
                 return mine
     return None
 
@@ -311,10 +316,10 @@ def _one_call(head, tails, picked, prefilled):
         if name is None:
             return None
         scaled.append(name)
-    uses = [n for s in head for n in ir.walk(s) if isinstance(n, ir.Name) and n in _VARY]
+    uses = [n for s in head for n in ir.walk(s) if _varies(n)]
     if not scaled or any(uses.count(n) != 1 for n in scaled):
         return None
-    return pair[0], [_VARY[n] for n in scaled], pair[1]
+    return pair[0], [n.n for n in scaled], pair[1]
 
 
 def _affine_call(base, outer, offset, t_name, r_name, n_affine, k, loop):
@@ -323,7 +328,7 @@ def _affine_call(base, outer, offset, t_name, r_name, n_affine, k, loop):
     lines = [ir.Do(ir.Call(kernel(base), (t_name,), t_name))]
     part = t_name
     if n_affine < k:
-        part, rows = ir.Name(f"{t_name.id}_0"), ir.Name(f"{r_name.id}_0")
+        part, rows = ir.Temp("part", t_name, 0), ir.Temp("part", r_name, 0)
         lines.append(ir.assign(part, ir.Index(rows, loop)))
     return lines + [ir.Update(part, "*", ir.Const(outer)), ir.Update(part, "+", ir.Const(offset))]
 
@@ -339,8 +344,8 @@ def _in_place(stmt, fuser):
 def _expand(node, expanded):
     """A (B, n) row as (B, 1, n): a row of a list of rows from a list of those
     views, made before the loop (``expanded``: its name -> the list's name)."""
-    if isinstance(node, ir.Index) and isinstance(node.value, ir.Name):
-        rows = ir.Name(f"_x{node.value.id}")
+    if isinstance(node, ir.Index) and isinstance(node.value, ir.VARIABLES):
+        rows = ir.Temp("expanded", node.value)
         expanded[rows] = node.value
         return ir.Index(rows, node.index)
     return ir.Index(node, (ir.Slice(), ir.Const(None)))
@@ -415,17 +420,16 @@ def _commuted(node):
     node = with_fields(node, **{f: _commuted(getattr(node, f))
                                         for f in node.__dataclass_fields__})
     if isinstance(node, ir.BinOp) and node.op in ("+", "*"):
-        left, right = sorted((node.left, node.right), key=repr)
+        left, right = sorted((node.left, node.right), key=ir.order)
         return ir.BinOp(node.op, left, right)
     return node
 
 
-_SLOTS = (ir.Name("_slota"), ir.Name("_slotp"))
-FLAT_ROWS = ir.Name("_slotf")  # in a fused sum: the rows of the terms as (B, k n)
+_SLOTS = (SLOT_A, SLOT_P)
 
 
 def _has_slot(node):
-    return any(n in _SLOTS for n in ir.walk(node) if isinstance(n, ir.Name))
+    return any(n in _SLOTS for n in ir.walk(node))
 
 
 def fuse_sum(form, batch, expanded):
@@ -442,12 +446,12 @@ def fuse_sum(form, batch, expanded):
     def elementwise(node):
         if isinstance(node, ir.Const):
             return isinstance(node.value, (int, float))
-        if isinstance(node, ir.Name):
-            if node in _VARY:
+        if isinstance(node, ir.VARIABLES):
+            if _varies(node):
                 return kinds.setdefault(node, "vector") == "vector"
             return True
         if isinstance(node, ir.Index):
-            return isinstance(node.value, ir.Name) and node.value not in _VARY
+            return isinstance(node.value, ir.VARIABLES) and not _varies(node.value)
         if isinstance(node, ir.BinOp):
             return node.op in ("+", "-", "*", "/", "**") and elementwise(node.left) \
                 and elementwise(node.right)
@@ -464,7 +468,7 @@ def fuse_sum(form, batch, expanded):
         """Shared (B, n) rows read as (B, 1, n); the slots are (B, k, n) already."""
         if isinstance(node, ir.Index) and node.value in _SLOTS:
             return node
-        if isinstance(node, (ir.Index, ir.Name)) and node not in _VARY:
+        if isinstance(node, (ir.Index,) + ir.VARIABLES) and not _varies(node):
             return _expand(node, expanded)
         if isinstance(node, (ir.BinOp, ir.Neg, ir.Call)):
             return with_fields(node, **{
@@ -474,7 +478,7 @@ def fuse_sum(form, batch, expanded):
         return node
 
     if isinstance(form, ir.Call) and form.func == ir.Helper("dot") and form.out is None \
-            and len(form.args) == 2 and form.args[1] in _VARY:
+            and len(form.args) == 2 and _varies(form.args[1]):
         x, matrix = form.args
         kinds[matrix] = "matrix"
         if not elementwise(x) or not _has_slot(x) or kinds[matrix] != "matrix":
@@ -483,8 +487,8 @@ def fuse_sum(form, batch, expanded):
             flat = ir.Index(FLAT_ROWS, x.index)  # from a list of (B, k n) views of the rows
         else:
             flat = ir.call(ir.Attr(expand(x), "reshape"), batch, ir.Const(-1))
-        return ir.Call(form.func, (flat, matrix)), {_VARY[n]: k for n, k in kinds.items()}
+        return ir.Call(form.func, (flat, matrix)), {n.n: k for n, k in kinds.items()}
     if elementwise(form) and _has_slot(form):
         total = ir.call(ir.Attr(expand(form), "sum"), ir.Const(1))
-        return total, {_VARY[n]: k for n, k in kinds.items()}
+        return total, {n.n: k for n, k in kinds.items()}
     return None, None

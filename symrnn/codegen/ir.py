@@ -1,14 +1,17 @@
-"""The statement IR between the program and the printers.
+"""The statement IR of the generated code, from lowering to printing.
 
-``program.py`` and ``inplace.py`` build these nodes from the derivation;
-``emit.py`` prints them, one ``_print_<Node>`` per node type, for NumPy and (a
-subclass) for Numba. Operand order, transposes and parentheses are all in the
-tree: a printer adds parentheses from the operators' precedence, never from
+The ``lower`` pass builds these nodes from the schedule (``scheduled.py``); later
+passes rewrite them; the printers (``emit.py``, ``readable.py``) print them, one
+``_print_<Node>`` per node type. Operand order, transposes and parentheses are all
+in the tree: a printer adds parentheses from the operators' precedence, never from
 the text of an operand, and an output array is a field of a call, not text
 appended to it.
 
 Expressions
-    Name        a variable, a parameter or a module-level name
+    Name        a name the cell gives (a variable, a parameter), or a public name of
+                the module (``forward``, ``SPEC``)
+    Temp        a temporary of the generated code: what it holds (its role), the
+                value it belongs to, a number; the ``name`` pass gives it an identifier
     Const       a Python literal (number, or a tuple/str for keys), printed with repr
     Helper      a runtime helper (``dot``, ``flat``, ``rowsum``, an operation's kernel):
                 each printer chooses its own function (``_dot``, ``_nb_dot``)
@@ -34,7 +37,17 @@ Statements
     Return      ``return values``
     Release     the arrays of these names are no longer needed (``del`` in NumPy;
                 nothing in Numba, which has no ``del``)
-    Function    ``def name(args): body``
+    Function    ``def name(args): body`` (``compiled``: by Numba)
+    Block       statements that compute one value; ``label`` says which (its
+                definition, for comments and for the passes that rewrite it)
+
+Module level (``module.py`` assembles them)
+    Docstring   the module's docstring
+    Import      ``import module`` or ``from module import names``
+    Imports     the module's import block: groups of ``Import``, a blank line between
+    Copied      the source of a Python object (a runtime module, a kernel), copied
+    Data        a Python literal printed over several lines (``SPEC``)
+    NameOf      the identifier of a name or temporary, as a string literal
 """
 import keyword
 from dataclasses import dataclass, field, replace
@@ -51,6 +64,19 @@ class Name(Expr):
     def __post_init__(self):  # whatever a name holds, it prints as one name
         if not self.id.isidentifier() or keyword.iskeyword(self.id):
             raise ValueError(f"not a usable identifier: {self.id!r}")
+
+
+@dataclass(frozen=True)
+class Temp(Expr):
+    """A temporary: ``role`` says what it holds, ``of`` the value it belongs to (a
+    ``scheduled.Value``, a ``Name``, another ``Temp``, or None) and ``n`` tells
+    apart temporaries of one role and value. Equal fields, one temporary."""
+    role: str
+    of: object = None
+    n: object = None
+
+
+VARIABLES = (Name, Temp)  # the nodes that name an array or a number
 
 
 @dataclass(frozen=True)
@@ -176,9 +202,64 @@ class Release(Stmt):
 
 @dataclass(frozen=True)
 class Function(Stmt):
-    name: Name
-    args: tuple  # of Name
+    name: Expr   # a Name, or a Temp (a compiled step loop)
+    args: tuple  # of Name and Temp
     body: tuple = field(default=())
+    compiled: bool = False  # compiled by Numba (printed with its helpers)
+
+
+@dataclass(frozen=True)
+class Label:
+    """What a ``Block`` computes: ``value`` (its target), ``expr`` (its SymPy
+    definition, at step t inside a loop), ``kind`` ("forward", "adjoint",
+    "gradient", "hoisted", "prefill", "loss", "fixed", "shared"; a "loop" block
+    holds a step loop and what it reads before it, a "gradients" block the
+    gradients), ``step`` (inside a step loop, else over all steps at once) and
+    ``notes`` (what the lowering found: "stored", "prefilled", ...)."""
+    value: object
+    expr: object
+    kind: str
+    step: bool = False
+    notes: frozenset = frozenset()
+
+
+@dataclass(frozen=True)
+class Block(Stmt):
+    label: Label
+    body: tuple
+
+
+@dataclass(frozen=True)
+class Docstring(Stmt):
+    text: str
+
+
+@dataclass(frozen=True)
+class Import(Stmt):
+    module: str
+    names: tuple = ()  # empty: ``import module``
+    alias: str = None  # ``import module as alias``
+
+
+@dataclass(frozen=True)
+class Imports(Stmt):
+    groups: tuple  # of tuples of Import
+
+
+@dataclass(frozen=True)
+class Copied(Stmt):
+    """The source of ``obj`` (a module: without its docstring; a function)."""
+    obj: object
+
+
+@dataclass(frozen=True)
+class Data(Expr):
+    value: object
+
+
+@dataclass(frozen=True)
+class NameOf(Expr):
+    node: Expr
 
 
 # -- small constructors -----------------------------------------------------------
@@ -217,8 +298,9 @@ def with_out(expr, out):
 
 
 def names_in(node):
-    """Every ``Name`` in ``node`` (an expression or a statement), nested ones included."""
-    if isinstance(node, Name):
+    """Every ``Name`` and ``Temp`` in ``node`` (an expression or a statement),
+    nested ones included."""
+    if isinstance(node, VARIABLES):
         return {node}
     if isinstance(node, (tuple, list)):
         return set().union(*[names_in(n) for n in node])
@@ -228,8 +310,11 @@ def names_in(node):
 
 
 def walk(node):
-    """``node`` and every node inside it, depth first."""
+    """``node`` and every node inside it, depth first (a temporary's fields are
+    not inside it)."""
     yield node
+    if isinstance(node, Temp):
+        return
     if isinstance(node, (tuple, list)):
         for n in node:
             yield from walk(n)
@@ -239,8 +324,8 @@ def walk(node):
 
 
 def rebuild(node, f):
-    """``node`` with every Name n replaced by ``f(n)`` (nested ones included)."""
-    if isinstance(node, Name):
+    """``node`` with every Name and Temp n replaced by ``f(n)`` (nested ones included)."""
+    if isinstance(node, VARIABLES):
         return f(node)
     if isinstance(node, tuple):
         return tuple(rebuild(n, f) for n in node)
@@ -259,9 +344,39 @@ def bound(statements):
     out = set()
     for s in statements:
         if isinstance(s, Assign):
-            out |= {t for t in s.targets if isinstance(t, Name)}
-        elif isinstance(s, Alloc) and isinstance(s.target, Name):
+            out |= {t for t in s.targets if isinstance(t, VARIABLES)}
+        elif isinstance(s, Alloc) and isinstance(s.target, VARIABLES):
             out.add(s.target)
         elif isinstance(s, For):
             out |= {s.var} | bound(s.body)
+        elif isinstance(s, Block):
+            out |= bound(s.body)
     return out
+
+
+def flatten(statements):
+    """``statements`` with every ``Block`` replaced by its statements (in loops too)."""
+    out = []
+    for s in statements:
+        if isinstance(s, Block):
+            out += flatten(s.body)
+        elif isinstance(s, For):
+            out.append(replace(s, body=tuple(flatten(s.body))))
+        else:
+            out.append(s)
+    return tuple(out)
+
+
+def order(node):
+    """A sort key of a node from its structure (its type, then its fields), so
+    that operands of one form can be put in one order."""
+    if isinstance(node, (Expr, Stmt)):
+        return (type(node).__name__,
+                tuple(order(getattr(node, f)) for f in node.__dataclass_fields__))
+    if isinstance(node, (tuple, list)):
+        return ("()", tuple(order(n) for n in node))
+    if node is None:
+        return ("None",)
+    if isinstance(node, (int, float)):
+        return ("number", float(node))
+    return (type(node).__name__, str(node))

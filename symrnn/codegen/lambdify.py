@@ -1,167 +1,18 @@
-"""Turn a derivation into callable NumPy functions (and a standalone module)."""
-import ast
-import dataclasses
-import inspect
+"""Turn a derivation into callable functions (and a standalone module).
+
+``module_source(d, backend)`` is the module a backend's passes generate (see
+``targets.py`` and ``driver.py``); ``lambdify`` runs it.
+"""
 import linecache
-import pprint
 
-from sympy import Symbol
-
-from .. import ops
-from ..ops import OPERATIONS
-from . import ir, numba_cache, runtime
-from .emit import NumbaPrinter, NumPyPrinter
-from .loops import Loops
-from .outline import Outliner
-from .lower import kernel
-from .program import B_NAME, LOOP, T_NAME, Program
-
-
-def kernels(backend):
-    """The kernel functions of the operations for ``backend``, once each."""
-    out = []
-    for op in OPERATIONS.values():
-        k = op.kernels.get(backend)
-        if callable(k) and k not in out:
-            out.append(k)
-    return out
-
-
-def scalar_kernels():
-    """``{IR function of an operation's NumPy kernel: its scalar Numba kernel}``."""
-    return {kernel(op): op.kernels["numba"] for op in OPERATIONS.values()
-            if callable(op.kernels.get("numba"))}
-
-
-def spec(cell):
-    """Plain-data description of the arguments, for the runtime's checks."""
-    def dims(sym):
-        return tuple(str(d) for d in (sym.shape[:1] if sym.shape[1] == 1 else sym.shape))
-
-    def free(word):  # the name of the time or batch axis, unless a size of the cell has it
-        taken = {str(s) for s in cell.sizes}
-        return next(n for n in (word, word + "'", word + "''", f"<{word}>") if n not in taken)
-
-    inputs = [(s.name, str(s.shape[0])) for s in cell.inputs]
-    targets = [(s.name, str(s.shape[0])) for s in cell.targets]
-    return {
-        "params": [(p.name, dims(p)) for p in cell.params],
-        "input": inputs[0],
-        "target": targets[0],
-        "inputs": inputs,
-        "targets": targets,
-        "time": free("T"),
-        "batch": free("B"),
-        "labels": cell.targets_are_distributions,
-        "states": [(s.name, str(s.shape[0])) for s in cell.states],
-        "params_and_states": [p.name for p in cell.params] + [s.name + "0" for s in cell.states],
-    }
-
-
-STEP_SIZES = (Symbol(T_NAME.id, integer=True), Symbol(B_NAME.id, integer=True))
-
-BACKENDS = ("numpy", "numba")
-
-
-def _backend(backend):
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: expected one of {', '.join(map(repr, BACKENDS))}, "
-                         f"got {backend!r}")
-    if backend == "numba":
-        try:
-            import numba  # noqa: F401
-        except ImportError:
-            raise ImportError("backend='numba' needs Numba: pip install 'symrnn[numba]'") from None
-        try:  # Numba's matrix products call SciPy's BLAS
-            import scipy  # noqa: F401
-        except ImportError:
-            raise ImportError("backend='numba' needs SciPy (Numba's matrix products call "
-                              "its BLAS): pip install 'symrnn[numba]'") from None
-    return backend
-
-
-def _body(module):
-    """A runtime module's source without its docstring: its statements from the
-    first one after the docstring on."""
-    source = inspect.getsource(module)
-    first = ast.parse(source).body[1].lineno
-    return "".join(source.splitlines(True)[first - 1:])
-
-
-def _numba_function(function):
-    """The IR function for Numba: the same statements, under the name ``_nb_...``."""
-    return dataclasses.replace(function, name=ir.Name("_nb_" + function.name.id))
-
-
-# A kernel of at most this many statements (both kernels, as loops.py writes
-# them) is compiled whole; a larger one as Python calling its compiled step loops
-# (outline.py). Whole kernels save the interpreter's microseconds between the
-# loops on short sequences, but LLVM's compile time grows faster than a
-# function's length: 4.9 s for the Elman network (109 statements), 10.6 s for
-# the LSTM (475), minutes for stacked cells, against 2-5 s for their loops alone.
-WHOLE_KERNELS_UP_TO = 200
-
-
-def _numba_kernels(program):
-    """The source of ``_nb_forward`` and ``_nb_gradients`` and ``LOOPS``, the
-    functions that ``runtime_numba._compile`` compiles."""
-    scalars = {func: scalar.__name__ for func, scalar in scalar_kernels().items()}
-    arguments = program.argument_shapes(*STEP_SIZES)
-    functions = [_numba_function(f) for f in program.functions()]
-    loops = Loops(arguments, scalars)
-    whole = [loops.function(f) for f in functions]
-    if sum(isinstance(n, ir.Stmt) for n in ir.walk(whole)) <= WHOLE_KERNELS_UP_TO:
-        compiled, parts = whole, []
-    else:
-        outliner = Outliner(arguments, scalars, LOOP)
-        parts = [NumPyPrinter().doprint(outliner.function(f)) for f in functions]
-        compiled = outliner.loops
-    parts += [NumbaPrinter().doprint(g) for g in compiled]
-    return parts + ["LOOPS = " + pprint.pformat([g.name.id for g in compiled])]
-
-
-def docstring(cell, backend):
-    """The module's docstring as a string literal: the cell's name is data (``repr``),
-    so that no name can end the literal or add a line of code."""
-    needs = "NumPy and Numba" if backend == "numba" else "only NumPy"
-    return repr(f"Generated by symrnn from the derivation of the cell {cell.name!r}. "
-                f"Needs {needs}.")
+from . import driver, numba_cache
+from .targets import target
 
 
 def module_source(derivation, backend="numpy"):
     """Source of a module that needs only NumPy (and Numba for ``backend="numba"``):
     ``loss_and_gradients`` and ``loss``."""
-    cell = derivation.cell
-    if not cell.inputs and not cell.targets:
-        raise ValueError("cell: code generation needs at least one input or target")
-    numba = _backend(backend) == "numba"
-    derivation.refuse_if_failed(f"code generation ({backend})")
-    # the NumPy kernels compute the gates of a step as one (fuse.py); Numba's
-    # compiled loops have no Python overhead per call to save
-    functions = Program(derivation, fuse=True).functions()
-    parts = [docstring(cell, backend), _body(runtime)]
-    parts += [inspect.getsource(k).strip() for k in kernels("numpy")]
-    if numba:
-        from . import runtime_numba
-        parts.append(_body(runtime_numba))
-        parts += [f"{name} = {getattr(ops, name)!r}" for name in ops.NUMBA_CONSTANTS]
-        for helper in ops.NUMBA_HELPERS:  # what the scalar kernels call
-            parts.append(inspect.getsource(helper).strip())
-            parts.append(f"{helper.__name__} = _njit({helper.__name__})")
-        for func, scalar in scalar_kernels().items():  # compiled; the loops call them
-            parts.append(inspect.getsource(scalar).strip())
-            parts.append(f"{scalar.__name__} = _njit({scalar.__name__})")
-            if isinstance(func, ir.Helper):  # and an element-wise loop around it
-                parts.append(f"{NumbaPrinter().doprint(func)} = _elementwise({scalar.__name__})")
-    parts += [NumPyPrinter().doprint(f) for f in functions]
-    if numba:  # the same statements again, printed for Numba: its helpers, 3-D views of
-        parts += _numba_kernels(Program(derivation))
-    parts.append("SPEC = " + pprint.pformat(spec(cell), sort_dicts=False))
-    if numba:
-        parts.append("_compile(globals())")
-    parts.append("loss_and_gradients = gradient_function(gradients, SPEC)\n"
-                 "loss = forward_function(forward, SPEC)\n")
-    return "\n\n".join(parts)
+    return driver.source(derivation, backend)
 
 
 def lambdify(derivation, backend="numpy"):
@@ -170,15 +21,19 @@ def lambdify(derivation, backend="numpy"):
     ``f.loss`` computes the loss alone; ``f.source`` is the generated module.
     ``backend="numba"`` (an optional extra) compiles the kernels with Numba, on
     their first call, which takes seconds; calls then run without Python
-    overhead per step (see runtime_numba.py). The
-    compiled kernels are cached on disk (see numba_cache.py:
-    ``$SYMRNN_CACHE_DIR``, default ``~/.cache/symrnn``; empty turns it off), so
-    another process with the same cell does not compile them again.
+    overhead per step (see runtime_numba.py). The compiled kernels are cached
+    on disk (see numba_cache.py: ``$SYMRNN_CACHE_DIR``, default
+    ``~/.cache/symrnn``; empty turns it off), so another process with the same
+    cell does not compile them again. ``backend="readable"`` runs the module a
+    student reads beside the sheet (one loop over the steps forward, one
+    backward), as fast as it is readable.
     """
+    cached = target(backend).cached
     source = module_source(derivation, backend)
-    namespace = numba_cache.load(source) if backend == "numba" else None
-    if namespace is None:  # NumPy, or no writable cache directory: no file
-        filename = f"<symrnn: {derivation.cell.name!r}{' (numba)' if backend == 'numba' else ''}>"
+    namespace = numba_cache.load(source) if cached else None
+    if namespace is None:  # no file (or no writable cache directory)
+        kind = "" if backend == "numpy" else f" ({backend})"
+        filename = f"<symrnn: {derivation.cell.name!r}{kind}>"
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         namespace = {"__name__": "symrnn_generated"}
         exec(compile(source, filename, "exec"), namespace)

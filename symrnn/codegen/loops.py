@@ -28,113 +28,21 @@ differ by a nonzero constant in an axis outside the loops (rows ``_t`` and
 output overlaps an operand in another way is computed into a new array first,
 as NumPy does.
 """
-import dataclasses
 import itertools
-from dataclasses import dataclass, field
-
-from sympy import Symbol
+from dataclasses import replace
 
 from . import ir
-from .shapes import Shapes, ufunc
+from .nests import (LOOP_VARS, Access, Alias, Nest, Plain, commute, conflicts, loop_symbols)
+from .shapes import Shapes, symbol, ufunc
+from .views import (calls, loop_invariant_allocations, pure_view, unused_views_removed,
+                    without_empty_loops)
 
-LOOP_VARS = ("_i", "_j", "_k", "_l")
 _OPERATORS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/",
               "true_divide": "/", "power": "**"}
 
 
 class _Unknown(Exception):
     """A shape the pass cannot tell: the statement stays as it is."""
-
-
-@dataclass(frozen=True)
-class Alias:
-    """Where an array name's memory is: a view of the array ``root``; ``prefix``
-    the scalar indices that select it from ``root`` (None: another kind of view,
-    then ``view`` identifies which)."""
-    root: str
-    prefix: tuple = None
-    view: int = 0
-    base: ir.Name = None  # exact views: the name that holds ``root`` itself ...
-    steps: tuple = ()     # ... and the IR of ``prefix``, to index it directly
-
-
-@dataclass
-class Access:
-    """One array read or written by a loop nest, at the loop variables."""
-    write: bool
-    root: str
-    exact: bool
-    key: tuple  # exact: the full index (SymPy); else (view, index)
-    sizes: dict = field(default_factory=dict, compare=False)  # axis of the nest -> IR size
-    entry: ir.Expr = field(default=None, compare=False)  # how the nest's body reads it
-
-
-@dataclass
-class Nest:
-    """One or several element-wise statements over the same entries."""
-    space: tuple            # SymPy sizes
-    bounds: tuple           # IR of each axis' size
-    body: list              # scalar statements
-    accesses: list          # Access
-    uses: set = field(default_factory=set)
-
-    def statement(self):
-        body = tuple(_scalar_replaced(self.body, self.accesses))
-        for axis in reversed(range(len(self.space))):
-            body = (ir.For(ir.Name(LOOP_VARS[axis]), ir.Const(0), self.bounds[axis], 1, body),)
-        return body[0]
-
-
-@dataclass
-class Plain:
-    """A statement left as a statement, with what it reads, writes and binds."""
-    stmt: ir.Stmt
-    uses: set
-    binds: set
-    reads: set
-    writes: set
-
-
-def _effects(unit):
-    """``(uses, binds, reads, writes)``: names used and bound, roots read and written."""
-    if isinstance(unit, Plain):
-        return unit.uses, unit.binds, unit.reads, unit.writes
-    return (unit.uses, set(), {a.root for a in unit.accesses},
-            {a.root for a in unit.accesses if a.write})
-
-
-def _commute(a, b):
-    """Whether units ``a`` and ``b`` give the same result in either order."""
-    uses_a, binds_a, reads_a, writes_a = _effects(a)
-    uses_b, binds_b, reads_b, writes_b = _effects(b)
-    if (writes_a | writes_b) & {"*", "?"}:  # a loop, a return, a write to unknown memory
-        return False
-    return not (binds_a & uses_b or binds_b & uses_a or writes_a & (reads_b | writes_b)
-                or writes_b & reads_a)
-
-
-def _loop_symbols(n):
-    return {Symbol(v, integer=True) for v in LOOP_VARS[:n]}
-
-
-def _conflict(a, b, loop_symbols):
-    """Whether accesses ``a`` and ``b`` (one a write, the same root) may touch one
-    entry at two different points of the loop nest."""
-    if a.exact and b.exact:
-        if a.key == b.key:
-            return False
-        for x, y in zip(a.key, b.key):
-            if not ((x.free_symbols | y.free_symbols) & loop_symbols):
-                d = x - y
-                if d.is_Number and d != 0:
-                    return False
-        return True
-    return a.exact or b.exact or a.key != b.key
-
-
-def _conflicts(first, second, loop_symbols):
-    return any(_conflict(a, b, loop_symbols) for a in first for b in second
-               if a.root == b.root and (a.write or b.write))
 
 
 class Loops:
@@ -150,12 +58,12 @@ class Loops:
     def function(self, f):
         helpers = {k.name for k in self.scalars if isinstance(k, ir.Helper)}
         self.shapes = Shapes(self.arguments, helpers)
-        self.alias = {name: Alias(name, (), base=ir.Name(name)) for name in self.arguments}
+        self.alias = {name: Alias(name, (), base=name) for name in self.arguments}
         self.views = itertools.count(1)
         self.named = {}  # view expression -> the temporary name bound to it
         self.temps = itertools.count()
-        body = _without_empty_loops(_unused_views_removed(self._block(f.body)))
-        return dataclasses.replace(f, body=body)
+        body = without_empty_loops(unused_views_removed(self._block(f.body)))
+        return replace(f, body=body)
 
     # -- blocks: statements, then fused ------------------------------------------
     def _block(self, statements):
@@ -185,14 +93,14 @@ class Loops:
         for u in units:
             if isinstance(u, Nest):
                 if group and self.fuse and self._joins(group, u) and all(
-                        _commute(u, p) for p in behind):
+                        commute(u, p) for p in behind):
                     group.append(u)
                     continue
                 flush()
                 group.append(u)
             elif not group or not self.fuse:
                 out.append(u.stmt)
-            elif all(_commute(u, g) for g in group) and all(_commute(u, p) for p in behind):
+            elif all(commute(u, g) for g in group) and all(commute(u, p) for p in behind):
                 ahead.append(u)
             else:
                 behind.append(u)
@@ -202,9 +110,8 @@ class Loops:
     def _joins(self, group, nest):
         if group[0].space != nest.space:
             return False
-        loop_symbols = _loop_symbols(len(nest.space))
         done = [a for g in group for a in g.accesses]
-        return not _conflicts(done, nest.accesses, loop_symbols)
+        return not conflicts(done, nest.accesses, loop_symbols(len(nest.space)))
 
     # -- one statement ------------------------------------------------------------
     def _statement(self, s):
@@ -215,10 +122,10 @@ class Loops:
             self.named = {k: v for k, v in outer.items() if not (ir.names_in(k) | {v}) & inner}
             body = self._block(s.body)
             self.named = {k: v for k, v in outer.items() if not (ir.names_in(k) | {v}) & inner}
-            hoisted = _loop_invariant_allocations(s, body)
+            hoisted = loop_invariant_allocations(s, body)
             body = [b for b in body if b not in hoisted]
             return [self._plain(a) for a in hoisted] + [
-                self._plain(dataclasses.replace(s, body=tuple(body)))]
+                self._plain(replace(s, body=tuple(body)))]
         try:
             return self._lowered(s)
         except _Unknown:
@@ -236,12 +143,13 @@ class Loops:
             if isinstance(target, ir.Index) and self._array(target) and (
                     self._elementwise(value) or self._leaf(value)):
                 return self._nest(target, value)  # a copy into rows, not NumPy's setitem
-            if isinstance(target, ir.Name) and self._elementwise(value) and self._array(value):
+            if isinstance(target, ir.VARIABLES) and self._elementwise(value) \
+                    and self._array(value):
                 if isinstance(value, ir.Call) and value.out is not None:
                     units = self._nest(value.out, ir.Call(value.func, value.args))
                     return units + [self._plain(ir.assign(target, value.out))]
                 return self._new(target, value)
-            if isinstance(target, ir.Name) and self._summed(value):
+            if isinstance(target, ir.VARIABLES) and self._summed(value):
                 return self._sum(target, value)
         pre = []
         s = self._materialised(s, pre)
@@ -269,7 +177,7 @@ class Loops:
                                                and node.func.attr == "reshape"))
 
     def _temp(self):
-        return ir.Name(f"_lp{next(self.temps)}")
+        return ir.Temp("lp", n=next(self.temps))
 
     # -- loop nests ---------------------------------------------------------------
     def _nest(self, target, value, op=None, check=True):
@@ -280,7 +188,7 @@ class Loops:
         scalar = self._scalar(value, space, pre, reads)
         store, write = self._entry(target, space, pre)
         write.write = True
-        if check and _conflicts([write], reads, _loop_symbols(len(space))):
+        if check and conflicts([write], reads, loop_symbols(len(space))):
             # the output overlaps an operand at other entries: a new array first, as NumPy
             temp = self._temp()
             return pre + self._new(temp, value) + self._nest(target, temp, op, check=False)
@@ -319,27 +227,26 @@ class Loops:
         scalar = self._scalar(term, space, pre, reads)
         bounds = self._sizes(reads, space, value)
         units = pre + [self._plain(ir.Alloc(target, bounds[1:], zeros=True))]
-        store = ir.Index(target, (ir.Name(LOOP_VARS[1]),))
-        write = Access(True, self.alias[target.id].root, True,
-                       (Symbol(LOOP_VARS[1], integer=True),), entry=store)
+        store = ir.Index(target, (LOOP_VARS[1],))
+        write = Access(True, self.alias[target].root, True, (symbol(LOOP_VARS[1]),), entry=store)
         body = [ir.Update(store, "+", scalar)]
         uses = set().union(*[ir.names_in(n) for n in body + list(bounds)])
         return units + [Nest(space, bounds, body, [write] + reads, uses)]
 
     def _viewed(self, node, pre):
         """``node`` as a name or a name's rows (``a[_t]``): other views are named first."""
-        if isinstance(node, ir.Name) or self._rows_of_name(node):
+        if isinstance(node, ir.VARIABLES) or self._rows_of_name(node):
             return node
         if node in self.named:  # the same view, named before and still valid
             return self.named[node]
         name = self._temp()
         pre.extend(self._statement(ir.assign(name, node)))
-        if _pure_view(node):
+        if pure_view(node):
             self.named[node] = name
         return name
 
     def _rows_of_name(self, node):
-        if not (isinstance(node, ir.Index) and isinstance(node.value, ir.Name)):
+        if not (isinstance(node, ir.Index) and isinstance(node.value, ir.VARIABLES)):
             return False
         index = node.index if isinstance(node.index, tuple) else (node.index,)
         return all(not isinstance(i, ir.Slice) and self.shapes.of(i) == () for i in index)
@@ -348,7 +255,7 @@ class Loops:
         """The IR of ``node``'s entry at the loop variables (broadcast against
         ``space``) and its ``Access`` (a read; with the sizes it can tell)."""
         node = self._viewed(node, pre)
-        name, prefix = (node, ()) if isinstance(node, ir.Name) else (
+        name, prefix = (node, ()) if isinstance(node, ir.VARIABLES) else (
             node.value, node.index if isinstance(node.index, tuple) else (node.index,))
         shape = self.shapes.of(node)
         index, sizes = [], {}
@@ -357,12 +264,12 @@ class Loops:
             if size == 1 and space[axis] != 1:
                 index.append(ir.Const(0))
             else:
-                index.append(ir.Name(LOOP_VARS[axis]))
+                index.append(LOOP_VARS[axis])
                 sizes[axis] = ir.Index(ir.Attr(name, "shape"), ir.Const(len(prefix) + k))
         entry = ir.Index(name, tuple(prefix) + tuple(index))
-        alias = self.alias.get(name.id) or Alias(name.id, (), base=name)
+        alias = self.alias.get(name) or Alias(name, (), base=name)
         if alias.prefix is not None and alias.base is not None and alias.base != name and \
-                self.alias.get(alias.base.id) == Alias(alias.root, (), base=alias.base):
+                self.alias.get(alias.base) == Alias(alias.root, (), base=alias.base):
             # a row of an array: indexed in the array itself, no view needed
             steps = tuple(alias.steps) + tuple(prefix)
             entry = ir.Index(alias.base, steps + tuple(index))
@@ -409,7 +316,7 @@ class Loops:
         if shape is None:
             raise _Unknown(node)
         if shape == ():
-            if isinstance(node, ir.Name):
+            if isinstance(node, ir.VARIABLES):
                 return node
             name = self._temp()
             pre.extend(self._statement(ir.assign(name, node)))
@@ -437,7 +344,7 @@ class Loops:
                 new = self._materialised(value, pre)
                 if new is not value:
                     changes[f] = new
-            return dataclasses.replace(node, **changes) if changes else node
+            return replace(node, **changes) if changes else node
         if isinstance(node, tuple):
             new = tuple(self._materialised(v, pre) for v in node)
             return new if any(a is not b for a, b in zip(new, node)) else node
@@ -446,11 +353,11 @@ class Loops:
     # -- what a kept statement binds, reads and writes ------------------------------------
     def _root(self, node):
         """The alias of the array an expression's value is a view of (None: a new array)."""
-        if isinstance(node, ir.Name):
-            return self.alias.get(node.id) or Alias(node.id, (), base=node)
+        if isinstance(node, ir.VARIABLES):
+            return self.alias.get(node) or Alias(node, (), base=node)
         if isinstance(node, ir.Rows):
             return self._root(node.value)
-        if isinstance(node, ir.Index) and isinstance(node.value, ir.Name):
+        if isinstance(node, ir.Index) and isinstance(node.value, ir.VARIABLES):
             base = self._root(node.value)
             if self._rows_of_name(node) and base.prefix is not None:
                 index = node.index if isinstance(node.index, tuple) else (node.index,)
@@ -481,7 +388,7 @@ class Loops:
     def _view(self, node):
         """Whether ``node`` is an array name or a view of one (rows, a slice, a
         reshape, ``flat``, a transpose): evaluating it reads no entry."""
-        if isinstance(node, ir.Name):
+        if isinstance(node, ir.VARIABLES):
             return True
         if isinstance(node, (ir.Rows, ir.Transpose)) or (
                 isinstance(node, ir.Attr) and node.attr == "T"):
@@ -489,7 +396,7 @@ class Loops:
         if isinstance(node, ir.Index):
             index = node.index if isinstance(node.index, tuple) else (node.index,)
             return self._view(node.value) and all(
-                isinstance(i, (ir.Slice, ir.Const, ir.Name, ir.BinOp)) for i in index)
+                isinstance(i, (ir.Slice, ir.Const, ir.BinOp) + ir.VARIABLES) for i in index)
         if isinstance(node, ir.Call) and node.out is None and (
                 node.func == ir.Helper("flat") or isinstance(node.func, ir.Attr)
                 and node.func.attr == "reshape"):
@@ -502,19 +409,19 @@ class Loops:
         binds, writes = set(), set()
         if isinstance(s, (ir.Assign, ir.Alloc)):
             targets = s.targets if isinstance(s, ir.Assign) else (s.target,)
-            binds = {t for t in targets if isinstance(t, ir.Name)}
-            writes = {self._root(t).root for t in targets if not isinstance(t, ir.Name)
+            binds = {t for t in targets if isinstance(t, ir.VARIABLES)}
+            writes = {self._root(t).root for t in targets if not isinstance(t, ir.VARIABLES)
                       and self._root(t) is not None}
         if isinstance(s, (ir.Update, ir.Fill)):
             writes = {self._root(s.target).root} if self._root(s.target) else {"?"}
         if isinstance(s, (ir.Do, ir.Assign)):
             call = s.call if isinstance(s, ir.Do) else s.value
-            for c in [n for n in _calls(call) if n.out is not None]:
+            for c in [n for n in calls(call) if n.out is not None]:
                 root = self._root(c.out)
                 writes.add(root.root if root else "?")
         if isinstance(s, (ir.For, ir.Return, ir.Function)):
             writes = {"*"}
-        reads = {(self.alias.get(n.id) or Alias(n.id, ())).root for n in uses}
+        reads = {(self.alias.get(n) or Alias(n, ())).root for n in uses}
         if isinstance(s, ir.Alloc) or isinstance(s, ir.Assign) and self._view(s.value) \
                 and self.shapes.of(s.value) not in (None, ()):
             reads = set()  # sizes and views: no entry is read
@@ -527,174 +434,15 @@ class Loops:
         if bound:  # a named view that reads a rebound name is no longer that view
             self.named = {k: v for k, v in self.named.items()
                           if not (ir.names_in(k) | {v}) & bound}
-        if isinstance(s, ir.Alloc) and isinstance(s.target, ir.Name):
-            self.alias[s.target.id] = Alias(s.target.id + f"#{next(self.views)}", (), base=s.target)
+        if isinstance(s, ir.Alloc) and isinstance(s.target, ir.VARIABLES):
+            self.alias[s.target] = Alias((s.target, next(self.views)), (), base=s.target)
         elif isinstance(s, ir.Assign):
             value = s.value
             first = self._root(value)
             if len(s.targets) > 1 and isinstance(value, ir.Call):
                 first = self._root(value.out) if value.out is not None else None
             for k, target in enumerate(s.targets):
-                if isinstance(target, ir.Name):
+                if isinstance(target, ir.VARIABLES):
                     alias = first if k == 0 else None
-                    self.alias[target.id] = alias or Alias(target.id + f"#{next(self.views)}", (),
+                    self.alias[target] = alias or Alias((target, next(self.views)), (),
                                                            base=target)
-
-
-def _scalar_replaced(body, accesses):
-    """The nest's ``body`` with each entry it reads or writes held in a local
-    number: read once, written back once at the end. Entries of one array that
-    are the same memory (``_t_h[_i, _j]`` and ``_r_h[_t, _i, _j]``) share the
-    local; the fusion has proved all other entries of written arrays apart."""
-    ids = {a.entry: (a.root, a.exact, a.key) for a in accesses}
-    local, first, written, out = {}, {}, [], []
-
-    def load(entry):
-        key = ids[entry]
-        if key not in local:
-            local[key] = ir.Name(f"_s{len(local)}")
-            first[key] = entry
-            out.append(ir.assign(local[key], entry))
-        return local[key]
-
-    def read(node):
-        if isinstance(node, ir.Index) and node in ids:
-            return load(node)
-        if isinstance(node, ir.BinOp):
-            return ir.BinOp(node.op, read(node.left), read(node.right))
-        if isinstance(node, ir.Neg):
-            return ir.Neg(read(node.value))
-        if isinstance(node, ir.Call):
-            return ir.Call(node.func, tuple(read(a) for a in node.args))
-        return node
-
-    for s in body:
-        target = s.targets[0] if isinstance(s, ir.Assign) else s.target
-        value = read(s.value)
-        key = ids[target]
-        if isinstance(s, ir.Update):
-            out.append(ir.Update(load(target), s.op, value))
-        else:
-            if key not in local:
-                local[key] = ir.Name(f"_s{len(local)}")
-                first[key] = target
-            out.append(ir.assign(local[key], value))
-        if key not in written:
-            written.append(key)
-    out += [ir.assign(first[k], local[k]) for k in written]
-    return out
-
-
-def _loop_invariant_allocations(loop, body):
-    """The ``Alloc`` statements of a loop body that can run once before the loop:
-    a new array whose sizes the loop does not change, bound nowhere else in the
-    body and never bound to another name (so no step keeps it past its own end):
-    its entries are garbage at every step either way."""
-    inner = ir.bound(body) | {loop.var}
-    aliased = set()  # names bound to another name or a view of one (not entries read in nests)
-    for s in body:
-        for n in _nested(s):
-            if isinstance(n, ir.Assign) and _pure_view(n.value):
-                aliased |= ir.names_in(n.value)
-    hoisted = []
-    for s in body:
-        if not (isinstance(s, ir.Alloc) and isinstance(s.target, ir.Name)) or s.zeros:
-            continue
-        others = [b for b in body if b is not s and s.target in ir.bound([b])]
-        if not (ir.names_in(s.shape) & inner) and not others and s.target not in aliased:
-            hoisted.append(s)
-    return hoisted
-
-
-def _nested(s):
-    """``s`` and the statements in its loops, not inside loop nests over entries."""
-    yield s
-    if isinstance(s, ir.For) and s.var.id not in LOOP_VARS:
-        for b in s.body:
-            yield from _nested(b)
-
-
-def _pure_view(node):
-    """Whether evaluating ``node`` only names memory (a name, rows, a reshape, a
-    transpose): then a binding of it that nothing reads can go."""
-    if isinstance(node, ir.Name):
-        return True
-    if isinstance(node, (ir.Rows, ir.Transpose)) or isinstance(node, ir.Attr) and node.attr == "T":
-        return _pure_view(node.value)
-    if isinstance(node, ir.Index):
-        return _pure_view(node.value)
-    if isinstance(node, ir.Call) and node.out is None:
-        if node.func == ir.Helper("flat"):
-            return _pure_view(node.args[0])
-        if isinstance(node.func, ir.Attr) and node.func.attr == "reshape":
-            return _pure_view(node.func.value)
-    return False
-
-
-def _view_binding(s):
-    return (isinstance(s, ir.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ir.Name)
-            and _pure_view(s.value))
-
-
-def _without_empty_loops(statements):
-    """``statements`` without loops left with nothing to do (a loop whose only
-    statement was a view that nothing read)."""
-    out = []
-    for s in statements:
-        if isinstance(s, ir.For):
-            body = _without_empty_loops(s.body)
-            if not body:
-                continue
-            s = dataclasses.replace(s, body=body)
-        out.append(s)
-    return tuple(out)
-
-
-def _unused_views_removed(body):
-    """``body`` without the bindings of views that no statement reads (the loop
-    nests index the arrays themselves, so most rows ``_t_h = _r_h[_t]`` are unused)."""
-    while True:
-        used = set()
-
-        def collect(statements):
-            for s in statements:
-                if isinstance(s, ir.For):
-                    used.update(ir.names_in((s.var, s.start, s.stop)))
-                    collect(s.body)
-                elif _view_binding(s):
-                    used.update(ir.names_in(s.value))
-                elif not isinstance(s, ir.Release):
-                    used.update(ir.names_in(s))
-
-        collect(body)
-
-        def prune(statements):
-            out = []
-            for s in statements:
-                if isinstance(s, ir.For):
-                    out.append(dataclasses.replace(s, body=tuple(prune(s.body))))
-                elif _view_binding(s) and s.targets[0] not in used:
-                    continue
-                elif isinstance(s, ir.Release):
-                    names = tuple(n for n in s.names if n in used)
-                    if names:
-                        out.append(ir.Release(names))
-                else:
-                    out.append(s)
-            return out
-
-        pruned = prune(body)
-        if pruned == list(body):
-            return pruned
-        body = pruned
-
-
-def _calls(node):
-    if isinstance(node, ir.Call):
-        yield node
-    if isinstance(node, (ir.Expr, ir.Stmt)):
-        for f in node.__dataclass_fields__:
-            yield from _calls(getattr(node, f))
-    elif isinstance(node, tuple):
-        for n in node:
-            yield from _calls(n)

@@ -22,18 +22,13 @@ from sympy import S, MatAdd, MatMul, OneMatrix, sympify
 from ..model.constant import constant, uniform
 from ..model.nodes import StepVar, SumOverTime, constant_values
 from . import ir
+from .kernels import kernel  # noqa: F401 (the lowering of an operation calls it)
 
 
-def kernel(op):
-    """The IR function of an operation's NumPy kernel: a NumPy ufunc (``"numpy.tanh"``
-    in the registry) or a helper copied from symrnn/ops.py (``_sigmoid``)."""
-    k = op.kernels["numpy"]
-    if isinstance(k, str):
-        module, attr = k.split(".")
-        if module != "numpy":
-            raise ValueError(f"{op.__name__}: the NumPy kernel {k!r} is not a NumPy function")
-        return ir.NumPy(attr)
-    return ir.Helper(k.__name__[1:])  # the helper's name after its prefix _
+def is_fixed(expr, params):
+    """Whether ``expr`` reads no per-step value (only the parameters ``params``:
+    names, with the named matrices of the parameters)."""
+    return not any(a.name not in params for a in expr.atoms(StepVar))
 
 
 def split_sign(term):
@@ -70,13 +65,15 @@ def _ones(f):
 class RowLowering:
     """Lowers expressions in row layout; ``names(leaf)`` gives the IR of each variable."""
 
-    def __init__(self, names, params, size=None, rows=None):
+    def __init__(self, names, params, size=None, rows=None, temp=None):
         self.names = names
+        self.temp = temp or (lambda role: ir.Temp(role, n=len(self.constants)))
         self.size = size  # the IR of a size symbol (read from a shape), for eye(D)
         self.rows = rows  # the IR of the number of stacked rows (steps times sequences)
         self.params = set(params)
         self.shared = {}     # expressions already computed once: expression -> IR name
-        self.constants = None  # in a loop body: {key: (name, IR)} of fixed values named before it
+        # in a loop body: {key: (temporary, IR)} of the fixed values named before it
+        self.constants = None
 
     def lower(self, expr):
         name = self.shared.get(expr)
@@ -105,11 +102,11 @@ class RowLowering:
         return number(value)
 
     # -- kinds ---------------------------------------------------------
-    def _per_step(self, expr):
-        return any(a.name not in self.params for a in expr.atoms(StepVar))
+    def per_step(self, expr):
+        return not is_fixed(expr, self.params)
 
     def kind(self, expr):
-        if not self._per_step(expr):
+        if not self.per_step(expr):
             return "F"
         rows, cols = expr.shape
         if (rows, cols) == (1, 1):
@@ -121,11 +118,11 @@ class RowLowering:
         return "O"
 
     def _named(self, key, value, name):
-        """A fixed ``value``: in a loop body, a name computed once before the loop."""
-        if self.constants is None or isinstance(value, (ir.Name, ir.Const)):
+        """A fixed ``value``: in a loop body, a temporary computed once before the loop."""
+        if self.constants is None or isinstance(value, ir.VARIABLES + (ir.Const,)):
             return value
         if key not in self.constants:
-            self.constants[key] = (ir.Name(name or f"_fix{len(self.constants)}"), value)
+            self.constants[key] = (name or self.temp("fixed"), value)
         return self.constants[key][0]
 
     def fixed(self, expr):
@@ -140,7 +137,7 @@ class RowLowering:
         value = self.lower(expr)
         if isinstance(value, ir.Const):
             return self._named(("T", expr), self._stored(expr.shape[::-1], value), None)
-        name = f"_tr_{value.id}" if isinstance(value, ir.Name) else None
+        name = ir.Temp("transpose", of=value) if isinstance(value, ir.Name) else None
         return self._named(("T", expr), ir.Transpose(value), name)
 
     def _stored(self, shape, code):
@@ -362,7 +359,7 @@ class RowLowering:
     def _lower_SumOverTime(self, expr):
         # stacked arrays hold every step and sequence as rows: summing over
         # the steps is summing the rows
-        fixed = [a for a in expr.term.args if not self._per_step(a)] \
+        fixed = [a for a in expr.term.args if not self.per_step(a)] \
             if isinstance(expr.term, MatAdd) else []
         if fixed and len(fixed) < len(expr.term.args):  # summed apart: the fixed terms T B times
             rest = [a for a in expr.term.args if a not in fixed]
@@ -392,7 +389,7 @@ class RowLowering:
         kinds = [self.kind(f) for f in factors]
         if kinds == ["R", "C"]:  # a row times a column at every step: one dot product
             code = ir.helper("vdot", self.lower(factors[0]), self.lower(factors[1]))
-        elif not self._per_step(term):  # the same at every step and sequence
+        elif not self.per_step(term):  # the same at every step and sequence
             code = ir.mul(self.rows, self.lower(term))
             if not isinstance(code.right, ir.Const):  # a 1x1 array of the parameters
                 code = ir.call(ir.Attr(code, "sum"))

@@ -1,15 +1,15 @@
 """The kernels' helpers compiled by Numba, for ``lambdify(backend="numba")``.
 
 A module generated for the Numba backend holds runtime.py's source, then this
-module's source, then the kernels twice: ``forward`` and ``gradients`` for
-NumPy, and ``_nb_forward`` and ``_nb_gradients`` for Numba, which read each
-step's rows from 3-D arrays (Numba compiles no list of arrays) and call the
-``_nb_`` helpers below. A small kernel is compiled whole; a larger one stays
-Python and calls its step loops, each compiled as a function of its own
-(``LOOPS`` names what is compiled; see lambdify.py and outline.py).
-``_compile(globals())`` at the end compiles them and puts a dispatcher in place
-of each pair. Like runtime.py, this module imports nothing from symrnn, so that
-``symrnn codegen`` can copy it.
+module's source, the scalar kernels it calls, and its kernels ``forward`` and
+``gradients``, which read each step's rows from 3-D arrays (Numba compiles no
+list of arrays) and call the ``_nb_`` helpers below. A small kernel is compiled
+whole; a larger one stays Python and calls its step loops, each compiled as a
+function of its own (``LOOPS`` names what is compiled; see
+``passes/loopnests.py`` and ``passes/outline.py``). ``_compile(globals())`` at
+the end compiles them and puts a wrapper in place of each kernel. Like
+runtime.py, this module imports nothing from symrnn, so that ``symrnn codegen``
+can copy it.
 
 Every array a kernel handles is 2-D (one row per step and sequence), and
 Numba accepts the output array of a ufunc only as a positional argument.
@@ -24,18 +24,6 @@ import numpy
 _NJIT_OPTIONS = dict(nogil=True, error_model="numpy")
 _njit = numba.njit(**_NJIT_OPTIONS)
 _nb_dot = numpy.dot
-
-# Which kernel runs: the compiled one while a step holds fewer state entries
-# (sequences x state sizes) than this, NumPy's beyond. Since the scalar kernels
-# are vectorisable (ops.py: exp, tanh and sigmoid without libm calls, and
-# error_model="numpy" below), the compiled kernel is at or ahead of NumPy's at
-# every width measured (benchmarks/bench_gradients.py kernels, ratios to the
-# hand-written baseline, compiled vs NumPy kernel: Elman D=64 B=32 0.82 vs 1.07,
-# B=128 1.02 vs 1.09, D=256 B=16 0.99 vs 1.16; LSTM D=64 B=32 0.72 vs 1.18,
-# B=128 0.76 vs 1.25; GRU D=64 B=32 0.62 vs 1.04, B=128 0.66 vs 1.03), so no
-# width switches to NumPy; the switch stays for the tests of both kernels.
-COMPILED_BELOW = math.inf
-
 
 @_njit
 def _nb_flat(a):
@@ -189,35 +177,31 @@ def _plain(a):
 
 
 def _compile(namespace):
-    """In ``namespace``, ``forward`` and ``gradients`` become dispatchers: for
-    narrow steps ``_nb_forward`` and ``_nb_gradients``, for wide steps the
-    NumPy kernels (see COMPILED_BELOW). The functions named in ``LOOPS`` are
-    compiled: the two kernels themselves, or the step loops they call (see
-    outline.py). The compiled functions get plain arrays (``_plain``), so that
-    each is compiled once, on its first call; in a module imported from a file
-    (the on-disk cache of lambdify, or a module written by ``symrnn codegen``)
-    Numba caches them beside that file."""
+    """In ``namespace``, the functions named in ``LOOPS`` are compiled: the two
+    kernels themselves, or the step loops they call (see outline.py); and
+    ``forward`` and ``gradients`` become wrappers that give the kernels plain
+    arrays (``_plain``), so that each is compiled once, on its first call, and
+    an initial state for every sequence. In a module imported from a file (the
+    on-disk cache of lambdify, or a module written by ``symrnn codegen``) Numba
+    caches the compiled functions beside that file."""
     spec = namespace["SPEC"]
     cache = "__file__" in namespace
     loops = [_jit(namespace[name], cache) for name in namespace["LOOPS"]]
     namespace.update(zip(namespace["LOOPS"], loops))
     x_at, states = len(spec["params"]), len(spec["states"])
     for name in ("forward", "gradients"):
-        compiled, interpreted = namespace["_nb_" + name], namespace[name]
+        kernel = namespace[name]
 
-        def call(*arrays, _compiled=compiled, _interpreted=interpreted):
-            starts = arrays[len(arrays) - states:]  # the initial states, (B, n) each
-            width = arrays[x_at].shape[1] * sum(a.shape[-1] for a in starts)
-            if width >= COMPILED_BELOW:
-                return _interpreted(*arrays)
+        def call(*arrays, _kernel=kernel):
             batch = arrays[x_at].shape[1]
+            starts = arrays[len(arrays) - states:]  # the initial states, (B, n) each
             # compiled loops read an initial state (B, n): one row for every
             # sequence is repeated here (NumPy broadcasts it instead)
             starts = [numpy.broadcast_to(a, (batch, a.shape[1])) if a.shape[0] != batch
                       else a for a in starts]
             arrays = arrays[:len(arrays) - states] + tuple(starts)
-            return _compiled(*[_plain(a) for a in arrays])
+            return _kernel(*[_plain(a) for a in arrays])
 
         call.__name__ = call.__qualname__ = name
-        call.compiled, call.interpreted, call.loops = compiled, interpreted, loops
+        call.compiled, call.loops = kernel, loops
         namespace[name] = call

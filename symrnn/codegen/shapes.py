@@ -20,6 +20,11 @@ from . import ir
 ROW_HELPERS = {"softmax", "log_softmax"}  # helpers whose result has the shape of their argument
 
 
+def symbol(node):
+    """The SymPy symbol of a name or a temporary in a size (``_T``, ``w.shape[0]``)."""
+    return Symbol(node.id if isinstance(node, ir.Name) else repr(node), integer=True)
+
+
 def ufunc(node):
     return (isinstance(node, ir.Call) and isinstance(node.func, ir.NumPy)
             and isinstance(getattr(numpy, node.func.attr, None), numpy.ufunc))
@@ -41,18 +46,19 @@ def broadcast(shapes):
 class Shapes:
     """``of(expr)``: the shape of an IR expression (a tuple of SymPy sizes, () for a
     number), None when unknown; ``bind(statement)`` records what it binds.
+    ``arguments``: ``{name or temporary: shape}``.
     ``elementwise`` (an IR func -> bool) tells which helpers act entry by entry."""
 
     def __init__(self, arguments, elementwise_helpers=()):
-        self.env = dict(arguments)  # name id -> shape
+        self.env = dict(arguments)  # name or temporary -> shape
         self.elementwise_helpers = set(elementwise_helpers)
 
     def size(self, node):
         """An IR size expression as SymPy (``_T + 2``, ``w.shape[0]``)."""
         if isinstance(node, ir.Const):
             return Integer(node.value)
-        if isinstance(node, ir.Name):
-            return Symbol(node.id, integer=True)
+        if isinstance(node, ir.VARIABLES):
+            return symbol(node)
         if isinstance(node, ir.BinOp) and node.op in "+-*":
             a, b = self.size(node.left), self.size(node.right)
             return a + b if node.op == "+" else a - b if node.op == "-" else a * b
@@ -67,7 +73,9 @@ class Shapes:
         return None if method is None else method(node)
 
     def _of_Name(self, node):
-        return self.env.get(node.id)
+        return self.env.get(node)
+
+    _of_Temp = _of_Name
 
     def _of_Const(self, node):
         return () if isinstance(node.value, (int, float)) else None
@@ -167,20 +175,20 @@ class Shapes:
     # -- statements -------------------------------------------------------------
     def bind(self, s):
         """Record the shapes of the names statement ``s`` binds (not inside a loop body)."""
-        if isinstance(s, ir.Alloc) and isinstance(s.target, ir.Name):
+        if isinstance(s, ir.Alloc) and isinstance(s.target, ir.VARIABLES):
             sizes = tuple(self.size(d) for d in s.shape)
-            self.env[s.target.id] = None if None in sizes else sizes
+            self.env[s.target] = None if None in sizes else sizes
         elif isinstance(s, ir.For):
-            self.env[s.var.id] = ()
+            self.env[s.var] = ()
         elif isinstance(s, ir.Assign):
             if len(s.targets) == 1:
-                if isinstance(s.targets[0], ir.Name):
-                    self.env[s.targets[0].id] = self.of(s.value)
+                if isinstance(s.targets[0], ir.VARIABLES):
+                    self.env[s.targets[0]] = self.of(s.value)
                 return
             shape = self.of(s.value) if not isinstance(s.value, ir.Tuple) else \
                 ("tuple",) + tuple(self.of(v) for v in s.value.items)
             parts = shape[1:] if shape is not None and shape[:1] == ("tuple",) else \
                 [None] * len(s.targets)
             for target, part in zip(s.targets, parts):
-                if isinstance(target, ir.Name):
-                    self.env[target.id] = part
+                if isinstance(target, ir.VARIABLES):
+                    self.env[target] = part

@@ -3,13 +3,15 @@ from dataclasses import dataclass, field
 
 from sympy import Identity, MatAdd, MatMul, ZeroMatrix
 
+from .. import plugins
+from ..display import Shown
 from ..graph.unroll import T, shared, step_equations, t
 from ..model.nodes import Adjoint, StepVar, SumOverTime
 from .reverse import adjoint_sum, backprop, seed
 
 
 @dataclass
-class Derivation:
+class Derivation(Shown):
     """BPTT gradients of a cell, derived once for a generic step t.
 
     step          the equations of step t, with the copies W^(t), ...
@@ -35,6 +37,7 @@ class Derivation:
     fixed_adjoints: dict = field(default_factory=dict)
     # what verify() found wrong, if it did: code built from it would be wrong too
     failed_verification: str = field(default=None, repr=False, compare=False)
+    _shown_as = "derivation"
 
     def verify(self, T, seed=0, sizes=None, raises=True):
         """Compare the closed forms with an independent scalar chain rule for T steps
@@ -43,9 +46,9 @@ class Derivation:
         return verify(self, T, seed=seed, sizes=sizes, raises=raises)
 
     def lambdify(self, backend="numpy"):
-        """The generated NumPy function; see ``symrnn.codegen.lambdify``."""
-        from ..codegen.lambdify import lambdify
-        return lambdify(self, backend)
+        """The generated function (``backend``: ``"numpy"``, ``"numba"`` or
+        ``"readable"``); see ``symrnn.codegen.lambdify``."""
+        return plugins.call("derivation.lambdify", self, backend)
 
     def refuse_if_failed(self, what):
         """Raise a ValueError if ``verify`` found this derivation wrong: ``what``
@@ -60,46 +63,25 @@ class Derivation:
         options ``batch_first``, ``dtype``, ``device``. Needs PyTorch
         (``pip install 'symrnn[torch]'``); see ``symrnn.backends.torch_module``."""
         self.refuse_if_failed("torch()")
-        try:
-            from ..backends.torch_module import module
-        except ImportError as e:
-            raise ImportError("Derivation.torch() needs PyTorch: "
-                              f"pip install 'symrnn[torch]' ({e})") from None
-        return module(self, sizes, **options)
+        return _consumer("derivation.torch", "Derivation.torch() needs PyTorch: "
+                         "pip install 'symrnn[torch]'")(self, sizes, **options)
 
     def jax(self, unroll=False):
         """``f(params, x, y, h0=None) -> loss`` in JAX with this derivation's BPTT
         as its ``jax.custom_vjp``; see ``symrnn.backends.jax_function``. Needs
         JAX (``pip install 'symrnn[jax]'``)."""
         self.refuse_if_failed("jax()")
-        try:
-            from ..backends.jax_function import function
-        except ImportError as e:
-            raise ImportError("Derivation.jax() needs JAX: "
-                              f"pip install 'symrnn[jax]' ({e})") from None
-        return function(self, unroll=unroll)
+        return _consumer("derivation.jax", "Derivation.jax() needs JAX: "
+                         "pip install 'symrnn[jax]'")(self, unroll=unroll)
 
+    # displays: the printers live in symrnn.render, registered in symrnn.plugins
     def _repr_latex_(self):
-        """The recurrences and gradients, for a notebook (rendered by symrnn.render, in
-        the notation of ``symrnn.render.set_notation``)."""
-        from ..render.notebook import derivation_latex
-        return derivation_latex(self)
-
-    def _latex(self, printer):
-        from ..render.notebook import derivation_latex
-        return derivation_latex(self, display=False)
-
-    def _sympystr(self, printer):
-        from ..render.text import derivation_text
-        return derivation_text(self)
+        """The recurrences and gradients, for a notebook (in the notation of
+        ``symrnn.render.set_notation``)."""
+        return plugins.call("derivation.notebook", self)
 
     def __str__(self):
-        from ..render.text import derivation_text
-        return derivation_text(self)
-
-    def _pretty(self, printer):
-        from ..render.text import derivation_pretty
-        return derivation_pretty(self)
+        return plugins.call("derivation.text", self)
 
     def recurrence(self, state):
         """dL/ds^(t) in terms of dL/d(.)^(t+1) of the states only (intermediates inlined)."""
@@ -136,6 +118,15 @@ class Derivation:
 
 
 INLINE_LEVELS = 8
+
+
+def _consumer(hook, needs):
+    """The function registered for ``hook``; an ImportError saying what to install when
+    its module cannot be imported (PyTorch or JAX missing)."""
+    try:
+        return plugins.resolve(hook)
+    except ImportError as e:
+        raise ImportError(f"{needs} ({e})") from None
 
 
 def _shifted_in(expr, definitions):

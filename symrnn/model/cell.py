@@ -6,10 +6,12 @@ from collections import Counter
 
 from sympy import Float, Integer, MatrixSymbol, Rational, Symbol, ZeroMatrix
 
+from .. import plugins
+from ..display import Shown
 from .nodes import Constant, Prev, constant_values
 
 # names the generated code uses for itself: none a cell can take, since every
-# one of them starts with "_" (see symrnn/codegen/program.py)
+# one of them starts with "_" (see symrnn/codegen/passes/name.py)
 CODE_NAMES = frozenset()
 
 
@@ -61,7 +63,7 @@ def generated_names(names, params, states):
     return {f"{s}0": s for s in states}
 
 
-class Cell:
+class Cell(Shown):
     """The equations of one step of a recurrent network, as data.
 
     params    shared parameters (``MatrixSymbol``), copied per step when unrolled
@@ -76,6 +78,7 @@ class Cell:
               the parameters (and the named matrices before them), such as
               ``Ab = A - A.T``; the equations of a step read them as parameters
     """
+    _shown_as = "cell"
 
     def __init__(self, name, *, params, inputs, targets, states, equations, loss,
                  notation=None, targets_are_distributions=False, constants=(), fixed=()):
@@ -208,24 +211,10 @@ class Cell:
     def __repr__(self):
         return f"<Cell {self.name}: " + "; ".join(f"{l} = {r}" for l, r in self.equations) + ">"
 
-    # displays (the printers live in symrnn.render)
+    # displays: the printers live in symrnn.render, registered in symrnn.plugins
     def _repr_latex_(self):
         """The equations of one step, for a notebook."""
-        from ..render.notebook import cell_latex
-        return cell_latex(self)
-
-    def _latex(self, printer):
-        from ..render.notebook import cell_latex
-        return cell_latex(self, display=False)
-
-    def _sympystr(self, printer):
-        from ..render.text import cell_text
-        return cell_text(self)
+        return plugins.call("cell.notebook", self)
 
     def __str__(self):
-        from ..render.text import cell_text
-        return cell_text(self)
-
-    def _pretty(self, printer):
-        from ..render.text import cell_pretty
-        return cell_pretty(self)
+        return plugins.call("cell.text", self)

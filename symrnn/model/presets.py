@@ -5,6 +5,8 @@ from .cell import Cell
 from ..ops import activations
 from .nodes import log_softmax, prev, softmax
 
+# the Elman network's choices: the operations of symrnn.ops offered as activations, and
+# none (the identity)
 ACTIVATIONS = {**activations(), "identity": lambda z: z}
 
 

@@ -15,12 +15,8 @@ from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from ..model.nodes import Elementwise, SumOverTime
 from ..ops import Reciprocal
+from .terms import coefficient, is_negative, leaf_of, negative, size
 from .width import FONT_SIZE, tex_width
-
-
-def _leaf_of(expr):
-    from .latex_printer import _leaf_of as leaf
-    return leaf(expr)
 
 __all__ = ["LineBreaking", "Piece", "QUAD"]
 
@@ -110,10 +106,9 @@ class LineBreaking:
             terms = self.ordered_terms(expr)
             return [self._term_piece(term, i == 0) for i, term in enumerate(terms)]
         if isinstance(expr, MatMul):
-            from .latex_printer import _coefficient, _negative, _size
-            c, factors = _coefficient(expr)
-            parts = self._product_parts(_size(c), factors)
-            if _negative(c) and parts:
+            c, factors = coefficient(expr)
+            parts = self._product_parts(size(c), factors)
+            if negative(c) and parts:
                 parts[0].prefix = "- " + parts[0].prefix
             return parts
         if isinstance(expr, HadamardProduct):
@@ -135,19 +130,18 @@ class LineBreaking:
             return self._apply(expr.latex, expr.arg)
         if isinstance(expr, DiagMatrix):
             return self._apply(r"\operatorname{diag}", expr.args[0])
-        if isinstance(expr, Transpose) and _leaf_of(expr.arg) is None:
+        if isinstance(expr, Transpose) and leaf_of(expr.arg) is None:
             group = self._group(expr.arg, self._wrap(expr.arg))
             group.suffix = r"^{\top}"
             return [group]
         return None
 
     def _term_piece(self, term, first):
-        from .latex_printer import _coefficient, _is_negative, _size
-        sign = ("- " if _is_negative(term) else ("" if first else "+ "))
+        sign = ("- " if is_negative(term) else ("" if first else "+ "))
         body = self._print_signless(term)
         if isinstance(term, MatMul):
-            c, factors = _coefficient(term)
-            piece = Piece(body, lambda: self._product_parts(_size(c), factors))
+            c, factors = coefficient(term)
+            piece = Piece(body, lambda: self._product_parts(size(c), factors))
         else:
             piece = self.piece(term, body)
         piece.prefix = sign

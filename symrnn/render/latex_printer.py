@@ -13,8 +13,7 @@ over lines by ``print_lines`` (``breaking.py``), from the expression tree.
 """
 from functools import lru_cache
 
-from sympy import (MatAdd, MatMul, MatrixSymbol, Number, OneMatrix, Rational,
-                   Transpose)
+from sympy import Add, MatAdd, MatMul, MatrixSymbol, OneMatrix, Rational, Transpose
 from sympy.matrices.expressions.diagonal import DiagMatrix
 from sympy.printing.latex import LatexPrinter
 
@@ -25,56 +24,14 @@ from .breaking import LineBreaking
 from .expressions import Partial, ProductOverTime
 from .orientation import Row, as_rows
 from .symbols import Symbol, SymbolError, default_symbol, parse_symbol
+from .terms import (coefficient as _coefficient, is_negative as _is_negative,
+                    is_scalar as _is_scalar, leaf_of as _leaf_of, negative as _negative,
+                    size as _size)
 from .tidy import tidy
 
 __all__ = ["BPTTLatexPrinter", "Partial", "ProductOverTime", "latex", "printer_for", "decimal"]
 
 BOLD = {"bold": r"\bm", "upright": r"\mathbf", "plain": None}
-
-
-def _coefficient(expr):
-    """(scalar, factors) of a MatMul: -2*A*b -> (-2, [A, b]); a scalar symbol of the
-    cell (c A, dt A) belongs to the scalar."""
-    if isinstance(expr, MatMul):
-        scalars = [a for a in expr.args if not getattr(a, "is_Matrix", False)]
-        factors = [a for a in expr.args if getattr(a, "is_Matrix", False)]
-        c = 1
-        for n in scalars:
-            c *= n
-        return c, factors
-    return 1, [expr]
-
-
-def _negative(c):
-    """Is the scalar ``c`` printed with a minus sign (-2, -c)?"""
-    if isinstance(c, Number) or isinstance(c, int):
-        return bool(c < 0)
-    return bool(c.could_extract_minus_sign())
-
-
-def _size(c):
-    """|c| as printed after a sign: 2 for -2, c for -c."""
-    return -c if _negative(c) else c
-
-
-def _is_negative(expr):
-    c, _ = _coefficient(expr)
-    return _negative(c)
-
-
-def _is_scalar(expr):
-    return getattr(expr, "shape", None) == (1, 1)
-
-
-def _leaf_of(expr):
-    """The leaf a node prints as (a Row's leaf), else None."""
-    if isinstance(expr, Row):
-        return expr.leaf
-    if isinstance(expr, (StepVar, Prev, MatrixSymbol, OneMatrix)):
-        return expr
-    if isinstance(expr, Adjoint):
-        return expr
-    return None
 
 
 def decimal(number):
@@ -409,7 +366,7 @@ class BPTTLatexPrinter(LineBreaking, LatexPrinter):
             factored = self.common_transpose(f)
             if factored is not None:
                 c, factors = c * factored[0], factors[:k] + [factored[1]] + factors[k + 1:]
-        pieces = [] if c == 1 else [(None, self._print(c))]
+        pieces = [] if c == 1 else [(None, self._coefficient_tex(c))]
         if len(factors) == 1 and not isinstance(factors[0], MatAdd):
             # - h (.) h: the entry-wise product binds tighter than the sign
             return pieces + [(factors[0], self._print(factors[0]))]
@@ -431,6 +388,11 @@ class BPTTLatexPrinter(LineBreaking, LatexPrinter):
             pieces.append((f, self._paren(f)))
             i += 1
         return pieces
+
+    def _coefficient_tex(self, c):
+        """A product's scalar coefficient: a sum in parentheses, (1 - 2 beta) A."""
+        tex = self._print(c)
+        return self._wrap(c, tex) if isinstance(c, Add) else tex
 
     def _product(self, c, factors):
         return " ".join(tex for _, tex in self.product_pieces(c, factors))

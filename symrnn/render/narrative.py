@@ -18,7 +18,7 @@ from sympy import (HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, Mat
 from sympy.matrices.expressions.diagonal import DiagMatrix
 from sympy.matrices.expressions.transpose import Transpose
 
-from ..derivation.reverse import backprop
+from ..derivation.reverse import adjoint_sum, backprop
 from ..derivation.vjps import VJPS
 from ..graph.unroll import T, shared, t
 from ..model.nodes import Adjoint, StepVar, SumOverTime
@@ -258,8 +258,14 @@ def _eq(ts, lhs, rhs, condition=None, boxed=False, names=True):
               parts=[rhs], ts=ts, names=names)
 
 
+def _shared_values(cell):
+    """{name: symbol} of what is copied per step: the parameters and the named matrices
+    computed from them (Ab = A - A^T)."""
+    return {p.name: p for p in cell.params + cell.fixed_values}
+
+
 def _copies(cell, expr):
-    params = [p.name for p in cell.params]
+    params = list(_shared_values(cell))
     found = {v for v in expr.atoms(StepVar) if v.name in params}
     return sorted(found, key=lambda v: (params.index(v.name), str(v.time)))
 
@@ -345,9 +351,12 @@ def _use(ts, consumer, term, rules, target):
 
 def _grouped(ts, d, contributions, target, move=None, later=False):
     """One use per consumer: the contributions of one consumer are added up.
-    ``move`` shifts consumer and term in time (to the next step, to step 1)."""
+    ``move`` shifts consumer and term in time (to the next step, to step 1). The loss
+    of a later step passes back its term times its own gradient, dL/dL^(t+1) (1 up to
+    step T, 0 beyond), as the derivation writes it."""
     move = move or (lambda e: e)
     step = dict(d.step)
+    loss = d.step[-1][0]
     by_consumer = {}
     for c in contributions:
         by_consumer.setdefault(c.consumer, []).append(c)
@@ -364,6 +373,8 @@ def _grouped(ts, d, contributions, target, move=None, later=False):
         term = _sum([c.term for c in group])
         if len(group) > 1:
             term = term.doit()
+        if later and consumer == loss:
+            term = MatMul(term, Adjoint(consumer)).doit()
         use = _use(ts, move(consumer), move(term), rules, target)
         use.later = later
         out.append(use)
@@ -533,6 +544,8 @@ def summary(d, ts, order=None, tags=None):
         else:
             add(name, _eq(ts, a, as_diag(_inline_heads(d, e))),
                 "state" if name in _heads(d) else "adjoint")
+    for a, e in d.fixed_adjoints.items():  # the named matrices: their parameters read them
+        add(a.var.name, _eq(ts, a, as_diag(_inline_heads(d, e))), "param")
     for p in _params(d, order):
         add(p.name, _eq(ts, Adjoint(p), as_diag(_inline_heads(d, d.gradients[p.name]))),
             "param")
@@ -597,7 +610,8 @@ def _adjoint_step(ts, d, var, tags):
         u.tags = _sorted_tags(tags[r] for r in u.rules if r in tags)
     a = Adjoint(here)
     step = SimpleNamespace(kind="adjoint", var=ts(here, inline=True), name=var.name,
-                           is_state=is_state, uses=uses, lhs=ts(a),
+                           is_state=is_state, is_loss=here == d.step[-1][0], uses=uses,
+                           lhs=ts(a),
                            lhs_inline=ts(a, inline=True), inner=None,
                            definition=None, equation=None, simplified=None,
                            terminal=None, terminal_display=None, named=None, defined_by=None,
@@ -617,7 +631,8 @@ def _adjoint_step(ts, d, var, tags):
     if shared_form != with_copies and (simple != shared_form or diag == simple):
         eq.then(ts, shared_form)  # else the diagonal form below, with the shared parameters
     step.equation = eq
-    step.copies_replaced = [Eq(ts(c, inline=True), ts(cell.param(c.name), inline=True))
+    step.copies_replaced = [Eq(ts(c, inline=True),
+                               ts(_shared_values(cell)[c.name], inline=True))
                             for c in _copies(cell, with_copies)] if shared_form != with_copies \
         else []
     if simple != shared_form:
@@ -638,6 +653,12 @@ def _adjoint_step(ts, d, var, tags):
                 > 0.35 * TEXT_WIDTH:  # too long for a sentence: displayed
             step.terminal_display = _eq(ts, aT, eT)
     step.T = ts(T)
+    if step.is_loss:  # L = sum_t L^(t): dL/dL^(t) = 1 for t = 1..T, and no step T + 1
+        step.loss = Eq(ts(MatrixSymbol("L", 1, 1), inline=True),
+                       ts(SumOverTime(here, t, 1, T), inline=True))
+        step.first = ts(Equality(t, 1), inline=True)
+        step.beyond = ts(here.subs(t, T + 1), inline=True)
+        step.time, step.time_next = ts(t, inline=True), ts(t + 1, inline=True)
     return step
 
 
@@ -692,7 +713,8 @@ def _param_step(ts, d, p, tags):
     """dL/dp^(t) of the copy of one step (the sum over t is in the summary)."""
     copy = StepVar(p.name, t, *p.shape)
     uses = _grouped(ts, d, d.contributions.get(copy, []), copy)
-    term = d.copy_gradients.get(p.name)
+    term = d.copy_gradients.get(p.name) if p.name in d.copy_gradients \
+        else adjoint_sum(d.contributions.get(copy, []))  # a named matrix's copy
     term = term if term is not None else ZeroMatrix(*p.shape)
     eq = _eq(ts, Adjoint(copy), as_diag(term))
     eq.tag = ", ".join(_sorted_tags(tags[r] for u in uses for r in u.rules if r in tags))
@@ -716,6 +738,17 @@ def _initial_step(ts, d, s):
                            short=ts.width(short, inline=True) < 0.4 * TEXT_WIDTH and short)
 
 
+def _fixed_adjoint(ts, a, e):
+    """dL/dAb of a named matrix: the sum of its copies' gradients (and what the named
+    matrices computed from it pass back), then that sum written out."""
+    copies = SumOverTime(Adjoint(StepVar(a.var.name, t, *a.shape)), t, 1, T)
+    parts = e.args if isinstance(e, MatAdd) else (e,)
+    if not any(isinstance(p, SumOverTime) for p in parts):  # used by named matrices only
+        return _eq(ts, a, as_diag(e))
+    first = [copies if isinstance(p, SumOverTime) else p for p in parts]
+    return _eq(ts, a, _sum(first)).then(ts, as_diag(e))
+
+
 def _notation(ts, catalogue):
     """The symbols the rules' paragraph explains: 1, 1^T v, u (.) v = diag(u) v, u (/) v."""
     n = Symbol("n", integer=True, positive=True)
@@ -729,11 +762,18 @@ def _notation(ts, catalogue):
         quotient=ts(HadamardProduct(u, Reciprocal(v)), inline=True))
 
 
+def _fixed_contributions(cell):
+    """The chain-rule terms of the named matrices' equations (computed once)."""
+    return backprop(list(cell.fixed), {}, live=cell.fixed_values) if cell.fixed else {}
+
+
 def _rules_used(d):
-    """The rules of every chain-rule term of the derivation, in the order of the table."""
+    """The rules of every chain-rule term of the derivation (and of the named matrices'
+    equations), in the order of the table."""
     used = []
-    step = dict(d.step)
-    for target, contributions in d.contributions.items():
+    step = {**dict(d.step), **dict(d.cell.fixed)}
+    found = list(d.contributions.items()) + list(_fixed_contributions(d.cell).items())
+    for target, contributions in found:
         for c in contributions:
             rhs = step.get(c.consumer)
             for r in (path_rules(rhs, c.target) if rhs is not None else c.rules):
@@ -784,7 +824,13 @@ def derivation_context(derivation, adjoint_names=None, ts=None, summary_tags=Non
                 if recurrence is not None and len(fit([recurrence.equation])[0].rows) <= 2:
                     steps.append(recurrence)
                 pending_states.remove(s)
-    params = [_param_step(ts, d, p, tags) for p in cell.params]
+    # a parameter read only by the named matrices has no copies: its gradient comes
+    # through them
+    in_steps = {v.name for _, rhs in d.step for v in rhs.atoms(StepVar)}
+    read_by_fixed = {p.name for _, rhs in cell.fixed for p in rhs.atoms(MatrixSymbol)}
+    only_fixed = [p for p in cell.params if p.name in read_by_fixed and p.name not in in_steps]
+    copied = [p for p in cell.params if p not in only_fixed]
+    params = [_param_step(ts, d, p, tags) for p in copied + list(cell.fixed_values)]
     initial = [_initial_step(ts, d, s) for s in cell.states]
     param_order = [p.name for p in cell.params]
     for s in initial:
@@ -806,8 +852,15 @@ def derivation_context(derivation, adjoint_names=None, ts=None, summary_tags=Non
         steps = _pairs(steps)
     return SimpleNamespace(
         cell_name=cell.name,
-        params=[named(p, "param") for p in cell.params],
-        copies=[ts(StepVar(p.name, t, *p.shape), inline=True) for p in cell.params],
+        params=[named(p, "param") for p in copied],
+        copies=[ts(StepVar(p.name, t, *p.shape), inline=True)
+                for p in copied + list(cell.fixed_values)],
+        fixed_named=[named(v, "fixed") for v in cell.fixed_values],
+        fixed_from=[named(p, "param") for p in only_fixed],
+        fixed=[_eq(ts, lhs, rhs) for lhs, rhs in cell.fixed],
+        fixed_adjoints=[_fixed_adjoint(ts, a, e) for a, e in d.fixed_adjoints.items()],
+        through=[_eq(ts, Adjoint(p), d.gradients[p.name]) for p in cell.params
+                 if p.name in read_by_fixed],
         inputs=[named(x, "input") for x in cell.inputs],
         targets=[named(y, "target") for y in cell.targets],
         one_hot=cell.targets_are_distributions,
@@ -824,7 +877,7 @@ def derivation_context(derivation, adjoint_names=None, ts=None, summary_tags=Non
         forward=forward,
         forward_copies=forward_copies,
         sum_over_copies=[Eq(ts(Adjoint(p)), ts(SumOverTime(Adjoint(StepVar(p.name, t, *p.shape)),
-                                                           t, 1, T))) for p in cell.params],
+                                                           t, 1, T))) for p in copied],
         rules=catalogue,
         rules_layout=_rules_layout(catalogue),
         ones=any(r.ones for r in catalogue),

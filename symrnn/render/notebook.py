@@ -10,8 +10,8 @@ default profile, or the one set with ``set_notation``.
 from .latex_printer import printer_for
 from .narrative import NOTEBOOK_WIDTH, derivation_context
 
-__all__ = ["cell_latex", "derivation_latex", "expression_latex", "set_notation",
-           "get_notation"]
+__all__ = ["cell_aligned", "cell_latex", "derivation_aligned", "derivation_latex",
+           "expression_latex", "get_notation", "set_notation"]
 
 BOLD = r"\boldsymbol"
 _SETTINGS = {"notation": None}
@@ -60,7 +60,12 @@ def _fit(equations, ts):
 
 def derivation_latex(derivation, notation=None, display=True):
     """``$$...$$`` with the forward equations and the gradients of ``derivation`` (with
-    ``display=False`` the ``aligned`` block alone, for ``sympy.latex``)."""
+    ``display=False`` the ``aligned`` block alone)."""
+    return _display(derivation_aligned(derivation, notation), display)
+
+
+def derivation_aligned(derivation, notation=None):
+    """The ``aligned`` block of ``derivation_latex`` (``sympy.latex`` of a derivation)."""
     from .narrative import Typesetter
     from .sheet import readable
     d, ts, info = readable(derivation.cell, notation if notation is not None
@@ -70,16 +75,25 @@ def derivation_latex(derivation, notation=None, display=True):
     rows = [r"&\text{forward, } " + context.time + r" = 1, \dots, " + context.T + r":"]
     rows += _rows(_fit(context.forward, ts))
     rows += [r"&\text{gradients:}"] + _rows(_fit(context.summary, ts))
-    return _block(rows, display)
+    return _aligned(rows)
 
 
-def _block(rows, display):
-    block = r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}"
+def _aligned(rows):
+    return r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}"
+
+
+def _display(block, display):
     return f"$${block}$$" if display else block
 
 
 def cell_latex(cell, notation=None, display=True):
-    """``$$...$$`` with the equations of one step of ``cell``, as it was written."""
+    """``$$...$$`` with the equations of one step of ``cell``, as it was written (with
+    ``display=False`` the ``aligned`` block alone)."""
+    return _display(cell_aligned(cell, notation), display)
+
+
+def cell_aligned(cell, notation=None):
+    """The ``aligned`` block of ``cell_latex`` (``sympy.latex`` of a cell)."""
     from ..graph.unroll import step_equations, shared, t
     from .narrative import Eq, Typesetter, check_typesettable
     check_typesettable(cell)
@@ -88,7 +102,7 @@ def cell_latex(cell, notation=None, display=True):
     equations = [Eq(ts(lhs), ts(shared(cell, rhs)), parts=[shared(cell, rhs)], ts=ts)
                  for lhs, rhs in step]
     rows = [r"&\text{at every step } " + ts(t) + r":"] + _rows(_fit(equations, ts))
-    return _block(rows, display)
+    return _aligned(rows)
 
 
 def expression_latex(expr, cell=None, notation=None):

@@ -23,13 +23,17 @@ def sections(derivation, show=str):
             target = cell.param(name)
         gradients.append((Adjoint(target), g))
     initial = ", ".join(show(StepVar(s.name, 0, *s.shape)) for s in cell.states)
-    return [
+    # the named matrices: computed once from the parameters, before the steps; their
+    # gradients (the sums over t of their copies') before the parameters' that read them
+    once = [("Computed once from the parameters", list(cell.fixed))] if cell.fixed else []
+    fixed = list(derivation.fixed_adjoints.items())
+    return once + [
         (f"Forward, for t = 1, ..., T ({initial} given)",
          [(lhs, shared(cell, rhs)) for lhs, rhs in derivation.step]),
         ("Backward, for t = T, ..., 1 (a term at step T+1 is zero)",
          list(derivation.adjoints.items())),
         ("so at t = T", list(derivation.terminal.items())),
-        ("Gradients", gradients),
+        ("Gradients", fixed + gradients),
     ]
 
 
@@ -38,9 +42,9 @@ def derivation_align(derivation, notation=None):
     cell = derivation.cell
     printer = printer_for(cell, notation=notation)
     lines = [f"% {cell.name}: BPTT derived by symrnn; needs \\usepackage{{amsmath,bm}}"]
-    for k, (title, equations) in enumerate(sections(derivation)):
+    for title, equations in sections(derivation):
         pairs = [(printer.doprint(lhs), rhs) for lhs, rhs in equations]
-        if k == 0:
+        if title.startswith("Forward"):
             loss = StepVar(cell.loss_var.name, t, 1, 1)
             pairs.append((printer.doprint(MatrixSymbol("L", 1, 1)), SumOverTime(loss, t, 1, T)))
         room = 0.95 * (TEXT_WIDTH - max(tex_width(lhs) for lhs, _ in pairs) - 20)

@@ -1,18 +1,16 @@
-"""The solution sheet: render ``templates/sheet08.tex.j2``, compile it with TeX.
+"""The documents' text: the solution sheet (``templates/sheet08.tex.j2``) and the
+derivation sheet of any cell (``templates/cell.tex.j2``).
 
-``render_sheet(cell)`` returns the LaTeX text; ``write_sheet(out_dir, cell, pdf)``
-writes ``sheet08.tex`` (and ``sheet08.pdf`` when TeX is there) without ever
-leaving a half-written file in ``out_dir``.
+Typesetting only: the numbers a sheet prints (its check's table, the curves of its
+plot) are computed by ``symrnn.checking`` and handed in (``symrnn.documents`` does
+both). For the solution sheet, ``exercise(cell, notation)`` makes the derivations it
+prints, ``sheet_context(exercise, tables, norms)`` everything the template prints and
+``render_sheet_text`` the LaTeX; for a cell, ``cell_view``, ``cell_context`` and
+``render_cell_text``.
 """
-import errno
 import importlib.resources
 import math
-import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,37 +24,24 @@ from ..model.nodes import Adjoint, StepVar
 from ..model.gated import GRU, LSTM
 from ..model.presets import ElmanRNN
 from ..ops import functions
-from .gradient_norms import NORMS, gradient_norms
 from .latex_printer import Partial, ProductOverTime, printer_for
 from .narrative import Eq, Typesetter, check_typesettable, derivation_context, fit, pack
 from .notation import DEFAULT, cell_kind, load_notation
-from .numeric_check import check_gradients
 from .preactivations import name_preactivations
 from .rewrite import unit_sum_targets
 from .text import latex_text
 from .tikz import unrolled_figure
 
-__all__ = ["SheetError", "cell_context", "check_sizes", "document_name", "environment",
-           "printed_expressions", "readable", "render_cell_document", "render_derivation",
-           "render_sheet", "sheet_context", "template_dirs", "tex_engine", "write_sheet"]
+__all__ = ["cell_context", "cell_view", "document_name", "environment", "exercise",
+           "readable", "render_cell_text", "render_derivation", "render_sheet_text",
+           "sheet_context", "template_dirs"]
 
 SHEET = "sheet08"
 FIGURE_T = 3
-CHECK = dict(T=5, sizes=(3, 4, 2), seed=0)
-# the sizes of the check beyond the first three (a cell may have any number of sizes)
-MORE_SIZES = (5, 3, 4, 2)
 # where the results stand in Goodfellow et al. (2016), section 10.2.2 (keys: see
 # narrative.summary); only for the exercise's model, which is the book's without biases
 TEXTBOOK_EQUATIONS = {"o": "(10.18)", "hT": "(10.19)", "h": "(10.21)", "V": "(10.24)",
                       "W": "(10.26)", "U": "(10.28)"}
-TEX_HINT = ("no TeX engine found: install latexmk and pdflatex (Debian: apt-get install "
-            "latexmk texlive-latex-recommended texlive-pictures) to get the PDF")
-
-
-class SheetError(RuntimeError):
-    """TeX could not compile the sheet; the message names the first error and its line."""
-
-
 def template_dirs():
     """Where the templates are: the repository's ``templates/``, else ``symrnn/templates``."""
     dirs = []
@@ -146,53 +131,44 @@ def _bound(ts, values):
     return ts(Pow(10, exponent, evaluate=False), inline=True)
 
 
-def check_sizes(cell):
-    """The sizes of the numerical check: 3, 4, 2 for the first three sizes of ``cell``
-    (D, N, M for the presets), then 5, 3, 4, 2, ... for any further one."""
-    values = list(CHECK["sizes"]) + [MORE_SIZES[k % len(MORE_SIZES)]
-                                     for k in range(max(0, len(cell.sizes) - 3))]
-    return tuple(values[:len(cell.sizes)])
-
-
-def _check_context(cell, derivations, ts):
-    """The table of the numerical check: one block of rows per (label, derivation, the
-    cell the derivation was made for)."""
+def _check_context(cell, tables, ts):
+    """The table of the numerical check: one block of rows per ``GradientTable``
+    (``symrnn.checking.gradient_table``), the point's T and sizes from the first."""
     checks = []
-    for label, d, original in derivations:
-        rows = check_gradients(d, T=CHECK["T"], sizes=check_sizes(d.cell), seed=CHECK["seed"],
-                               reference_cell=original)
-        checks.append(SimpleNamespace(model=label, rows=[SimpleNamespace(
-            name=ts(_gradient_symbol(d.cell, r.name), inline=True),
+    for table in tables:
+        checks.append(SimpleNamespace(model=table.label, rows=[SimpleNamespace(
+            name=ts(_gradient_symbol(cell, r.name), inline=True),
             fd=_number(ts, r.rel_err_fd), independent=_number(ts, r.rel_err_independent),
-            fd_value=r.rel_err_fd, independent_value=r.rel_err_independent) for r in rows]))
+            fd_value=r.rel_err_fd, independent_value=r.rel_err_independent)
+            for r in table.rows]))
     all_rows = [r for c in checks for r in c.rows]
     for c in checks:  # a long table in two halves side by side
         half = (len(c.rows) + 1) // 2 if len(c.rows) > 8 else len(c.rows)
         c.pairs = [(c.rows[k], c.rows[k + half] if k + half < len(c.rows) else None)
                    for k in range(half)]
-    sizes = dict(zip(cell.sizes, check_sizes(cell)))
+    first = tables[0]
     finite = all(r.fd_value is not None and math.isfinite(r.fd_value) for r in all_rows)
     return checks, SimpleNamespace(
-        T=ts(Eq_(T, CHECK["T"]), inline=True),
-        sizes=[ts(Eq_(size, value), inline=True) for size, value in sizes.items()],
+        T=ts(Eq_(T, first.T), inline=True),
+        sizes=[ts(Eq_(size, value), inline=True) for size, value in first.sizes.items()],
         fd_bound=_bound(ts, [r.fd_value for r in all_rows]),
         independent_bound=_bound(ts, [r.independent_value for r in all_rows]),
         finite=finite,
         has_independent=any(r.independent_value is not None for r in all_rows))
 
 
-def _norms_context(ts, d3, cell):
-    """The curves of ||dL/dh^(t)|| against T - t and what the caption prints."""
-    W = cell.param("W")
+def _norms_context(ts, norms, cell):
+    """The curves of ||dL/dh^(t)|| against T - t (``symrnn.checking.gradient_norms``)
+    and what the caption prints."""
+    W = cell.param(norms.recurrent)
     h = next(v for v in cell.states)
-    curves = gradient_norms(d3, recurrent=W.name)
     rho = Symbol("rho")
-    for c in curves:
-        c.legend = ts(Eq_(rho, Float(c.rho, 3)), inline=True)
-    sizes = dict(zip(cell.sizes, NORMS["sizes"]))
+    curves = [SimpleNamespace(rho=c.rho, points=c.points,
+                              legend=ts(Eq_(rho, Float(c.rho, 3)), inline=True))
+              for c in norms.curves]
     last_loss = StepVar("L", T, 1, 1)
     return SimpleNamespace(
-        curves=curves, steps=NORMS["steps"],
+        curves=curves, steps=norms.steps,
         dh=ts(Adjoint(StepVar(h.name, time, *h.shape)), inline=True),
         dlast=ts(Partial(last_loss, StepVar(h.name, time, *h.shape)), inline=True),
         W=ts(W, inline=True), rho=ts(rho, inline=True),
@@ -200,8 +176,8 @@ def _norms_context(ts, d3, cell):
         h0_zero=ts(Eq_(StepVar(h.name, 0, *h.shape), ZeroMatrix(*h.shape), evaluate=False),
                    inline=True),
         g=ts(cell.targets[0], inline=True),
-        sizes=[ts(Eq_(size, value), inline=True) for size, value in sizes.items()],
-        input_scale=ts(Pow(10, int(round(math.log10(NORMS["input_scale"]))),
+        sizes=[ts(Eq_(size, value), inline=True) for size, value in norms.sizes.items()],
+        input_scale=ts(Pow(10, int(round(math.log10(norms.input_scale))),
                            evaluate=False), inline=True))
 
 
@@ -229,25 +205,41 @@ def _product_of_factors(recurrence, h, layout):
     return None, None
 
 
-def sheet_context(cell=None, notation=None, title=None, course=None, author=None):
-    """Everything ``sheet08.tex.j2`` prints, for ``cell`` (default: the exercise's RNN)."""
+def exercise(cell=None, notation=None):
+    """The derivations the solution sheet prints, for ``cell`` (default: the exercise's
+    RNN): Problem 2's (``d2``, ``ts2``) and Problem 3's, of the same network with its
+    output fed into another one (``upstream``, ``d3``, ``ts3``); ``checked``: ``[(label,
+    derivation, the cell it describes)]`` whose numerical check the sheet prints,
+    ``plotted``: ``(derivation, state-to-state matrix)`` of its plot of gradient norms."""
     cell = cell if cell is not None else ElmanRNN()
     if not isinstance(cell, ElmanRNN):
         raise ValueError(f"cell: the solution sheet is about the Elman RNN of the exercise, "
                          f"not {cell.name!r}; use 'symrnn sheet --cell' or "
                          "render_cell_document() for other cells")
     profile = load_notation(notation)
+    d2, ts2, _ = readable(cell, profile)
+    upstream = ElmanRNN(activation=cell.activation, output="upstream", bias=cell.bias)
+    d3, ts3, _ = readable(upstream, profile)
+    return SimpleNamespace(cell=cell, upstream=upstream, profile=profile,
+                           d2=d2, ts2=ts2, d3=d3, ts3=ts3,
+                           checked=[("Problem 2", d2, cell), ("Problem 3", d3, upstream)],
+                           plotted=(d3, "W"))
+
+
+def sheet_context(ex, tables, norms, title=None, course=None, author=None):
+    """Everything ``sheet08.tex.j2`` prints: the derivations of ``exercise(...)``, the
+    tables of its check (``GradientTable`` of each of ``ex.checked``) and the curves of
+    its plot (``NormCurves`` of ``ex.plotted``)."""
+    cell, upstream, profile = ex.cell, ex.upstream, ex.profile
+    d2, ts2, d3, ts3 = ex.d2, ex.ts2, ex.d3, ex.ts3
     is_exercise = (cell.activation, cell.output, cell.bias) == ("tanh", "softmax_ce", False)
     # Problem 2: the model of the exercise (or the variant asked for)
-    d2, ts2, _ = readable(cell, profile)
     p2 = derivation_context(d2, ts=ts2,
                             summary_tags=TEXTBOOK_EQUATIONS if is_exercise else None)
     fig = unrolled_figure(d2.cell, FIGURE_T, ts2)
     o = StepVar("o", time, *cell.param("V").shape[:1], 1)
 
     # Problem 3: the same network, its output fed into another network
-    upstream = ElmanRNN(activation=cell.activation, output="upstream", bias=cell.bias)
-    d3, ts3, _ = readable(upstream, profile)
     p3 = derivation_context(d3, ts=ts3)
     g = StepVar(upstream.targets[0].name, time, *upstream.targets[0].shape)
     before = {e.lhs: e for e in p2.summary}
@@ -262,8 +254,7 @@ def sheet_context(cell=None, notation=None, title=None, course=None, author=None
         old_head_lhs=ts3(Adjoint(o), inline=True),
         changed=changed, same_output=cell.output == "upstream")
 
-    checks, check = _check_context(cell, [("Problem 2", d2, cell), ("Problem 3", d3, upstream)],
-                                   ts2)
+    checks, check = _check_context(cell, tables, ts2)
 
     # the remarks after the result
     W, h = cell.param("W"), next(v for v in cell.states)
@@ -283,7 +274,7 @@ def sheet_context(cell=None, notation=None, title=None, course=None, author=None
         dh_t=ts2(Adjoint(StepVar(h.name, time, *h.shape)), inline=True),
         dW=ts2(Adjoint(W), inline=True),
         delta=ts2(Adjoint(StepVar("z", time, *h.shape)), inline=True))
-    norms = _norms_context(ts3, d3, upstream)
+    norms = _norms_context(ts3, norms, upstream)
     return SimpleNamespace(
         cell=cell, cell_name=latex_text(cell.name), activation=cell.activation,
         output=cell.output, bias=cell.bias, is_exercise=is_exercise,
@@ -296,12 +287,24 @@ def sheet_context(cell=None, notation=None, title=None, course=None, author=None
         printed=_merge([ts.printed for ts in (ts2, ts3)]))
 
 
-def cell_context(cell, source=None, notation=None, title=None, course=None, author=None):
-    """Everything ``cell.tex.j2`` prints: the derivation sheet of any cell. (``source``,
-    the text the cell was parsed from, is not printed: the document shows the cell's
-    equations as mathematics.)"""
+def cell_view(cell, notation=None):
+    """The derivation the derivation sheet of ``cell`` prints (``d``, ``ts``, ``info``, as
+    ``readable`` makes them); ``checked``: ``[(label, derivation, cell)]`` whose
+    numerical check it prints."""
     profile = load_notation(notation)
     d, ts, info = readable(cell, profile)
+    name = latex_text(cell.name) if isinstance(cell, (LSTM, GRU)) or _plain(cell.name) else None
+    return SimpleNamespace(cell=cell, profile=profile, d=d, ts=ts, info=info, name=name,
+                           checked=[(name or "", d, cell)])
+
+
+def cell_context(view, tables, title=None, course=None, author=None):
+    """Everything ``cell.tex.j2`` prints: the derivation sheet of any cell, its
+    derivation from ``cell_view(cell, ...)`` and the table of its check
+    (``GradientTable`` of each of ``view.checked``). (The text the cell was parsed from
+    is not printed: the document shows the cell's equations as mathematics.)"""
+    cell, profile, d, ts, info, name = (view.cell, view.profile, view.d, view.ts, view.info,
+                                        view.name)
     p = derivation_context(d, ts=ts, introduced=info.introduced)
     # with its pre-activations, one copy beside each edge; a crowded figure, whose edges
     # carry no copies (a gated cell), as the cell is written: the arguments of the gates
@@ -309,8 +312,7 @@ def cell_context(cell, source=None, notation=None, title=None, course=None, auth
     fig = unrolled_figure(d.cell, FIGURE_T, ts) if not isinstance(cell, (LSTM, GRU)) else None
     if fig is None or not fig.labelled:
         fig = unrolled_figure(cell, FIGURE_T, ts)
-    name = latex_text(cell.name) if isinstance(cell, (LSTM, GRU)) or _plain(cell.name) else None
-    checks, check = _check_context(d.cell, [(name or "", d, cell)], ts)
+    checks, check = _check_context(d.cell, tables, ts)
     return SimpleNamespace(cell=cell, name=name, d=p, fig=fig,
                            checks=checks, check=check,
                            texts=document_texts(profile, title, course, author),
@@ -334,23 +336,14 @@ def _merge(lists):
     return out
 
 
-def printed_expressions(cell=None, notation=None):
-    """Every LaTeX expression the sheet prints, for testing them one by one."""
-    return sheet_context(cell, notation).printed
+def render_sheet_text(context):
+    """The text of ``sheet08.tex`` from ``sheet_context(...)``."""
+    return environment().get_template(f"{SHEET}.tex.j2").render(s=context)
 
 
-def render_sheet(cell=None, notation=None, **texts):
-    """The text of ``sheet08.tex`` for ``cell`` (default: ``ElmanRNN()``) in the notation
-    profile ``notation`` (a name, a .toml file or a ``Notation``); ``texts``: title,
-    course, author."""
-    return environment().get_template(f"{SHEET}.tex.j2").render(
-        s=sheet_context(cell, notation, **texts))
-
-
-def render_cell_document(cell, source=None, notation=None, **texts):
-    """The text of the standalone derivation sheet of ``cell``."""
-    return environment().get_template("cell.tex.j2").render(
-        s=cell_context(cell, source, notation, **texts))
+def render_cell_text(context):
+    """The text of the derivation sheet of a cell from ``cell_context(...)``."""
+    return environment().get_template("cell.tex.j2").render(s=context)
 
 
 def document_name(cell, notation=None):
@@ -368,122 +361,3 @@ def document_name(cell, notation=None):
     return name
 
 
-# ---- compiling ---------------------------------------------------------------
-def tex_engine():
-    """The command that compiles a .tex to PDF here, or None without TeX."""
-    if shutil.which("latexmk") and shutil.which("pdflatex"):
-        return ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error",
-                "-file-line-error"]
-    if shutil.which("pdflatex"):
-        return ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error"]
-    return None
-
-
-_FILE_LINE = re.compile(r"^(?:\./)?[^:\s]+\.tex:(\d+): (.*)$")
-
-
-def first_error(log, source_lines=()):
-    """``'line N: message'`` of the first error in a pdflatex log, or None."""
-    lines = log.splitlines()
-    for i, line in enumerate(lines):
-        m = _FILE_LINE.match(line)
-        if m:
-            where, message = int(m.group(1)), m.group(2).strip()
-            break
-        if line.startswith("! "):
-            message, where = line[2:].strip(), None
-            for later in lines[i + 1:i + 30]:
-                n = re.match(r"^l\.(\d+)", later)
-                if n:
-                    where = int(n.group(1))
-                    break
-            break
-    else:
-        return None
-    text = f"line {where}: {message}" if where else message
-    if where and 0 < where <= len(source_lines):
-        text += f"  [{source_lines[where - 1].strip()[:100]}]"
-    return text
-
-
-def compile_tex(tex_path, engine=None, timeout=120):
-    """Compile ``tex_path`` in its own folder; return the PDF path or raise SheetError."""
-    engine = engine or tex_engine()
-    if engine is None:
-        raise RuntimeError(TEX_HINT)
-    tex_path = Path(tex_path)
-    env = dict(os.environ)
-    env.setdefault("SOURCE_DATE_EPOCH", "1700000000")  # the same PDF for the same .tex
-    env.setdefault("FORCE_SOURCE_DATE", "1")
-    runs = 1 if engine[0] == "latexmk" else 2  # pdflatex: twice for the references
-    for _ in range(runs):
-        try:
-            proc = subprocess.run(engine + [tex_path.name], cwd=tex_path.parent, env=env,
-                                  stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  errors="replace", timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise SheetError(f"{tex_path.name}: TeX did not finish in {timeout} s") from None
-        pdf = tex_path.with_suffix(".pdf")
-        if proc.returncode != 0 or not pdf.exists():
-            log_file = tex_path.with_suffix(".log")
-            log = log_file.read_text(errors="replace") if log_file.exists() else ""
-            source = tex_path.read_text().splitlines()
-            error = first_error(log, source) or first_error(proc.stdout, source) \
-                or f"{engine[0]} exited with status {proc.returncode}"
-            raise SheetError(f"{tex_path.name}: LaTeX error at {error}")
-    return pdf
-
-
-def _replace(src, dst):
-    """Move ``src`` over ``dst`` in one step (a copy next to dst first if on another disk)."""
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _note(message):
-    print(message, file=sys.stderr)
-
-
-def write_sheet(out_dir="output", cell=None, pdf=None, notify=_note, source=None,
-                notation=None, **texts):
-    """Write ``out_dir/sheet08.tex`` and, with TeX, ``out_dir/sheet08.pdf``; for a cell
-    other than the Elman RNN its derivation sheet ``derivation-<name>.tex/.pdf``.
-
-    pdf=None: compile when a TeX engine is installed (else one line on how to get it,
-    through ``notify``); pdf=True: TeX is required (RuntimeError without it);
-    pdf=False: the .tex only. A failed compile raises SheetError and writes no
-    file (``out_dir`` is created first, to fail early when it cannot be).
-    ``notation``: a notation profile (a name, a .toml file or a ``Notation``); a profile
-    other than the default adds its name to the file name. ``texts``: title, course,
-    author. Returns the paths written.
-    """
-    engine = tex_engine() if pdf is not False else None
-    if pdf is True and engine is None:
-        raise RuntimeError(TEX_HINT)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)  # fail before the seconds of TeX, not after
-    if not os.access(out, os.W_OK):
-        raise PermissionError(errno.EACCES, "Permission denied", str(out))
-    name = document_name(cell, notation)
-    options = {k: v for k, v in dict(texts, notation=notation).items() if v is not None}
-    text = render_sheet(cell, **options) if cell is None or isinstance(cell, ElmanRNN) \
-        else render_cell_document(cell, source, **options)
-    with tempfile.TemporaryDirectory(prefix="symrnn-sheet-") as build:
-        tex = Path(build) / f"{name}.tex"
-        tex.write_text(text, encoding="utf-8")
-        made = [tex]
-        if engine is not None:
-            made.append(compile_tex(tex, engine))
-        written = []
-        for path in made:
-            target = out / path.name
-            _replace(path, target)
-            written.append(target)
-    if pdf is None and engine is None:
-        notify(TEX_HINT)
-    return written

@@ -11,10 +11,12 @@
 import re
 import unicodedata
 
-from sympy import HadamardProduct, MatAdd, MatMul, MatrixSymbol, OneMatrix
+from sympy import (Add, HadamardPower, HadamardProduct, Integer, MatAdd, MatMul, MatPow, Mul,
+                   Number, OneMatrix, Pow, Rational, Transpose)
 from sympy.printing.str import StrPrinter
 
-from ..model.nodes import Adjoint, Elementwise, Prev, StepVar
+from ..model.nodes import Adjoint, Elementwise, Prev, StepVar, SumOverTime
+from .latex_printer import BPTTLatexPrinter, decimal
 from .orientation import Row, as_rows
 from .symbols import default_symbol, parse_symbol
 from .tidy import tidy
@@ -126,6 +128,9 @@ def text_symbol(name, notation=None, unicode=False):
     return tuple(_latex_to_text(part, unicode) for part in (sym.core, sym.sub, sym.sup))
 
 
+# how tightly a printed form binds (see TextPrinter._level)
+SUM, PRODUCT, POSTFIX, ATOM = 1, 2, 3, 4
+
 _SUPERSCRIPT = dict(zip("0123456789+-=()tTkjn", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ᵗᵀᵏʲⁿ"))
 _SUBSCRIPT = dict(zip("0123456789+-=()aehijklmnoprstuvx", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ"))
 
@@ -216,7 +221,7 @@ class TextPrinter(StrPrinter):
 
     def _print_SumOverTime(self, expr):
         lo, hi = expr.limits
-        body = self._wrap(expr.term)
+        body = self._operand(expr.term, PRODUCT)
         if self.unicode:
             return f"∑{_script(f'{expr.index}={lo}', _SUBSCRIPT, '_')}" \
                    f"{_script(str(hi), _SUPERSCRIPT, '^')} {body}"
@@ -231,9 +236,6 @@ class TextPrinter(StrPrinter):
         if self.unicode:
             name = {"sigmoid": "σ", "step": "relu'"}.get(name, name)
         return f"{name}({self._print(expr.arg)})"
-
-    def _print_Reciprocal(self, expr):
-        return f"1 {'⊘' if self.unicode else './'} {self._wrap(expr.arg)}"
 
     def _print(self, expr, **kwargs):
         if isinstance(expr, Elementwise) and type(expr).__name__ != "Reciprocal":
@@ -253,67 +255,136 @@ class TextPrinter(StrPrinter):
         return "1" if expr.shape == (1, 1) else "I"
 
     def _print_Rational(self, expr):
-        from .latex_printer import decimal
         return decimal(expr) or super()._print_Rational(expr)
 
-    def _wrap(self, expr):
-        text = self._print(expr)
-        compound = isinstance(expr, (MatAdd, HadamardProduct)) or (
-            isinstance(expr, MatMul) and expr.as_coeff_matrices()[0] != 1)
-        return f"({text})" if compound else text
+    # operators: each node prints its operands at the precedence it needs ---------------
+    def _level(self, expr):
+        """How tightly ``expr`` binds as printed: SUM (a + b), PRODUCT (2 A, A B,
+        a .* b, 1 ./ b, sum_{t=1}^{T} a, -a), POSTFIX (a^T, a.^2) or ATOM."""
+        if isinstance(expr, (MatAdd, Add)):
+            return SUM
+        if isinstance(expr, MatMul):
+            coeff, factors = expr.as_coeff_matrices()
+            if coeff != 1 and (coeff.is_Number and coeff < 0 or coeff.could_extract_minus_sign()):
+                return SUM  # -a, -2 a: a minus sign in front, as a term of a sum
+            if coeff != 1 or len(factors) != 1:
+                return PRODUCT
+            return self._level(factors[0])
+        if isinstance(expr, Mul) and expr.could_extract_minus_sign():
+            return SUM
+        if isinstance(expr, (HadamardProduct, SumOverTime, Mul)) or type(expr).__name__ in (
+                "Reciprocal", "ProductOverTime"):
+            return PRODUCT
+        if isinstance(expr, Number):
+            if expr < 0:
+                return SUM
+            fraction = isinstance(expr, Rational) and not expr.is_Integer \
+                and decimal(expr) is None
+            return PRODUCT if fraction else ATOM
+        if isinstance(expr, (HadamardPower, Pow, MatPow)):
+            return POSTFIX
+        if isinstance(expr, Transpose):
+            leaf = expr.arg.leaf if isinstance(expr.arg, Row) else expr.arg
+            return ATOM if self._is_leaf(leaf) else POSTFIX
+        return ATOM
 
-    def _base(self, expr):
-        """The operand of a postfix sign (^T, .^2): a product in parentheses too, (A x)^T
-        and (A x).^2, never A x^T, which reads as A (x^T); so is 1 ./ x, printed as a
-        quotient: (1 ./ x).^2, not 1 ./ x.^2."""
-        from ..ops import Reciprocal
-        if isinstance(expr, (MatMul, Reciprocal)):
-            return f"({self._print(expr)})"
-        return self._wrap(expr)
+    @staticmethod
+    def _is_leaf(expr):
+        return isinstance(expr, (StepVar, Prev, OneMatrix, Adjoint)) or expr.is_symbol
+
+    def _operand(self, expr, level):
+        """``expr`` printed, in parentheses when it binds less tightly than ``level``."""
+        text = self._print(expr)
+        return f"({text})" if self._level(expr) < level else text
+
+    def _wrap(self, expr):
+        return self._operand(expr, POSTFIX)
 
     def _print_Transpose(self, expr):
         arg = expr.arg
         leaf = arg.leaf if isinstance(arg, Row) else arg
-        if isinstance(leaf, (StepVar, Prev, OneMatrix, Adjoint)) or leaf.is_symbol:
+        if self._is_leaf(leaf):
             return self._leaf(leaf, transpose=True)
-        return f"{self._base(arg)}{'ᵀ' if self.unicode else '^T'}"
+        return f"{self._operand(arg, ATOM)}{self.TRANSPOSE}"
+
+    def _coefficient(self, coeff):
+        """A product's scalar coefficient, followed by a space: "2 ", "-", "(1 - 2 beta) "."""
+        if coeff == -1:
+            return "-"
+        if isinstance(coeff, Add):
+            return f"({self._print(coeff)}) "
+        return f"{self._print(coeff)} "
 
     def _print_MatMul(self, expr):
         coeff, factors = expr.as_coeff_matrices()
-        body = " ".join(self._wrap(f) for f in factors)
-        if coeff == 1:
-            return body
-        if coeff == -1:
-            return f"-{body}"
-        return f"{self._print(coeff)} {body}"
+        body = " ".join(self._operand(f, POSTFIX) for f in factors)
+        return body if coeff == 1 else self._coefficient(coeff) + body
 
     def _print_HadamardProduct(self, expr):
-        # a product in a factor gets parentheses: (W^T v) .* r, not W^T v .* r
         op = " ⊙ " if self.unicode else self.HADAMARD
-        return op.join(f"({self._print(a)})" if isinstance(a, MatMul)
-                       else self._wrap(a) for a in expr.args)
+        return op.join(self._operand(a, POSTFIX) for a in expr.args)
 
     def _print_HadamardPower(self, expr):
-        if self.unicode:
-            return f"{self._base(expr.base)}^∘{self._print(expr.exp)}"
-        return f"{self._base(expr.base)}.^{self._print(expr.exp)}"
+        power = "^∘" if self.unicode else ".^"
+        return f"{self._operand(expr.base, ATOM)}{power}{self._operand(expr.exp, ATOM)}"
 
     def _print_MatPow(self, expr):
         """P^2, (P^T)^2: the matrix power (** is entry-wise in the text syntax)."""
         base = expr.base
-        text = self._print(base) if isinstance(base, MatrixSymbol) else f"({self._print(base)})"
-        return f"{text}^{self._print(expr.exp)}"
+        plain = self._level(base) == ATOM and not isinstance(base, Transpose)
+        text = self._print(base) if plain else f"({self._print(base)})"
+        return f"{text}^{self._operand(expr.exp, ATOM)}"
 
-    def _print_MatAdd(self, expr):
-        from .latex_printer import BPTTLatexPrinter
-        order = BPTTLatexPrinter({"param_order": self._settings["param_order"]})
-        terms = [self._print(a) for a in order.ordered_terms(expr)]
-        terms = [t for t in terms if not t.startswith("-")] + \
-                [t for t in terms if t.startswith("-")]  # 1 - h.^2, not -h.^2 + 1
-        text = terms[0]
-        for t in terms[1:]:
+    def _print_Reciprocal(self, expr):
+        return f"1 {'⊘' if self.unicode else './'} {self._operand(expr.arg, POSTFIX)}"
+
+    def _signed_join(self, texts):
+        """``a + b - c`` from the printed terms (those printed with a minus sign last:
+        1 - h.^2, not -h.^2 + 1)."""
+        texts = [t for t in texts if not t.startswith("-")] + \
+                [t for t in texts if t.startswith("-")]
+        text = texts[0]
+        for t in texts[1:]:
             text += f" - {t[1:]}" if t.startswith("-") else f" + {t}"
         return text
+
+    def _print_MatAdd(self, expr):
+        order = BPTTLatexPrinter({"param_order": self._settings["param_order"]})
+        return self._signed_join([self._print(a) for a in order.ordered_terms(expr)])
+
+    # scalars: the cell's constants and sizes (dt, gamma, D) and numbers ------------------
+    def _print_Add(self, expr, order=None):
+        return self._signed_join([self._print(a) for a in expr.as_ordered_terms()])
+
+    def _print_Mul(self, expr):
+        if expr.could_extract_minus_sign():
+            return "-" + self._operand(-expr, POSTFIX if isinstance(-expr, Add) else PRODUCT)
+        coeff, rest = expr.as_coeff_Mul()
+        numerator, denominator = [], []
+        for f in Mul.make_args(rest):
+            if isinstance(f, Pow) and f.exp.is_negative:
+                denominator.append(Pow(f.base, -f.exp))
+            else:
+                numerator.append(f)
+        if isinstance(coeff, Rational) and not coeff.is_Integer and decimal(coeff) is None:
+            numerator = ([Integer(coeff.p)] if coeff.p != 1 else []) + numerator
+            denominator = [Integer(coeff.q)] + denominator
+        elif coeff != 1:
+            numerator = [coeff] + numerator
+        top = " ".join(self._operand(f, POSTFIX) for f in numerator) or "1"
+        if not denominator:
+            return top
+        bottom = " ".join(self._operand(f, POSTFIX) for f in denominator)
+        if len(numerator) > 1:
+            top = f"({top})"
+        if len(denominator) > 1:
+            bottom = f"({bottom})"
+        return f"{top}/{bottom}"
+
+    def _print_Pow(self, expr, rational=False):
+        if expr.exp.is_negative:
+            return f"1/{self._operand(Pow(expr.base, -expr.exp), POSTFIX)}"
+        return f"{self._operand(expr.base, ATOM)}^{self._operand(expr.exp, ATOM)}"
 
     def _print_Equality(self, expr):
         return f"{self._print(expr.lhs)} = {self._print(expr.rhs)}"
@@ -343,15 +414,14 @@ def derivation_text(derivation, notation=None, unicode=False):
     from sympy import Eq, MatrixSymbol
 
     from ..graph.unroll import T, t
-    from ..model.nodes import SumOverTime
     from .sections import sections
     cell = derivation.cell
     p = text_printer(cell, notation, unicode)
     lines = [cell.name]
-    for k, (title, equations) in enumerate(sections(derivation, p.doprint)):
+    for title, equations in sections(derivation, p.doprint):
         lines += ["", f"{title}:"]
         lines += [f"  {p.doprint(lhs)} = {p.doprint(rhs)}" for lhs, rhs in equations]
-        if k == 0:
+        if title.startswith("Forward"):
             loss = StepVar(cell.loss_var.name, t, 1, 1)
             total = Eq(MatrixSymbol("L", 1, 1), SumOverTime(loss, t, 1, T), evaluate=False)
             lines.append("  " + p.doprint(total))

@@ -50,7 +50,7 @@ def _levels(cell):
     """Depth of each variable within one step: inputs at 0, each equation one above
     the deepest of its inputs; a state carried in from the step before does not count
     (its edge goes back one column). Targets sit on the level of their consumer."""
-    params = {p.name for p in cell.params}
+    params = {p.name for p in cell.params + cell.fixed_values}
     inputs = {x.name for x in cell.inputs}
     targets = {y.name for y in cell.targets}
     level = {x: 0 for x in inputs}
@@ -142,10 +142,26 @@ def _label_place(a, b, pos):
     return "fill=white", (x, y)
 
 
+def _free_place(target, nodes, side, row):
+    """Where a parameter's node beside ``target`` goes: below right, else below left,
+    above right or above left, whichever first keeps clear of the other nodes."""
+    spots = [(1.2 * side, -0.55 * row), (-1.2 * side, -0.55 * row),
+             (1.2 * side, 0.55 * row), (-1.2 * side, 0.55 * row)]
+    places = [(round(target.x + dx, 3), round(target.y + dy, 3)) for dx, dy in spots]
+
+    def room(xy):
+        return min((((xy[0] - n.x) ** 2 + (xy[1] - n.y) ** 2) ** 0.5 for n in nodes),
+                   default=float("inf"))
+    return next((xy for xy in places if room(xy) >= 1.0), max(places, key=room))
+
+
 def unrolled_figure(cell, T=3, ts=None):
     """Nodes and labelled edges of the first ``T`` steps, for the TikZ template."""
     graph = UnrolledGraph(cell, T)
-    params = {p.name for p in cell.params}
+    # the named matrices of the parameters (Ab = A - A^T) have copies per step, as the
+    # parameters have: drawn as parameters
+    shared_values = {p.name: p for p in cell.params + cell.fixed_values}
+    params = set(shared_values)
     kinds = {**{x.name: "input" for x in cell.inputs}, **{y.name: "target" for y in cell.targets},
              **{s.name: "state" for s in cell.states}, cell.loss_var.name: "loss"}
     level = _levels(cell)
@@ -154,6 +170,7 @@ def unrolled_figure(cell, T=3, ts=None):
     label = (lambda e: ts(e, inline=True)) if ts is not None else str
 
     nodes, edges, seen, omitted = [], [], set(), []
+    copied = {v.name for step in graph.steps for _, rhs in step for v in rhs.atoms(StepVar)}
     # a level with many nodes (the gates of an LSTM) gets more room
     crowd = max(sum(1 for n in order if level[n] == lv) for lv in set(level.values()))
     side = SIDE if crowd <= 3 else 1.4
@@ -203,18 +220,17 @@ def unrolled_figure(cell, T=3, ts=None):
                         recurrent=int(src.time) != k))
                 if not sources and crowded:  # no room: the biases are only named
                     omitted.extend(c.name for c in copies if c.name not in omitted)
-                elif not sources:  # a bias: its copy is a node of its own
-                    for c in copies:
-                        key = f"{c.name}{k}"
-                        if key not in seen:
-                            seen.add(key)
-                            target = next(n for n in nodes if n.id == _node_id(lhs))
-                            nodes.append(SimpleNamespace(
-                                id=key, x=round(target.x + 1.2 * side, 3),
-                                y=round(target.y - 0.55 * row, 3),
-                                label=label(c), kind="param"))
-                        edges.append(SimpleNamespace(source=key, target=_node_id(lhs),
-                                                     label=None, params=[], recurrent=False))
+                elif not sources:  # a bias, a term of parameters alone: a node of its own
+                    key = "".join(c.name for c in copies) + str(k)
+                    if key not in seen:
+                        seen.add(key)
+                        target = next(n for n in nodes if n.id == _node_id(lhs))
+                        x, y = _free_place(target, nodes, side, row)
+                        nodes.append(SimpleNamespace(
+                            id=key, x=x, y=y, label=" ".join(label(c) for c in copies),
+                            kind="param"))
+                    edges.append(SimpleNamespace(source=key, target=_node_id(lhs),
+                                                 label=None, params=[], recurrent=False))
     # merge parallel edges (the same source in two terms)
     merged = {}
     for e in edges:
@@ -265,8 +281,11 @@ def unrolled_figure(cell, T=3, ts=None):
                 heights.setdefault(name, []).append(e.label_at)
         left = min(n.x for n in nodes) - 1.7
         taken = []
-        for p in cell.params:
+        read_once = {v.name for _, rhs in cell.fixed for v in rhs.atoms(MatrixSymbol)}
+        for p in shared_values.values():
             at = heights.get(p.name, [])
+            if not at and p.name in read_once and p.name not in copied:
+                continue  # read by the named matrices only: it has no copies to draw
             ys = {round(y, 2) for _, y in at}
             if len(ys) != 1 \
                     or any(abs(next(iter(ys)) - u) < 0.4 for u in taken):
@@ -280,7 +299,7 @@ def unrolled_figure(cell, T=3, ts=None):
             taken.append(y)
             shared_nodes.append(SimpleNamespace(
                 id=f"shared{p.name}", x=round(left, 3), y=y, end=round(max(x for x, _ in at), 3),
-                label=label(cell.param(p.name))))
+                label=label(p)))
 
     # the loss of the sequence above the losses of the steps
     losses = [n for n in nodes if n.kind == "loss"]
@@ -296,8 +315,9 @@ def unrolled_figure(cell, T=3, ts=None):
     xs = [n.x for n in nodes + shared_nodes]
     return SimpleNamespace(T=T, nodes=nodes, labelled=not crowded, edges=list(merged.values()),
                            shared=shared_nodes, total=total,
-                           not_drawn=[label(cell.param(n)) for n in not_drawn
+                           not_drawn=[label(shared_values[n]) for n in not_drawn
                                       if n not in omitted],
                            width=max(xs) - min(xs) + 2.0,
-                           omitted=[label(StepVar(n, t, *cell.param(n).shape)) for n in omitted],
+                           omitted=[label(StepVar(n, t, *shared_values[n].shape))
+                                    for n in omitted],
                            copies=sorted({e.label for e in merged.values() if e.label}))

@@ -1,4 +1,9 @@
-"""The Numba kernels as Python functions that call compiled step loops (IR to IR).
+"""outline: a kernel too large to compile whole, as Python that calls its compiled step loops.
+
+Input: the functions (those ``loopnests`` compiled whole, and the others).
+Output: each function not compiled replaced by Python that calls a compiled
+function for each of its step loops (their element-wise statements as loop
+nests, see ``loops.py``); loops of one form are one compiled function.
 
 Numba hands a function to LLVM as one module, and LLVM's optimisation time grows
 faster than the function: a whole kernel of a six-layer cell took minutes to
@@ -9,14 +14,25 @@ runs as in the NumPy kernel. Loops of the same form, such as the layers of a
 stacked cell or the forward loop of ``forward`` and of ``gradients``, are one
 compiled function called with different arrays.
 """
-import dataclasses
-import re
+from dataclasses import replace
 
-from . import ir
-from .loops import LOOP_VARS, Loops
-from .shapes import Shapes
+from .. import ir
+from ..kernels import scalar_names
+from ..loops import Loops
+from ..nests import LOOP_VARS
+from ..shapes import Shapes
+from .lower import argument_shapes
+from .lower.context import STEP
 
-PREFIX = "_nb_loop"
+
+def run(module):
+    if all(f.compiled for f in module.functions):
+        return module
+    arguments = argument_shapes(module.cell)
+    outliner = Outliner(arguments, scalar_names(), STEP)
+    functions = [f if f.compiled else outliner.function(f) for f in module.functions]
+    return replace(module, functions=tuple(functions) + tuple(
+        replace(g, compiled=True) for g in outliner.loops))
 
 
 def _read_later(statements, names):
@@ -26,7 +42,8 @@ def _read_later(statements, names):
         if isinstance(s, ir.Release):
             continue
         bound = ir.bound([s]) if isinstance(s, (ir.Assign, ir.Alloc)) else set()
-        targets = set(getattr(s, "targets", ())) | ({s.target} if isinstance(s, ir.Alloc) else set())
+        targets = set(getattr(s, "targets", ())) | (
+            {s.target} if isinstance(s, ir.Alloc) else set())
         read = ir.names_in(s) - (targets & bound)
         live |= (read & names) - rebound
         rebound |= bound
@@ -37,26 +54,26 @@ def _ordered_names(node):
     """The names in ``node`` in order of first appearance."""
     seen = {}
     for n in ir.walk(node):
-        if isinstance(n, ir.Name):
+        if isinstance(n, ir.VARIABLES):
             seen.setdefault(n, None)
     return list(seen)
 
 
 def _canonical(f, keep):
-    """``f`` with its arguments (``_a0``, ...) and the names it binds (``_v0``, ...;
-    except those in ``keep``, the same in every loop) renamed in order of first
-    appearance, so that two loops of the same form become equal."""
+    """``f`` with its arguments (``arg`` 0, ...) and the names it binds (``local``
+    0, ...; except those in ``keep``, the same in every loop) renamed in order of
+    first appearance, so that two loops of the same form become equal."""
     bound = ir.bound(f.body) - set(f.args)
-    mapping = {a: ir.Name(f"_a{i}") for i, a in enumerate(f.args)}
+    mapping = {a: ir.Temp("arg", n=i) for i, a in enumerate(f.args)}
     own = [n for n in _ordered_names(f.body) if n in bound and not keep(n)]
-    mapping.update({n: ir.Name(f"_v{i}") for i, n in enumerate(own)})
+    mapping.update({n: ir.Temp("local", n=i) for i, n in enumerate(own)})
     return ir.rename(f.args, mapping), ir.rename(f.body, mapping)
 
 
 def _generic(name):
-    """A name that ``loops.py`` gives alike in every loop nest: the entry
-    variables and the temporaries."""
-    return name.id in LOOP_VARS or re.fullmatch(r"_(s|lp)[0-9]+", name.id)
+    """A temporary that ``loops.py`` makes alike in every loop nest: the entries'
+    indices, the numbers and the arrays of a nest."""
+    return name in LOOP_VARS or isinstance(name, ir.Temp) and name.role in ("scalar", "lp")
 
 
 class Outliner:
@@ -96,7 +113,7 @@ class Outliner:
             later = _read_later(body[i + 1:], inside)
             args = [n for n in _ordered_names(tuple(part)) if n in defined and n not in inside
                     or n in defined and self._read_before_bound(n, part)]
-            results = tuple(sorted(inside & later - {self.step_var}, key=lambda n: n.id))
+            results = tuple(sorted(inside & later - {self.step_var}, key=ir.order))
             call = self._call(part, args, results, shapes)
             if call is not None:
                 out.append(call)
@@ -110,7 +127,7 @@ class Outliner:
                 if s is None:
                     continue
             kept.append(s)
-        return dataclasses.replace(f, body=tuple(kept))
+        return replace(f, body=tuple(kept))
 
     @staticmethod
     def _read_before_bound(name, part):
@@ -129,7 +146,7 @@ class Outliner:
         if isinstance(s, ir.Release):
             return True
         return (isinstance(s, ir.Assign) and len(s.targets) == 1
-                and isinstance(s.targets[0], ir.Name) and s.targets[0] in reads)
+                and isinstance(s.targets[0], ir.VARIABLES) and s.targets[0] in reads)
 
     @staticmethod
     def _released(s, defined):
@@ -138,14 +155,14 @@ class Outliner:
 
     def _call(self, part, args, results, shapes):
         body = tuple(part) + ((ir.Return(results),) if results else ())
-        f = ir.Function(ir.Name(PREFIX), tuple(args), body)
-        known = {n.id: shapes.env.get(n.id) for n in args}
+        f = ir.Function(ir.Temp("loop"), tuple(args), body)
+        known = {n: shapes.env.get(n) for n in args}
         lowered = Loops(known, self.scalars).function(f)
         if not lowered.body:  # a loop with nothing left to do
             return None
         key = _canonical(lowered, lambda n: n == self.step_var or _generic(n))
         if key not in self.forms:
-            name = ir.Name(f"{PREFIX}{len(self.forms)}")
+            name = ir.Temp("loop", n=len(self.forms))
             self.forms[key] = ir.Function(name, key[0], key[1])
         call = ir.call(self.forms[key].name, *args)
         return ir.Assign(results, call) if results else ir.Do(call)

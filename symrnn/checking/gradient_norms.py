@@ -1,4 +1,5 @@
-"""The norms of dL/dh^(t) against the distance T - t, from the generated gradients.
+"""The norms of dL/dh^(t) against the distance T - t, from the generated gradients
+(the numbers of the sheet's plot of vanishing and exploding gradients).
 
 The loss is read at the last step only, through a fixed upstream gradient g of the
 output (the linear surrogate of Problem 3: L = g^T o^(T)), so that dL/dh^(t) is what
@@ -6,13 +7,33 @@ step T sends back over T - t steps. It is computed for each distance k as dL/dh^
 of the first k steps (the generated ``grads["h0"]``); W = rho Q for a random
 orthogonal Q has spectral radius rho.
 """
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
 
-__all__ = ["gradient_norms", "NORMS"]
+__all__ = ["NORMS", "NormCurves", "gradient_norms"]
 
 NORMS = dict(rhos=(0.8, 1.25), steps=25, sizes=(8, 3, 3), input_scale=1e-3, seed=1)
+
+
+@dataclass
+class NormCurves:
+    """The curves, and the experiment that made them."""
+    curves: list          # [SimpleNamespace(rho, points=[(k, ||dL/dh^(T-k)||), ...]), ...]
+    steps: int
+    sizes: dict           # the cell's size symbol -> its value
+    input_scale: float
+    recurrent: str        # the name of the state-to-state matrix
+
+    def __iter__(self):
+        return iter(self.curves)
+
+    def __len__(self):
+        return len(self.curves)
+
+    def __getitem__(self, k):
+        return self.curves[k]
 
 
 def problem(cell, rho, steps, sizes, input_scale, seed, recurrent="W"):
@@ -31,7 +52,8 @@ def problem(cell, rho, steps, sizes, input_scale, seed, recurrent="W"):
 
 def gradient_norms(derivation, rhos=NORMS["rhos"], steps=NORMS["steps"], sizes=NORMS["sizes"],
                    input_scale=NORMS["input_scale"], seed=NORMS["seed"], recurrent="W"):
-    """``[SimpleNamespace(rho, points=[(k, ||dL/dh^(T-k)||), ...]), ...]``.
+    """:class:`NormCurves`: a sequence of ``SimpleNamespace(rho, points=[(k,
+    ||dL/dh^(T-k)||), ...])``, one per rho, with the experiment's settings.
 
     ``derivation`` is of a cell with one state whose loss is g^T o, g its target
     (``ElmanRNN(output="upstream")``); ``recurrent`` names the state-to-state matrix.
@@ -50,4 +72,4 @@ def gradient_norms(derivation, rhos=NORMS["rhos"], steps=NORMS["steps"], sizes=N
             _, grads = f(params, x[:k], upstream, **{f"{state.name}0": h0})
             points.append((k, float(np.linalg.norm(grads[f"{state.name}0"]))))
         curves.append(SimpleNamespace(rho=rho, points=points))
-    return curves
+    return NormCurves(curves, steps, dict(zip(cell.sizes, sizes)), input_scale, recurrent)

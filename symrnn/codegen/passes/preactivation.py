@@ -1,4 +1,8 @@
-"""Adjoints of pre-activations: a rewrite of the backward pass (SymPy to SymPy).
+"""preactivation: an adjoint read only times one forward factor, stored as that product.
+
+Input: ``module.problem``. Output: the same, where such an adjoint (a gate's
+dL/df, read only times sigma'(f)) is replaced by the adjoint of a new value,
+its pre-activation, in the adjoints and in the gradients.
 
 The derivation gives the adjoint of a gate's value, ``dL/df``, and every use
 of it multiplies it by the same forward factor, the activation's derivative:
@@ -22,10 +26,23 @@ A sum whose terms all share an adjoint factor is factored first
 (``-(dh * a) + dh * h_prev`` as ``dh * (h_prev - a)``), so that what remains
 is a forward value.
 """
-from sympy import HadamardProduct, MatAdd, MatMul, preorder_traversal
+from sympy import HadamardProduct, MatAdd, MatMul, default_sort_key, preorder_traversal
 
-from ..graph.unroll import t
-from ..model.nodes import Adjoint, StepVar
+from dataclasses import replace
+
+from ...graph.unroll import t
+from ...model.nodes import Adjoint, StepVar
+
+
+def run(module):
+    problem = module.problem
+    once = {**problem.gradients, **problem.fixed_adjoints}  # keys: names, Adjoint nodes
+    adjoints, once = preactivation_adjoints(problem.adjoints, once)
+    made = {a.var.name for a in adjoints} - {a.var.name for a in problem.adjoints}
+    return replace(module, problem=replace(
+        problem, adjoints=adjoints, gradients={k: once[k] for k in problem.gradients},
+        fixed_adjoints={k: once[k] for k in problem.fixed_adjoints},
+        internal=problem.internal | made))
 
 
 def _adjoints_in(expr):
@@ -61,7 +78,7 @@ def factor_common(expr):
         common = adj if common is None else common & adj
     if not common or any(not isinstance(core, HadamardProduct) for _, core in terms):
         return expr
-    factor = sorted(common, key=str)[0]
+    factor = sorted(common, key=default_sort_key)[0]
     rest = []
     for sign, core in terms:
         others = list(core.args)

@@ -1,5 +1,7 @@
-"""Products that a backward step needs at its own step and at step t+1
-(SymPy to SymPy, on the definitions of one backward loop).
+"""carry: a product that a backward step reads at step t and at t+1, computed once per step.
+
+Input: the kernels' schedules. Output: the same, where each backward loop's
+definitions hold such a product as an adjoint of its own, stored and padded.
 
 The GRU's dL/dr(t) reads ``W^T dz_a(t)`` and its dL/dh(t) reads
 ``W^T dz_a(t+1)``: the same matrix-vector product, once at step t and again
@@ -12,8 +14,41 @@ linear in the loop's adjoints (checked, not assumed).
 """
 from sympy import Add, HadamardProduct, MatAdd, MatMul, MatrixSymbol, Transpose, preorder_traversal
 
-from ..graph.unroll import t
-from ..model.nodes import Adjoint, StepVar
+from dataclasses import replace
+
+from ...graph.unroll import t
+from ...model.nodes import Adjoint, StepVar
+from ..scheduled import Let, Loop, value_of
+
+
+def run(module):
+    names = iter(range(10**9))  # the carried products' numbers, in this run
+    kernels = []
+    made = set()
+    for kernel in module.kernels:
+        items, padded = [], set(kernel.padded)
+        for item in kernel.items:
+            if isinstance(item, Loop) and item.direction < 0:
+                item = _carried(item, names, padded, made)
+            items.append(item)
+        kernels.append(replace(kernel, items=tuple(items), padded=frozenset(padded)))
+    problem = replace(module.problem, internal=module.problem.internal | made)
+    return replace(module, kernels=tuple(kernels), problem=problem)
+
+
+def _carried(loop, names, padded, made):
+    part = {v for v, _ in loop.defs}
+    defs = carry_products(loop.defs, lambda a: value_of(a) in part,
+                          lambda: f"_carry{next(names)}")
+    defs = tuple((value_of(a) if isinstance(a, Adjoint) else a, e) for a, e in defs)
+    carried = {v for v, _ in defs} - part
+    if not carried:
+        return loop
+    padded |= carried
+    made |= {v.name for v in carried}
+    return replace(loop, body=tuple(Let(v, e) for v, e in defs), defs=defs,
+                   stored=tuple(v for v, _ in defs if v not in loop.local),
+                   carried=loop.carried + tuple(v for v, _ in defs if v in carried))
 
 
 def _linear(expr, is_mine):
