@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow     # every test reads the runs of subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = [sys.executable, "-m", "symrnn", "grade"]
 RIGHT = r"\sum_{t=1}^{T} \delta^{(t)} h^{(t-1)\top}"

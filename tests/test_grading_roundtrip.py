@@ -165,7 +165,7 @@ def sheet_lines(cell, profile):
 
 
 def notebook_lines(derivation, profile):
-    """The rows of a derivation's ``_repr_latex_`` (the forward equations and the
+    r"""The rows of a derivation's ``_repr_latex_`` (the forward equations and the
     results, lines of at most the notebook's width) in ``profile``: lhs &= rhs, a second
     form &= rhs, a continuation &\quad ..., a condition \quad \text{for } t < T."""
     previous = set_notation(profile)
@@ -232,6 +232,7 @@ def round_trip(cell, profile):
     return lines
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_round_trip(name, profile):
@@ -253,6 +254,7 @@ def test_the_summary_is_broken_over_lines_and_named():
     assert r"\mathbf{\delta}_{f,t + 1} \mathbf{W}_{hf}^{\top}" in text      # rows, named
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 @given(cells(), st.sampled_from(PROFILES))
