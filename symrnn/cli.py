@@ -9,6 +9,9 @@ Commands:
   codegen  write a standalone NumPy module (no symrnn or SymPy import) with the
            forward pass and the gradients
   sheet    write the solution sheet (LaTeX, and the PDF with --pdf)
+  grade    check a student's formula for a gradient: right, or which typical mistake
+  exercise write variants of the exercise for a course: sheets, solutions, answer key,
+           a Moodle quiz of numerical questions
 
 Exit codes: 0 success, 1 a failed check or an I/O failure, 2 bad arguments.
 """
@@ -221,7 +224,84 @@ def build_parser():
         sheet.add_argument("--cell-file", metavar="FILE", default=None,
                            help="a cell in the text syntax (see symrnn.parse_cell): write "
                                 "its derivation sheet")
+    _grade_parser(sub)
+    _exercise_parser(sub)
     return parser
+
+
+def _exercise_parser(sub):
+    exercise = sub.add_parser(
+        "exercise", allow_abbrev=False, help="write variants of the exercise for a course",
+        description="Write N variants of exercise sheet 08, each on its own network drawn "
+                    "from a family: exercise-K.tex and solution-K.tex (and their PDFs when "
+                    "TeX is installed), answer-key.json, and moodle.xml (numerical questions "
+                    "on small concrete numbers). The same seed gives the same files. A "
+                    "family option takes a comma-separated list of choices; --family reads "
+                    "them from a TOML file (the options given here replace its keys).")
+    exercise.add_argument("--variants", type=_positive, required=True, metavar="N",
+                          help="how many variants (one per student)")
+    exercise.add_argument("--seed", type=_seed, required=True, metavar="S",
+                          help="the seed that draws the cells and the numbers")
+    exercise.add_argument("--out", metavar="DIR", required=True,
+                          help="the output folder (created; files in it are replaced)")
+    exercise.add_argument("--family", metavar="FILE", default=None,
+                          help="a TOML file with the family's choices (keys as the options "
+                               "below)")
+    group = exercise.add_argument_group("family options (comma-separated choices)")
+    group.add_argument("--activation", metavar="LIST", default=None,
+                       help="tanh, sigmoid, relu (default: all three)")
+    group.add_argument("--bias", metavar="LIST", default=None,
+                       help="no, yes (default: both)")
+    group.add_argument("--head", metavar="LIST", default=None,
+                       help="softmax, linear, sigmoid (default: softmax, linear)")
+    group.add_argument("--loss", metavar="LIST", default=None,
+                       help="cross-entropy, squared-error (default: both; cross-entropy is "
+                            "not drawn with a linear head)")
+    group.add_argument("--gate", metavar="LIST", default=None,
+                       help="none, update, reset (default: all three)")
+    group.add_argument("--notation", metavar="LIST", default=None,
+                       help="notation profiles: names or .toml files (default: goodfellow)")
+    exercise.add_argument("--no-numerical", dest="numerical", action="store_false",
+                          help="without the numerical variant (moodle.xml)")
+    output = exercise.add_mutually_exclusive_group()
+    output.add_argument("--pdf", action="store_true", default=None,
+                        help="compile the PDFs (needs TeX; fails if it is missing)")
+    output.add_argument("--tex-only", dest="pdf", action="store_false",
+                        help="write the .tex files only")
+    for text in ("title", "course", "author"):
+        exercise.add_argument(f"--{text}", metavar="TEXT", default=None,
+                              help=f"the sheets' {text} (plain text)")
+
+
+def _grade_parser(sub):
+    grade = sub.add_parser("grade", allow_abbrev=False,
+                           help="check an answer against the derived gradient",
+                           description="Check a formula for a gradient, written in LaTeX as "
+                                       "students type it or in the text syntax, against the "
+                                       "derived one (exactly where possible, else at random "
+                                       "networks); name the typical mistake it makes and "
+                                       "give partial credit. Exit code 0 for a right answer, "
+                                       "1 for a wrong one, 2 for an answer that cannot be "
+                                       "read or bad arguments.")
+    grade.add_argument("--gradient", required=True, metavar="KEY",
+                       help="what the answer gives: a parameter (W, U, V, b, ...), an initial "
+                            "state (h0) or an adjoint at step t (dL/dh)")
+    source = grade.add_mutually_exclusive_group(required=True)
+    source.add_argument("--answer", metavar="TEXT", help="the answer, e.g. "
+                        "'\\sum_{t=1}^{T} \\delta^{(t)} h^{(t-1)\\top}'")
+    source.add_argument("--answer-file", metavar="FILE",
+                        help="read the answer from FILE ('-': standard input)")
+    grade.add_argument("--syntax", choices=("auto", "latex", "text"), default="auto",
+                       help="how the answer is written (default: auto)")
+    grade.add_argument("--json", action="store_true",
+                       help="print the result as JSON (correct, score, mistakes, parts, "
+                            "feedback)")
+    grade.add_argument("--key", metavar="FILE", default=None,
+                       help="the answer-key.json of 'symrnn exercise': grade for the cell and "
+                            "the notation of --variant K (instead of the model options)")
+    grade.add_argument("--variant", type=_positive, default=None, metavar="K",
+                       help="with --key: the variant's number")
+    _model_options(grade, cell_file=True)
 
 
 _KINDS = (("S_ISDIR", "a directory"), ("S_ISFIFO", "a FIFO"), ("S_ISCHR", "a character device"),
@@ -622,8 +702,136 @@ def run_sheet(args, cell):
     return 0
 
 
+def run_grade(args, cell):
+    """Grade one answer: exit 0 right, 1 wrong (the feedback says why), 2 unreadable."""
+    import json
+
+    from .grading import AnswerSyntaxError, Grader
+
+    notation = None
+    if args.cell_file is not None:
+        cell = _cell_from_file(args)
+    if (args.key is None) != (args.variant is None):
+        raise UsageError("argument --key: --key and --variant go together")
+    if args.key is not None:
+        cell, notation = _variant_of_key(args)
+    if args.answer_file is not None:
+        try:
+            if args.answer_file == "-":
+                answer = sys.stdin.read()
+            else:
+                with open(args.answer_file, encoding="utf-8") as f:
+                    answer = f.read()
+        except OSError as e:
+            raise UsageError(f"argument --answer-file: cannot read {args.answer_file}: "
+                             f"{e.strerror or e}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"argument --answer-file: {args.answer_file} is not UTF-8 "
+                             "text") from None
+    else:
+        answer = args.answer
+    try:
+        grader = Grader(cell, notation)
+        result = grader.grade(answer, args.gradient, syntax=args.syntax)
+    except AnswerSyntaxError as e:
+        raise UsageError(e.one_line()) from None
+    except (ValueError, NotImplementedError) as e:
+        message = " ".join(str(e).split())
+        if message.startswith("key: "):
+            message = "argument --gradient: " + message[len("key: "):]
+        raise UsageError(message) from None
+    if args.json:
+        print(json.dumps({
+            "gradient": result.key, "correct": result.correct, "score": result.score,
+            "exact": result.exact,
+            "mistakes": [{"key": m.key, "name": m.name, "sentence": m.sentence}
+                         for m in result.mistakes],
+            "parts": [{"name": p.name, "weight": p.weight, "right": p.right}
+                      for p in result.parts],
+            "feedback": result.feedback}, indent=2))
+    else:
+        print(result.feedback)
+    return 0 if result.correct else 1
+
+
+FAMILY_OPTIONS = ("activation", "bias", "head", "loss", "gate", "notation")
+MAX_KEY = 16 * 2 ** 20   # an answer key of 500 variants is a few MB
+
+
+def _variant_of_key(args):
+    """(cell, grading notation) of variant --variant of the answer key --key."""
+    import json
+
+    from .exercise import choice_of
+    from .exercise.write import Variant
+
+    given = [f"--{o}" for o in ELMAN_ONLY if getattr(args, o) is not None]
+    given += ["--cell"] if args.cell != "elman" else []
+    given += ["--cell-file"] if args.cell_file is not None else []
+    if given:
+        raise UsageError(f"argument --key: cannot be combined with {given[0]}")
+    try:
+        if os.path.getsize(args.key) > MAX_KEY:
+            raise UsageError(f"argument --key: {args.key} is larger than an answer key")
+        with open(args.key, encoding="utf-8") as f:
+            key = json.load(f)
+        entry = next((v for v in key["variants"] if v["number"] == args.variant), None)
+        if entry is None:
+            raise UsageError(f"argument --variant: the key has no variant {args.variant} "
+                             f"(it has 1 to {len(key['variants'])})")
+        choice = choice_of(entry["choice"])
+    except OSError as e:
+        raise UsageError(f"argument --key: cannot read {args.key}: {e.strerror or e}") \
+            from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UsageError(f"argument --key: {args.key} is not an answer key of symrnn "
+                         f"exercise ({' '.join(str(e).split())})") from None
+    variant = Variant(args.variant, len(key["variants"]), key.get("seed"), choice)
+    return variant.cell, variant.notation
+
+
+def run_exercise(args, cell):
+    """Write the variants; print the paths written."""
+    from .exercise import load_family, make_family, write_exercises
+    from .render.notation import NotationError, load_notation
+
+    options = {k: getattr(args, k) for k in FAMILY_OPTIONS}
+    try:
+        family = load_family(args.family, **options) if args.family is not None \
+            else make_family(**options)
+    except ValueError as e:
+        where = "" if args.family is not None or str(e).startswith("family") \
+            else "argument --"
+        raise UsageError(f"{where}{' '.join(str(e).split())}") from None
+    texts = {k: getattr(args, k) for k in ("title", "course", "author")
+             if getattr(args, k) is not None}
+    try:
+        load_notation().with_texts(**texts)
+    except NotationError as e:
+        raise UsageError(f"argument --{' '.join(str(e).split())}") from None
+    try:
+        slow = "deriving, checking and typesetting the variants" if args.pdf is not False \
+            else "deriving and checking the variants"
+        with _Status("symrnn exercise", slow) as status:
+            paths = write_exercises(args.out, args.variants, args.seed, family, pdf=args.pdf,
+                                    numerical=args.numerical, notify=status.say,
+                                    texts=texts or None)
+    except OSError as e:
+        where = e.filename or args.out
+        raise Failure(f"cannot write {where}: {e.strerror or e}") from None
+    except ValueError as e:
+        message = " ".join(str(e).split())
+        raise UsageError(message if message.startswith("family")
+                         else f"argument --{message}") from None
+    except RuntimeError as e:  # SheetError: LaTeX failed; or --pdf without TeX
+        raise Failure(" ".join(str(e).split()) or type(e).__name__) from None
+    for path in paths:
+        print(path)
+    return 0
+
+
 COMMANDS = {"derive": run_derive, "check": run_check, "codegen": run_codegen,
-            "sheet": run_sheet}
+            "sheet": run_sheet, "grade": run_grade, "exercise": run_exercise}
 
 
 def main(argv=None):
@@ -632,7 +840,7 @@ def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
         prog = f"symrnn {args.command}"
-        cell = make_cell(args)
+        cell = None if args.command == "exercise" else make_cell(args)
         return COMMANDS[args.command](args, cell)
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0

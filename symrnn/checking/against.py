@@ -261,8 +261,9 @@ def _check(fn, cell, seed, trials, T, sizes, batch, labels, starts, tolerance, e
             found = _hints(explain, derivation, small)
             if small is not answers:
                 explained = set().union(*(keys for _, keys in found))
+                said = {h for h, _ in found}
                 found += [(h, keys) for h, keys in _hints(explain, derivation, answers)
-                          if not keys <= explained]
+                          if not keys <= explained and h not in said]
             hints = [h for h, _ in found]
             raise AssertionError(_message(fn, cell, small, fd, tolerance, seed, hints))
 

@@ -420,6 +420,8 @@ class BPTTLatexPrinter(LineBreaking, LatexPrinter):
             top = [OneMatrix(*expr.shape)]
         with_adjoint = [f for f in top if f.atoms(Adjoint)]
         plain = [f for f in top if f not in with_adjoint]
+        if bottom and not plain:    # 1 (/) b (.) g: the first operator is never dropped
+            plain = [OneMatrix(*expr.shape)]
         ordered = [(r"\odot", f) for f in plain] + [(r"\oslash", f) for f in bottom] \
             + [(r"\odot", f) for f in with_adjoint]
         out = []

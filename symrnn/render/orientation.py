@@ -10,8 +10,8 @@ products and functions, sums over time), and marks each leaf: ``Row(x)`` is the
 row form of the leaf x (printed with x's name and no transpose sign), and
 ``Transpose(Row(x))`` its transpose (printed with one). Nothing here prints.
 """
-from sympy import (Eq, HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol,
-                   OneMatrix, Transpose, ZeroMatrix)
+from sympy import (Eq, HadamardPower, HadamardProduct, Identity, MatAdd, MatMul, MatPow,
+                   MatrixSymbol, OneMatrix, Transpose, ZeroMatrix)
 from sympy.core.relational import Relational
 from sympy.matrices.expressions.diagonal import DiagMatrix
 from sympy.matrices.expressions.matexpr import MatrixExpr
@@ -61,6 +61,8 @@ def _push(expr, flip):
         return HadamardProduct(*[_push(a, flip) for a in expr.args])
     if isinstance(expr, HadamardPower):
         return HadamardPower(_push(expr.base, flip), expr.exp)
+    if isinstance(expr, MatPow):                       # (A^n)^T = (A^T)^n
+        return MatPow(_push(expr.base, flip), expr.exp)
     if isinstance(expr, DiagMatrix):
         return DiagMatrix(_push(expr.args[0], True))  # diag(u) is symmetric; u is a row
     if isinstance(expr, Elementwise):

@@ -11,8 +11,8 @@
 import re
 import unicodedata
 
-from sympy import (Add, HadamardPower, HadamardProduct, Integer, MatAdd, MatMul, Mul, Number,
-                   OneMatrix, Pow, Rational, Transpose)
+from sympy import (Add, HadamardPower, HadamardProduct, Integer, MatAdd, MatMul, MatPow, Mul,
+                   Number, OneMatrix, Pow, Rational, Transpose)
 from sympy.printing.str import StrPrinter
 
 from ..model.nodes import Adjoint, Elementwise, Prev, StepVar, SumOverTime
@@ -62,9 +62,12 @@ def latex_text(text):
 
 
 # ---- names as text ----------------------------------------------------------------------
-_TEXT_ACCENT = {"hat": "hat", "widehat": "hat", "tilde": "~", "widetilde": "~", "bar": "bar",
-                "overline": "bar", "check": "v", "vec": "vec", "dot": "'", "ddot": "''",
-                "breve": "u", "acute": "'", "grave": "`", "mathring": "o"}
+# an accent as a word after the letter (yhat, htilde), as a cell names it: never a mark
+# that reads as an operator (' is the transpose)
+_TEXT_ACCENT = {"hat": "hat", "widehat": "hat", "tilde": "tilde", "widetilde": "tilde",
+                "bar": "bar", "overline": "bar", "check": "check", "vec": "", "dot": "dot",
+                "ddot": "ddot", "breve": "breve", "acute": "acute", "grave": "grave",
+                "mathring": "ring"}
 _UNICODE_ACCENT = {"hat": "\u0302", "widehat": "\u0302", "tilde": "\u0303",
                    "widetilde": "\u0303", "bar": "\u0304", "overline": "\u0305",
                    "check": "\u030c", "vec": "\u20d7", "dot": "\u0307", "ddot": "\u0308",
@@ -278,7 +281,7 @@ class TextPrinter(StrPrinter):
             fraction = isinstance(expr, Rational) and not expr.is_Integer \
                 and decimal(expr) is None
             return PRODUCT if fraction else ATOM
-        if isinstance(expr, (HadamardPower, Pow)):
+        if isinstance(expr, (HadamardPower, Pow, MatPow)):
             return POSTFIX
         if isinstance(expr, Transpose):
             leaf = expr.arg.leaf if isinstance(expr.arg, Row) else expr.arg
@@ -324,6 +327,13 @@ class TextPrinter(StrPrinter):
     def _print_HadamardPower(self, expr):
         power = "^∘" if self.unicode else ".^"
         return f"{self._operand(expr.base, ATOM)}{power}{self._operand(expr.exp, ATOM)}"
+
+    def _print_MatPow(self, expr):
+        """P^2, (P^T)^2: the matrix power (** is entry-wise in the text syntax)."""
+        base = expr.base
+        plain = self._level(base) == ATOM and not isinstance(base, Transpose)
+        text = self._print(base) if plain else f"({self._print(base)})"
+        return f"{text}^{self._operand(expr.exp, ATOM)}"
 
     def _print_Reciprocal(self, expr):
         return f"1 {'⊘' if self.unicode else './'} {self._operand(expr.arg, POSTFIX)}"
