@@ -416,10 +416,10 @@ class BPTTLatexPrinter(LineBreaking, LatexPrinter):
                                         key=self._hadamard_key)]
         top = [f for f in factors if not isinstance(f, Reciprocal)]
         bottom = [f.arg for f in factors if isinstance(f, Reciprocal)]
-        if not top:
-            top = [OneMatrix(*expr.shape)]
         with_adjoint = [f for f in top if f.atoms(Adjoint)]
         plain = [f for f in top if f not in with_adjoint]
+        if bottom and not plain:  # 1 (/) b (.) dL/da: the operator of 1/b needs a left side
+            plain = [OneMatrix(*expr.shape)]
         ordered = [(r"\odot", f) for f in plain] + [(r"\oslash", f) for f in bottom] \
             + [(r"\odot", f) for f in with_adjoint]
         out = []
