@@ -38,7 +38,6 @@ html_static_path = []
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"
-autodoc_default_options = {"members": False}
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 
@@ -50,3 +49,4 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(sympy|numpy|np|torch|jax|hypothesis|pytest)(\..*)?"),
     (r"py:class", r"(str|int|float|bool|dict|list|tuple|callable|optional|None)"),
 ]
+highlight_language = "none"

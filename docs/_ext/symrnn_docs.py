@@ -9,6 +9,10 @@ documentation is kept by hand:
     ``:rule-only:`` lists the operations that only the rules make (the derivative of
     relu, of abs).
 
+``symrnn-if-importable MODULE``
+    its content (reStructuredText) when MODULE imports, else a note that this
+    version has no MODULE: for a part of the API that lands later (``symrnn.grading``).
+
 ``symrnn-cli``
     the ``--help`` text of ``symrnn`` or of one of its commands, from the CLI's own
     parser (``symrnn.cli.build_parser``), at a fixed width.
@@ -153,16 +157,13 @@ class OperationsDirective(SphinxDirective):
 
 
 class CliDirective(SphinxDirective):
+    """``symrnn-cli``: the top-level help, then a section with the help of every
+    command the parser has (so a new command appears without an edit here);
+    ``symrnn-cli NAME``: the help of that command alone."""
     has_content = False
     optional_arguments = 1
 
-    def run(self):
-        from symrnn.cli import build_parser
-
-        parser = build_parser()
-        if self.arguments:
-            (sub,) = [a for a in parser._subparsers._group_actions]
-            parser = sub.choices[self.arguments[0]]
+    def _help(self, parser):
         old = os.environ.get("COLUMNS")
         os.environ["COLUMNS"] = "88"
         try:
@@ -174,10 +175,43 @@ class CliDirective(SphinxDirective):
                 os.environ["COLUMNS"] = old
         block = nodes.literal_block(text, text)
         block["language"] = "text"
-        return [block]
+        return block
+
+    def run(self):
+        from symrnn.cli import build_parser
+
+        parser = build_parser()
+        (commands,) = [a for a in parser._subparsers._group_actions]
+        if self.arguments:
+            return [self._help(commands.choices[self.arguments[0]])]
+        out = [self._help(parser)]
+        for name, sub in commands.choices.items():
+            section = nodes.section(ids=[f"symrnn-{name}"], names=[f"symrnn {name}"])
+            section += nodes.title(text=f"symrnn {name}")
+            section += self._help(sub)
+            self.state.document.note_implicit_target(section)
+            out.append(section)
+        return out
+
+
+class IfImportableDirective(SphinxDirective):
+    has_content = True
+    required_arguments = 1
+
+    def run(self):
+        import importlib
+
+        name = self.arguments[0]
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            text = f"{name} is not part of this version."
+            return [nodes.note("", _paragraph(nodes.Text(text)))]
+        return self.parse_content_to_nodes()
 
 
 def setup(app):
+    app.add_directive("symrnn-if-importable", IfImportableDirective)
     app.add_directive("symrnn-operations", OperationsDirective)
     app.add_directive("symrnn-cli", CliDirective)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
