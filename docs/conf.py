@@ -50,3 +50,6 @@ nitpick_ignore_regex = [
     (r"py:class", r"(str|int|float|bool|dict|list|tuple|callable|optional|None)"),
 ]
 highlight_language = "none"
+
+# the operation table prints the rules with the sheets' printer, whose bold is \bm
+mathjax3_config = {"tex": {"macros": {"bm": [r"\boldsymbol{#1}", 1]}}}

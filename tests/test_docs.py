@@ -322,3 +322,23 @@ def test_the_operation_table_lists_the_registry(site):
         for key, kernel in op.kernels.items():
             if kernel is not None:
                 assert f"<strong>{key}</strong>" in html
+
+
+def test_a_rule_that_divides_prints_its_division():
+    # the sheets' printer once dropped the 1 (/) of a reciprocal whose only other
+    # factor was the adjoint: log's rule read b (.) dL/da, as if it multiplied by b
+    from sympy import MatrixSymbol, Symbol
+
+    from symrnn.model.nodes import Adjoint
+    from symrnn.ops import Reciprocal, functions
+    from symrnn.render.narrative import Typesetter, rule_catalogue
+
+    n = Symbol("n", integer=True, positive=True)
+    a, b = MatrixSymbol("a", n, 1), MatrixSymbol("b", n, 1)
+    ts = Typesetter(None)
+    for op in functions().values():
+        divisions = len(op.vjp(a, b, Adjoint(a)).atoms(Reciprocal))
+        (rule,) = rule_catalogue(ts, [op.__name__], inline=True)
+        printed = rule.results[0].rhs
+        assert printed.count(r"\oslash") + printed.count(r"\frac{1}") == divisions, \
+            (op.__name__, printed)

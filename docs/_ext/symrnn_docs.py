@@ -109,7 +109,7 @@ def operation_rows(rule_only=False):
                "words": op.words, "definition": ts(op(b), inline=True),
                "text": str(op(b)), "kernels": _kernels(op), "activation": op.activation}
         if not rule_only:
-            (rule,) = rule_catalogue(ts, [op.__name__], inline=True)
+            (rule,) = rule_catalogue(ts, [op.__name__], inline=False)
             (result,) = rule.results
             row["value"] = f"{rule.definition.lhs} = {rule.definition.rhs}"
             row["rule"] = f"{result.lhs} = {result.rhs}"
@@ -119,8 +119,11 @@ def operation_rows(rule_only=False):
 
 
 class OperationsDirective(SphinxDirective):
+    """``symrnn-operations``: name, arity, meaning, definition and adjoint rule;
+    ``:kernels:`` the plain-text rule and the kernels instead; ``:rule-only:`` the
+    operations only the rules make."""
     has_content = False
-    option_spec = {"rule-only": directives.flag}
+    option_spec = {"rule-only": directives.flag, "kernels": directives.flag}
 
     def run(self):
         rule_only = "rule-only" in self.options
@@ -136,24 +139,23 @@ class OperationsDirective(SphinxDirective):
             if rule_only:
                 rows.append([_cell(_literal(op["class"])), _cell(nodes.Text(op["words"])),
                              _cell(_math(op["definition"])), _cell(*kernels)])
-                continue
-            name = [_literal(op["name"])]
-            if op["activation"]:
-                name += [nodes.Text(" (also an "), _literal("ElmanRNN"),
-                         nodes.Text(" activation)")]
-            rows.append([
-                _cell(*name), _cell(nodes.Text(str(op["arity"]))),
-                _cell(nodes.Text(op["words"])),
-                _cell(_math(op["value"])),
-                _cell(_math(op["rule"])),
-                _cell(_literal(op["rule_text"])),
-                _cell(nodes.Text(", ".join(users) + ": "), *kernels),
-            ])
+            elif "kernels" in self.options:
+                rows.append([_cell(_literal(op["name"])), _cell(_literal(op["rule_text"])),
+                             _cell(nodes.Text(", ".join(users))), _cell(*kernels)])
+            else:
+                name = nodes.entry()
+                name += _paragraph(_literal(op["name"]))
+                words = op["words"] + (", an ElmanRNN activation" if op["activation"] else "")
+                name += _paragraph(nodes.emphasis(words, words))
+                rows.append([name, _cell(nodes.Text(str(op["arity"]))),
+                             _cell(_math(op["value"])), _cell(_math(op["rule"]))])
         if rule_only:
-            return [_table(["class", "meaning", "value", "kernels"], rows, [14, 20, 24, 42])]
-        return [_table(["text syntax", "arity", "meaning", "definition", "adjoint rule",
-                        "plain text (symrnn derive)", "backends: kernels"], rows,
-                       [12, 5, 14, 18, 26, 22, 30])]
+            return [_table(["class", "meaning", "value", "kernels"], rows, [12, 18, 20, 50])]
+        if "kernels" in self.options:
+            return [_table(["text syntax", "adjoint rule, as symrnn derive prints it",
+                            "backends", "kernels"], rows, [12, 32, 16, 40])]
+        return [_table(["operation", "arity", "definition", "adjoint rule"],
+                       rows, [22, 6, 24, 48])]
 
 
 class CliDirective(SphinxDirective):

@@ -416,12 +416,15 @@ class BPTTLatexPrinter(LineBreaking, LatexPrinter):
                                         key=self._hadamard_key)]
         top = [f for f in factors if not isinstance(f, Reciprocal)]
         bottom = [f.arg for f in factors if isinstance(f, Reciprocal)]
+        if not top:
+            top = [OneMatrix(*expr.shape)]
         with_adjoint = [f for f in top if f.atoms(Adjoint)]
         plain = [f for f in top if f not in with_adjoint]
-        if bottom and not plain:  # 1 (/) b (.) dL/da: the operator of 1/b needs a left side
-            plain = [OneMatrix(*expr.shape)]
-        ordered = [(r"\odot", f) for f in plain] + [(r"\oslash", f) for f in bottom] \
-            + [(r"\odot", f) for f in with_adjoint]
+        if plain:
+            ordered = [(r"\odot", f) for f in plain] + [(r"\oslash", f) for f in bottom] \
+                + [(r"\odot", f) for f in with_adjoint]
+        else:  # only adjoints divided: dL/da (/) b (the (/) needs a left side)
+            ordered = [(r"\odot", f) for f in with_adjoint] + [(r"\oslash", f) for f in bottom]
         out = []
         for k, (op, f) in enumerate(ordered):
             out.append((op if k else None, f, self._paren(f)))
