@@ -65,3 +65,16 @@ def test_no_string_surgery_in_code_generation():
         calls = {n.func.attr for n in ast.walk(tree)
                  if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
         assert not calls & forbidden, (module.__name__, calls & forbidden)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "readable"])
+def test_one_import_block_at_the_top(backend):
+    # the copied runtime modules' imports gathered once, before any other statement
+    from symrnn.codegen.lambdify import module_source
+    tree = ast.parse(module_source(symrnn.derive(symrnn.LSTM()), backend))
+    kinds = [isinstance(n, (ast.Import, ast.ImportFrom)) for n in tree.body[1:]]
+    assert kinds[:kinds.index(False)].count(True) >= 2 and True not in kinds[kinds.index(False):]
+    imported = [(type(n).__name__, getattr(n, "module", None), a.name, a.asname)
+                for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
+                for a in n.names]
+    assert len(imported) == len(set(imported))

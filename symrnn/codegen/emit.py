@@ -10,11 +10,15 @@ printer prints a whole module with ``print_module``.
 """
 import ast
 import inspect
+import io
+import itertools
 import pprint
+import tokenize
 
 from . import ir
 
 NUMPY_ALIAS = "_np"  # the generated kernels reach NumPy only through this reserved name
+_LAYOUT = {tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}
 RANGE, LIST = "_range", "_list"  # and the builtins through these (a cell may name a variable range)
 
 # precedence: higher binds tighter (Python's order)
@@ -158,6 +162,15 @@ class NumPyPrinter:
     def _print_Docstring(self, node, level):
         return repr(node.text)
 
+    def _print_Import(self, node, level):
+        if not node.names:
+            return f"import {node.module}" + (f" as {node.alias}" if node.alias else "")
+        return f"from {node.module} import {', '.join(node.names)}"
+
+    def _print_Imports(self, node, level):
+        return "\n\n".join("\n".join(self._print_Import(i, level) for i in group)
+                           for group in node.groups if group)
+
     def _print_Copied(self, node, level):
         return _source(node.obj)
 
@@ -194,15 +207,22 @@ class NumbaModulePrinter(NumPyPrinter):
 def _source(obj):
     """The source of a function, or of a module without its docstring (its
     statements from the first one after the docstring on) and without its
-    imports of its own package (the runtime's parts, copied beside it)."""
+    imports (the module's import block gathers those of all its parts: ``assemble``)."""
     source = inspect.getsource(obj)
     if not inspect.ismodule(obj):
         return "\n".join(source.splitlines())
     body = ast.parse(source).body
-    skip = {i for node in body if isinstance(node, ast.ImportFrom) and node.level
+    skip = {i for node in body if isinstance(node, (ast.Import, ast.ImportFrom))
             for i in range(node.lineno - 1, node.end_lineno)}
     lines = source.splitlines(True)
-    return "".join(lines[i] for i in range(body[1].lineno - 1, len(lines)) if i not in skip)
+    leading = list(itertools.takewhile(lambda n: isinstance(n, (ast.Import, ast.ImportFrom)),
+                                       body[1:]))
+    after = (leading or body)[-1 if leading else 0].end_lineno
+    # from the first comment or statement after the docstring and the leading imports
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    first = next(tok.start[0] - 1 for tok in tokens
+                 if tok.start[0] > after and tok.type not in _LAYOUT)
+    return "".join(lines[i] for i in range(first, len(lines)) if i not in skip)
 
 
 def _plain(value):

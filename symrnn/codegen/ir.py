@@ -43,6 +43,8 @@ Statements
 
 Module level (``module.py`` assembles them)
     Docstring   the module's docstring
+    Import      ``import module`` or ``from module import names``
+    Imports     the module's import block: groups of ``Import``, a blank line between
     Copied      the source of a Python object (a runtime module, a kernel), copied
     Data        a Python literal printed over several lines (``SPEC``)
     NameOf      the identifier of a name or temporary, as a string literal
@@ -230,6 +232,18 @@ class Block(Stmt):
 @dataclass(frozen=True)
 class Docstring(Stmt):
     text: str
+
+
+@dataclass(frozen=True)
+class Import(Stmt):
+    module: str
+    names: tuple = ()  # empty: ``import module``
+    alias: str = None  # ``import module as alias``
+
+
+@dataclass(frozen=True)
+class Imports(Stmt):
+    groups: tuple  # of tuples of Import
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,11 @@ class ReadablePrinter(NumPyPrinter):
         taken = {n.id for n in ir.names_in(tuple(kernels)) if isinstance(n, ir.Name)}
         self.numpy = "np" if "np" not in taken else "_np"
         self.range = "range" if "range" not in taken else "_range"
-        docstring, *rest = [s for s in module.body if not isinstance(s, ir.Function)]
-        parts = [self.doprint(docstring)]
+        docstring, imports, *rest = [s for s in module.body if not isinstance(s, ir.Function)]
         if self.numpy == "np":
-            parts.append("import numpy as np")
+            *first, last = imports.groups
+            imports = ir.Imports((*first, last + (ir.Import("numpy", alias="np"),)))
+        parts = [self.doprint(docstring), self.doprint(imports)]
         parts += [self.doprint(k) for k in kernels]
         parts.append("# " + "-" * 77 + "\n# What follows checks the arguments of the public "
                      "call and lays them out for the\n# kernels above (the same in every module "

@@ -1,12 +1,13 @@
-"""assemble: the whole module: docstring, runtime, the kernels it calls, the public functions.
+"""assemble: the whole module: docstring, imports, runtime, the kernels it calls, the public functions.
 
 Input: the generated functions. Output: ``module.body``, the statements of the
-generated file: its docstring, the runtime (``runtime.py``, ``runtime_calls.py``; for Numba also
+generated file: its docstring, one import block (what its copied parts import), the runtime (``runtime.py``, ``runtime_calls.py``; for Numba also
 ``runtime_numba.py``, the constants and helpers of the scalar kernels), the
 operations' kernels that a function calls (and only those), the functions,
 ``SPEC`` (the arguments' names and sizes, for the runtime's checks) and the
 public functions ``loss_and_gradients`` and ``loss``.
 """
+import ast
 import inspect
 from dataclasses import replace
 
@@ -25,6 +26,7 @@ def run(module):
     if numba:
         from .. import runtime_numba
         body += _numba_part(compiled, runtime_numba)
+    body.insert(1, imports(body))
     body += list(interpreted) + list(compiled)
     if numba:
         body.append(ir.assign(ir.Name("LOOPS"), ir.Data([ir.NameOf(f.name) for f in compiled])))
@@ -37,6 +39,30 @@ def run(module):
         ir.assign(ir.Name("loss"), ir.call(
             ir.Name("forward_function"), ir.Name("forward"), ir.Name("SPEC"))))))
     return replace(module, body=tuple(body))
+
+
+def imports(body):
+    """One import block for the copied modules' own imports (their imports of symrnn
+    dropped: those parts are copied beside them), standard library first, as isort
+    orders them: ``import m`` before ``from m import ...``, names merged per module."""
+    plain, names = set(), {}
+    for node in body:
+        if not (isinstance(node, ir.Copied) and inspect.ismodule(node.obj)):
+            continue
+        for stmt in ast.parse(inspect.getsource(node.obj)).body:
+            if isinstance(stmt, ast.Import):
+                plain |= {a.name for a in stmt.names}
+            elif isinstance(stmt, ast.ImportFrom) and not stmt.level:
+                names.setdefault(stmt.module, set()).update(a.name for a in stmt.names)
+    third_party = {"numba", "numpy"}
+    groups = []
+    for group in (False, True):
+        chosen = [m for m in sorted(plain | set(names))
+                  if (m.split(".")[0] in third_party) == group]
+        groups.append(tuple([ir.Import(m) for m in chosen if m in plain]
+                            + [ir.Import(m, tuple(sorted(names[m]))) for m in chosen
+                               if m in names]))
+    return ir.Imports(tuple(groups))
 
 
 def docstring(cell, target):
