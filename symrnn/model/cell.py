@@ -77,8 +77,10 @@ class Cell(Shown):
         The cell's name, for the sheet and the generated code.
     params : list
         Shared parameters, copied per step when unrolled.
-    inputs, targets : list
-        Per-step inputs x^(t) and targets y^(t) (or the upstream gradient g^(t)).
+    inputs : list
+        Per-step inputs, x^(t).
+    targets : list
+        Per-step targets, y^(t) (or the upstream gradient g^(t)).
     states : list
         Variables carried to the next step; ``prev(h)`` is h^(t-1).
     equations : list
