@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Everything symrnn needs on a fresh Debian machine: TeX for the PDF, the package
 # itself (editable), and with --test the test dependencies (pytest, hypothesis,
-# Numba, a CPU build of PyTorch and JAX for the tests of those backends).
+# Numba, a CPU build of PyTorch and JAX for the tests of those backends) and the
+# documentation's (Sphinx, MyST-Parser, Furo: tests/test_docs.py builds docs/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tex="texlive-latex-base texlive-latex-recommended texlive-pictures latexmk"
 extra=""
-[ "${1:-}" = "--test" ] && extra="[test]" && tex="$tex poppler-utils"
+[ "${1:-}" = "--test" ] && extra="[test,docs]" && tex="$tex poppler-utils"
 if command -v apt-get >/dev/null; then
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
     missing=$(for p in $tex; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)

@@ -10,23 +10,40 @@ from .targets import target
 
 
 def module_source(derivation, backend="numpy"):
-    """Source of a module that needs only NumPy (and Numba for ``backend="numba"``):
-    ``loss_and_gradients`` and ``loss``."""
+    """The source of a standalone module computing the derivation's loss and gradients.
+
+    The module needs only NumPy (and Numba for ``backend="numba"``); it holds
+    ``loss_and_gradients(params, x, y, h0=None)`` and ``loss(...)``, with the same
+    argument checks as :func:`lambdify`, and the bare kernels ``forward`` and
+    ``gradients``. ``symrnn codegen`` writes it."""
     return driver.source(derivation, backend)
 
 
 def lambdify(derivation, backend="numpy"):
-    """``f(params, x, y, h0=None) -> (loss, grads)``, generated from ``derivation``.
+    """``f(params, x, y, h0=None, *, layout="TNB") -> (loss, grads)``, generated from
+    ``derivation`` (``Derivation.lambdify`` calls this).
 
-    ``f.loss`` computes the loss alone; ``f.source`` is the generated module.
-    ``backend="numba"`` (an optional extra) compiles the kernels with Numba, on
-    their first call, which takes seconds; calls then run without Python
-    overhead per step (see runtime_numba.py). The compiled kernels are cached
-    on disk (see numba_cache.py: ``$SYMRNN_CACHE_DIR``, default
-    ``~/.cache/symrnn``; empty turns it off), so another process with the same
-    cell does not compile them again. ``backend="readable"`` runs the module a
-    student reads beside the sheet (one loop over the steps forward, one
-    backward), as fast as it is readable.
+    ``f.loss`` computes the loss alone; ``f.source`` is the generated module. The
+    arguments, layouts and error messages are described in the user guide, "The
+    generated function".
+
+    Parameters
+    ----------
+    derivation : Derivation
+    backend : str
+        ``"numpy"`` (default); ``"numba"`` (the ``numba`` extra) compiles the
+        kernels with Numba on their first call, which takes seconds, and caches
+        them on disk (``$SYMRNN_CACHE_DIR``, default ``~/.cache/symrnn``; set and
+        empty turns it off), so that another process with the same cell does not
+        compile them again; ``"readable"`` runs the module a student reads beside
+        the sheet (one loop over the steps forward, one backward).
+
+    Raises
+    ------
+    ValueError
+        An unknown backend, or a derivation that ``verify`` found wrong.
+    ImportError
+        ``backend="numba"`` without Numba or SciPy.
     """
     if not target(backend).public:
         raise ValueError(f"backend: {backend!r} makes the kernels that d.torch() and d.jax() "

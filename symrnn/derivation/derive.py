@@ -12,20 +12,32 @@ from .reverse import adjoint_sum, backprop, seed
 
 @dataclass
 class Derivation(Shown):
-    """BPTT gradients of a cell, derived once for a generic step t.
+    """The BPTT gradients of a cell, derived once for a generic step t.
 
-    step          the equations of step t, with the copies W^(t), ...
-    contributions every chain-rule term of step t: which rule produced what
-    adjoints      {dL/dv^(t): expression} for every variable of step t, in the
-                  order they are computed (t = T, ..., 1); the states' entries are
-                  recurrences in dL/d(.)^(t+1)
-    terminal      {dL/ds^(T): expression} for every state s: no step T+1
-    gradients     {"W": sum over t of dL/dW^(t), ..., "h0": dL/dh^(0)}: closed forms
-                  (plus, for a parameter a named matrix reads, its part through it)
-    fixed_adjoints {dL/dAb: expression} for every named matrix Ab of the parameters
-                  (``cell.fixed``), in the order they are computed: the sum over t of
-                  dL/dAb^(t), as for a parameter, plus what the named matrices
-                  computed from Ab pass back
+    Made by :func:`~symrnn.derive`. ``str(d)`` is what ``symrnn derive`` prints; in a
+    notebook ``d`` displays itself as LaTeX.
+
+    Attributes
+    ----------
+    cell : Cell
+        The cell it was derived from.
+    step : list
+        The equations of step t, with the copies W^(t), ... of the parameters.
+    contributions : dict
+        Every chain-rule term of step t: which rule produced what.
+    adjoints : dict
+        ``{dL/dv^(t): expression}`` for every variable of step t, in the order they
+        are computed (t = T, ..., 1); the states' entries are recurrences in the
+        adjoints of step t+1.
+    terminal : dict
+        ``{dL/ds^(T): expression}`` for every state s: there is no step T+1.
+    gradients : dict
+        ``{"W": sum over t of dL/dW^(t), ..., "h0": dL/dh^(0)}``: the closed forms
+        (for a parameter that a named matrix reads, plus its part through it).
+    fixed_adjoints : dict
+        ``{dL/dAb: expression}`` for every named matrix Ab of the parameters, in the
+        order they are computed: the sum over t of dL/dAb^(t), plus what the named
+        matrices computed from Ab pass back.
     """
     cell: object
     step: list
@@ -40,14 +52,41 @@ class Derivation(Shown):
     _shown_as = "derivation"
 
     def verify(self, T, seed=0, sizes=None, raises=True):
-        """Compare the closed forms with an independent scalar chain rule for T steps
-        (see ``verify.py``); raises ``VerificationError`` where they differ."""
+        """Prove the closed forms for ``T`` steps against an independent scalar chain rule.
+
+        The user guide's "What verify proves" explains both routes and what a pass
+        does and does not prove.
+
+        Parameters
+        ----------
+        T : int
+            The number of steps, at least 1.
+        seed : int
+            Seed of the two random points the routes are compared at.
+        sizes : dict, optional
+            The sizes, by ``Symbol`` or by name (1 to 8); the others default to 2
+            and 3.
+        raises : bool
+            Raise on a difference (default), or return the report.
+
+        Returns
+        -------
+        Verification
+            What was compared; its truth value is the verdict.
+
+        Raises
+        ------
+        VerificationError
+            Naming the first quantity that differs.
+        """
         from .verify import verify
         return verify(self, T, seed=seed, sizes=sizes, raises=raises)
 
     def lambdify(self, backend="numpy"):
-        """The generated function (``backend``: ``"numpy"``, ``"numba"`` or
-        ``"readable"``); see ``symrnn.codegen.lambdify``."""
+        """The generated function ``f(params, x, y, h0=None) -> (loss, grads)``.
+
+        ``backend`` is ``"numpy"``, ``"numba"`` or ``"readable"``; see
+        :func:`symrnn.codegen.lambdify.lambdify`."""
         return plugins.call("derivation.lambdify", self, backend)
 
     def refuse_if_failed(self, what):
@@ -58,23 +97,33 @@ class Derivation(Shown):
                              "the gradients it would compute are wrong")
 
     def torch(self, sizes=None, **options):
-        """A ``torch.nn.Module`` whose backward is this derivation's BPTT:
-        ``m(x, y) -> loss`` and ``m(x) -> (outputs, final states)``; the
-        parameters' sizes as keywords (``D=8, N=4, M=5``) or a dict ``sizes``;
-        options ``batch_first``, ``dtype``, ``device``, ``reduction`` ("sum",
-        "mean"), ``outputs`` (names), ``kernels`` ("auto", "numba", "torch").
-        Needs PyTorch (``pip install 'symrnn[torch]'``); see
-        ``symrnn.backends.torch_module``."""
+        """A ``torch.nn.Module`` whose backward is this derivation's BPTT.
+
+        ``m = d.torch(D=8, N=4, M=5)`` (the parameters' sizes as keywords, or a dict
+        ``sizes``). ``loss = m(x, y, h0=None)`` is the loss (summed over steps and
+        sequences, or their mean with ``reduction="mean"``) and ``loss.backward()``
+        runs the derived BPTT; ``outputs, states = m(x, h0=None)`` gives the per-step
+        values and the final states, and a loss computed from them back-propagates
+        through the derived BPTT too. Options ``batch_first``, ``dtype``, ``device``,
+        ``reduction`` ("sum", "mean"), ``outputs`` (names), ``kernels`` ("auto",
+        "numba", "torch"). Needs PyTorch (``pip install 'symrnn[torch]'``); see
+        ``symrnn.backends.torch_module``.
+        """
         self.refuse_if_failed("torch()")
         return _consumer("derivation.torch", "Derivation.torch() needs PyTorch: "
                          "pip install 'symrnn[torch]'")(self, sizes, **options)
 
     def jax(self, unroll=False, **options):
-        """``f(params, x, y, h0=None) -> loss`` in JAX with this derivation's BPTT
-        as its ``jax.custom_vjp`` (with ``outputs=True``: ``f(params, x, h0=None)
-        -> (outputs, final states)``); options ``layout`` ("TNB", "TBN"),
-        ``reduction`` ("sum", "mean"), ``outputs``; see
-        ``symrnn.backends.jax_function``. Needs JAX (``pip install 'symrnn[jax]'``)."""
+        """``f(params, x, y, h0=None) -> loss`` in JAX, with this derivation's BPTT as
+        its ``jax.custom_vjp``.
+
+        ``f`` takes the arguments of the NumPy function of :meth:`lambdify`;
+        ``jax.grad(f)`` gives the derived gradients. With ``outputs=True``:
+        ``f(params, x, h0=None) -> (outputs, final states)``. Options ``layout``
+        ("TNB", "TBN"), ``reduction`` ("sum", "mean"); ``unroll=True`` asks
+        ``lax.scan`` to unroll the loops over the steps. Needs JAX
+        (``pip install 'symrnn[jax]'``); see ``symrnn.backends.jax_function``.
+        """
         self.refuse_if_failed("jax()")
         return _consumer("derivation.jax", "Derivation.jax() needs JAX: "
                          "pip install 'symrnn[jax]'")(self, unroll=unroll, **options)
@@ -89,7 +138,8 @@ class Derivation(Shown):
         return plugins.call("derivation.text", self)
 
     def recurrence(self, state):
-        """dL/ds^(t) in terms of dL/d(.)^(t+1) of the states only (intermediates inlined)."""
+        """dL/ds^(t) for the state ``state``, in terms of the adjoints of step t+1 of
+        the states only (the intermediate variables' adjoints inlined)."""
         var = StepVar(state.name, t, *state.shape)
         return self.inline(self.adjoints[Adjoint(var)])
 
@@ -154,7 +204,28 @@ def _carried(contributions, loss):
 
 
 def derive(cell):
-    """Derive the BPTT gradients of ``cell`` for any sequence length T."""
+    """Derive the BPTT gradients of ``cell`` for any sequence length T.
+
+    The cell's step is unrolled with one copy of each parameter per step, the
+    adjoint rules are applied once to a generic step t, and the copies are summed:
+    the result holds for every T.
+
+    Parameters
+    ----------
+    cell : Cell
+        A preset or a cell of your own (:func:`~symrnn.parse_cell`).
+
+    Returns
+    -------
+    Derivation
+
+    Examples
+    --------
+    >>> import symrnn
+    >>> d = symrnn.derive(symrnn.ElmanRNN())
+    >>> print(d.gradients["W"])
+    sum_{t=1}^{T} dL/dz^(t) h^(t-1)^T
+    """
     step = step_equations(cell, t)
     states = [StepVar(s.name, t, *s.shape) for s in cell.states]
     found = backprop(step, seed(step[-1][0]), live=states)

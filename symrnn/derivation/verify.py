@@ -34,7 +34,8 @@ _MODULES = [{"Heaviside": lambda v, at_zero=None: _heaviside(v), "Max": max, "Mi
 
 
 class VerificationError(AssertionError):
-    """The closed form and the independent chain rule disagree."""
+    """The closed forms and the independent chain rule disagree (an ``AssertionError``);
+    the message names the first quantity that differs."""
 
 
 class _Undecided(Exception):
@@ -53,7 +54,10 @@ def _heaviside(v):
 
 @dataclass
 class Verification:
-    """What ``verify`` compared: ``ok`` is False only with ``raises=False``."""
+    """What :meth:`symrnn.Derivation.verify` compared: T, the sizes, the gradients,
+    how many adjoints and chain-rule terms, the mismatches, and why no comparison
+    could be made (``undecided``). Its truth value is ``ok``, which is False only
+    with ``raises=False``."""
     T: int
     sizes: dict
     gradients: list          # the gradient names compared

@@ -66,17 +66,43 @@ def generated_names(names, params, states):
 class Cell(Shown):
     """The equations of one step of a recurrent network, as data.
 
-    params    shared parameters (``MatrixSymbol``), copied per step when unrolled
-    inputs    per-step inputs, e.g. x^(t)
-    targets   per-step targets, e.g. y^(t) (or the upstream gradient g^(t))
-    states    variables carried to the next step; ``prev(h)`` is h^(t-1)
-    equations ``(lhs, rhs)`` pairs in the order they are computed
-    loss      the 1x1 loss L^(t) of one step; L = sum over t of L^(t)
-    constants the named constants (``Constant``) the equations use: symbols in
-              the derivation, numbers in the generated code
-    fixed     ``(lhs, rhs)`` pairs of named matrices (or rows) computed once from
-              the parameters (and the named matrices before them), such as
-              ``Ab = A - A.T``; the equations of a step read them as parameters
+    :func:`~symrnn.parse_cell` builds one from text; the presets
+    (:class:`~symrnn.ElmanRNN`, :class:`~symrnn.LSTM`, :class:`~symrnn.GRU`) are cells.
+    Built directly, every name is a SymPy ``MatrixSymbol``, ``*`` between matrix
+    expressions is the matrix product and ``HadamardProduct`` the entry-wise one.
+
+    Parameters
+    ----------
+    name : str
+        The cell's name, for the sheet and the generated code.
+    params : list
+        Shared parameters, copied per step when unrolled.
+    inputs : list
+        Per-step inputs, x^(t).
+    targets : list
+        Per-step targets, y^(t) (or the upstream gradient g^(t)).
+    states : list
+        Variables carried to the next step; ``prev(h)`` is h^(t-1).
+    equations : list
+        ``(lhs, rhs)`` pairs in the order they are computed.
+    loss : sympy.MatrixExpr
+        The 1x1 loss L^(t) of one step; the loss of a sequence is the sum over t.
+    notation : dict, optional
+        How to typeset names: ``{"yhat": r"\\hat{y}"}``.
+    targets_are_distributions : bool
+        Integer labels are accepted for the targets (one-hot rows of them).
+    constants : list
+        The named constants the equations use: symbols in the derivation, numbers
+        in the generated code.
+    fixed : list
+        ``(lhs, rhs)`` pairs of named matrices (or rows) computed once from the
+        parameters and the named matrices before them, such as ``Ab = A - A.T``;
+        the equations of a step read them as parameters.
+
+    Raises
+    ------
+    ValueError
+        A name, a shape or a coefficient the text syntax would refuse too.
     """
     _shown_as = "cell"
 

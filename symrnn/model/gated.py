@@ -39,7 +39,7 @@ def _softmax_head(h, D, M):
 
 
 class LSTM(Cell):
-    """Long short-term memory with forget, input and output gates.
+    """Long short-term memory with forget, input and output gates::
 
         f = sigma(W_f h^(t-1) + U_f x + b_f)    forget gate
         g = sigma(W_g h^(t-1) + U_g x + b_g)    input gate
@@ -48,8 +48,8 @@ class LSTM(Cell):
         s = f (.) s^(t-1) + g (.) a             state (the cell)
         h = tanh(s) (.) q
 
-    Parameters W_f U_f b_f W_g U_g b_g W_q U_q b_q W U b V; states h, s
-    (initial states h0, s0).
+    then o = V h, yhat = softmax(o) and the cross-entropy loss. Parameters W_f U_f
+    b_f W_g U_g b_g W_q U_q b_q W U b V; states h, s (initial states h0, s0).
     """
 
     def __init__(self):
@@ -72,14 +72,15 @@ class LSTM(Cell):
 
 
 class GRU(Cell):
-    """Gated recurrent unit with update and reset gates.
+    """Gated recurrent unit with update and reset gates::
 
         u = sigma(W_u h^(t-1) + U_u x + b_u)          update gate
         r = sigma(W_r h^(t-1) + U_r x + b_r)          reset gate
         a = tanh(W (r (.) h^(t-1)) + U x + b)        candidate
         h = u (.) h^(t-1) + (1 - u) (.) a
 
-    Parameters W_u U_u b_u W_r U_r b_r W U b V; state h (initial state h0).
+    then o = V h, yhat = softmax(o) and the cross-entropy loss. Parameters W_u U_u
+    b_u W_r U_r b_r W U b V; state h (initial state h0).
     """
 
     def __init__(self):

@@ -111,6 +111,8 @@ tanh, sigmoid, relu, softmax, log_softmax = Tanh, Sigmoid, ReLU, Softmax, LogSof
 
 
 def prev(state):
+    """h^(t-1) for the state ``h`` (a ``MatrixSymbol``), in a :class:`~symrnn.Cell`'s
+    equations: ``prev(h)`` in the text syntax."""
     return Prev(state)
 
 

@@ -586,16 +586,38 @@ def _notation(names):
 
 
 def parse_cell(text, *, name="cell", sizes=None, notation=None, targets_are_distributions=None):
-    """The ``Cell`` written in ``text`` (see this module's docstring for the syntax).
+    """The :class:`~symrnn.Cell` written in ``text``, the equations of one step.
 
-    name      the cell's name (for the sheet and the generated code)
-    sizes     optional ``{"D": symbol_or_int, ...}``: what a size name in brackets
-              stands for; by default a positive integer ``Symbol`` of that name,
-              the same as in the presets
-    notation  how to typeset names, e.g. ``{"m": r"\\mu"}``; ``yhat`` is ``\\hat{y}``
-    targets_are_distributions
-              accept integer labels for the target; by default when the loss
-              contains ``log_softmax`` (a cross-entropy)
+    The syntax (declarations ``params:``, ``input:``, ``target:``, ``state:``,
+    ``const:``, then one ``name = expression`` per line and ``loss = ...``) is
+    described in the user guide, "Define your own cell". The text is never run as
+    Python: each line is parsed with Python's ``ast`` module and only the constructs of the
+    syntax are built.
+
+    Parameters
+    ----------
+    text : str
+        The cell.
+    name : str
+        The cell's name, for the sheet and the generated code.
+    sizes : dict, optional
+        ``{"D": symbol_or_int, ...}``: what a size name in brackets stands for; by
+        default a positive integer ``Symbol`` of that name, the same as in the
+        presets.
+    notation : dict, optional
+        How to typeset names, e.g. ``{"m": r"\\mu"}``; ``yhat`` is ``\\hat{y}``.
+    targets_are_distributions : bool, optional
+        Accept integer labels for the targets; by default exactly when the loss
+        contains ``log_softmax`` (a cross-entropy).
+
+    Returns
+    -------
+    Cell
+
+    Raises
+    ------
+    symrnn.model.parse.CellSyntaxError
+        A ``ValueError`` naming the line and the offending token (or the argument).
     """
     if not isinstance(text, str):
         raise ValueError(f"text: expected the equations as a string, got {type(text).__name__}")

@@ -35,7 +35,25 @@ def _choice(argument, value, table):
 
 
 class ElmanRNN(Cell):
-    """z = W h^(t-1) + U x (+ b), h = act(z), o = V h (+ c), and an output head."""
+    """The Elman network: z = W h^(t-1) + U x (+ b), h = act(z), o = V h (+ c).
+
+    Parameters
+    ----------
+    activation : str
+        ``"tanh"`` (default), ``"sigmoid"``, ``"relu"`` or ``"identity"``: the
+        operations of the registry offered as activations, and none.
+    output : str
+        The output head and loss: ``"softmax_ce"`` (default; L^(t) = -y^T log
+        softmax(o)), ``"mse"`` (L^(t) = 1/2 (o - y)^T (o - y)) or ``"upstream"``
+        (L^(t) = g^T o, the target g being dL/do^(t) of a network on top).
+    bias : bool
+        Add the biases b (D) and c (M).
+
+    Raises
+    ------
+    ValueError
+        An unknown choice, naming the argument and listing the valid values.
+    """
 
     def __init__(self, activation="tanh", output="softmax_ce", bias=False):
         act = _choice("activation", activation, ACTIVATIONS)
