@@ -52,7 +52,7 @@ def numpy_kernel(op):
     return k
 
 
-XP = types.SimpleNamespace(tanh=np.tanh, sigmoid=lambda a: 1 / (1 + np.exp(-a)), exp=np.exp, log=np.log, sqrt=np.sqrt, abs=np.abs,
+XP = types.SimpleNamespace(tanh=np.tanh, sigmoid=lambda a: 1 / (1 + np.exp(-a)), exp=np.exp, log=np.log, sqrt=np.sqrt, abs=np.abs, sign=np.sign,
                            rowmax=lambda a: a.max(-1, keepdims=True),
                            rowsum=lambda a: a.sum(-1, keepdims=True))
 

@@ -9,10 +9,6 @@ documentation is kept by hand:
     ``:rule-only:`` lists the operations that only the rules make (the derivative of
     relu, of abs).
 
-``symrnn-if-importable MODULE``
-    its content (reStructuredText) when MODULE imports, else a note that this
-    version has no MODULE: for a part of the API that lands later (``symrnn.grading``).
-
 ``symrnn-cli``
     the ``--help`` text of ``symrnn`` or of one of its commands, from the CLI's own
     parser (``symrnn.cli.build_parser``), at a fixed width.
@@ -196,24 +192,7 @@ class CliDirective(SphinxDirective):
         return out
 
 
-class IfImportableDirective(SphinxDirective):
-    has_content = True
-    required_arguments = 1
-
-    def run(self):
-        import importlib
-
-        name = self.arguments[0]
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            text = f"{name} is not part of this version."
-            return [nodes.note("", _paragraph(nodes.Text(text)))]
-        return self.parse_content_to_nodes()
-
-
 def setup(app):
-    app.add_directive("symrnn-if-importable", IfImportableDirective)
     app.add_directive("symrnn-operations", OperationsDirective)
     app.add_directive("symrnn-cli", CliDirective)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

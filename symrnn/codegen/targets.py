@@ -54,7 +54,8 @@ def target(name):
     ValueError that lists the backends."""
     found = TARGETS.get(name) if isinstance(name, str) else None
     if found is None:
-        raise ValueError(f"backend: expected one of {', '.join(map(repr, TARGETS))}, "
+        public = [n for n, t in TARGETS.items() if t.public]
+        raise ValueError(f"backend: expected one of {', '.join(map(repr, public))}, "
                          f"got {name!r}")
     if found.needs is not None:
         found.needs()

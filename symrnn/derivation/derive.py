@@ -120,8 +120,8 @@ class Derivation(Shown):
         ``f`` takes the arguments of the NumPy function of :meth:`lambdify`;
         ``jax.grad(f)`` gives the derived gradients. With ``outputs=True``:
         ``f(params, x, h0=None) -> (outputs, final states)``. Options ``layout``
-        ("TNB", "TBN"), ``reduction`` ("sum", "mean"); ``unroll=True`` asks
-        ``lax.scan`` to unroll the loops over the steps. Needs JAX
+        ("TNB", "TBN"), ``reduction`` ("sum", "mean"); ``unroll=True`` unrolls the
+        loops over the steps (``lax.fori_loop`` otherwise). Needs JAX
         (``pip install 'symrnn[jax]'``); see ``symrnn.backends.jax_function``.
         """
         self.refuse_if_failed("jax()")

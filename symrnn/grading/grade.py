@@ -32,6 +32,10 @@ class Named:
 
 @dataclass
 class GradeResult:
+    """What :func:`grade` found: ``correct``, ``score`` in [0, 1], the ``feedback``
+    paragraph, the ``mistakes`` that reproduce a wrong answer (``mistake``: the first
+    one's name), the ``parts`` that are right or wrong, and ``exact``: equal by the
+    normal form, a proof for every T and size."""
     correct: bool
     score: float
     feedback: str
@@ -112,6 +116,7 @@ class Grader:
 
     # -- grading ---------------------------------------------------------------------------
     def grade(self, answer, key, syntax="auto"):
+        """Grade one answer as the gradient ``key`` of this cell, as :func:`grade` does."""
         data = self._key(key)
         k = data.key
         parsed = read(answer, self.vocabulary, syntax, k.symbol.shape)
@@ -400,16 +405,32 @@ _CACHE = {}
 def grade(answer, cell, key, notation=None, syntax="auto"):
     """Grade ``answer`` (LaTeX or the text syntax) as the gradient ``key`` of ``cell``.
 
-    cell      a Cell, 'elman', 'lstm', 'gru', or the text of a cell
-    key       'W' (a parameter), 'h0' (an initial state), 'dL/dh' (the adjoint of a
-              variable at step t), ...
-    notation  a ``Notation`` (default: the sheets'; delta is dL/dz when the cell has z),
-              or a notation profile of the sheets ('d2l', 'cs231n', a .toml file)
-    syntax    'auto' (default), 'latex' or 'text'
+    Parameters
+    ----------
+    answer : str
+        What the student wrote: LaTeX, or the text syntax of a cell.
+    cell : Cell or str
+        A Cell, ``'elman'``, ``'lstm'``, ``'gru'``, or the text of a cell.
+    key : str
+        ``'W'`` (a parameter), ``'h0'`` (an initial state), ``'dL/dh'`` (the adjoint
+        of a variable at step t), ...
+    notation : optional
+        A ``symrnn.grading.Notation`` (default: the sheets'; delta is dL/dz when the
+        cell has z), or a notation profile of the sheets (``'d2l'``, ``'cs231n'``, a
+        .toml file).
+    syntax : str
+        ``'auto'`` (default), ``'latex'`` or ``'text'``.
 
-    Returns a ``GradeResult`` (``correct``, ``score`` in [0, 1], ``feedback``,
-    ``mistakes``, ``parts``). An answer that cannot be read raises
-    ``AnswerSyntaxError`` (a ValueError naming the column, with a caret line).
+    Returns
+    -------
+    GradeResult
+        ``correct``, ``score`` in [0, 1], ``feedback``, ``mistakes``, ``parts``.
+
+    Raises
+    ------
+    symrnn.grading.AnswerSyntaxError
+        An answer that cannot be read: a ``ValueError`` naming the column, with a
+        caret line under the token.
     """
     cache_key = (cell if isinstance(cell, str) else id(cell),
                  notation if notation is None or isinstance(notation, str) else id(notation))
